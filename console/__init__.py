@@ -1,0 +1,3 @@
+"""opsconsole: terminal operations console for OpenSIPS + RTPengine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,258 @@
+"""Configuration: TOML file + environment + command line, then discovery.
+
+Precedence (highest first): command-line options, environment
+(OPSCONSOLE_*), the TOML file (--config, ~/.config/opsconsole/config.toml,
+/etc/opsconsole/config.toml), discovery (opensips-cli config, the running
+rtpengine/opensips command lines), built-in defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DEFAULT_MI_URL = "http://127.0.0.1:8888/mi"
+DEFAULT_NG = ("127.0.0.1", 2223)  # Debian's rtpengine.conf listen-ng
+DEFAULT_CLI = ("127.0.0.1", 9900)  # rtpengine-ctl's default
+
+CONFIG_PATHS = (
+    Path("~/.config/opsconsole/config.toml"),
+    Path("/etc/opsconsole/config.toml"),
+)
+
+HostPort = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    load_warn: float = 20.0
+    load_fail: float = 40.0
+    shm_warn: float = 70.0
+    shm_fail: float = 85.0
+    ports_warn: float = 80.0
+    ports_fail: float = 95.0
+    zombie_age_s: int = 300  # media session without dialog older than this
+    dmesg_window_s: int = 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    mi_url: str | None = DEFAULT_MI_URL
+    mi_fifo: str | None = None
+    mi_reply_dir: str = "/tmp"
+    mi_user: str | None = None
+    mi_password: str | None = field(default=None, repr=False)
+    ng: HostPort | None = DEFAULT_NG
+    cli: HostPort | None = DEFAULT_CLI
+    timeout: float = 2.0
+    interval: float = 2.0
+    heavy_interval: float = 30.0
+    allow_write: bool = False
+    full_sync_max: int = 10_000
+    opensips_version: str | None = None  # force "3.4" / "4.0"; None: detect
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    proc_root: str = "/proc"
+    audit_log: str = "~/.local/state/opsconsole/audit.log"
+    config_file: str | None = None
+    discovery: tuple[str, ...] = ()  # human-readable: what was found where
+    name: str = ""  # node name shown in the header
+
+    @property
+    def mi_target(self) -> str:
+        return self.mi_fifo if self.mi_fifo and not self.mi_url else (self.mi_url or self.mi_fifo or "")
+
+    def redacted(self) -> dict[str, Any]:
+        """A printable view: secrets never leave the process."""
+        out = {
+            "mi_url": self.mi_url,
+            "mi_fifo": self.mi_fifo,
+            "mi_user": self.mi_user,
+            "mi_password": "***" if self.mi_password else None,
+            "ng": _fmt_hostport(self.ng),
+            "cli": _fmt_hostport(self.cli),
+            "timeout": self.timeout,
+            "config_file": self.config_file,
+        }
+        return out
+
+
+def _fmt_hostport(hp: HostPort | None) -> str | None:
+    return f"{hp[0]}:{hp[1]}" if hp else None
+
+
+def parse_hostport(text: str, *, option: str = "address") -> HostPort:
+    """'127.0.0.1:2223', 'localhost:2223', '[::1]:2223', 'udp:127.0.0.1:2223' -> (host, port)."""
+    value = text.strip()
+    for prefix in ("udp:", "tcp:"):
+        if value.startswith(prefix):
+            value = value[len(prefix):]
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.lstrip(":")
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            raise ConfigError(f"{option}: expected HOST:PORT, got {text!r}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{option}: port must be a number in {text!r}") from None
+    if not 0 < port < 65536 or not host:
+        raise ConfigError(f"{option}: invalid HOST:PORT {text!r}")
+    return host, port
+
+
+def _check_secret_file_mode(path: Path, data: Mapping[str, Any]) -> None:
+    """Refuse a config holding a secret that others can read, as ssh does."""
+    has_secret = any(k in data.get("opensips", {}) for k in ("password", "mi_password")) or "mi_password" in data
+    if not has_secret:
+        return
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{path} holds an MI password but is readable by others (mode {stat.S_IMODE(mode):o})",
+            hint=f"run: chmod 600 {path}",
+        )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"config file not readable (permission denied): {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    _check_secret_file_mode(path, data)
+    return data
+
+
+def _from_toml(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Map the TOML layout to Config fields.
+
+    [opensips] mi_url, mi_fifo, user, password, version, full_sync_max
+    [rtpengine] ng = "HOST:PORT", cli = "HOST:PORT"
+    [console] timeout, interval, heavy_interval, name
+    [thresholds] load_warn ... (Thresholds fields)
+    """
+    out: dict[str, Any] = {}
+    osips = data.get("opensips", {})
+    for key, target in (("mi_url", "mi_url"), ("mi_fifo", "mi_fifo"), ("user", "mi_user"),
+                        ("password", "mi_password"), ("version", "opensips_version"),
+                        ("full_sync_max", "full_sync_max"), ("mi_reply_dir", "mi_reply_dir")):
+        if key in osips:
+            out[target] = osips[key]
+    rtp = data.get("rtpengine", {})
+    for key in ("ng", "cli"):
+        if key in rtp:
+            out[key] = parse_hostport(str(rtp[key]), option=f"[rtpengine] {key}")
+    console = data.get("console", {})
+    for key in ("timeout", "interval", "heavy_interval", "name", "audit_log"):
+        if key in console:
+            out[key] = console[key]
+    if "thresholds" in data:
+        known = Thresholds.__dataclass_fields__
+        unknown = set(data["thresholds"]) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown thresholds: {', '.join(sorted(unknown))}")
+        out["thresholds"] = replace(Thresholds(), **data["thresholds"])
+    return out
+
+
+ENV_MAP = {
+    "OPSCONSOLE_MI_URL": "mi_url",
+    "OPSCONSOLE_MI_FIFO": "mi_fifo",
+    "OPSCONSOLE_MI_USER": "mi_user",
+    "OPSCONSOLE_MI_PASSWORD": "mi_password",
+    "OPSCONSOLE_NG": "ng",
+    "OPSCONSOLE_CLI": "cli",
+    "OPSCONSOLE_TIMEOUT": "timeout",
+}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for var, key in ENV_MAP.items():
+        if var not in env or env[var] == "":
+            continue
+        value: Any = env[var]
+        if key in ("ng", "cli"):
+            value = parse_hostport(value, option=var)
+        elif key == "timeout":
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{var} must be a number of seconds, got {value!r}") from None
+        out[key] = value
+    return out
+
+
+def load_config(
+    cli_overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    discover: bool = True,
+) -> Config:
+    """Build the effective Config.  Raises ConfigError with a readable message."""
+    env = os.environ if env is None else env
+    overrides = {k: v for k, v in (cli_overrides or {}).items() if v is not None}
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+
+    path: Path | None = None
+    if config_file:
+        path = Path(config_file).expanduser()
+        values.update(_from_toml(read_toml(path)))
+    else:
+        for candidate in CONFIG_PATHS:
+            candidate = candidate.expanduser()
+            if candidate.is_file():
+                path = candidate
+                values.update(_from_toml(read_toml(candidate)))
+                break
+    if path:
+        notes.append(f"config file: {path}")
+
+    values.update(_from_env(env))
+    values.update(overrides)
+
+    # Discovery fills only what nobody set explicitly.
+    explicit = set(values)
+    if discover and not ({"mi_url", "mi_fifo"} <= explicit and {"ng", "cli"} <= explicit):
+        try:
+            from .discovery import discover as run_discovery
+
+            found = run_discovery()
+        except Exception as exc:  # discovery is best effort, never fatal
+            notes.append(f"discovery failed: {type(exc).__name__}: {exc}")
+        else:
+            notes.extend(found.notes)
+            if not explicit & {"mi_url", "mi_fifo"}:
+                if found.mi_url:
+                    values["mi_url"] = found.mi_url
+                elif found.mi_fifo:
+                    values["mi_fifo"] = found.mi_fifo
+                    values["mi_url"] = None
+            for key in ("ng", "cli"):
+                if key not in explicit and getattr(found, key):
+                    values[key] = getattr(found, key)
+            if found.port_range and "port_range" not in values:
+                pass  # the rtpengine plugin reads the range from the daemon itself
+    if "mi_fifo" in overrides and "mi_url" not in overrides:
+        values["mi_url"] = None  # --mi-fifo alone means: talk over the FIFO
+
+    values["discovery"] = tuple(notes)
+    values["config_file"] = str(path) if path else None
+    try:
+        return Config(**values)
+    except TypeError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
