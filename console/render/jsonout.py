@@ -1,0 +1,162 @@
+"""JSON views of a snapshot and of a diagnose run.
+
+Strings are emitted unchanged (JSON escapes what it must); the JSON is a
+contract for users' scripts, so keys only ever get added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+from ..model import Call, CheckResult, Contact, Dialog, MediaSession, Snapshot, overall_status
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def contact_dict(c: Contact) -> dict[str, Any]:
+    return {
+        "aor": c.aor,
+        "contact": c.contact,
+        "contact_id": c.contact_id,
+        "socket": c.socket,
+        "transport": c.transport,
+        "ws": c.ws,
+        "user_agent": c.user_agent,
+        "expires": c.expires if c.expires is not None else c.expires_state,
+        "flags": c.flags,
+        "cflags": list(c.cflags),
+        "received": c.received,
+        "path": c.path,
+        "callid": c.callid,
+        "cseq": c.cseq,
+        "q": c.q,
+        "state": c.state,
+    }
+
+
+def dialog_dict(d: Dialog, now: float) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "callid": d.callid,
+        "state": d.state,
+        "state_name": d.state_name,
+        "from_uri": d.from_uri,
+        "to_uri": d.to_uri,
+        "caller_tag": d.caller.tag,
+        "callee_tag": d.callee.tag,
+        "caller_transport": d.caller_transport,
+        "callee_transport": d.callee_transport,
+        "caller_bind_addr": d.caller.bind_addr,
+        "callee_bind_addr": d.callee.bind_addr,
+        "start": d.start,
+        "duration": d.duration(now),
+        "caller_media_ports": list(d.caller.media_ports),
+        "callee_media_ports": list(d.callee.media_ports),
+        "profiles": [{k: v} for k, v in d.profiles],
+    }
+
+
+def session_dict(s: MediaSession) -> dict[str, Any]:
+    return {
+        "callid": s.callid,
+        "created": s.created,
+        "deleted": s.deleted,
+        "ports": list(s.ports),
+        "legs": [
+            {
+                "tag": leg.tag,
+                "protocol": leg.protocol,
+                "codec": leg.codec,
+                "ports": list(leg.ports),
+                "packets": leg.packets,
+                "errors": leg.errors,
+                "medias": _plain(leg.medias),
+            }
+            for leg in s.legs
+        ],
+    }
+
+
+def call_dict(c: Call) -> dict[str, Any]:
+    return {
+        "callid": c.callid,
+        "bridge": c.bridge,
+        "has_media": c.has_media,
+        "has_dialog": c.has_dialog,
+        "state": c.dialog.state_name if c.dialog else None,
+        "ports": list(c.media.ports) if c.media else [],
+    }
+
+
+def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
+    sig, media = snap.signalling, snap.media
+    overview: dict[str, Any] = {}
+    if sig is not None:
+        overview["opensips"] = _plain(sig.overview) | {"shm_percent": sig.overview.shm_percent}
+    if media is not None:
+        overview["rtpengine"] = _plain(media.totals) | {
+            "ng_ok": media.ng_ok, "cli_ok": media.cli_ok, "sessions": len(media.sessions),
+        }
+    ports = media.ports if media else None
+    return {
+        "collected_at": snap.collected_at,
+        "sources": {name: {"ok": s.ok, "error": s.error or None, "elapsed_ms": round(s.elapsed_ms, 2)}
+                    for name, s in snap.sources.items()},
+        "discovery": list(snap.discovery),
+        "overview": overview,
+        "registrations": [contact_dict(c) for c in sig.contacts] if sig and sig.contacts is not None else None,
+        "registrations_note": sig.contacts_note if sig else None,
+        "dialogs": [dialog_dict(d, snap.collected_at) for d in sig.dialogs] if sig and sig.dialogs is not None else None,
+        "relays": _plain(sig.relays) if sig else None,
+        "media": {
+            "sessions": [session_dict(s) for s in media.sessions] if media else None,
+            "ports": {
+                "used": ports.used if ports else None,
+                "total": ports.total if ports else None,
+                "min": ports.port_min if ports else None,
+                "max": ports.port_max if ports else None,
+                "interfaces": _plain(ports.interfaces) if ports else [],
+            },
+        },
+        "calls": [call_dict(c) for c in snap.calls],
+        "errors": list((sig.errors if sig else ()) + (media.errors if media else ())),
+    }
+
+
+def diagnose_dict(results: list[CheckResult], *, elapsed_ms: float, host: str, version: str) -> dict[str, Any]:
+    return {
+        "status": overall_status([r.status for r in results]).value,
+        "checks": [
+            {
+                "id": r.id,
+                "status": r.status.value,
+                "summary": r.summary,
+                "evidence": _plain(r.evidence),
+                "remedy": r.remedy,
+                "elapsed_ms": r.elapsed_ms,
+            }
+            for r in results
+        ],
+        "elapsed_ms": round(elapsed_ms, 2),
+        "host": host,
+        "version": version,
+    }
+
+
+def dumps(data: Any, *, pretty: bool) -> str:
+    # ensure_ascii: C1 controls and BiDi overrides must not reach a terminal raw;
+    # the decoded JSON still holds the exact original strings.
+    return json.dumps(data, indent=2 if pretty else None, ensure_ascii=True, default=str)

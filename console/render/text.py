@@ -1,0 +1,152 @@
+"""Human-readable views (Rich) of a snapshot and a diagnose run.
+
+Readable at 80 columns; every status is a word (OK/WARN/FAIL/UNKNOWN/SKIP)
+as well as a colour, so NO_COLOR and pipes lose nothing.  Every string that
+may come from the network goes through `safe_text` — never through markup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..model import CheckResult, Snapshot, Status, overall_status
+from .safe import safe_text
+
+STATUS_STYLE = {
+    Status.OK: "bold green",
+    Status.SKIP: "dim",
+    Status.UNKNOWN: "bold magenta",
+    Status.WARN: "bold yellow",
+    Status.FAIL: "bold red",
+}
+
+
+def status_word(status: Status) -> Text:
+    return Text(f"{status.word:<7}", style=STATUS_STYLE[status])
+
+
+def render_diagnose(results: list[CheckResult], *, host: str, elapsed_ms: float, verbose: bool = False) -> Group:
+    overall = overall_status([r.status for r in results])
+    head = Text()
+    head.append("opsconsole diagnose ", style="bold")
+    head.append_text(safe_text(host))
+    head.append(f"  {time.strftime('%Y-%m-%d %H:%M:%S')}  ")
+    head.append(overall.word, style=STATUS_STYLE[overall])
+    lines: list[Text] = [head, Text("")]
+    width = max((len(r.id) for r in results), default=10)
+    for r in results:
+        line = Text()
+        line.append_text(status_word(r.status))
+        line.append(f"{r.id:<{width}}  ", style="bold")
+        line.append_text(safe_text(r.summary))
+        lines.append(line)
+        if r.status not in (Status.OK, Status.SKIP) and r.remedy:
+            remedy = Text("        fix: ", style="cyan")
+            remedy.append_text(safe_text(r.remedy))
+            lines.append(remedy)
+        if verbose and r.evidence:
+            for key, value in r.evidence.items():
+                ev = Text(f"        {key}: ", style="dim")
+                ev.append_text(safe_text(value, limit=300))
+                lines.append(ev)
+    counts = Counter(r.status for r in results)
+    tail = Text(f"\n{len(results)} checks: ")
+    tail.append(", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s]))
+    tail.append(f"  ({elapsed_ms:.0f} ms)")
+    lines.append(tail)
+    return Group(*lines)
+
+
+def _fmt_uptime(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    d, rem = divmod(int(seconds), 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    return f"{d}d {h:02d}:{m:02d}:{s:02d}" if d else f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _num(value) -> str:
+    return "?" if value is None else (f"{value:.1f}" if isinstance(value, float) else str(value))
+
+
+def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
+    parts: list = []
+    src = Table(title="Sources", title_justify="left", expand=False)
+    for col in ("source", "state", "ms", "error"):
+        src.add_column(col)
+    for name, status in snap.sources.items():
+        src.add_row(name, Text("OK", style="green") if status.ok else Text("FAIL", style="bold red"),
+                    f"{status.elapsed_ms:.0f}", safe_text(status.error))
+    parts.append(src)
+    if snap.discovery:
+        parts.append(Text("Discovery: ", style="bold") + safe_text("; ".join(snap.discovery)))
+
+    sig = snap.signalling
+    if sig is not None:
+        ov = sig.overview
+        t = Text()
+        t.append("OpenSIPS ", style="bold")
+        t.append_text(safe_text(ov.version or ov.server or "?"))
+        t.append(f"  up {_fmt_uptime(ov.uptime_s)}  load {_num(ov.load)}%  ")
+        shm = ov.shm_percent
+        t.append(f"shm {shm:.1f}%  " if shm is not None else "shm ?  ")
+        t.append(f"dialogs {_num(ov.active_dialogs)}  contacts {_num(ov.registered_contacts)}")
+        parts.append(t)
+        if sig.contacts is not None:
+            by_tr = Counter((c.transport or "?").upper() for c in sig.contacts)
+            ws = sum(1 for c in sig.contacts if c.ws)
+            line = Text("Registrations by transport: " + ", ".join(f"{k} {v}" for k, v in sorted(by_tr.items())))
+            line.append(f"  (WS-flagged {ws})")
+            parts.append(line)
+            table = Table(title=f"Registrations ({len(sig.contacts)})", title_justify="left")
+            for col in ("AoR", "transport", "socket", "user agent", "expires"):
+                table.add_column(col, overflow="fold")
+            for c in sig.contacts[:limit]:
+                tr = (c.transport or "?").upper() + (" [WS]" if c.ws and c.transport not in ("ws", "wss") else "")
+                table.add_row(safe_text(c.aor, 40), Text(tr), safe_text(c.socket), safe_text(c.user_agent, 40),
+                              Text(str(c.expires) if c.expires is not None else c.expires_state))
+            if len(sig.contacts) > limit:
+                table.caption = f"… {len(sig.contacts) - limit} more (use --json for all)"
+            parts.append(table)
+        elif sig.contacts_note:
+            parts.append(Text("Registrations: ") + safe_text(sig.contacts_note))
+        for err in sig.errors:
+            parts.append(Text("OpenSIPS: ", style="yellow") + safe_text(err))
+
+    media = snap.media
+    if media is not None:
+        t = Text()
+        t.append("RTPengine ", style="bold")
+        t.append_text(safe_text(media.target))
+        t.append(f"  ng {'OK' if media.ng_ok else 'FAIL'}  cli {'OK' if media.cli_ok else 'FAIL'}  ")
+        t.append(f"sessions {len(media.sessions)}  ports {media.ports.used}/{media.ports.total}")
+        parts.append(t)
+        for err in media.errors:
+            parts.append(Text("RTPengine: ", style="yellow") + safe_text(err))
+
+    if snap.calls:
+        table = Table(title=f"Calls ({len(snap.calls)})", title_justify="left")
+        for col in ("call-id", "state", "bridge", "dialog", "media", "ports"):
+            table.add_column(col, overflow="fold")
+        for call in snap.calls[:limit]:
+            table.add_row(
+                safe_text(call.callid, 36),
+                Text(call.dialog.state_name if call.dialog else "-"),
+                Text(call.bridge),
+                Text("yes" if call.has_dialog else "NO DIALOG", style="" if call.has_dialog else "bold yellow"),
+                Text("yes" if call.has_media else "NO MEDIA", style="" if call.has_media else "bold yellow"),
+                Text(" ".join(map(str, call.media.ports[:4])) if call.media else ""),
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
+def make_console(stderr: bool = False) -> Console:
+    # Rich already honours NO_COLOR, TERM=dumb and non-TTY output (plain text).
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)

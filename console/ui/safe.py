@@ -1,0 +1,60 @@
+"""Untrusted strings → plain `rich.text.Text`, never markup.
+
+User-Agent, AoR, Call-ID, URIs and display names come from the network.  They
+are shown literally: `[bold]` stays text, and characters that could drive the
+terminal (C0/C1 controls, ESC, DEL) or reorder what the eye sees (BiDi
+overrides) are replaced by a visible escape such as `\\x1b` or `\\u202e`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+
+ESCAPE_STYLE = "reverse"
+ELLIPSIS = "…"
+CELL_LIMIT = 60
+
+# C0 controls, DEL, C1 controls; BiDi embeddings/overrides/isolates and marks;
+# line/paragraph separators (they break a one-line cell).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_KEEP_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_char(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool = False, style: str = "") -> Text:
+    """A Text showing `value` literally, unsafe characters escaped and marked.
+
+    `limit` truncates (with an ellipsis) for table cells; pass None for the
+    full value (detail panes).  `multiline` keeps line breaks (SDP bodies):
+    CRLF becomes one line break, any other control is still escaped.
+    """
+    text = "" if value is None else str(value)
+    if multiline:
+        text = text.replace("\r\n", "\n")
+    pattern = _UNSAFE_KEEP_NEWLINE if multiline else _UNSAFE
+    truncated = limit is not None and len(text) > limit
+    if truncated:
+        text = text[: max(0, limit - 1)]
+    out = Text(style=style, no_wrap=not multiline, end="")
+    position = 0
+    for match in pattern.finditer(text):
+        if match.start() > position:
+            out.append(text[position : match.start()])
+        out.append(escape_char(match.group()), style=ESCAPE_STYLE)
+        position = match.end()
+    if position < len(text):
+        out.append(text[position:])
+    if truncated:
+        out.append(ELLIPSIS, style="dim")
+    return out
+
+
+def safe_plain(value: object, limit: int | None = None) -> str:
+    """The escaped string without styles (for keys, notifications, tests)."""
+    return safe_text(value, limit).plain

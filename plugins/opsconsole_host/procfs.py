@@ -1,0 +1,159 @@
+"""Readers for the kernel facts opsconsole needs, all relative to a proc root.
+
+Every function takes `proc_root` so tests run on fixture trees.  No
+subprocesses: `lsmod` is just /proc/modules, and `lsmod | grep ip_tables`
+gives a false negative on kernels with netfilter built in, which is why the
+built-in evidence (/proc/net/ip_tables_names, /proc/config.gz) is read too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+# Module name -> its state word ("Live", "Loading", "Unloading") and users.
+ModuleTable = dict[str, dict[str, Any]]
+
+
+def _read_text(path: Path) -> str | None:
+    """File text, or None when it does not exist / cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError):
+        return None
+    except OSError:
+        return None
+
+
+def read_modules(proc_root: str | os.PathLike = "/proc") -> ModuleTable | None:
+    """Parse /proc/modules; None when it is missing (kernel built without module support).
+
+    Line format: `name size refcount users state address`, e.g.
+    `xt_RTPENGINE 65536 1 - Live 0x0000000000000000 (OE)`.
+    """
+    text = _read_text(Path(proc_root) / "modules")
+    if text is None:
+        return None
+    modules: ModuleTable = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        users = fields[3].strip(",").split(",") if len(fields) > 3 and fields[3] != "-" else []
+        modules[fields[0]] = {
+            "size": int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None,
+            "refcount": int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None,
+            "used_by": [u for u in users if u],
+            "state": fields[4] if len(fields) > 4 else "",
+        }
+    return modules
+
+
+def read_kernel_config(proc_root: str | os.PathLike = "/proc") -> dict[str, str] | None:
+    """CONFIG_* values from /proc/config.gz (`=y`, `=m`, or "n" for `# ... is not set`); None if absent."""
+    try:
+        with gzip.open(Path(proc_root) / "config.gz", "rt", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except (OSError, EOFError, zlib.error):
+        return None
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            config[key] = value.strip().strip('"')
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            config[line[2:-len(" is not set")]] = "n"
+    return config
+
+
+def ip_tables_builtin(proc_root: str | os.PathLike = "/proc") -> bool | None:
+    """Whether iptables (ip_tables + x_tables) is compiled into the kernel.
+
+    True/False from /proc/config.gz when present; otherwise inferred: the
+    /proc/net/ip_tables_names entry exists while no ip_tables module is
+    listed (or modules are not supported at all).  None when nothing tells.
+    """
+    config = read_kernel_config(proc_root)
+    if config is not None:
+        return config.get("CONFIG_IP_NF_IPTABLES") == "y" and config.get("CONFIG_NETFILTER_XTABLES") == "y"
+    names_exist = (Path(proc_root) / "net" / "ip_tables_names").exists()
+    modules = read_modules(proc_root)
+    if modules is None:
+        return names_exist  # nothing can be loaded: present means built in
+    if "ip_tables" in modules:
+        return False
+    return True if names_exist else None
+
+
+def netfilter_state(proc_root: str | os.PathLike = "/proc", modules: ModuleTable | None = None) -> dict[str, str]:
+    """'module' / 'builtin' / 'missing' / 'unknown' for ip_tables and x_tables."""
+    if modules is None:
+        modules = read_modules(proc_root)
+    config = read_kernel_config(proc_root)
+    names_exist = (Path(proc_root) / "net" / "ip_tables_names").exists()
+    config_keys = {"ip_tables": "CONFIG_IP_NF_IPTABLES", "x_tables": "CONFIG_NETFILTER_XTABLES"}
+    state: dict[str, str] = {}
+    for name, key in config_keys.items():
+        if modules is not None and name in modules:
+            state[name] = "module"
+        elif config is not None:
+            state[name] = "builtin" if config.get(key) == "y" else "missing"
+        elif names_exist:
+            # ip_tables registers ip_tables_names, and it needs x_tables.
+            state[name] = "builtin"
+        elif modules is None:
+            state[name] = "missing"  # cannot be loaded and not there
+        else:
+            state[name] = "missing" if name == "ip_tables" else "unknown"
+    return state
+
+
+def rtpengine_table_present(proc_root: str | os.PathLike = "/proc") -> tuple[int, ...] | None:
+    """Table ids under /proc/rtpengine/ (created by xt_RTPENGINE); None when the directory is absent."""
+    base = Path(proc_root) / "rtpengine"
+    try:
+        entries = list(base.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return ()
+    return tuple(sorted(int(e.name) for e in entries if e.name.isdigit()))
+
+
+def dmesg_restrict(proc_root: str | os.PathLike = "/proc") -> int | None:
+    """kernel.dmesg_restrict (1: only CAP_SYSLOG may read the kernel log); None if unknown."""
+    text = _read_text(Path(proc_root) / "sys" / "kernel" / "dmesg_restrict")
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def hostname(proc_root: str | os.PathLike = "/proc") -> str:
+    text = _read_text(Path(proc_root) / "sys" / "kernel" / "hostname")
+    if text and text.strip():
+        return text.strip()
+    import socket
+
+    return socket.gethostname()
+
+
+def kernel_modules_facts(proc_root: str | os.PathLike = "/proc") -> dict[str, Any]:
+    """The `HostState.kernel_modules` dict: everything the kernel checks read."""
+    modules = read_modules(proc_root)
+    netfilter = netfilter_state(proc_root, modules)
+    wanted = ("xt_RTPENGINE", "ip_tables", "x_tables", "iptable_filter", "nf_tables")
+    return {
+        "modules_supported": modules is not None,
+        "xt_RTPENGINE": None if modules is None else "xt_RTPENGINE" in modules,
+        "ip_tables": netfilter["ip_tables"],
+        "x_tables": netfilter["x_tables"],
+        "ip_tables_builtin": ip_tables_builtin(proc_root),
+        "rtpengine_table": rtpengine_table_present(proc_root),
+        "loaded": {name: modules[name] for name in wanted if modules and name in modules},
+    }

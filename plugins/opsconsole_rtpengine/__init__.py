@@ -1,0 +1,1 @@
+"""opsconsole rtpengine plugin."""

@@ -1,0 +1,3 @@
+from console.plugins import Plugin
+
+plugin = Plugin(name="rtpengine")
