@@ -40,7 +40,7 @@ def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool 
     pattern = _UNSAFE_KEEP_NEWLINE if multiline else _UNSAFE
     truncated = limit is not None and len(text) > limit
     if truncated:
-        text = text[: max(0, limit - 1)]
+        text = text[:limit]  # escaping only lengthens: cut early, trim exactly below
     out = Text(style=style, no_wrap=not multiline, end="")
     position = 0
     for match in pattern.finditer(text):
@@ -50,7 +50,8 @@ def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool 
         position = match.end()
     if position < len(text):
         out.append(text[position:])
-    if truncated:
+    if limit is not None and (truncated or len(out) > limit):
+        out.truncate(max(0, limit - 1))
         out.append(ELLIPSIS, style="dim")
     return out
 

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import CellKey, RowKey
 
 Row = tuple[str, Sequence[object]]
 
@@ -44,8 +44,7 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
     stale = [row_key for row_key in table.rows if row_key.value not in wanted]
     added = updated = 0
     with table.app.batch_update():
-        for row_key in stale:
-            table.remove_row(row_key)
+        _remove_rows(table, stale)
         for key, cells in desired:
             row_key = RowKey(key)
             if row_key not in table.rows:
@@ -63,6 +62,28 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
             if index != table.cursor_row:
                 table.move_cursor(row=index, animate=False)
     return DiffStats(added, updated, len(stale), reordered)
+
+
+BULK_REMOVE = 32  # remove_row is O(rows) each; beyond this, drop them in one pass
+
+
+def _remove_rows(table: DataTable, stale: list[RowKey]) -> None:
+    if len(stale) <= BULK_REMOVE:
+        for row_key in stale:
+            table.remove_row(row_key)
+        return
+    gone = set(stale)
+    survivors = [row.key for row in table.ordered_rows if row.key not in gone]
+    for row_key in stale:
+        for column_key in table._data[row_key]:
+            table._updated_cells.discard(CellKey(row_key, column_key))
+        del table.rows[row_key]
+        del table._data[row_key]
+    table._row_locations = TwoWayDict({row_key: index for index, row_key in enumerate(survivors)})
+    table._require_update_dimensions = True
+    table._update_count += 1
+    table.cursor_coordinate = table.cursor_coordinate
+    table.refresh(layout=True)
 
 
 def _cursor_key(table: DataTable) -> str | None:

@@ -1,0 +1,115 @@
+"""Pushed screens: detail pane, help, write confirmation."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Static
+
+Section = tuple[str, Text]
+
+
+class DetailScreen(Screen[None]):
+    """Every field of one row, full length (escaped, never truncated)."""
+
+    BINDINGS = [Binding("escape", "dismiss_detail", "Back")]
+
+    def __init__(self, title: str, sections: list[Section]) -> None:
+        super().__init__()
+        self.detail_title = title
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.detail_title, style="bold"), classes="detail-title")
+        with VerticalScroll(id="detail-body"):
+            for heading, body in self.sections:
+                yield Static(Text(heading, style="bold underline"), classes="detail-heading")
+                yield Static(body, classes="detail-section")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-body").focus()
+
+    def action_dismiss_detail(self) -> None:
+        self.dismiss(None)
+
+
+def field_lines(fields: list[tuple[str, Text | str]]) -> Text:
+    """'name: value' lines; values must already be safe Text for untrusted data."""
+    out = Text(end="")
+    width = max((len(name) for name, _ in fields), default=0)
+    for number, (name, value) in enumerate(fields):
+        if number:
+            out.append("\n")
+        out.append(f"{name:<{width}}  ", style="bold")
+        out.append(value if isinstance(value, Text) else Text(str(value)))
+    return out
+
+
+HELP_KEYS = [
+    ("Screens", [("1", "Overview"), ("2", "Registrations"), ("3", "Calls"), ("4", "Media"),
+                 ("5", "Checks"), ("6", "MI commands")]),
+    ("Everywhere", [("p", "pause / resume polling"), ("?", "this help"), (":", "command palette"),
+                    ("Esc", "back (close detail, clear filter, go to Overview)"), ("q", "quit"),
+                    ("Ctrl+C", "quit")]),
+    ("Tables", [("↑ ↓ PgUp PgDn", "move (large lists page in windows)"), ("Enter", "detail of the row"),
+                ("click header", "sort by that column")]),
+    ("Registrations", [("/", "filter on AoR, contact, user agent (Enter keeps, Esc clears)"),
+                       ("t", "transport filter: all → ws → udp → tcp → tls"),
+                       ("s / S", "next sort column / reverse order")]),
+    ("Checks", [("r", "re-run the diagnose checks")]),
+    ("MI", [("Tab / →", "accept the completion"), ("Enter", "run (write methods need --allow-write "
+                                                                  "and a confirmation)")]),
+]
+
+
+def help_text() -> Text:
+    out = Text(end="")
+    for group, keys in HELP_KEYS:
+        out.append(f"{group}\n", style="bold underline")
+        for key, meaning in keys:
+            out.append(f"  {key:<14}", style="bold")
+            out.append(f"{meaning}\n")
+    out.append("\nStatus words OK / WARN / FAIL / STALE carry the meaning; colour only helps.", style="dim")
+    return out
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(Text("opsconsole keys", style="bold"))
+            yield Static(help_text(), id="help-text")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask before a write MI method changes the platform."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: Text) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(self.question, id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Yes, run it (y)", id="yes", variant="error")
+                yield Button("No (n / Esc)", id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

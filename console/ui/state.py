@@ -1,0 +1,121 @@
+"""What the console currently knows: the latest poll merged with the last
+good data of every part, so a failing source shows old data *marked stale*
+instead of nothing (or, worse, silently old numbers)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from console.model import (
+    Call,
+    CheckResult,
+    Contact,
+    Dialog,
+    HostState,
+    MediaState,
+    SignallingState,
+    Snapshot,
+    SourceStatus,
+)
+from console.plugins import CollectOptions
+from console.snapshot import join_calls
+
+from .views import ContactIndex, History
+
+METRICS = ("registrations", "dialogs", "sessions", "ports", "load")
+
+
+@dataclass
+class LiveState:
+    latest: Snapshot | None = None
+    signalling: SignallingState | None = None
+    signalling_at: float | None = None
+    media: MediaState | None = None
+    media_at: float | None = None
+    host: HostState | None = None
+    contacts: tuple[Contact, ...] | None = None
+    contacts_at: float | None = None
+    contacts_note: str = ""
+    dialogs: tuple[Dialog, ...] | None = None
+    dialogs_at: float | None = None
+    calls: tuple[Call, ...] = ()
+    checks: list[CheckResult] = field(default_factory=list)
+    checks_at: float | None = None
+    last_ok: dict[str, float] = field(default_factory=dict)
+    history: dict[str, History] = field(default_factory=lambda: {m: History() for m in METRICS})
+    polls: int = 0
+    _index: ContactIndex | None = None
+
+    # ------------------------------------------------------------------ update
+
+    def apply(self, snapshot: Snapshot, requested: CollectOptions) -> None:
+        self.latest = snapshot
+        self.polls += 1
+        at = snapshot.collected_at
+        for name, status in snapshot.sources.items():
+            if status.ok:
+                self.last_ok[name] = status.collected_at or at
+        if snapshot.signalling is not None:
+            self._apply_signalling(snapshot.signalling, requested, at)
+        if snapshot.media is not None:
+            self.media, self.media_at = snapshot.media, at
+        if snapshot.host is not None:
+            self.host = snapshot.host
+        sessions = self.media.sessions if self.media else None
+        self.calls = join_calls(self.dialogs, sessions) if (self.dialogs or sessions) else snapshot.calls
+        self._record_history()
+
+    def _apply_signalling(self, state: SignallingState, requested: CollectOptions, at: float) -> None:
+        self.signalling, self.signalling_at = state, at
+        if state.contacts is not None:
+            if state.contacts is not self.contacts:
+                self._index = None
+            self.contacts, self.contacts_at, self.contacts_note = state.contacts, at, state.contacts_note
+        elif requested.contacts:
+            # Asked for and still missing: the note says why (too many, failed).
+            self.contacts, self.contacts_at, self.contacts_note = None, at, state.contacts_note
+            self._index = None
+        if state.dialogs is not None:
+            self.dialogs, self.dialogs_at = state.dialogs, at
+        elif requested.dialogs:
+            self.dialogs, self.dialogs_at = None, at
+
+    def _record_history(self) -> None:
+        ov = self.signalling.overview if self.signalling else None
+        regs = ov.registered_contacts if ov and ov.registered_contacts is not None else (
+            len(self.contacts) if self.contacts is not None else None)
+        self.history["registrations"].add(regs)
+        self.history["dialogs"].add(ov.active_dialogs if ov else None)
+        media = self.media
+        if media is not None:
+            sessions = media.totals.total_sessions
+            self.history["sessions"].add(sessions if sessions is not None else len(media.sessions))
+            self.history["ports"].add(media.ports.used if media.ports.interfaces else None)
+        self.history["load"].add(ov.load if ov else None)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def sources(self) -> dict[str, SourceStatus]:
+        return dict(self.latest.sources) if self.latest else {}
+
+    def signalling_stale(self) -> bool:
+        return self.latest is not None and self.latest.signalling is None and self.signalling is not None
+
+    def media_stale(self) -> bool:
+        return self.latest is not None and self.latest.media is None and self.media is not None
+
+    def contact_index(self) -> ContactIndex:
+        if self._index is None:
+            self._index = ContactIndex(self.contacts or ())
+        return self._index
+
+    def transport_counts(self) -> Counter:
+        counts: Counter = Counter()
+        for contact in self.contacts or ():
+            counts[contact.transport or "?"] += 1
+        return counts
+
+    def last_good_poll(self) -> float | None:
+        return max(self.last_ok.values()) if self.last_ok else None

@@ -1,0 +1,126 @@
+"""View state that is not widgets: contact filtering/sorting, metric history.
+
+Kept free of textual so it is cheap to test and fast at 100 000 contacts:
+the lower-cased search text is built once per contact list, a sort order is
+computed once per (list, column) and reused while the operator types.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from console.model import Contact
+
+TRANSPORT_FILTERS = ("all", "ws", "udp", "tcp", "tls")
+
+SORT_KEYS: dict[str, Callable[[Contact], object]] = {
+    "aor": lambda c: c.aor,
+    "contact": lambda c: c.contact,
+    "transport": lambda c: (c.transport, c.aor),
+    "socket": lambda c: (c.socket, c.aor),
+    "received": lambda c: (c.received, c.aor),
+    "user_agent": lambda c: (c.user_agent, c.aor),
+    "expires": lambda c: (c.expires is None, c.expires or 0, c.aor),
+    "flags": lambda c: (" ".join(c.cflags), c.aor),
+}
+
+
+def transport_matches(contact: Contact, wanted: str) -> bool:
+    if wanted == "all":
+        return True
+    if wanted == "ws":
+        return contact.ws or contact.transport in ("ws", "wss")
+    return contact.transport == wanted
+
+
+class ContactIndex:
+    """Filter + sort over one contact list, with caches for typing speed."""
+
+    def __init__(self, contacts: Sequence[Contact]) -> None:
+        self.contacts = tuple(contacts)
+        self._haystack: list[str] | None = None
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+
+    def _search_text(self) -> list[str]:
+        if self._haystack is None:
+            self._haystack = [f"{c.aor}\x00{c.contact}\x00{c.user_agent}".lower() for c in self.contacts]
+        return self._haystack
+
+    def _order(self, sort: str, reverse: bool) -> list[int]:
+        cached = self._orders.get((sort, reverse))
+        if cached is None:
+            key = SORT_KEYS.get(sort, SORT_KEYS["aor"])
+            contacts = self.contacts
+            cached = sorted(range(len(contacts)), key=lambda i: key(contacts[i]), reverse=reverse)
+            self._orders[(sort, reverse)] = cached
+        return cached
+
+    def select(self, text: str = "", transport: str = "all", sort: str = "aor", reverse: bool = False) -> list[Contact]:
+        """Contacts matching a substring (AoR, contact, UA) and transport, sorted."""
+        needle = text.lower()
+        contacts = self.contacts
+        order = self._order(sort, reverse)
+        if needle:
+            haystack = self._search_text()
+            order = [i for i in order if needle in haystack[i]]
+        if transport != "all":
+            order = [i for i in order if transport_matches(contacts[i], transport)]
+        return [contacts[i] for i in order]
+
+
+@dataclass
+class History:
+    """The last `size` samples of one metric (None = no data that poll)."""
+
+    size: int = 150
+    values: deque | None = None
+
+    def __post_init__(self) -> None:
+        self.values = deque(maxlen=self.size)
+
+    def add(self, value: float | int | None) -> None:
+        if value is not None:
+            self.values.append(float(value))
+
+    def data(self) -> list[float]:
+        return list(self.values)
+
+
+def parse_mi_command(line: str) -> tuple[str, object]:
+    """'ul_show_contact location 1000' | 'dlg_list {"callid": "x"}' | 'get_statistics statistics=all'.
+
+    Returns (method, params): params is None, a dict (JSON object or
+    key=value words) or a list (JSON array or bare words, positional).
+    Raises ValueError with an operator-readable message.
+    """
+    import json
+
+    text = line.strip()
+    if not text:
+        raise ValueError("type an MI command, e.g. version or get_statistics all")
+    method, _, rest = text.partition(" ")
+    rest = rest.strip()
+    if not rest:
+        return method, None
+    if rest[0] in "{[":
+        try:
+            params = json.loads(rest)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"parameters are not valid JSON: {exc.msg} at column {exc.colno}") from None
+        return method, params
+    words = rest.split()
+    if all("=" in w for w in words):
+        return method, {k: _scalar(v) for k, _, v in (w.partition("=") for w in words)}
+    if any("=" in w for w in words):
+        raise ValueError("mix of key=value and positional parameters; use one style")
+    return method, [_scalar(w) for w in words]
+
+
+def _scalar(word: str) -> object:
+    """Numbers stay numbers (MI rejects "1" where it wants 1); the rest is text."""
+    try:
+        return int(word)
+    except ValueError:
+        return word
