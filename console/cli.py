@@ -125,9 +125,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None):
     from .config import load_config
 
+    from .config import security_warnings
+
     overrides = _overrides(args) | (extra or {})
-    return load_config(overrides, config_file=getattr(args, "config", None),
-                       discover=not getattr(args, "demo", False))
+    config = load_config(overrides, config_file=getattr(args, "config", None),
+                         discover=not getattr(args, "demo", False))
+    for warning in security_warnings(config):
+        _err(f"warning: {warning}")
+    return config
 
 
 @contextlib.asynccontextmanager

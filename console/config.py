@@ -82,6 +82,28 @@ class Config:
         return out
 
 
+def security_warnings(config: "Config") -> list[str]:
+    """Things an operator should know before trusting the link (printed, never fatal)."""
+    from urllib.parse import urlsplit
+    import ipaddress
+
+    warnings: list[str] = []
+    if config.mi_url:
+        parts = urlsplit(config.mi_url)
+        host = parts.hostname or ""
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if parts.scheme == "http" and not loopback:
+            warnings.append(
+                f"MI is plain HTTP to a non-loopback address ({host}): anyone on the path can read it"
+                + (" and the MI password" if config.mi_password else "")
+                + " — use an ssh tunnel or keep mi_http on 127.0.0.1"
+            )
+    return warnings
+
+
 def _fmt_hostport(hp: HostPort | None) -> str | None:
     return f"{hp[0]}:{hp[1]}" if hp else None
 

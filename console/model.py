@@ -374,6 +374,7 @@ class ProcessInfo:
     user: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # parsed from cmdline + config file
     error: str = ""  # AccessDenied etc.
+    suspect: str = ""  # why this process is probably not the real daemon ("" = trusted)
 
 
 @dataclass(frozen=True, slots=True)

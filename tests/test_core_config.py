@@ -75,3 +75,13 @@ def test_invalid_toml_and_unknown_threshold_are_readable(tmp_path):
 def test_env_timeout_must_be_number():
     with pytest.raises(ConfigError, match="OPSCONSOLE_TIMEOUT"):
         load_config({}, env={"OPSCONSOLE_TIMEOUT": "soon"}, discover=False)
+
+
+def test_plain_http_to_remote_mi_warns_without_leaking_password():
+    from console.config import security_warnings
+
+    assert security_warnings(Config(mi_url="http://127.0.0.1:8888/mi")) == []
+    assert security_warnings(Config(mi_url="https://10.0.0.5/mi")) == []
+    warnings = security_warnings(Config(mi_url="http://10.0.0.5:8888/mi", mi_password="hunter2"))
+    assert len(warnings) == 1 and "plain HTTP" in warnings[0] and "10.0.0.5" in warnings[0]
+    assert "hunter2" not in warnings[0]

@@ -1,0 +1,117 @@
+"""The demo platform: a simulated OpenSIPS (mi_http + events) and an RTPengine, on loopback.
+
+    async with DemoPlatform(size=70) as demo:
+        config = load_config(demo.overrides(), discover=False)
+
+Everything runs in the caller's event loop; `tick` seconds between simulation
+steps (None: no background task, call `await demo.step()` yourself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from .events import EventHub
+from .media import MediaDriver, start_media
+from .mi_render import MiRenderer
+from .mi_server import DEFAULT_BUFFER, MiHttpServer
+from .state import DemoState
+
+__all__ = ["DemoPlatform", "DemoState"]
+
+log = logging.getLogger(__name__)
+
+
+class DemoPlatform:
+    def __init__(self, size: int = 70, version: str = "3.4", real_rtpengine: bool | None = None, seed: int = 1,
+                 tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
+                 buffer_size: int = DEFAULT_BUFFER, calls: int | None = None) -> None:
+        if version not in ("3.4", "4.0"):
+            raise ValueError(f"unsupported OpenSIPS version {version!r} (3.4 or 4.0)")
+        self.size, self.version, self.seed = size, version, seed
+        self.real_rtpengine = real_rtpengine
+        self.tick, self.time_scale, self.buffer_size = tick, time_scale, buffer_size
+        self.clock = clock
+        self.calls = calls
+        self.state: DemoState | None = None
+        self.media: MediaDriver | None = None
+        self.events: EventHub | None = None
+        self.server: MiHttpServer | None = None
+        self._task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def mi_url(self) -> str:
+        return self.server.url
+
+    @property
+    def ng(self) -> tuple[str, int]:
+        return self.media.ng
+
+    @property
+    def cli(self) -> tuple[str, int]:
+        return self.media.cli
+
+    def overrides(self) -> dict:
+        """Settings for console.config.load_config(cli_overrides=...)."""
+        return {"mi_url": self.mi_url, "ng": self.ng, "cli": self.cli}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> "DemoPlatform":
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.state = DemoState(self.size, seed=self.seed, clock=self.clock, version=self.version, calls=self.calls)
+        self.media = await start_media(self.real_rtpengine, self.clock)
+        self.events = EventHub(self.clock)
+        await self.events.start()
+        self.server = MiHttpServer(MiRenderer(self.state, self.events), time_scale=self.time_scale,
+                                   buffer_size=self.buffer_size)
+        await self.server.start()
+        if self.tick:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for part in (self.server, self.events, self.media):
+            if part is not None:
+                try:
+                    await part.close()
+                except Exception:  # keep closing the rest (the daemon above all)
+                    log.warning("demo: closing %s failed", type(part).__name__, exc_info=True)
+
+    # ------------------------------------------------------------------ evolution
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:  # a bad step must not stop the demo
+                log.warning("demo step failed", exc_info=True)
+            await asyncio.sleep(self.tick)
+
+    async def step(self, now: float | None = None) -> None:
+        """Advance the simulation once, run its media work, then deliver its events."""
+        self.state.advance(now)
+        for work in self.state.take_media_work():
+            try:
+                await self.media.apply(work)
+            except Exception as exc:  # e.g. an ng timeout: the call goes on without sent SDP
+                log.info("demo: rtpengine %s failed: %s", work.op, exc)
+        self.events.publish(self.state.take_events())

@@ -260,10 +260,11 @@ class DemoState:
     def advance(self, now: float | None = None) -> list[StateEvent]:
         """Move the simulation to `now` (default: the clock); returns the events raised."""
         self.now = int(self.clock() if now is None else now)
+        first = len(self.events)
         self._run_timers()
         self._evolve_dialogs()
         self._start_calls()
-        return list(self.events)
+        return self.events[first:]
 
     def _run_timers(self) -> None:
         timers = self._timers

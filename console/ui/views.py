@@ -35,13 +35,36 @@ def transport_matches(contact: Contact, wanted: str) -> bool:
     return contact.transport == wanted
 
 
+class Selection(Sequence[Contact]):
+    """The filtered, sorted contacts as indices into the list: no 100k copy."""
+
+    def __init__(self, contacts: tuple[Contact, ...], order: Sequence[int]) -> None:
+        self._contacts = contacts
+        self._order = order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, item):  # type: ignore[override]
+        if isinstance(item, slice):
+            return [self._contacts[i] for i in self._order[item]]
+        return self._contacts[self._order[item]]
+
+
 class ContactIndex:
-    """Filter + sort over one contact list, with caches for typing speed."""
+    """Filter + sort over one contact list, cached so typing stays fast.
+
+    Sort orders are computed once per column (reverse is the reversed list);
+    a filter that extends the previous one (the operator typing on) narrows
+    the previous result instead of scanning every contact again.
+    """
 
     def __init__(self, contacts: Sequence[Contact]) -> None:
         self.contacts = tuple(contacts)
         self._haystack: list[str] | None = None
-        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._orders: dict[str, list[int]] = {}
+        self._transport: dict[str, frozenset[int]] = {}
+        self._last: tuple[tuple[str, str, str, bool], list[int]] | None = None
 
     def _search_text(self) -> list[str]:
         if self._haystack is None:
@@ -49,25 +72,40 @@ class ContactIndex:
         return self._haystack
 
     def _order(self, sort: str, reverse: bool) -> list[int]:
-        cached = self._orders.get((sort, reverse))
-        if cached is None:
+        order = self._orders.get(sort)
+        if order is None:
             key = SORT_KEYS.get(sort, SORT_KEYS["aor"])
-            contacts = self.contacts
-            cached = sorted(range(len(contacts)), key=lambda i: key(contacts[i]), reverse=reverse)
-            self._orders[(sort, reverse)] = cached
-        return cached
+            keys = [key(c) for c in self.contacts]
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            self._orders[sort] = order
+        return order[::-1] if reverse else order
 
-    def select(self, text: str = "", transport: str = "all", sort: str = "aor", reverse: bool = False) -> list[Contact]:
+    def _in_transport(self, transport: str) -> frozenset[int]:
+        members = self._transport.get(transport)
+        if members is None:
+            members = frozenset(i for i, c in enumerate(self.contacts) if transport_matches(c, transport))
+            self._transport[transport] = members
+        return members
+
+    def select(self, text: str = "", transport: str = "all", sort: str = "aor", reverse: bool = False) -> Selection:
         """Contacts matching a substring (AoR, contact, UA) and transport, sorted."""
         needle = text.lower()
-        contacts = self.contacts
-        order = self._order(sort, reverse)
+        query = (needle, transport, sort, reverse)
+        if self._last is not None and self._last[0] == query:
+            return Selection(self.contacts, self._last[1])
+        previous = self._last
+        if previous is not None and previous[0][1:] == query[1:] and needle.startswith(previous[0][0]):
+            order = previous[1]  # typing on: the answer is a subset of the last one
+        else:
+            order = self._order(sort, reverse)
+            if transport != "all":
+                members = self._in_transport(transport)
+                order = [i for i in order if i in members]
         if needle:
             haystack = self._search_text()
             order = [i for i in order if needle in haystack[i]]
-        if transport != "all":
-            order = [i for i in order if transport_matches(contacts[i], transport)]
-        return [contacts[i] for i in order]
+        self._last = (query, order)
+        return Selection(self.contacts, order)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -25,6 +26,7 @@ RTPENGINE_WORDS = ("rtpengine", "xt_rtpengine")
 RESTRICTED_REMEDY = "run as root or set kernel.dmesg_restrict=0 (sysctl -w kernel.dmesg_restrict=0)"
 MAX_RECORD = 8192  # the kernel refuses reads with smaller buffers for long records (EINVAL)
 MAX_RECORDS = 100_000  # bound the loop even if the ring keeps producing
+MAX_DUMP_BYTES = 32 << 20
 
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 
@@ -119,8 +121,8 @@ def read_kmsg(
     window_s: float = 3600,
     now_monotonic: float | None = None,
     *,
-    opener: Callable[[str, int], int] = os.open,
-    reader: Callable[[int, int], bytes] = os.read,
+    opener: Callable[[str, int], int] | None = None,
+    reader: Callable[[int, int], bytes] | None = None,
 ) -> KmsgResult:
     """Interesting records of the last `window_s` seconds; never raises.
 
@@ -128,6 +130,8 @@ def read_kmsg(
     kernel stamps records with); `opener`/`reader` exist for tests.
     """
     now = time.monotonic() if now_monotonic is None else now_monotonic
+    opener = opener or os.open  # looked up per call so tests can patch os.open
+    reader = reader or os.read
     oldest_usec = (now - window_s) * 1_000_000
     try:
         fd = opener(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -140,6 +144,8 @@ def read_kmsg(
     found: list[KmsgRecord] = []
     scanned = lost = malformed = 0
     try:
+        if _is_regular_file(fd):
+            reader = _dump_reader(fd)  # a saved dump: many records per read, re-split them
         while scanned + lost + malformed < MAX_RECORDS:
             try:
                 data = reader(fd, MAX_RECORD)
@@ -173,6 +179,27 @@ def read_kmsg(
     finally:
         _close_quietly(fd)
     return KmsgResult(tuple(found), scanned, lost, malformed)
+
+
+def _is_regular_file(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except (OSError, TypeError, ValueError):
+        return False  # a fake fd from a test opener
+
+
+def _dump_reader(fd: int) -> Callable[[int, int], bytes]:
+    """A reader returning one record per call from a regular file, like /dev/kmsg does."""
+    chunks = []
+    size = 0
+    while size < MAX_DUMP_BYTES:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    records = iter(split_dump(b"".join(chunks)))
+    return lambda _fd, _size: next(records, b"")
 
 
 def _close_quietly(fd: int) -> None:

@@ -1,3 +1,7 @@
+"""opsconsole host plugin: daemons, kernel modules and kernel log of this machine."""
 from console.plugins import Plugin
 
-plugin = Plugin(name="host")
+from .checks import CHECKS
+from .source import HostSource
+
+plugin = Plugin(name="host", make_sources=lambda cfg: [HostSource(cfg)], checks=CHECKS)

@@ -171,10 +171,11 @@ class CommandMap:
 
     version: str = ""
     commands: frozenset[str] = field(default_factory=frozenset)
+    forced: bool = False  # the operator set the version: names follow it, not `which`
 
     @property
     def namespaced(self) -> bool:
-        if self.commands:
+        if self.commands and not self.forced:
             return any(":" in c for c in self.commands) and not any(c in RENAMES_40 for c in self.commands)
         return is_namespaced(self.version)
 
@@ -185,7 +186,13 @@ class CommandMap:
 
     def has(self, logical: str) -> bool:
         """Whether the server listed the command (True when `which` was not available)."""
-        return not self.commands or self.name(logical) in self.commands
+        wire = self.name(logical)
+        if not self.commands or wire in self.commands:
+            return True
+        if self.forced:  # 4.0 still answers most 3.x names as aliases
+            other = RENAMES_40.get(wire) or OLD_NAMES.get(wire)
+            return other in self.commands and wire not in NO_ALIAS_40
+        return False
 
 
 def detect_version(version_result, which_result=None) -> CommandMap:

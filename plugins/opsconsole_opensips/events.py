@@ -15,6 +15,7 @@ own tables (events_store.py).  This module has two halves:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import time
@@ -106,6 +107,7 @@ _RESYNC_MARKER = b'{"jsonrpc"'
 _WHITESPACE = b" \t\r\n"
 _STRUCTURE = re.compile(rb'["{}\[\]]')
 _IN_STRING = re.compile(rb'["\\]')
+_JSON = json.JSONDecoder()
 
 
 def decode_datagram(data: bytes) -> dict:
@@ -166,6 +168,8 @@ class EventStreamDecoder:
                 break
             if self._pos == 0 and not self._start_object():
                 continue
+            if self._pos == 0 and self._decode_run(objects):
+                continue
             end = self._scan()
             if end is None:
                 if len(self._buf) > self.max_object_bytes:
@@ -183,6 +187,35 @@ class EventStreamDecoder:
                 self._buf[:0] = raw[1:]  # a real object may hide inside the garbage
                 self._resyncing = True
         return objects
+
+    def _decode_run(self, objects: list[dict]) -> bool:
+        """Fast path: let the C JSON decoder take whole objects off the buffer head.
+
+        Stops at the first object it cannot decode (split or garbage); the
+        scanner then takes over that object, so a slowly arriving one is never
+        re-parsed from its start on every read.  True when it consumed bytes."""
+        try:
+            text = self._buf.decode("utf-8")
+        except UnicodeDecodeError as exc:  # split sequence at the tail, or garbage later on
+            text = self._buf[: exc.start].decode("utf-8")
+        index, length = 0, len(text)
+        while index < length and text[index] == "{":
+            try:
+                obj, end = _JSON.raw_decode(text, index)
+            except (ValueError, RecursionError):
+                break
+            if len(text[index:end]) > self.max_object_bytes:
+                self._record(ProtocolError(f"event stream object exceeds {self.max_object_bytes} bytes"))
+            else:
+                objects.append(obj)
+                self.objects_decoded += 1
+            index = end
+            while index < length and text[index] in " \t\r\n":
+                index += 1
+        if not index:
+            return False
+        del self._buf[: index if text.isascii() else len(text[:index].encode("utf-8"))]
+        return True
 
     def _start_object(self) -> bool:
         """Skip whitespace; True when the buffer starts an object (or is empty)."""
@@ -219,6 +252,19 @@ class EventStreamDecoder:
             char, pos = match.group(), match.end()
             if char == b'"':
                 self._in_string = True
+            elif char == b"{" and self._depth > 0:
+                start = match.start()
+                if len(buf) - start < len(_RESYNC_MARKER):  # can't tell yet: wait for more bytes
+                    self._pos = start
+                    return None
+                if buf.startswith(_RESYNC_MARKER, start):
+                    # a new notification began inside an unfinished one: the bytes before are garbage
+                    self._record(ProtocolError(f"event stream object truncated after {start} bytes"))
+                    del buf[:start]
+                    self._reset_scan()
+                    pos = 0
+                    continue
+                self._depth += 1
             elif char in (b"{", b"["):
                 self._depth += 1
             else:
@@ -285,6 +331,8 @@ def parse_event(obj: Any, *, now: float | None = None, target: str = "",
 def contact_from_event(params: Mapping[str, Any], *, now: float | None = None, target: str = "",
                        event: str = "contact event") -> Contact:
     """usrloc contact event params -> Contact (expires = seconds left at `now`)."""
+    if not isinstance(params, Mapping):
+        raise ProtocolError(f"{event} params are not an object ({type(params).__name__})")
     return _contact_fields(_Fields(event, params), now, target)[0]
 
 
@@ -326,13 +374,13 @@ def _contact_fields(fields: "_Fields", now: float | None, target: str) -> tuple[
 def _dialog_event(params: Mapping[str, Any]) -> DialogStateEvent:
     fields = _Fields(DIALOG_EVENT, params)
     return DialogStateEvent(
-        id=fields.text("id", required=True),
+        id=fields.text("id", required=True, numeric=True),
         callid=fields.text("callid", required=True),
         from_tag=fields.text("from_tag"),
         to_tag=fields.text("to_tag", default=None),
         old_state=fields.integer("old_state", required=True),
         new_state=fields.integer("new_state", required=True),
-        db_id=fields.text("db_id"),
+        db_id=fields.text("db_id", numeric=True),
     )
 
 
@@ -340,7 +388,7 @@ def expires_left(expires_at: int, now: float) -> tuple[int | None, str]:
     """Absolute usrloc expiry -> (seconds left, expires_state) as Contact wants them."""
     if expires_at == 0:
         return None, "permanent"
-    left = int(expires_at - now)
+    left = expires_at - int(now)  # OpenSIPS counts in whole seconds too
     return (left, "") if left > 0 else (None, "expired")
 
 
@@ -368,12 +416,12 @@ class _Fields:
         self.event = event
         self.params = params
 
-    def text(self, key: str, *, required: bool = False, default: str | None = "") -> Any:
+    def text(self, key: str, *, required: bool = False, default: str | None = "", numeric: bool = False) -> Any:
         value = self._get(key, required)
         if value is None:
             return default
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # db_id style ids may come as numbers
+        if numeric and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # ids are strings in the captures; tolerate a numeric one
         if not isinstance(value, str):
             raise ProtocolError(f"{self.event} event: {key!r} should be a string, got {type(value).__name__}")
         if required and not value:
@@ -442,6 +490,7 @@ class EventListener:
         expire: int = 3600,
         resubscribe_after: float | None = None,
         retry_after: float = 30.0,
+        verify_every: float | None = 60.0,
         host: str = "127.0.0.1",
         subscribe_method: str = "event_subscribe",
         clock: Callable[[], float] = time.time,
@@ -451,6 +500,8 @@ class EventListener:
         unknown = [t for t in transports if t not in TRANSPORT_MODULES]
         if unknown or not transports:
             raise ValueError(f"transports must be among {sorted(TRANSPORT_MODULES)}, got {transports!r}")
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"event listener must bind a loopback address, got {host!r}")
         self.mi = mi
         self.sink = sink
         self.events = tuple(events)
@@ -458,6 +509,7 @@ class EventListener:
         self.expire = expire
         self.resubscribe_after = resubscribe_after if resubscribe_after is not None else expire * 2 / 3
         self.retry_after = retry_after
+        self.verify_every = verify_every
         self.host = host
         self.subscribe_method = subscribe_method
         self.clock = clock
@@ -476,10 +528,13 @@ class EventListener:
         self.events_received = 0
         self.protocol_errors = 0
         self.subscriptions_sent = 0
+        self.dropped_subscriptions = 0  # found missing by verify()
+        self.coverage_gap_at: float | None = None  # when verify() found events may have been missed
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.AbstractServer | None = None
         self._tcp_tasks: set[asyncio.Task] = set()
         self._timer: asyncio.Task | None = None
+        self._partial: list[str] = []  # subscribed before a failed _subscribe_all
         self._closed = False
 
     # -- state the UI reads
@@ -503,8 +558,18 @@ class EventListener:
     # -- lifecycle
 
     async def start(self) -> bool:
-        """Bind and subscribe (trying transports in order).  Never raises OpsError."""
+        """Bind and subscribe (trying transports in order).  Never raises OpsError.
+
+        False with `fallback_reason` set: events are unavailable on this
+        OpenSIPS, poll instead.  False without it: MI unreachable for now
+        (`last_error`), call start() again later."""
+        if self.active:
+            return True
+        if self._closed:
+            raise RuntimeError("EventListener was closed; create a new one")
+        self.fallback_reason, self.failures = "", ()
         reasons: list[str] = []
+        refused: list[str] = []
         for transport in self.transports:
             try:
                 await self._bind(transport)
@@ -516,10 +581,13 @@ class EventListener:
                 self._timer = asyncio.get_running_loop().create_task(self._resubscribe_loop())
                 return True
             if not self.failures:  # transport/timeout problem: retrying another socket won't help
+                await self._drop_partial()
                 await self._unbind()
                 break
-            reasons.append(self._failure_text(transport))
+            refused.append(transport)
             await self._unbind()
+        if refused:
+            reasons.append(self._refusal_text(refused))
         if reasons:
             self.fallback_reason = "; ".join(reasons) + " — falling back to bounded polling"
         return False
@@ -535,8 +603,11 @@ class EventListener:
         for event in self.subscribed:
             try:
                 await self._subscribe(event, expire=0)
-            except OpsError as exc:
+            except RemoteError as exc:
                 self.last_error = f"unsubscribe {event}: {exc}"
+            except OpsError as exc:  # MI unreachable: don't wait a timeout per event
+                self.last_error = f"unsubscribe {event}: {exc}"
+                break
         self.subscribed = ()
         await self._unbind()
 
@@ -549,9 +620,33 @@ class EventListener:
 
     # -- subscription
 
+    async def verify(self) -> tuple[str, ...]:
+        """Ask `subscribers_list` whether our subscriptions still exist and
+        re-subscribe the missing ones (OpenSIPS 3.4 may drop ours when an
+        older subscriber of the same event expires).  Returns what was missing."""
+        if not self.active:
+            return ()
+        try:
+            present = subscribed_events(await self.mi.call("subscribers_list"), self.socket)
+        except OpsError as exc:
+            self.last_error = f"subscribers_list: {exc}"
+            return ()
+        missing = tuple(e for e in self.subscribed if e not in present)
+        for event in missing:
+            try:
+                await self._subscribe(event, expire=self.expire)
+            except OpsError as exc:
+                self.last_error = f"re-subscribe {event}: {exc}"
+        if missing:
+            # events were lost meanwhile (e.g. OpenSIPS restarted): the UI should re-sync counts/dumps
+            self.dropped_subscriptions += len(missing)
+            self.coverage_gap_at = self.clock()
+        return missing
+
     async def _subscribe_all(self) -> bool:
         subscribed: list[str] = []
         failures: list[SubscriptionFailure] = []
+        self._partial = subscribed
         for event in self.events:
             try:
                 await self._subscribe(event, expire=self.expire)
@@ -569,25 +664,45 @@ class EventListener:
         self.subscribed = tuple(subscribed)
         if subscribed:
             self.last_error = ""
+        elif failures:
+            self.last_error = "OpenSIPS refused every event subscription: " + ", ".join(
+                sorted({f.reason for f in failures}))
         return bool(subscribed)
+
+    async def _drop_partial(self) -> None:
+        """Best effort: don't leave OpenSIPS sending to a socket we are about to close."""
+        for event in self._partial:
+            try:
+                await self._subscribe(event, expire=0)
+            except OpsError:
+                break  # MI is failing anyway; the subscription expires on its own
+        self._partial = []
 
     async def _subscribe(self, event: str, *, expire: int) -> None:
         self.subscriptions_sent += 1
         await self.mi.call(self.subscribe_method, {"event": event, "socket": self.socket, "expire": expire})
 
-    def _failure_text(self, transport: str) -> str:
-        reasons = sorted({f.reason for f in self.failures})
-        events = ", ".join(f.event for f in self.failures)
-        return (f"OpenSIPS refused {transport} subscriptions ({'; '.join(reasons)}) for {events}: is "
-                f"{TRANSPORT_MODULES[transport]} loaded (loadmodule \"{TRANSPORT_MODULES[transport]}.so\") "
-                f"and are usrloc/dialog loaded?")
+    def _refusal_text(self, transports: list[str]) -> str:
+        codes = sorted({f.reason for f in self.failures})
+        if any(reason.startswith("-32601") for reason in codes):
+            return f"this OpenSIPS has no MI command {self.subscribe_method!r} ({', '.join(codes)})"
+        modules = " or ".join(TRANSPORT_MODULES[t] for t in transports)
+        return (f"OpenSIPS refused event subscriptions on {'/'.join(transports)} ({', '.join(codes)}): "
+                f"load {modules} (and usrloc/dialog for their events)")
 
     async def _resubscribe_loop(self) -> None:
-        delay = self.resubscribe_after
+        monotonic = asyncio.get_running_loop().time
+        due = monotonic() + self.resubscribe_after
         while not self._closed:
-            await asyncio.sleep(delay)
+            wait = due - monotonic()
+            if self.verify_every:
+                wait = min(wait, self.verify_every)
+            await asyncio.sleep(max(0.0, wait))
+            if monotonic() < due:
+                await self.verify()
+                continue
             ok = await self.resubscribe()
-            delay = self.resubscribe_after if ok else min(self.retry_after, self.resubscribe_after)
+            due = monotonic() + (self.resubscribe_after if ok else min(self.retry_after, self.resubscribe_after))
 
     # -- sockets
 
@@ -660,11 +775,30 @@ class EventListener:
             self.last_error = f"applying {event.name}: {exc}"
             return
         if self.on_event is not None:
-            self.on_event(event, change)
+            try:
+                self.on_event(event, change)
+            except Exception as exc:  # a UI callback bug must not kill the event socket
+                self.last_error = f"event callback failed: {type(exc).__name__}: {exc}"
 
     def _protocol_error(self, error: ProtocolError) -> None:
         self.protocol_errors += 1
         self.last_error = f"bad event from OpenSIPS: {error}"
+
+
+def subscribed_events(subscribers_list: Any, socket: str) -> set[str]:
+    """Event names that have `socket` among their subscribers (subscribers_list reply)."""
+    events = subscribers_list.get("Events") if isinstance(subscribers_list, dict) else None
+    if not isinstance(events, list):
+        raise ProtocolError("subscribers_list reply has no 'Events' list")
+    found: set[str] = set()
+    for entry in events:
+        if not isinstance(entry, dict):
+            continue
+        subscribers = entry.get("Subscribers")
+        if isinstance(subscribers, list) and any(
+                isinstance(s, dict) and s.get("socket") == socket for s in subscribers):
+            found.add(str(entry.get("name", "")))
+    return found
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):

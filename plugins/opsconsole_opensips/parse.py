@@ -113,7 +113,7 @@ def parse_contacts(ul_dump_result: Any, target: str = "", *,
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _guard("ul_dump", lambda: tuple(_iter_contacts(ul_dump_result, target, ws_set)))
+        return _guard("ul_dump", lambda: _build_contacts(ul_dump_result, target, ws_set))
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -129,16 +129,23 @@ def _aor_entries(result: Any) -> Iterable[dict]:
     return entries
 
 
-def _iter_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> Iterable[Contact]:
+def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple[Contact, ...]:
+    # Hot loop (100k contacts): local names, one dict.get per key, caches for the few
+    # distinct sockets and flag strings, fast type checks with a slow path for odd values.
     make = Contact
+    out: list[Contact] = []
+    append = out.append
+    transports: dict[str, str] = {}
+    flag_sets: dict[str, tuple[tuple[str, ...], bool]] = {"": ((), False)}
+    ws_transports = _WS_TRANSPORTS
     for entry in _aor_entries(result):
         aor = entry["AOR"]
-        if not isinstance(aor, str):
+        if type(aor) is not str:
             raise ProtocolError("MI ul_dump: AOR should be a string")
         contacts = entry.get("Contacts")
         if contacts is None:  # brief=1: AOR names only
             continue
-        if not isinstance(contacts, list):
+        if type(contacts) is not list:
             raise ProtocolError("MI ul_dump: Contacts should be a list")
         for c in contacts:
             get = c.get
@@ -146,14 +153,21 @@ def _iter_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> Iterab
             socket = get("Socket", "")
             if type(uri) is not str or type(socket) is not str:
                 raise ProtocolError("MI ul_dump: Contact/Socket should be strings")
-            transport = socket.partition(":")[0].lower() if socket else uri_transport(uri)
-            cflags_text = get("Cflags", "")
-            if cflags_text:
-                cflags = tuple(_str(cflags_text, "Cflags").split())
-                ws = transport in _WS_TRANSPORTS or not ws_flags.isdisjoint(cflags)
+            if socket:
+                transport = transports.get(socket)
+                if transport is None:
+                    transport = transports[socket] = transport_of(socket)
             else:
-                cflags = ()
-                ws = transport in _WS_TRANSPORTS
+                transport = uri_transport(uri)
+            cflags_text = get("Cflags", "")
+            flag_info = flag_sets.get(cflags_text) if type(cflags_text) is str else None
+            if flag_info is None:
+                names = tuple(_str(cflags_text, "Cflags").split())
+                flag_info = (names, not ws_flags.isdisjoint(names))
+                if type(cflags_text) is str:
+                    flag_sets[cflags_text] = flag_info
+            cflags, ws = flag_info
+            ws = ws or transport in ws_transports
             expires = get("Expires")
             if type(expires) is int:
                 state = ""
@@ -161,9 +175,7 @@ def _iter_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> Iterab
                 expires, state = None, expires
             else:
                 expires, state = _int(expires, "Expires", None), ""
-            flags = get("Flags", 0)
-            cseq = get("Cseq", 0)
-            methods = get("Methods")
+            flags, cseq, methods = get("Flags", 0), get("Cseq", 0), get("Methods")
             if type(flags) is not int or type(cseq) is not int or (methods is not None and type(methods) is not int):
                 flags, cseq = _int(flags, "Flags"), _int(cseq, "Cseq")
                 methods = _int(methods, "Methods", None)
@@ -174,8 +186,9 @@ def _iter_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> Iterab
                 cid, ua, callid = _str(cid, "ContactID"), _str(ua, "User-agent"), _str(callid, "Callid")
                 q, cstate = _str(q, "Q"), _str(cstate, "State")
                 received, path = _str(received, "Received"), _str(path, "Path")
-            yield make(aor, uri, cid, socket, transport, ws, flags, cflags, received, path, ua, expires, state,
-                       callid, cseq, q, cstate, methods, target)
+            append(make(aor, uri, cid, socket, transport, ws, flags, cflags, received, path, ua, expires, state,
+                        callid, cseq, q, cstate, methods, target))
+    return tuple(out)
 
 
 def parse_aors(ul_dump_brief_result: Any) -> tuple[str, ...]:

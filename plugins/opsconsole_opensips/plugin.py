@@ -1,3 +1,19 @@
+"""opsconsole OpenSIPS plugin: the MI source and the opensips.* checks."""
+
 from console.plugins import Plugin
 
-plugin = Plugin(name="opensips")
+from .checks import CHECKS
+from .commands import WRITE_METHODS, is_write_method, map_method
+from .source import OpenSIPSSource
+
+
+def make_sources(config) -> list:
+    return [OpenSIPSSource(config)] if config.mi_url or config.mi_fifo else []
+
+
+plugin = Plugin(
+    name="opensips",
+    make_sources=make_sources,
+    checks=CHECKS,
+    extras={"write_methods": WRITE_METHODS, "is_write_method": is_write_method, "map_method": map_method},
+)

@@ -1,0 +1,41 @@
+"""Run the demo platform alone: `python -m console.demo [--size N] [--version 4.0] [--sim-media]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from . import DemoPlatform
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m console.demo", description=__doc__)
+    parser.add_argument("--size", type=int, default=70, help="number of registered contacts (default 70)")
+    parser.add_argument("--version", choices=("3.4", "4.0"), default="3.4", help="OpenSIPS version to imitate")
+    parser.add_argument("--sim-media", action="store_true", help="simulate RTPengine even if it is installed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tick", type=float, default=1.0, help="seconds between simulation steps")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplier for the emulated ul_dump cost")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    async with DemoPlatform(size=args.size, version=args.version, real_rtpengine=False if args.sim_media else None,
+                            seed=args.seed, tick=args.tick, time_scale=args.time_scale) as demo:
+        media = "real rtpengine" if demo.media.real else "simulated rtpengine"
+        print(f"OpenSIPS {args.version} MI: {demo.mi_url}", flush=True)
+        print(f"RTPengine ng: {demo.ng[0]}:{demo.ng[1]}  cli: {demo.cli[0]}:{demo.cli[1]}  ({media})", flush=True)
+        print(f"try: opsconsole snapshot --mi-url {demo.mi_url} --ng {demo.ng[0]}:{demo.ng[1]}"
+              f" --cli {demo.cli[0]}:{demo.cli[1]}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv=None) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

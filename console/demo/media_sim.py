@@ -1,0 +1,423 @@
+"""A simulated RTPengine 10.5: ng (UDP, bencode `<cookie> <dict>`) and CLI (TCP, `command\\n` -> text).
+
+Used when /usr/bin/rtpengine is not installed.  Replies follow the shapes of
+fixtures/rtpengine-10.5 (ng/*.json, ctl/*.txt): error strings, `list` default
+limit 32, 4 ports per call from the range, deletion mark + delete-delay,
+cached reply for a reused cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import bencode
+
+from . import sdp
+
+LIST_DEFAULT_LIMIT = 32
+DELETE_DELAY = 30
+COOKIE_CACHE = 1000
+
+
+class PortsExhausted(Exception):
+    pass
+
+
+class PortPool:
+    """Even RTP ports (RTCP = port+1) from [low, high], lowest free first."""
+
+    def __init__(self, low: int = 30000, high: int = 30999) -> None:
+        self.low, self.high = low, high
+        self._free = list(range(low + low % 2, high, 2))[::-1]  # pop() yields the lowest
+        self._pairs = len(self._free)
+        self.last = 0
+
+    @property
+    def total(self) -> int:
+        return self.high - self.low + 1
+
+    @property
+    def used(self) -> int:
+        return 2 * (self._pairs - len(self._free))
+
+    def take(self) -> int:
+        if not self._free:
+            raise PortsExhausted
+        self.last = self._free.pop()
+        return self.last
+
+    def give(self, port: int) -> None:
+        self._free.append(port)
+        self._free.sort(reverse=True)
+
+
+@dataclass
+class SimStream:
+    port: int
+    endpoint_port: int
+    rtcp: bool = False
+
+
+@dataclass
+class SimTag:
+    tag: str
+    created: int
+    protocol: str
+    codec: str
+    local_port: int
+    endpoint_port: int
+    label: str = ""
+    peer: str = ""
+
+
+@dataclass
+class SimSession:
+    callid: str
+    created: int
+    created_us: int
+    last_signal: int
+    tags: dict[str, SimTag] = field(default_factory=dict)
+    deleted_at: int | None = None
+
+
+def _codec(body: str) -> str:
+    for line in body.splitlines():
+        if line.startswith("a=rtpmap:"):
+            return line.split(" ", 1)[1]
+    return "PCMU/8000"
+
+
+def _ok(**values) -> dict:
+    return {**values, "result": "ok"}
+
+
+def _error(reason: str) -> dict:
+    return {"result": "error", "error-reason": reason}
+
+
+class SimEngine:
+    """The ng command logic, I/O-free (also driven directly by DemoPlatform)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, port_min: int = 30000, port_max: int = 30999) -> None:
+        self.clock = clock
+        self.ports = PortPool(port_min, port_max)
+        self.sessions: "OrderedDict[str, SimSession]" = OrderedDict()
+        self.started = int(clock())
+        self.totals = {"managedsessions": 0, "rejectedsessions": 0, "regularterminatedsessions": 0}
+        self.commands: dict[str, int] = {}
+
+    def handle(self, request) -> dict:
+        if not isinstance(request, dict):
+            return _error("Invalid NG data format")
+        request = {k.decode() if isinstance(k, bytes) else k: v for k, v in request.items()}
+        self._purge()
+        command = request.get("command")
+        if isinstance(command, bytes):
+            command = command.decode()
+        if command is None:
+            return _error('Dictionary contains no key "command"')
+        handler = getattr(self, f"_ng_{command}", None)
+        if handler is None:
+            return _error("Unrecognized command")
+        self.commands[command] = self.commands.get(command, 0) + 1
+        return handler({k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.items()})
+
+    def _purge(self) -> None:
+        now = int(self.clock())
+        for callid, session in list(self.sessions.items()):
+            if session.deleted_at is not None and now - session.deleted_at >= DELETE_DELAY:
+                for tag in session.tags.values():
+                    self.ports.give(tag.local_port)
+                del self.sessions[callid]
+
+    # ------------------------------------------------------------------ commands
+
+    def _ng_ping(self, request: dict) -> dict:
+        return {"result": "pong"}
+
+    def _ng_list(self, request: dict) -> dict:
+        try:
+            limit = int(request.get("limit", LIST_DEFAULT_LIMIT))
+        except (TypeError, ValueError):
+            limit = LIST_DEFAULT_LIMIT
+        return {"calls": list(self.sessions)[:limit], "result": "ok"}
+
+    def _ng_offer(self, request: dict) -> dict:
+        body = request.get("sdp")
+        if not body:
+            return _error("No SDP body in message")
+        callid, from_tag = request.get("call-id"), request.get("from-tag")
+        if not callid:
+            return _error("No call-id in message")
+        now = self.clock()
+        session = self.sessions.get(callid)
+        if session is None:
+            session = SimSession(callid, int(now), int(now % 1 * 1e6), int(now))
+            self.sessions[callid] = session
+            self.totals["managedsessions"] += 1
+        try:
+            caller_port, callee_port = self.ports.take(), self.ports.take()
+        except PortsExhausted:
+            self.totals["rejectedsessions"] += 1
+            return _error("Ran out of ports")
+        protocol = request.get("transport-protocol") or sdp.media_lines(body)[0][1]
+        endpoint = sdp.media_lines(body)[0][0] if sdp.media_lines(body) else 0
+        session.tags[from_tag] = SimTag(from_tag, int(now), sdp.media_lines(body)[0][1], _codec(body),
+                                        caller_port, endpoint, label=str(request.get("label", "")))
+        session.tags[f"<untagged {callee_port}>"] = SimTag("", int(now), protocol, _codec(body), callee_port, 0)
+        session.last_signal = int(now)
+        return _ok(sdp=sdp.rewrite(body, callee_port, protocol))
+
+    def _ng_answer(self, request: dict) -> dict:
+        body = request.get("sdp")
+        if not body:
+            return _error("No SDP body in message")
+        session = self.sessions.get(request.get("call-id"))
+        from_tag, to_tag = request.get("from-tag"), request.get("to-tag", "")
+        if session is None or from_tag not in session.tags:
+            return _error("Unknown call-id")
+        untagged = next((k for k in session.tags if k.startswith("<untagged")), None)
+        callee = session.tags.pop(untagged) if untagged else SimTag("", 0, "RTP/AVP", "", self.ports.take(), 0)
+        callee.tag, callee.endpoint_port, callee.codec = to_tag, sdp.media_lines(body)[0][0], _codec(body)
+        callee.peer, session.tags[from_tag].peer = from_tag, to_tag
+        session.tags[to_tag] = callee
+        session.last_signal = int(self.clock())
+        caller = session.tags[from_tag]
+        protocol = request.get("transport-protocol") or caller.protocol
+        return _ok(sdp=sdp.rewrite(body, caller.local_port, protocol))
+
+    def _ng_delete(self, request: dict) -> dict:
+        session = self.sessions.get(request.get("call-id"))
+        if session is None:
+            return {"warning": "Call-ID not found or tags didn't match", "result": "ok"}
+        if session.deleted_at is None:
+            session.deleted_at = int(self.clock())
+            self.totals["regularterminatedsessions"] += 1
+        return _ok(created=session.created, **{"created_us": session.created_us, "last signal": session.last_signal},
+                   SSRC={}, tags=self._tags(session), totals=self._totals())
+
+    def _ng_query(self, request: dict) -> dict:
+        callid = request.get("call-id")
+        if not callid:
+            return _error("No call-id in message")
+        session = self.sessions.get(callid)
+        if session is None:
+            return _error("Unknown call-id")
+        return {"created": session.created, "created_us": session.created_us, "last signal": session.last_signal,
+                "SSRC": {}, "tags": self._tags(session), "totals": self._totals(), "result": "ok"}
+
+    def _tags(self, session: SimSession) -> dict:
+        out = {}
+        for key, tag in session.tags.items():
+            peers = [{"tag": tag.peer, "type": "offer/answer"}] if tag.peer else []
+            out[key] = {"tag": tag.tag, "created": tag.created, "subscriptions": peers, "subscribers": peers,
+                        "medias": [self._media(tag, session)]}
+            if tag.label:
+                out[key]["label"] = tag.label
+        return out
+
+    def _media(self, tag: SimTag, session: SimSession) -> dict:
+        def stream(port: int, endpoint: int, rtcp: bool) -> dict:
+            address = {"family": "IPv4", "address": "127.0.0.1", "port": endpoint}
+            return {"local port": port, "local address": "127.0.0.1", "family": "IPv4",
+                    "endpoint": dict(address), "advertised endpoint": dict(address),
+                    "last packet": session.last_signal, "flags": ["RTCP" if rtcp else "RTP", "filled"],
+                    "stats": {"packets": 0, "bytes": 0, "errors": 0}}
+        return {"index": 1, "type": "audio", "protocol": tag.protocol, "codec": tag.codec,
+                "streams": [stream(tag.local_port, tag.endpoint_port, False),
+                            stream(tag.local_port + 1, tag.endpoint_port + 1 if tag.endpoint_port else 0, True)],
+                "flags": ["initialized", "send", "recv"]}
+
+    @staticmethod
+    def _totals() -> dict:
+        return {"RTP": {"packets": 0, "bytes": 0, "errors": 0}, "RTCP": {"packets": 0, "bytes": 0, "errors": 0}}
+
+    def _ng_statistics(self, request: dict) -> dict:
+        own = len(self.sessions)
+        uptime = int(self.clock()) - self.started
+        current = dict.fromkeys(("sessionsown", "sessionsforeign", "sessionstotal", "transcodedmedia",
+                                 "packetrate_user", "byterate_user", "errorrate_user", "packetrate_kernel",
+                                 "byterate_kernel", "errorrate_kernel", "packetrate", "byterate", "errorrate",
+                                 "media_userspace", "media_kernel", "media_mixed"), 0)
+        current.update(sessionsown=own, sessionstotal=own, media_userspace=2 * own)
+        total = {key: 0 for key in (
+            "managedsessions", "rejectedsessions", "timeoutsessions", "silenttimeoutsessions", "finaltimeoutsessions",
+            "offertimeoutsessions", "regularterminatedsessions", "forcedterminatedsessions", "relayedpackets_user",
+            "relayedpacketerrors_user", "relayedbytes_user", "relayedpackets_kernel", "relayedpacketerrors_kernel",
+            "relayedbytes_kernel", "relayedpackets", "relayedpacketerrors", "relayedbytes", "zerowaystreams",
+            "onewaystreams")}
+        total.update(self.totals)
+        total = {"uptime": str(uptime), **total, "avgcallduration": "0.000000", "totalcallsduration": "0.000000",
+                 "totalcallsduration2": "0.000000", "totalcallsduration_stddev": "0.000000"}
+        interval: dict = {"totalcallsduration": "0.000000", "minmanagedsessions": own, "maxmanagedsessions": own}
+        for suffix in ("delay", "requestrate"):
+            for name in _NG_COMMAND_NAMES:
+                for prefix in ("min", "max", "avg"):
+                    interval[f"{prefix}{name}{suffix}"] = "0.000000" if suffix == "delay" else 0
+        control = {"proxies": [{"proxy": "127.0.0.1", **{f"{n}count": self.commands.get(c, 0)
+                                                         for n, c in _CONTROL_COUNTS}}]}
+        control.update({f"total{n}count": self.commands.get(c, 0) for n, c in _CONTROL_COUNTS})
+        pool = self.ports
+        interfaces = [{"name": "default", "address": "127.0.0.1", "ports": {
+            "min": pool.low, "max": pool.high, "used": pool.used, "used_pct": f"{100 * pool.used / pool.total:.2f}",
+            "free": pool.total - pool.used, "totals": pool.total, "last": pool.last}}]
+        return {"statistics": {"currentstatistics": current, "totalstatistics": total,
+                               "intervalstatistics": interval,
+                               "mos": {"mos_total": "0.000000", "mos2_total": "0.000000", "mos_samples_total": 0,
+                                       "mos_average": "0.000000", "mos_stddev": "0.000000"},
+                               "controlstatistics": control, "interfaces": interfaces, "transcoders": []},
+                "result": "ok"}
+
+    # ------------------------------------------------------------------ CLI
+
+    def cli(self, line: str) -> str:
+        words = line.split()
+        if words[:2] == ["list", "interfaces"]:
+            pool = self.ports
+            return (f"Interface 'default' address '127.0.0.1' (IPv4)\n Port range: {pool.low} - {pool.high}\n"
+                    f" Ports used: {pool.used:5d} / {pool.total:5d} ({100 * pool.used / pool.total:5.1f}%)\n"
+                    f" Last port used: {pool.last}\n")
+        if words[:2] == ["list", "numsessions"]:
+            own = len(self.sessions)
+            return (f"Current sessions own: {own}\nCurrent sessions foreign: 0\nCurrent sessions total: {own}\n"
+                    f"Current transcoded media: 0\nCurrent sessions ipv4 only media: {own}\n"
+                    "Current sessions ipv6 only media: 0\nCurrent sessions ip mixed  media: 0\n")
+        if words[:2] == ["list", "totals"]:
+            return self._cli_totals()
+        if words[:2] == ["list", "sessions"] and len(words) == 3:
+            return self._cli_sessions(words[2])
+        return f"Unknown or incomplete command::{line.strip()}\n"
+
+    def _cli_totals(self) -> str:
+        own = len(self.sessions)
+        rows = [("Owned sessions", own), ("Foreign sessions", 0), ("Total sessions", own), ("Transcoded media", 0)]
+        rows += [(f"{what} per second ({where})", 0) for where in ("userspace", "kernel", "total")
+                 for what in ("Packets", "Bytes", "Errors")]
+        rows += [("Userspace-only media streams", 2 * own), ("Kernel-only media streams", 0),
+                 ("Mixed kernel/userspace media streams", 0)]
+        head = "\nStatistics over currently running sessions:\n\n"
+        body = "".join(f" {name:<48}:{value}\n" for name, value in rows)
+        uptime = int(self.clock()) - self.started
+        tail = ("\nTotal statistics (does not include current running sessions):\n\n"
+                f" {'Uptime of rtpengine':<48}:{uptime} seconds\n"
+                f" {'Total managed sessions':<48}:{self.totals['managedsessions']}\n"
+                f" {'Total rejected sessions':<48}:{self.totals['rejectedsessions']}\n"
+                f" {'Total regular terminated sessions':<48}:{self.totals['regularterminatedsessions']}\n")
+        return head + body + tail
+
+    def _cli_sessions(self, which: str) -> str:
+        if which in ("all", "own", "foreign"):
+            sessions = [] if which == "foreign" else list(self.sessions.values())
+            return "".join(
+                f"callid: {s.callid:>60} | deletionmark: {'yes' if s.deleted_at else ' no'} | created: "
+                f"{s.created:>11} | proxy:127.0.0.1:0 | redis_keyspace:0 | foreign:no\n" for s in sessions)
+        session = self.sessions.get(which)
+        if session is None:
+            return f"\nCall ID not found ({which}).\n\n"
+        out = [f"\ncallid: {session.callid}", f"deletionmark: {'yes' if session.deleted_at else 'no'}",
+               f"created: {session.created}", "proxy: 127.0.0.1:0", "tos: 0", f"last_signal: {session.last_signal}",
+               "redis_keyspace: 0", "foreign: no", ""]
+        for index, tag in enumerate(session.tags.values()):
+            out.append(f"--- Tag '{tag.tag}', type: {'FROM_TAG' if index == 0 else 'TO_TAG'}, label '{tag.label}', "
+                       f"branch '', callduration {self.clock() - session.created:.6f}")
+            out.append(f"------ Media #1 (audio over {tag.protocol}) using {tag.codec}")
+            out.append(f"-------- Port {'127.0.0.1:' + str(tag.local_port):>20} <> "
+                       f"{'127.0.0.1:' + str(tag.endpoint_port):>20} , SSRC 0, 0 p, 0 b, 0 e, {session.last_signal} ts")
+            out.append(f"-------- Port {'127.0.0.1:' + str(tag.local_port + 1):>20} <> "
+                       f"{'127.0.0.1:' + str(tag.endpoint_port + 1):>20}  (RTCP), SSRC 0, 0 p, 0 b, 0 e, "
+                       f"{session.last_signal} ts")
+        return "\n".join(out) + "\n\n"
+
+
+_NG_COMMAND_NAMES = ("ping", "offer", "answer", "delete", "query", "list", "start recording", "stop recording",
+                     "start forwarding", "stop forwarding", "block DTMF", "unblock DTMF", "block media",
+                     "unblock media", "play media", "stop media", "play DTMF", "statistics", "silence media",
+                     "unsilence media", "publish", "subscribe request", "subscribe answer", "unsubscribe")
+_CONTROL_COUNTS = (("ping", "ping"), ("offer", "offer"), ("answer", "answer"), ("delete", "delete"),
+                   ("query", "query"), ("list", "list"), ("startrec", "start recording"),
+                   ("stoprec", "stop recording"), ("startfwd", "start forwarding"), ("stopfwd", "stop forwarding"),
+                   ("blkdtmf", "block DTMF"), ("unblkdtmf", "unblock DTMF"), ("blkmedia", "block media"),
+                   ("unblkmedia", "unblock media"), ("playmedia", "play media"), ("stopmedia", "stop media"),
+                   ("playdtmf", "play DTMF"), ("stats", "statistics"), ("slnmedia", "silence media"),
+                   ("unslnmedia", "unsilence media"), ("pub", "publish"), ("subreq", "subscribe request"),
+                   ("subans", "subscribe answer"), ("unsub", "unsubscribe"))
+
+
+# ---------------------------------------------------------------------- network front-ends
+
+
+def decode_datagram(data: bytes) -> tuple[bytes, object]:
+    """`<cookie> <bencode>` -> (cookie, decoded or None when the payload is not bencode)."""
+    cookie, sep, payload = data.partition(b" ")
+    if not sep:
+        return cookie, None
+    try:
+        return cookie, bencode.bdecode(payload)
+    except Exception:  # bencode.py raises several types for garbage
+        return cookie, None
+
+
+class _NgProtocol(asyncio.DatagramProtocol):
+    def __init__(self, engine: SimEngine) -> None:
+        self.engine = engine
+        self.replies: "OrderedDict[bytes, bytes]" = OrderedDict()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        cookie, request = decode_datagram(data)
+        reply = self.replies.get(cookie)  # RTPengine replays its cached reply for a reused cookie
+        if reply is None:
+            response = self.engine.handle(request) if request is not None else _error("Invalid NG data format")
+            reply = cookie + b" " + bencode.bencode(response)
+            self.replies[cookie] = reply
+            while len(self.replies) > COOKIE_CACHE:
+                self.replies.popitem(last=False)
+        self.transport.sendto(reply, addr)
+
+
+class SimRtpengine:
+    """ng on UDP and CLI on TCP, both on loopback free ports."""
+
+    def __init__(self, engine: SimEngine) -> None:
+        self.engine = engine
+        self.ng: tuple[str, int] = ("127.0.0.1", 0)
+        self.cli: tuple[str, int] = ("127.0.0.1", 0)
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _NgProtocol(self.engine),
+                                                           local_addr=("127.0.0.1", 0))
+        self.ng = ("127.0.0.1", self._udp.get_extra_info("sockname")[1])
+        self._tcp = await asyncio.start_server(self._serve_cli, "127.0.0.1", 0)
+        self.cli = ("127.0.0.1", self._tcp.sockets[0].getsockname()[1])
+
+    async def _serve_cli(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5.0)
+            writer.write(self.engine.cli(line.decode("utf-8", "replace")).encode())
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def request(self, command: dict) -> dict:
+        return self.engine.handle(command)
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._tcp.wait_closed(), 1.0)

@@ -1,0 +1,154 @@
+"""An asyncio HTTP/1.1 server that behaves like OpenSIPS mi_http (3.4).
+
+Measured behaviour it reproduces (fixtures opensips-3.4/mi and scale/):
+- POST /mi or /mi/<anything> with `Content-Type: application/json` is answered;
+  any other request on a /mi path is never answered (the connection hangs);
+- another path gets HTTP 400 with `<html><body>Unable to parse URL!</body></html>`;
+- one request at a time (single HTTPD process);
+- ul_dump costs time quadratic in the contact count (a sleep of the fitted cost,
+  multiplied by `time_scale`), and a reply larger than the reply buffer
+  (pkg_mem/4 = 4 MB at `-M 16`) becomes HTTP 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from email.utils import formatdate
+
+from .mi_render import MiRenderer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUFFER = 4 * 1024 * 1024
+BYTES_PER_CONTACT = 300  # ul_dump reply size per 1-contact AoR (10k lab: 2,983,771 bytes)
+BAD_PATH_BODY = b"<html><body>Unable to parse URL!</body></html>"
+MAX_HEADER_LINES = 100
+MAX_BODY = 1024 * 1024
+
+# a*n + b*n^2 fitted on scale.md (1k and 10k contacts; 5k and 20k fall within 10-20 %)
+FULL_DUMP_COST = (6.53e-6, 3.27e-9)
+BRIEF_DUMP_COST = (1.87e-6, 7.33e-10)
+
+
+def ul_dump_cost(contacts: int, brief: bool) -> float:
+    """Seconds OpenSIPS 3.4 spends building a ul_dump of `contacts` one-contact AoRs."""
+    linear, quadratic = BRIEF_DUMP_COST if brief else FULL_DUMP_COST
+    return linear * contacts + quadratic * contacts * contacts
+
+
+class MiHttpServer:
+    def __init__(self, renderer: MiRenderer, *, time_scale: float = 1.0, buffer_size: int = DEFAULT_BUFFER,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.renderer = renderer
+        self.time_scale = time_scale
+        self.buffer_size = buffer_size
+        self.host, self.port = host, port
+        self.lock = asyncio.Lock()  # mi_http serves one request at a time
+        self.requests_served = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/mi"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        try:
+            while await self._one_request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Handle one request; False when the connection is done."""
+        request_line = await reader.readline()
+        if not request_line.strip():
+            return False
+        method, path, _ = (request_line.decode("latin-1").split(" ", 2) + ["", ""])[:3]
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADER_LINES):
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        if length > MAX_BODY:
+            return False
+        body = await reader.readexactly(length) if length else b""
+        route = path.split("?", 1)[0]
+        if route != "/mi" and not route.startswith("/mi/"):
+            await self._reply(writer, 400, "Bad Request", "text/html", BAD_PATH_BODY)
+        elif method != "POST" or headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            await reader.read()  # the real mi_http never answers: wait until the client gives up
+            return False
+        else:
+            async with self.lock:
+                status, reason, payload = await self._handle(body)
+            await self._reply(writer, status, reason, "application/json" if status == 200 else "text/html", payload)
+        return headers.get("connection", "").lower() != "close"
+
+    async def _reply(self, writer: asyncio.StreamWriter, status: int, reason: str, ctype: str, body: bytes) -> None:
+        head = (f"HTTP/1.1 {status} {reason}\r\nDate: {formatdate(usegmt=True)}\r\n"
+                f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n")
+        writer.write(head.encode() + body)
+        await writer.drain()
+        self.requests_served += 1
+
+    # ------------------------------------------------------------------ MI
+
+    async def _handle(self, body: bytes) -> tuple[int, str, bytes]:
+        dump = self._dump_request(body)
+        if dump is not None:
+            contacts = self.renderer.state.contact_count
+            await asyncio.sleep(ul_dump_cost(contacts, brief=dump) * self.time_scale)
+            if not dump and contacts * BYTES_PER_CONTACT > 1.5 * self.buffer_size:
+                return self._too_large()  # clearly too big: do not build a huge reply to throw it away
+        payload = json.dumps(self.renderer.respond(body), separators=(",", ":"), ensure_ascii=False).encode()
+        if len(payload) > self.buffer_size:
+            return self._too_large()
+        return 200, "OK", payload
+
+    def _too_large(self) -> tuple[int, str, bytes]:
+        log.info("print_mi_response: Failed to print JSON (reply above %d bytes)", self.buffer_size)
+        return 500, "Internal Server Error", b""
+
+    def _dump_request(self, body: bytes) -> bool | None:
+        """None if `body` is not a ul_dump; else whether it asks for the brief form."""
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(request, dict) or self.renderer.resolve(str(request.get("method"))) != "ul_dump":
+            return None
+        params = request.get("params")
+        if isinstance(params, dict):
+            return bool(params.get("brief"))
+        if isinstance(params, list) and params:
+            return bool(params[0])
+        return False

@@ -1,0 +1,399 @@
+"""The Textual application: one factory, `create_app`, for the CLI and the tests.
+
+Polling runs in an exclusive worker; the next poll is scheduled only after
+the previous one finished, so polls never overlap however slow a source is.
+Heavy lists (contacts, dialogs with SDPs, per-session media detail) are
+fetched every poll only while their screen is visible, otherwise on the
+slower `config.heavy_interval` cadence; the cheap counters keep the header
+and the overview live.
+
+Rendering rate: Textual repaints at most `TEXTUAL_FPS` frames per second
+(default 60).  Over a slow SSH link at 3 a.m. set e.g. `TEXTUAL_FPS=10` in
+the environment to cut bandwidth and CPU; data freshness is governed by the
+poll interval, not by the frame rate.  `NO_COLOR=1` is honoured: every
+state is also spelled out (OK / WARN / FAIL / STALE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from typing import Any, Callable, Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import ContentSwitcher, Footer, Input, Static
+
+from console.errors import OpsError
+from console.model import Snapshot, SourceStatus
+from console.plugins import CollectOptions
+
+from . import format as fmt
+from .panes import CallsPane, ChecksPane, MediaPane, MiPane, OverviewPane, Pane, RegistrationsPane
+from .safe import safe_text
+from .screens import ConfirmScreen, HelpScreen
+from .state import LiveState
+
+PANES: tuple[tuple[str, str, type[Pane]], ...] = (
+    ("1", "overview", OverviewPane),
+    ("2", "registrations", RegistrationsPane),
+    ("3", "calls", CallsPane),
+    ("4", "media", MediaPane),
+    ("5", "checks", ChecksPane),
+    ("6", "mi", MiPane),
+)
+PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls", "media": "Media",
+               "checks": "Checks", "mi": "MI"}
+
+WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
+
+
+class StatusHeader(Static):
+    """Target, age of the last good poll, and each source's state (OK/FAIL + reason)."""
+
+    def show(self, app: "OpsConsoleApp") -> None:
+        state, now = app.state, app.now()
+        out = Text(end="", no_wrap=False)
+        out.append("opsconsole ", style="bold")
+        out.append(safe_text(app.target, 60))
+        out.append("  ")
+        last = state.last_good_poll()
+        out.append(f"updated {fmt.age(None if last is None else now - last)}")
+        if app.paused:
+            out.append("  PAUSED (p)", style="bold reverse")
+        elif app.polling:
+            out.append("  polling…", style="dim")
+        out.append("\n")
+        sources = state.sources
+        if not sources:
+            out.append("waiting for the first poll…", style="dim")
+        for number, status in enumerate(sources.values()):
+            if number:
+                out.append(" · ")
+            out.append(source_text(status, state.last_ok.get(status.name), now))
+        self.update(out)
+
+
+def source_text(status: SourceStatus, last_ok: float | None, now: float) -> Text:
+    out = Text(f"{status.name} ", end="")
+    if status.ok:
+        out.append("OK", style="bold green")
+        return out
+    out.append("FAIL", style="bold red")
+    out.append(": ")
+    out.append(safe_text(status.error or "failed", 70))
+    if last_ok is not None:
+        out.append(f" STALE {fmt.duration(now - last_ok)}", style="bold reverse yellow")
+    else:
+        out.append(" no data", style="bold")
+    return out
+
+
+class OpsConsoleApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "opsconsole"
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_BINDING = "colon"
+
+    BINDINGS = [
+        *(Binding(key, f"show('{name}')", PANE_TITLES[name]) for key, name, _ in PANES),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self, service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,
+                 allow_write: bool = False) -> None:
+        super().__init__()
+        self.service = service
+        self.interval = max(0.1, float(interval))
+        self.clock = clock
+        self.allow_write = allow_write
+        self.state = LiveState()
+        self.paused = False
+        self.polling = False
+        self.checks_running = False
+        self.current = "overview"
+        self.poll_count = 0
+        self.last_options: CollectOptions | None = None
+        self._poll_timer = None
+        self._parent_pid = os.getppid()
+        config = getattr(service, "config", None)
+        self.heavy_interval = float(getattr(config, "heavy_interval", 30.0) or 30.0)
+        self.full_sync_max = int(getattr(config, "full_sync_max", 10_000) or 10_000)
+        self.target = self._describe_target(config)
+
+    @staticmethod
+    def _describe_target(config: Any) -> str:
+        if config is None:
+            return "?"
+        parts = []
+        name = getattr(config, "name", "")
+        if name:
+            parts.append(name)
+        mi = getattr(config, "mi_target", "")
+        if mi:
+            parts.append(f"MI {mi}")
+        ng = getattr(config, "ng", None)
+        if ng:
+            parts.append(f"ng {ng[0]}:{ng[1]}")
+        return "  ".join(parts) or "?"
+
+    def now(self) -> float:
+        return self.clock()
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status-header")
+        with ContentSwitcher(initial="overview", id="panes"):
+            for _key, name, pane_class in PANES:
+                yield pane_class(id=name)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(StatusHeader).show(self)
+        self.set_interval(1.0, self._tick)
+        if not self.is_headless:
+            self._install_terminal_watch()
+        self.call_after_refresh(self._focus_pane)
+        self.poll_now()
+
+    def pane(self, name: str | None = None) -> Pane:
+        return self.query_one(f"#{name or self.current}", Pane)
+
+    def _focus_pane(self) -> None:
+        self.pane().focus_main()
+
+    # ------------------------------------------------------------------ polling
+
+    def collect_options(self) -> CollectOptions:
+        """Heavy lists only for the visible screen, else on the slow cadence."""
+        now = self.now()
+
+        def due(at: float | None) -> bool:
+            return at is None or now - at >= self.heavy_interval
+
+        contacts = self.current == "registrations" or due(self.state.contacts_at)
+        dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at)
+        details = self.current in ("calls", "media") or dialogs
+        return CollectOptions(contacts=contacts, dialogs=dialogs, media_details=details,
+                              full_sync_max=self.full_sync_max)
+
+    def poll_now(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._poll()
+
+    @work(exclusive=True, group="poll")
+    async def _poll(self) -> None:
+        options = self.collect_options()
+        self.last_options = options
+        self.polling = True
+        try:
+            snapshot = await self.service.snapshot(options)
+        except Exception as exc:  # the service turns failures into data; this is the last guard
+            snapshot = Snapshot(collected_at=self.now(),
+                                sources={"console": SourceStatus("console", False, f"poll failed: {_describe(exc)}")})
+        self.state.apply(snapshot, options)
+        self.poll_count += 1
+        if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
+            await self._run_checks(snapshot)
+        self.polling = False
+        self.render_all()
+        if not self.paused:
+            self._poll_timer = self.set_timer(self.interval, self._poll)
+
+    async def _run_checks(self, snapshot: Snapshot) -> None:
+        self.checks_running = True
+        try:
+            self.state.checks = list(await self.service.checks(snapshot))
+        except Exception as exc:
+            self.notify(f"checks failed: {_describe(exc)}", severity="error", markup=False)
+        else:
+            self.state.checks_at = self.now()
+        finally:
+            self.checks_running = False
+
+    def rerun_checks(self) -> None:
+        if self.state.latest is None:
+            self.notify("no data yet: wait for the first poll", markup=False)
+            return
+        self.checks_running = True
+        self.render_all()
+        self._rerun_checks()
+
+    @work(exclusive=True, group="checks")
+    async def _rerun_checks(self) -> None:
+        assert self.state.latest is not None
+        await self._run_checks(self.state.latest)
+        self.render_all()
+
+    def render_all(self) -> None:
+        """Header always; only the visible pane (hidden ones render when shown)."""
+        with self.batch_update():
+            self.query_one(StatusHeader).show(self)
+            self.pane().refresh_view(self.state, self.now())
+
+    def _tick(self) -> None:
+        # Ages and countdowns move even between polls; cheap: header + visible pane.
+        self.render_all()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_show(self, name: str) -> None:
+        if name == self.current and self.query_one(ContentSwitcher).current == name:
+            return
+        previous = self.current
+        self.current = name
+        self.query_one(ContentSwitcher).current = name
+        self.pane().refresh_view(self.state, self.now())
+        self.pane().focus_main()
+        if name == "mi":
+            self._load_mi_commands()
+        # A screen with heavy data asks for it now, not at the next tick.
+        if previous != name and name in ("registrations", "calls", "media") and not self.paused:
+            self.poll_now()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused and self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        if not self.paused:
+            self.poll_now()
+        self.render_all()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_back(self) -> None:
+        if self.current != "overview":
+            self.action_show("overview")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, name, pane_class in PANES:
+            yield SystemCommand(f"Show {pane_class.title}", f"screen {key}", lambda n=name: self.action_show(n))
+        yield SystemCommand("Pause / resume polling", "p", self.action_toggle_pause)
+        yield SystemCommand("Poll now", "collect every source once, now", self.poll_now)
+        yield SystemCommand("Re-run checks", "run the diagnose checks again", self.rerun_checks)
+
+    # ------------------------------------------------------------------ MI
+
+    def _load_mi_commands(self) -> None:
+        names: list[str] = []
+        try:
+            names = list(self.service.mi_commands())
+        except Exception as exc:
+            self.query_one(MiPane).show_status(Text(f"command list unavailable: {_describe(exc)}"))
+        if not names and self.state.signalling is not None:
+            names = list(self.state.signalling.commands)
+        self.query_one("#mi-input", Input).suggester = SuggestFromList(sorted(set(names)), case_sensitive=False)
+        self.mi_commands = names
+
+    def submit_mi(self, line: str) -> None:
+        from .views import parse_mi_command
+
+        pane = self.query_one(MiPane)
+        try:
+            method, params = parse_mi_command(line)
+        except ValueError as exc:
+            pane.show_status(Text(str(exc), style="bold"))
+            return
+        if self._is_write(method):
+            if not self.allow_write:
+                pane.show_status(Text.assemble(("REFUSED ", "bold reverse red"), safe_text(method, 60),
+                                               " changes the platform; start opsconsole with --allow-write to permit it"))
+                return
+            question = Text.assemble(("Run write method ", "bold"), safe_text(method, 60, style="bold"),
+                                     "\nparams: ", safe_text(params, 200),
+                                     f"\non {self.target}?\nThis changes the live platform and is audit-logged.")
+
+            def answered(confirmed: bool | None) -> None:
+                if confirmed:
+                    self._run_mi(method, params, True)
+                else:
+                    pane.show_status(Text.assemble("cancelled: ", safe_text(method, 60)))
+
+            self.push_screen(ConfirmScreen(question), answered)
+            return
+        self._run_mi(method, params, False)
+
+    def _is_write(self, method: str) -> bool:
+        try:
+            return bool(self.service.is_write_method(method))
+        except Exception:
+            return True  # unknown means dangerous
+
+    @work(exclusive=True, group="mi")
+    async def _run_mi(self, method: str, params: Any, confirmed: bool) -> None:
+        pane = self.query_one(MiPane)
+        pane.show_status(Text.assemble("running ", safe_text(method, 60), "…"))
+        started = time.perf_counter()
+        try:
+            if confirmed:
+                result = await self.service.mi(method, params, confirmed=True)
+            else:
+                result = await self.service.mi(method, params)
+        except OpsError as exc:
+            pane.show_status(Text.assemble(("FAIL ", "bold red"), safe_text(str(exc), None)))
+            return
+        except Exception as exc:
+            pane.show_status(Text.assemble(("FAIL ", "bold red"), safe_text(_describe(exc), None)))
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        pane.show_status(Text.assemble(("OK ", "bold green"), safe_text(method, 60), f" in {elapsed:.0f} ms"))
+        pane.show_result(method, result)
+
+    # ------------------------------------------------------------------ terminal loss
+
+    def _install_terminal_watch(self) -> None:
+        """Exit when the terminal goes away (SIGHUP, closed tty, orphaned):
+        an on-call ssh session dropping must not leave a console polling."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_lost)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+        self.set_interval(WATCHDOG_INTERVAL, self._watchdog)
+
+    def _watchdog(self) -> None:
+        if terminal_gone(self._parent_pid):
+            self._terminal_lost()
+
+    def _terminal_lost(self) -> None:
+        self.exit(return_code=129)
+
+
+def terminal_gone(parent_pid: int, streams: Iterable[Any] = (sys.stdin, sys.stdout)) -> bool:
+    """True when stdin/stdout is no longer a terminal or our parent died (re-parented to init)."""
+    if parent_pid != 1 and os.getppid() == 1:
+        return True
+    for stream in streams:
+        try:
+            if stream is None or stream.closed or not os.isatty(stream.fileno()):
+                return True
+        except (OSError, ValueError):
+            return True
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
+
+
+def create_app(service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,
+               allow_write: bool = False) -> OpsConsoleApp:
+    """The one app factory (CLI: `opsconsole`; tests: with a fake service)."""
+    return OpsConsoleApp(service, interval=interval, clock=clock, allow_write=allow_write)

@@ -1,0 +1,766 @@
+"""The six views (keys 1–6).  Each pane renders from `LiveState` on demand;
+tables are updated by key (see tablediff), never cleared per tick."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Input, Sparkline, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from console.model import Call, CheckResult, Contact, MediaSession, Status, overall_status
+
+from . import format as fmt
+from .safe import safe_text
+from .screens import DetailScreen, field_lines
+from .state import LiveState
+from .tablediff import sync_table
+from .views import TRANSPORT_FILTERS
+
+if TYPE_CHECKING:
+    from .app import OpsConsoleApp
+
+
+class Pane(Vertical):
+    """Base: knows its app and renders from state when asked."""
+
+    title = ""
+
+    @property
+    def ops(self) -> "OpsConsoleApp":
+        return self.app  # type: ignore[return-value]
+
+    def refresh_view(self, state: LiveState, now: float) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def focus_main(self) -> None:
+        tables = self.query(DataTable)
+        if tables:
+            tables.first().focus()
+
+
+def stale_note(label: str, at: float | None, now: float, stale: bool) -> Text:
+    """'STALE' + age whenever the data shown is not from the latest poll."""
+    if at is None:
+        return Text(f"{label}: no data yet", style="dim")
+    if stale:
+        return Text(f"{label}: STALE, last good {fmt.age(now - at)}", style="bold reverse yellow")
+    return Text(f"{label}: {fmt.age(now - at)}", style="dim")
+
+
+# --------------------------------------------------------------------------- 1 Overview
+
+
+class OverviewPane(Pane):
+    title = "Overview"
+    SPARKS = (("registrations", "Registrations"), ("dialogs", "Dialogs"), ("sessions", "Media sessions"),
+              ("ports", "Ports used"), ("load", "Load %"))
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="overview-scroll"):
+            with Horizontal(id="overview-top"):
+                yield Static(id="overview-sip", classes="panel")
+                yield Static(id="overview-media", classes="panel")
+            yield Static(id="overview-checks", classes="panel")
+            with Vertical(id="overview-trends", classes="panel"):
+                for key, label in self.SPARKS:
+                    with Horizontal(classes="trend"):
+                        yield Static(Text(label), classes="trend-label")
+                        yield Sparkline([], id=f"spark-{key}", classes="trend-spark")
+                        yield Static(id=f"last-{key}", classes="trend-last")
+
+    def focus_main(self) -> None:
+        self.query_one("#overview-scroll").focus()
+
+    def refresh_view(self, state: LiveState, now: float) -> None:
+        self.query_one("#overview-sip", Static).update(self._sip(state, now))
+        self.query_one("#overview-media", Static).update(self._media(state, now))
+        self.query_one("#overview-checks", Static).update(self._checks(state, now))
+        for key, _ in self.SPARKS:
+            data = state.history[key].data()
+            self.query_one(f"#spark-{key}", Sparkline).data = data
+            self.query_one(f"#last-{key}", Static).update(Text(fmt.count(data[-1]) if data else "-"))
+
+    def _sip(self, state: LiveState, now: float) -> Text:
+        out = Text("OpenSIPS\n", style="bold", end="")
+        sig = state.signalling
+        if sig is None:
+            out.append("no data yet\n", style="dim")
+            return out
+        ov = sig.overview
+        shm = ov.shm_percent
+        rows: list[tuple[str, Text | str]] = [
+            ("version", safe_text(ov.version or ov.server or "?")),
+            ("uptime", fmt.duration(ov.uptime_s)),
+            ("load", "-" if ov.load is None else f"{ov.load:.0f}% (1m {fmt.count(ov.load_1m)})"),
+            ("shm", "-" if shm is None else f"{shm:.1f}% of {fmt.size(ov.shm_total)}"),
+            ("dialogs", f"{fmt.count(ov.active_dialogs)} active, {fmt.count(ov.early_dialogs)} early"),
+            ("registered", fmt.count(ov.registered_contacts if ov.registered_contacts is not None
+                                     else (len(state.contacts) if state.contacts is not None else None))),
+        ]
+        out.append(field_lines(rows))
+        out.append("\n")
+        counts = state.transport_counts()
+        by_transport = Text("by transport  ", style="bold")
+        if state.contacts is None:
+            by_transport.append("not fetched", style="dim")
+        else:
+            by_transport.append("  ".join(f"{t.upper()} {counts.get(t, 0)}" for t in ("udp", "tcp", "tls", "ws", "wss")))
+            if state.contacts_at is not None and now - state.contacts_at > 2 * self.ops.interval:
+                by_transport.append(f" ({fmt.age(now - state.contacts_at)})", style="dim")
+        out.append(by_transport)
+        out.append("\n")
+        out.append(stale_note("signalling", state.signalling_at, now, state.signalling_stale()))
+        return out
+
+    def _media(self, state: LiveState, now: float) -> Text:
+        out = Text("RTPengine\n", style="bold", end="")
+        media = state.media
+        if media is None:
+            out.append("no data yet\n", style="dim")
+            return out
+        totals = media.totals
+        sessions = totals.total_sessions if totals.total_sessions is not None else len(media.sessions)
+        rows: list[tuple[str, Text | str]] = [
+            ("version", safe_text(media.version or "?")),
+            ("ng / cli", Text.assemble(fmt.ok_word(media.ng_ok), " / ", fmt.ok_word(media.cli_ok))),
+            ("sessions", f"{fmt.count(sessions)} ({fmt.count(totals.owned_sessions)} own, "
+                         f"{fmt.count(totals.foreign_sessions)} foreign)"),
+            ("ports", fmt.bar(media.ports.used, media.ports.total, 16) if media.ports.total else Text("-")),
+            ("packets/s", f"{fmt.count(totals.packets_per_s_user)} user, {fmt.count(totals.packets_per_s_kernel)} kernel"),
+            ("errors/s", fmt.count(totals.errors_per_s)),
+        ]
+        out.append(field_lines(rows))
+        out.append("\n")
+        out.append(stale_note("media", state.media_at, now, state.media_stale()))
+        return out
+
+    def _checks(self, state: LiveState, now: float) -> Text:
+        out = Text("Checks  ", style="bold", end="")
+        if not state.checks:
+            out.append("not run yet", style="dim")
+            return out
+        worst = overall_status([c.status for c in state.checks])
+        out.append(fmt.status_word(worst))
+        counts = {s: sum(1 for c in state.checks if c.status is s) for s in Status}
+        out.append("  " + ", ".join(f"{n} {s.word}" for s, n in counts.items() if n))
+        for check in state.checks:
+            if check.status in (Status.WARN, Status.FAIL, Status.UNKNOWN):
+                out.append("\n  ")
+                out.append(fmt.status_word(check.status))
+                out.append(safe_text(f"{check.id}: {check.summary}", 100))
+        if state.checks_at is not None:
+            out.append(f"\n  ({fmt.age(now - state.checks_at)}; 5 for details, r to re-run there)", style="dim")
+        return out
+
+
+# --------------------------------------------------------------------------- 2 Registrations
+
+
+# Most telling first: at 80 columns AoR, transport, expiry and UA stay visible.
+CONTACT_COLUMNS = (("aor", "AoR"), ("transport", "Transport"), ("expires", "Expires"), ("user_agent", "User agent"),
+                   ("contact", "Contact"), ("socket", "Socket"), ("received", "Received"), ("flags", "Flags"))
+
+
+class ContactTable(DataTable):
+    """Holds only a window of the filtered list; moving past its edge pages."""
+
+    def action_cursor_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1 and self._pane().page(+1):
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0 and self._pane().page(-1):
+            return
+        super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1 and self._pane().page(+1):
+            return
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor_row <= 0 and self._pane().page(-1):
+            return
+        super().action_page_up()
+
+    def action_scroll_top(self) -> None:
+        self._pane().jump(last=False)
+
+    def action_scroll_bottom(self) -> None:
+        self._pane().jump(last=True)
+
+    def _pane(self) -> "RegistrationsPane":
+        return self.query_ancestor(RegistrationsPane)
+
+
+class RegistrationsPane(Pane):
+    title = "Registrations"
+    WINDOW = 100  # rows held by the DataTable (a screenful or two); the list may be 100k long
+    BINDINGS = [
+        Binding("slash", "open_filter", "Filter"),
+        Binding("t", "cycle_transport", "Transport"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
+        Binding("escape", "clear_filter", "Clear", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filter_text = ""
+        self.transport = "all"
+        self.sort = "aor"
+        self.reverse = False
+        self.window_start = 0
+        self.matches: Sequence[Contact] = ()
+        self.shown: dict[str, Contact] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="contacts-note")
+        yield Input(placeholder="filter: AoR, contact or user agent (Enter keeps, Esc clears)",
+                    id="contact-filter", classes="hidden")
+        yield Static(id="contacts-status")
+        table = ContactTable(id="contacts", cursor_type="row", zebra_stripes=True)
+        for key, label in CONTACT_COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+
+    # ------------------------------------------------------------------ actions
+
+    def action_open_filter(self) -> None:
+        box = self.query_one("#contact-filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#contact-filter", Input)
+        had_filter = bool(self.filter_text) or not box.has_class("hidden")
+        box.value = ""
+        box.add_class("hidden")
+        self.filter_text = ""
+        self.window_start = 0
+        self.query_one(ContactTable).focus()
+        if had_filter:
+            self._rerender()
+        else:
+            self.ops.action_back()
+
+    def action_cycle_transport(self) -> None:
+        self.transport = TRANSPORT_FILTERS[(TRANSPORT_FILTERS.index(self.transport) + 1) % len(TRANSPORT_FILTERS)]
+        self.window_start = 0
+        self._rerender()
+
+    def action_cycle_sort(self) -> None:
+        keys = [key for key, _ in CONTACT_COLUMNS]
+        self.sort = keys[(keys.index(self.sort) + 1) % len(keys)]
+        self.window_start = 0
+        self._rerender()
+
+    def action_reverse_sort(self) -> None:
+        self.reverse = not self.reverse
+        self.window_start = 0
+        self._rerender()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "contact-filter":
+            event.stop()
+            self.filter_text = event.value
+            self.window_start = 0
+            self._rerender()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "contact-filter":
+            event.stop()
+            if not self.filter_text:
+                event.input.add_class("hidden")
+            self.query_one(ContactTable).focus()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = event.column_key.value or "aor"
+        self.reverse = (not self.reverse) if key == self.sort else False
+        self.sort = key
+        self.window_start = 0
+        self._rerender()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        contact = self.shown.get(event.row_key.value or "")
+        if contact is not None:
+            self.app.push_screen(DetailScreen(f"Contact {safe_text(contact.aor, 80).plain}", contact_sections(contact)))
+
+    def page(self, direction: int) -> bool:
+        """Move the window by half its size; False when already at that end."""
+        step = self.WINDOW // 2
+        new = max(0, min(self.window_start + direction * step, max(0, len(self.matches) - self.WINDOW)))
+        if new == self.window_start:
+            return False
+        table = self.query_one(ContactTable)
+        cursor = self.window_start + table.cursor_row
+        self.window_start = new
+        self._rerender(select_index=min(len(self.matches) - 1, cursor + direction))
+        return True
+
+    def jump(self, last: bool) -> None:
+        """Ctrl+Home / Ctrl+End: the first / last contact of the whole list."""
+        self.window_start = max(0, len(self.matches) - self.WINDOW) if last else 0
+        self._rerender(select_index=max(0, len(self.matches) - 1) if last else 0)
+
+    # ------------------------------------------------------------------ render
+
+    def _rerender(self, select_index: int | None = None) -> None:
+        self.refresh_view(self.ops.state, self.ops.now())
+        if select_index is not None:
+            self.query_one(ContactTable).move_cursor(row=select_index - self.window_start, animate=False)
+
+    def refresh_view(self, state: LiveState, now: float) -> None:
+        note = self.query_one("#contacts-note", Static)
+        if state.contacts is None:
+            message = state.contacts_note or "contact list not fetched yet"
+            note.update(Text.assemble(("Contacts not listed: ", "bold"), safe_text(message, None, multiline=True)))
+            note.remove_class("hidden")
+        else:
+            note.update(stale_note("contacts", state.contacts_at, now, state.signalling_stale()))
+            note.set_class(not state.signalling_stale() and not state.contacts_note, "quiet")
+            if state.contacts_note:
+                note.update(Text.assemble(stale_note("contacts", state.contacts_at, now, state.signalling_stale()),
+                                          "  ", safe_text(state.contacts_note, None)))
+        index = state.contact_index()
+        self.matches = index.select(self.filter_text, self.transport, self.sort, self.reverse)
+        self.window_start = min(self.window_start, max(0, len(self.matches) - self.WINDOW))
+        window = self.matches[self.window_start:self.window_start + self.WINDOW]
+        self.shown = {c.key: c for c in window}
+        elapsed = now - state.contacts_at if state.contacts_at is not None else 0.0
+        sync_table(self.query_one(ContactTable), [(c.key, contact_cells(c, elapsed)) for c in window])
+        self.query_one("#contacts-status", Static).update(self._status_line(len(index.contacts), len(window)))
+
+    def _status_line(self, total: int, shown: int) -> Text:
+        out = Text(end="")
+        matched = len(self.matches)
+        if shown < matched:
+            out.append(f"rows {self.window_start + 1:,}-{self.window_start + shown:,} of {matched:,}")
+        else:
+            out.append(f"{matched:,} contacts")
+        if matched != total:
+            out.append(f" (of {total:,})")
+        out.append(f"  transport: {self.transport}  sort: {self.sort}{' desc' if self.reverse else ''}")
+        if self.filter_text:
+            out.append("  filter: ")
+            out.append(safe_text(self.filter_text, 30, style="bold"))
+        return out
+
+
+def contact_cells(contact: Contact, elapsed: float) -> tuple[Text, ...]:
+    return (
+        safe_text(contact.aor, 32),
+        fmt.transport_label(contact.transport, contact.ws),
+        Text(expires_text(contact, elapsed), justify="right"),
+        safe_text(contact.user_agent, 28),
+        safe_text(contact.contact, 48),
+        safe_text(contact.socket, 26),
+        safe_text(contact.received, 32),
+        safe_text(" ".join(contact.cflags), 24),
+    )
+
+
+def expires_text(contact: Contact, elapsed: float = 0.0) -> str:
+    """Seconds left, counting down from the collection time."""
+    if contact.expires is None:
+        return contact.expires_state or "-"
+    left = int(contact.expires - elapsed)
+    return "expired" if left <= 0 else fmt.duration(left)
+
+
+def contact_sections(contact: Contact) -> list[tuple[str, Text]]:
+    fields: list[tuple[str, Text | str]] = [
+        ("AoR", safe_text(contact.aor, None)),
+        ("Contact", safe_text(contact.contact, None)),
+        ("Contact ID", safe_text(contact.contact_id, None)),
+        ("Transport", fmt.transport_label(contact.transport, contact.ws)),
+        ("Socket", safe_text(contact.socket or "(none: added over MI)", None)),
+        ("Received", safe_text(contact.received, None)),
+        ("Path", safe_text(contact.path, None)),
+        ("User agent", safe_text(contact.user_agent, None)),
+        ("Expires", expires_text(contact) + (f" ({contact.expires_state})" if contact.expires_state else "")),
+        ("Call-ID", safe_text(contact.callid, None)),
+        ("CSeq", str(contact.cseq)),
+        ("Q", safe_text(contact.q, None)),
+        ("State", safe_text(contact.state, None)),
+        ("Flags", str(contact.flags)),
+        ("Branch flags", safe_text(" ".join(contact.cflags), None)),
+        ("Methods", "-" if contact.methods is None else str(contact.methods)),
+        ("Node", safe_text(contact.target, None)),
+    ]
+    return [("Contact", field_lines(fields))]
+
+
+# --------------------------------------------------------------------------- 3 Calls
+
+
+CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("bridge", "Bridge"), ("state", "State"),
+                ("duration", "Duration"), ("codec", "Codec"), ("leg_a", "A pkts/err"), ("leg_b", "B pkts/err"),
+                ("mark", "Note"))
+
+
+def _user(uri: str) -> str:
+    """'sip:1046@127.0.0.1' -> '1046' (cells are narrow; detail has the URI)."""
+    rest = uri.split(":", 1)[1] if ":" in uri[:5] else uri
+    return rest.split("@", 1)[0] if "@" in rest else rest
+
+
+def call_legs(call: Call):
+    """The media legs in caller, callee order (by dialog tags when known)."""
+    media = call.media
+    if media is None or not media.legs:
+        return None, None
+    if call.dialog is not None:
+        a = media.leg(call.dialog.caller.tag)
+        b = media.leg(call.dialog.callee.tag) if call.dialog.callees else None
+        if a is not None or b is not None:
+            return a, b
+    legs = list(media.legs)
+    return legs[0], (legs[1] if len(legs) > 1 else None)
+
+
+def call_mark(call: Call) -> Text:
+    if not call.has_dialog:
+        return Text("NO DIALOG", style="bold yellow")
+    if not call.has_media:
+        return Text("NO MEDIA", style="bold yellow")
+    if call.media is not None and call.media.deleted:
+        return Text("DELETED", style="dim")
+    return Text("")
+
+
+def call_cells(call: Call, now: float) -> tuple[Text, ...]:
+    dialog = call.dialog
+    a, b = call_legs(call)
+    if dialog is not None:
+        caller = safe_text(_user(dialog.from_uri), 12)
+        caller.append(f" {(dialog.caller_transport or '?').upper()}", style="bold")
+        callee = safe_text(_user(dialog.to_uri), 12)
+        callee.append(f" {(dialog.callee_transport or '?').upper()}", style="bold")
+        state, duration = dialog.state_name, fmt.duration(dialog.duration(now))
+    else:
+        caller = safe_text(call.callid, 16)
+        callee = Text("-")
+        state = "deleted" if call.media is not None and call.media.deleted else "media only"
+        created = call.media.created if call.media is not None else 0
+        duration = fmt.duration(now - created) if created else "-"
+    codec = (a.codec if a else "") or (b.codec if b else "")
+    return (
+        Text.assemble(caller, " →"),
+        callee,
+        safe_text(call.bridge or "-", 32),
+        Text(state),
+        Text(duration, justify="right"),
+        safe_text(codec or "-", 16),
+        Text(f"{a.packets}/{a.errors}" if a else "-", justify="right"),
+        Text(f"{b.packets}/{b.errors}" if b else "-", justify="right"),
+        call_mark(call),
+    )
+
+
+class CallsPane(Pane):
+    title = "Calls"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: dict[str, Call] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="calls-status")
+        table = DataTable(id="calls-table", cursor_type="row", zebra_stripes=True)
+        for key, label in CALL_COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+
+    def refresh_view(self, state: LiveState, now: float) -> None:
+        calls = sorted(state.calls, key=lambda c: (c.dialog.start if c.dialog else (c.media.created if c.media else 0), c.callid))
+        self.calls = {c.key: c for c in calls}
+        sync_table(self.query_one("#calls-table", DataTable), [(c.key, call_cells(c, now)) for c in calls])
+        no_media = sum(1 for c in calls if not c.has_media)
+        no_dialog = sum(1 for c in calls if not c.has_dialog)
+        status = Text(f"{len(calls)} calls, {no_media} without media, {no_dialog} media without dialog  ")
+        status.append(stale_note("dialogs", state.dialogs_at, now, state.signalling_stale()))
+        self.query_one("#calls-status", Static).update(status)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        call = self.calls.get(event.row_key.value or "")
+        if call is not None:
+            self.app.push_screen(DetailScreen(f"Call {safe_text(call.callid, 80).plain}", call_sections(call, self.ops.now())))
+
+
+def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
+    sections: list[tuple[str, Text]] = []
+    summary: list[tuple[str, Text | str]] = [("Call-ID", safe_text(call.callid, None)),
+                                              ("Bridge", safe_text(call.bridge or "-", None)),
+                                              ("Note", call_mark(call))]
+    dialog = call.dialog
+    if dialog is not None:
+        summary += [
+            ("From", safe_text(dialog.from_uri, None)), ("To", safe_text(dialog.to_uri, None)),
+            ("Dialog ID", safe_text(dialog.id, None)), ("State", dialog.state_name),
+            ("Duration", fmt.duration(dialog.duration(now))),
+            ("Caller", Text.assemble(safe_text(dialog.caller.contact, None), f"  via {dialog.caller.bind_addr}")),
+            ("Callee", Text.assemble(safe_text(dialog.callee.contact, None), f"  via {dialog.callee.bind_addr}")),
+            ("Profiles", safe_text(", ".join(f"{p}={v}" for p, v in dialog.profiles), None)),
+        ]
+    sections.append(("Call", field_lines(summary)))
+    if dialog is not None:
+        sections.append(("SDP sent to the caller (by RTPengine)", safe_text(dialog.caller.sent_sdp or "(none)", None, multiline=True)))
+        sections.append(("SDP sent to the callee (by RTPengine)", safe_text(dialog.callee.sent_sdp or "(none)", None, multiline=True)))
+    if call.media is not None:
+        sections.append(("Media session", session_text(call.media, now)))
+    else:
+        sections.append(("Media session", Text("RTPengine has no session with this Call-ID", style="bold")))
+    return sections
+
+
+def session_text(session: MediaSession, now: float) -> Text:
+    fields: list[tuple[str, Text | str]] = [
+        ("Call-ID", safe_text(session.callid, None)),
+        ("Age", fmt.duration(now - session.created) if session.created else "-"),
+        ("Deleted", "yes (BYE seen, within delete-delay)" if session.deleted else "no"),
+        ("Foreign", "yes" if session.foreign else "no"),
+    ]
+    out = field_lines(fields)
+    for leg in session.legs:
+        out.append("\n\nleg ", style="bold")
+        out.append(safe_text(leg.tag, None))
+        if leg.tag_type or leg.label:
+            out.append(f" ({leg.tag_type or leg.label})")
+        for media in leg.medias:
+            out.append(f"\n  {media.type} {media.protocol} codec ")
+            out.append(safe_text(media.codec or "-", 40))
+            if media.flags:
+                out.append("  [" + ", ".join(media.flags) + "]", style="dim")
+            for stream in media.streams:
+                out.append(f"\n    {stream.local_address}:{stream.local_port} <-> ")
+                out.append(safe_text(stream.endpoint or "-", 60))
+                out.append(f"  {'RTCP' if stream.rtcp else 'RTP '} pkts {stream.packets} bytes {stream.bytes} errors {stream.errors}")
+    return out
+
+
+# --------------------------------------------------------------------------- 4 Media
+
+
+PORT_COLUMNS = (("name", "Interface"), ("address", "Address"), ("usage", "Ports used"), ("left", "Calls possible"),
+                ("range", "Range"))
+SESSION_COLUMNS = (("callid", "Call-ID"), ("age", "Age"), ("legs", "Legs"), ("protocols", "Protocols"),
+                   ("codec", "Codec"), ("packets", "Packets"), ("errors", "Errors"), ("ports", "Ports"),
+                   ("note", "Note"))
+
+
+class MediaPane(Pane):
+    title = "Media"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sessions: dict[str, MediaSession] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="media-status")
+        ports = DataTable(id="ports", cursor_type="row", show_cursor=False)
+        for key, label in PORT_COLUMNS:
+            ports.add_column(label, key=key)
+        yield ports
+        sessions = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        for key, label in SESSION_COLUMNS:
+            sessions.add_column(label, key=key)
+        yield sessions
+        yield Static(id="media-totals")
+
+    def focus_main(self) -> None:
+        self.query_one("#sessions", DataTable).focus()
+
+    def refresh_view(self, state: LiveState, now: float) -> None:
+        media = state.media
+        self.query_one("#media-status", Static).update(stale_note("media", state.media_at, now, state.media_stale()))
+        if media is None:
+            return
+        port_rows = [(f"{i.name}\x00{i.address}", (safe_text(i.name, 20), safe_text(i.address, 40), fmt.bar(i.used, i.total, 20),
+                                                  Text(fmt.count(i.calls_left), justify="right"),
+                                                  Text(f"{i.port_min}-{i.port_max}" if i.port_max else "-")))
+                     for i in media.ports.interfaces]
+        sync_table(self.query_one("#ports", DataTable), port_rows)
+        sessions = sorted(media.sessions, key=lambda s: (s.created, s.callid))
+        self.sessions = {s.callid: s for s in sessions}
+        sync_table(self.query_one("#sessions", DataTable), [(s.callid, session_cells(s, now)) for s in sessions])
+        self.query_one("#media-totals", Static).update(totals_text(state))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        session = self.sessions.get(event.row_key.value or "")
+        if session is not None:
+            self.app.push_screen(DetailScreen(f"Media session {safe_text(session.callid, 80).plain}",
+                                              [("Media session", session_text(session, self.ops.now()))]))
+
+
+def session_cells(session: MediaSession, now: float) -> tuple[Text, ...]:
+    protocols = "<->".join(leg.protocol or "?" for leg in session.legs) or ("-" if session.detailed or not session.legs else "?")
+    codec = next((leg.codec for leg in session.legs if leg.codec), "-")
+    return (
+        safe_text(session.callid, 36),
+        Text(fmt.duration(now - session.created) if session.created else "-", justify="right"),
+        Text(str(len(session.legs)), justify="right"),
+        safe_text(protocols, 40),
+        safe_text(codec, 16),
+        Text(fmt.count(sum(leg.packets for leg in session.legs)), justify="right"),
+        Text(fmt.count(sum(leg.errors for leg in session.legs)), justify="right"),
+        Text(str(len(session.ports)), justify="right"),
+        Text("DELETED" if session.deleted else ("foreign" if session.foreign else "")),
+    )
+
+
+def totals_text(state: LiveState) -> Text:
+    media = state.media
+    if media is None:
+        return Text("")
+    t = media.totals
+    fields: list[tuple[str, Text | str]] = [
+        ("sessions", f"{fmt.count(t.total_sessions)} total, {fmt.count(t.owned_sessions)} own, {fmt.count(t.foreign_sessions)} foreign"),
+        ("rates", f"{fmt.count(t.packets_per_s_user)} pkt/s user, {fmt.count(t.packets_per_s_kernel)} pkt/s kernel, "
+                  f"{fmt.count(t.errors_per_s)} err/s"),
+        ("since start", f"{fmt.count(t.managed_sessions)} managed, {fmt.count(t.rejected_sessions)} rejected, "
+                        f"{fmt.count(t.timeout_sessions)} timed out; relayed {fmt.count(t.relayed_packets_user)} pkts, "
+                        f"{fmt.count(t.relayed_errors)} errors"),
+        ("uptime", fmt.duration(t.uptime_s)),
+    ]
+    return field_lines(fields)
+
+
+# --------------------------------------------------------------------------- 5 Checks
+
+
+CHECK_COLUMNS = (("status", "Status"), ("id", "Check"), ("summary", "Summary"), ("remedy", "Remedy"))
+
+
+class ChecksPane(Pane):
+    title = "Checks"
+    BINDINGS = [Binding("r", "rerun", "Re-run")]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.results: dict[str, CheckResult] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="checks-status")
+        table = DataTable(id="checks-table", cursor_type="row", zebra_stripes=True)
+        for key, label in CHECK_COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+
+    def action_rerun(self) -> None:
+        self.ops.rerun_checks()
+
+    def refresh_view(self, state: LiveState, now: float) -> None:
+        self.results = {c.id: c for c in state.checks}
+        rows = [(c.id, (fmt.status_word(c.status), safe_text(c.id, 28), safe_text(c.summary, 60), safe_text(c.remedy, 50)))
+                for c in state.checks]
+        sync_table(self.query_one("#checks-table", DataTable), rows)
+        status = Text(end="")
+        if self.ops.checks_running:
+            status.append("running checks… ", style="bold")
+        if state.checks:
+            status.append("overall ")
+            status.append(fmt.status_word(overall_status([c.status for c in state.checks])))
+            status.append(f" {len(state.checks)} checks, {fmt.age(now - state.checks_at) if state.checks_at else ''}  (r re-runs, Enter for evidence)")
+        elif not self.ops.checks_running:
+            status.append("no checks run yet (r runs them)", style="dim")
+        self.query_one("#checks-status", Static).update(status)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        result = self.results.get(event.row_key.value or "")
+        if result is not None:
+            self.app.push_screen(DetailScreen(f"Check {result.id}", check_sections(result)))
+
+
+def check_sections(result: CheckResult) -> list[tuple[str, Text]]:
+    fields: list[tuple[str, Text | str]] = [("Status", fmt.status_word(result.status)), ("Check", safe_text(result.id, None)),
+                                            ("Summary", safe_text(result.summary, None)),
+                                            ("Remedy", safe_text(result.remedy or "-", None)),
+                                            ("Took", f"{result.elapsed_ms:.0f} ms")]
+    evidence = field_lines([(str(k), safe_text(_plain(v), None, multiline=True)) for k, v in result.evidence.items()]) \
+        if result.evidence else Text("(none)")
+    return [("Check", field_lines(fields)), ("Evidence", evidence)]
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- 6 MI
+
+
+TREE_NODE_LIMIT = 5000  # a 100k ul_dump as a Tree would freeze the UI
+
+
+class MiPane(Pane):
+    title = "MI"
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="MI command, e.g. version  |  get_statistics all  |  dlg_list {\"callid\": \"x\"}",
+                    id="mi-input")
+        yield Static(id="mi-status")
+        yield Tree(Text("result"), id="mi-result")
+
+    def focus_main(self) -> None:
+        self.query_one("#mi-input", Input).focus()
+
+    def refresh_view(self, state: LiveState, now: float) -> None:
+        pass  # MI results only change when the operator runs a command
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "mi-input":
+            event.stop()
+            self.ops.submit_mi(event.value)
+
+    def show_status(self, text: Text) -> None:
+        self.query_one("#mi-status", Static).update(text)
+
+    def show_result(self, method: str, result: Any) -> None:
+        tree = self.query_one("#mi-result", Tree)
+        tree.clear()
+        tree.root.set_label(safe_text(method, 60, style="bold"))
+        budget = [TREE_NODE_LIMIT]
+        add_tree_nodes(tree.root, result, budget)
+        tree.root.expand()
+        for child in tree.root.children:
+            child.expand()
+        if budget[0] <= 0:
+            tree.root.add_leaf(Text(f"… truncated at {TREE_NODE_LIMIT} nodes; use `opsconsole mi` for the full answer", style="bold"))
+
+
+def add_tree_nodes(node: TreeNode, value: Any, budget: list[int], name: str | None = None) -> None:
+    """JSON → Tree: dicts and lists become branches, scalars leaves ('key: value')."""
+    if budget[0] <= 0:
+        return
+    budget[0] -= 1
+    label = Text(end="")
+    if name is not None:
+        label.append(safe_text(name, 60, style="bold"))
+    if isinstance(value, dict):
+        label.append(f" {{{len(value)}}}", style="dim")
+        branch = node.add(label) if name is not None else node
+        for key, item in value.items():
+            add_tree_nodes(branch, item, budget, str(key))
+    elif isinstance(value, list):
+        label.append(f" [{len(value)}]", style="dim")
+        branch = node.add(label) if name is not None else node
+        for position, item in enumerate(value):
+            add_tree_nodes(branch, item, budget, f"[{position}]")
+    else:
+        if name is not None:
+            label.append(": ")
+        label.append(safe_text("null" if value is None else value, 200))
+        node.add_leaf(label)

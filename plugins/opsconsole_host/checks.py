@@ -1,0 +1,244 @@
+"""Diagnose checks on HostState: daemons running, kernel forwarding, iptables, kernel log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.model import CheckResult, HostState, ProcessInfo, Status
+from console.plugins import CheckContext, CheckSpec
+
+from .kmsg import ERR, RESTRICTED_REMEDY
+from .processes import ng_address
+
+RTPENGINE_START = "start it: systemctl start rtpengine-daemon / check journalctl -u rtpengine-daemon"
+OPENSIPS_START = "start it: systemctl start opensips / check journalctl -u opensips"
+XT_REMEDY = ("load the module: modprobe xt_RTPENGINE (package rtpengine-kernel-dkms), then restart rtpengine; "
+             "or set table = -1 to forward in userspace on purpose")
+MAX_SHOWN_LINES = 5
+
+
+def _host_or_unknown(ctx: CheckContext, check_id: str) -> HostState | CheckResult:
+    host = ctx.snapshot.host
+    if host is not None:
+        return host
+    status = ctx.snapshot.sources.get("host")
+    why = status.error if status and status.error else "the host source did not run"
+    return CheckResult(check_id, Status.UNKNOWN, f"host facts unavailable: {why}",
+                       remedy="run opsconsole on the media/SIP server itself, as root")
+
+
+def _trusted(processes: tuple[ProcessInfo, ...]) -> list[ProcessInfo]:
+    return [p for p in processes if not p.suspect]
+
+
+def describe_rtpengine(proc: ProcessInfo) -> str:
+    """'pid 4242 ng 127.0.0.1:2223 cli 127.0.0.1:2224 ports 30000-40000 table 0'."""
+    if proc.error:
+        return f"pid {proc.pid} ({proc.error})"
+    s = proc.settings
+    parts = [f"pid {proc.pid}"]
+    for key, label in (("listen-ng", "ng"), ("listen-cli", "cli")):
+        if key in s:
+            parts.append(f"{label} {s[key]}")
+    if "port-min" in s or "port-max" in s:
+        parts.append(f"ports {s.get('port-min', 30000)}-{s.get('port-max', 40000)}")
+    if "table" in s:
+        parts.append(f"table {s['table']}")
+    if s.get("interface"):
+        parts.append("interface " + ";".join(map(str, s["interface"])))
+    return " ".join(parts)
+
+
+BULKY_SETTINGS = ("sources", "modparams", "modules")  # in the snapshot; too long for evidence
+
+
+def _process_evidence(procs: list[ProcessInfo]) -> dict[str, Any]:
+    """Flat, readable evidence: one command line per pid, problems and settings beside it."""
+    evidence: dict[str, Any] = {}
+    for p in procs:
+        key = f"pid {p.pid}"
+        evidence[key] = " ".join(p.cmdline) or p.error
+        if p.user:
+            evidence[f"{key} user"] = p.user
+        if p.suspect:
+            evidence[f"{key} suspect"] = p.suspect
+        if p.settings:
+            evidence[f"{key} settings"] = {k: v for k, v in p.settings.items() if k not in BULKY_SETTINGS}
+    return evidence
+
+
+def check_rtpengine_process(ctx: CheckContext) -> CheckResult:
+    cid = "rtpengine.process"
+    host = _host_or_unknown(ctx, cid)
+    if isinstance(host, CheckResult):
+        return host
+    daemons = _trusted(host.rtpengine)
+    impostors = [p for p in host.rtpengine if p.suspect]
+    evidence = _process_evidence(list(host.rtpengine))
+    if not daemons:
+        extra = "".join(f"; pid {p.pid} ignored: {p.suspect}" for p in impostors)
+        return CheckResult(cid, Status.FAIL, f"no rtpengine daemon running{extra}", evidence, RTPENGINE_START)
+    notes = [f"config: {p.settings['config_error']}" for p in daemons if p.settings.get("config_error")]
+    notes += [f"pid {p.pid} ignored: {p.suspect}" for p in impostors]
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    if len(daemons) == 1:
+        return CheckResult(cid, Status.OK, f"rtpengine running: {describe_rtpengine(daemons[0])}{tail}", evidence)
+    listed = "; ".join(describe_rtpengine(p) for p in daemons)
+    ngs = [ng_address(p.settings.get("listen-ng")) for p in daemons if p.settings.get("listen-ng")]
+    if len(set(ngs)) < len(ngs):
+        return CheckResult(cid, Status.WARN, f"{len(daemons)} rtpengine daemons share an ng address: {listed}{tail}",
+                           evidence, "stop the stale one (kill the pid not managed by systemd)")
+    return CheckResult(cid, Status.OK, f"{len(daemons)} rtpengine daemons: {listed}{tail}", evidence)
+
+
+def _tables_wanted(host: HostState) -> list[int]:
+    """Kernel tables the running daemons ask for (-1 = userspace by choice)."""
+    wanted = []
+    for proc in _trusted(host.rtpengine):
+        table = proc.settings.get("table", 0)  # rtpengine's default is table 0
+        wanted.append(table if isinstance(table, int) else 0)
+    return wanted
+
+
+def check_xt_rtpengine(ctx: CheckContext) -> CheckResult:
+    cid = "kernel.xt_rtpengine"
+    host = _host_or_unknown(ctx, cid)
+    if isinstance(host, CheckResult):
+        return host
+    km = host.kernel_modules
+    tables = km.get("rtpengine_table")
+    wanted = _tables_wanted(host)
+    evidence = {k: km.get(k) for k in ("modules_supported", "xt_RTPENGINE", "rtpengine_table")}
+    evidence["tables_wanted"] = wanted
+    if wanted and all(t == -1 for t in wanted):
+        return CheckResult(cid, Status.SKIP, "rtpengine forwards in userspace by choice (table = -1)", evidence)
+    if tables:
+        missing = [t for t in wanted if t >= 0 and t not in tables]
+        if missing:
+            return CheckResult(cid, Status.WARN,
+                               f"/proc/rtpengine has table(s) {_ids(tables)} but rtpengine wants table {missing[0]}",
+                               evidence, "restart rtpengine so it creates its table, or fix `table =` in its config")
+        return CheckResult(cid, Status.OK, f"kernel forwarding active: /proc/rtpengine table(s) {_ids(tables)}", evidence)
+    if not km.get("modules_supported", True):
+        return CheckResult(cid, Status.UNKNOWN,
+                           "this kernel has no loadable-module support (no /proc/modules) and no /proc/rtpengine: "
+                           "xt_RTPENGINE cannot be loaded, rtpengine forwards in userspace",
+                           evidence, "set table = -1 to make userspace forwarding explicit, or run a kernel "
+                           "with module support and rtpengine-kernel-dkms")
+    if km.get("xt_RTPENGINE"):
+        if not wanted:
+            return CheckResult(cid, Status.OK, "xt_RTPENGINE loaded (no rtpengine running to create its table)",
+                               evidence)
+        return CheckResult(cid, Status.WARN, "xt_RTPENGINE loaded but no /proc/rtpengine table: rtpengine "
+                           "fell back to userspace", evidence, "restart rtpengine; check journalctl -u rtpengine-daemon")
+    return CheckResult(cid, Status.FAIL, "xt_RTPENGINE kernel module not loaded: media is forwarded in userspace",
+                       evidence, XT_REMEDY)
+
+
+def _ids(tables) -> str:
+    return ", ".join(str(t) for t in tables)
+
+
+def check_iptables(ctx: CheckContext) -> CheckResult:
+    cid = "kernel.iptables"
+    host = _host_or_unknown(ctx, cid)
+    if isinstance(host, CheckResult):
+        return host
+    km = host.kernel_modules
+    state = {name: km.get(name, "unknown") for name in ("ip_tables", "x_tables")}
+    evidence = dict(state, ip_tables_builtin=km.get("ip_tables_builtin"), modules_supported=km.get("modules_supported"))
+    described = ", ".join(f"{name} {how}" for name, how in state.items())
+    if all(how in ("module", "builtin") for how in state.values()):
+        return CheckResult(cid, Status.OK, f"iptables available: {described}", evidence)
+    wanted = _tables_wanted(host)
+    if wanted and all(t == -1 for t in wanted):
+        return CheckResult(cid, Status.SKIP, f"not needed, rtpengine forwards in userspace ({described})", evidence)
+    if "missing" in state.values():
+        return CheckResult(cid, Status.FAIL, f"iptables not available: {described}", evidence,
+                           "modprobe ip_tables x_tables (kernel forwarding needs the RTPENGINE iptables target)")
+    return CheckResult(cid, Status.UNKNOWN, f"cannot tell whether iptables is available: {described}", evidence,
+                       "run as root so /proc/net/ip_tables_names and /proc/config.gz can be read")
+
+
+def check_dmesg(ctx: CheckContext) -> CheckResult:
+    cid = "kernel.dmesg"
+    host = _host_or_unknown(ctx, cid)
+    if isinstance(host, CheckResult):
+        return host
+    dmesg = host.facts.get("dmesg")
+    if not dmesg:
+        return CheckResult(cid, Status.UNKNOWN, "the kernel log was not read")
+    if dmesg.get("permission_denied"):
+        return CheckResult(cid, Status.UNKNOWN, dmesg.get("error") or "kernel log not readable",
+                           {"dmesg_restrict": dmesg.get("dmesg_restrict")}, dmesg.get("remedy") or RESTRICTED_REMEDY)
+    if dmesg.get("error"):
+        return CheckResult(cid, Status.UNKNOWN, f"kernel log not read: {dmesg['error']}", {},
+                           "run as root")
+    window = ctx.config.thresholds.dmesg_window_s
+    records = [r for r in dmesg.get("records", []) if r.get("age_s", 0) <= window]
+    errors = [r for r in records if r["level"] <= ERR]
+    rtp = [r for r in records if r.get("rtpengine")]
+    evidence = {"window_s": window, "scanned": dmesg.get("scanned"), "errors": len(errors), "rtpengine": len(rtp),
+                "lines": [_line(r) for r in records[-MAX_SHOWN_LINES:]]}
+    span = _span(window)
+    rtp_errors = [r for r in rtp if r["level"] <= ERR]
+    if rtp_errors:
+        return CheckResult(cid, Status.FAIL, f"{len(rtp_errors)} rtpengine kernel error(s) in the last {span}: "
+                           f"{_line(rtp_errors[-1])}", evidence, "check the xt_RTPENGINE module matches the kernel "
+                           "(dkms status) and the rtpengine version")
+    if errors:
+        return CheckResult(cid, Status.WARN, f"{len(errors)} kernel error(s) in the last {span}, latest: "
+                           f"{_line(errors[-1])}", evidence, "read them with: dmesg --level=emerg,alert,crit,err -T")
+    if rtp:
+        return CheckResult(cid, Status.OK, f"no kernel errors in the last {span}; {len(rtp)} rtpengine line(s), latest: "
+                           f"{_line(rtp[-1])}", evidence)
+    return CheckResult(cid, Status.OK, f"no kernel errors in the last {span}", evidence)
+
+
+def _line(record: dict[str, Any]) -> str:
+    return f"{record.get('level_name', record.get('level'))}: {record.get('message', '')}"
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+def describe_opensips(proc: ProcessInfo) -> str:
+    if proc.error:
+        return f"pid {proc.pid} ({proc.error})"
+    s = proc.settings
+    parts = [f"pid {proc.pid}", f"cfg {s.get('config-file', '?')}"]
+    if s.get("workers"):
+        parts.append(f"{s['workers']} workers")
+    if s.get("mi_http") and s["mi_http"].get("url"):
+        parts.append(f"mi_http {s['mi_http']['url']}")
+    if s.get("mi_fifo"):
+        parts.append(f"mi_fifo {s['mi_fifo']}")
+    return " ".join(parts)
+
+
+def check_opensips_process(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.process"
+    host = _host_or_unknown(ctx, cid)
+    if isinstance(host, CheckResult):
+        return host
+    daemons = _trusted(host.opensips)
+    impostors = [p for p in host.opensips if p.suspect]
+    evidence = _process_evidence(list(host.opensips))
+    if not daemons:
+        extra = "".join(f"; pid {p.pid} ignored: {p.suspect}" for p in impostors)
+        return CheckResult(cid, Status.FAIL, f"no OpenSIPS running{extra}", evidence, OPENSIPS_START)
+    notes = [f"config: {p.settings['config_error']}" for p in daemons if p.settings.get("config_error")]
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    listed = "; ".join(describe_opensips(p) for p in daemons)
+    prefix = "OpenSIPS running" if len(daemons) == 1 else f"{len(daemons)} OpenSIPS instances"
+    return CheckResult(cid, Status.OK, f"{prefix}: {listed}{tail}", evidence)
+
+
+CHECKS = (
+    CheckSpec("rtpengine.process", check_rtpengine_process, "rtpengine daemon running"),
+    CheckSpec("kernel.xt_rtpengine", check_xt_rtpengine, "in-kernel forwarding (xt_RTPENGINE)"),
+    CheckSpec("kernel.iptables", check_iptables, "iptables (ip_tables, x_tables)"),
+    CheckSpec("kernel.dmesg", check_dmesg, "kernel log errors"),
+    CheckSpec("opensips.process", check_opensips_process, "OpenSIPS running"),
+)

@@ -1,0 +1,89 @@
+"""HostSource: daemons, kernel modules and the kernel log of this machine -> HostState."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict
+from typing import Any, Callable
+
+from console.config import Config
+from console.errors import OpsError
+from console.model import HostState, ProcessInfo
+from console.plugins import CollectOptions
+
+from . import kmsg, procfs
+from .processes import find_daemons
+
+DaemonFinder = Callable[[str], tuple[ProcessInfo, ...]]
+MAX_DMESG_LINES = 50  # newest first kept; a flood must not fill the snapshot
+
+
+class HostSource:
+    name = "host"
+    kind = "host"
+
+    def __init__(self, config: Config, *, kmsg_path: str = "/dev/kmsg",
+                 finder: DaemonFinder = find_daemons, monotonic: Callable[[], float] | None = None) -> None:
+        self.config = config
+        self.kmsg_path = kmsg_path
+        self.finder = finder
+        self.monotonic = monotonic
+
+    async def collect(self, options: CollectOptions) -> HostState:
+        try:
+            return await asyncio.to_thread(self.collect_blocking)
+        except OpsError:
+            raise
+        except Exception as exc:  # a bug here must read as data, not a traceback
+            raise OpsError(f"host facts could not be read: {type(exc).__name__}: {exc}") from exc
+
+    def collect_blocking(self) -> HostState:
+        proc_root = self.config.proc_root
+        errors: list[str] = []
+        rtpengine = self._daemons("rtpengine", errors)
+        opensips = self._daemons("opensips", errors)
+        return HostState(
+            hostname=procfs.hostname(proc_root),
+            rtpengine=rtpengine,
+            opensips=opensips,
+            kernel_modules=procfs.kernel_modules_facts(proc_root),
+            facts={"dmesg": self._dmesg(proc_root)},
+            errors=tuple(errors),
+        )
+
+    def _daemons(self, daemon: str, errors: list[str]) -> tuple[ProcessInfo, ...]:
+        try:
+            return tuple(self.finder(daemon))
+        except Exception as exc:  # psutil trouble for one daemon must not hide the rest
+            errors.append(f"listing {daemon} processes failed: {type(exc).__name__}: {exc}")
+            return ()
+
+    def _dmesg(self, proc_root: str) -> dict[str, Any]:
+        window = self.config.thresholds.dmesg_window_s
+        now = self.monotonic() if self.monotonic else time.monotonic()
+        result = kmsg.read_kmsg(self.kmsg_path, window, now)
+        records = sorted(result.records, key=lambda r: r.seq)[-MAX_DMESG_LINES:]
+        return {
+            "ok": result.ok,
+            "error": result.error,
+            "remedy": result.remedy,
+            "permission_denied": result.permission_denied,
+            "dmesg_restrict": procfs.dmesg_restrict(proc_root),
+            "window_s": window,
+            "scanned": result.scanned,
+            "lost": result.lost,
+            "malformed": result.malformed,
+            "records": [_record_dict(r, now) for r in records],
+        }
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _record_dict(record: kmsg.KmsgRecord, now: float) -> dict[str, Any]:
+    out = asdict(record)
+    out["age_s"] = max(0.0, now - record.usec / 1_000_000)
+    out["level_name"] = record.level_name
+    out["rtpengine"] = record.mentions_rtpengine
+    return out

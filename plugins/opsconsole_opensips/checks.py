@@ -1,0 +1,155 @@
+"""Diagnose checks on SignallingState: MI reachable, load, shared memory, WebSocket health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.model import CheckResult, Contact, SignallingState, Status
+from console.plugins import CheckContext, CheckSpec
+
+MI_REMEDY = ("check that OpenSIPS runs and loads mi_http (httpd listening on the MI URL) or mi_fifo; "
+             "test with: opensips-cli -x mi version")
+LOAD_REMEDY = ("OpenSIPS workers are busy: add children/tcp_children, look for slow DB/DNS lookups in the script "
+               "(get_statistics load: per process)")
+SHM_REMEDY = "raise shared memory (opensips -m <MB>) and look for leaks (mi mem_shm_dump / get_statistics shmem:)"
+WS_STALE_REMEDY = ("WebSocket registrations outlive their connections (opensips#2554): calls to them fail; "
+                   "remove them (ul_rm_contact, needs --allow-write) or shorten WS registration expiry")
+WS_PROTO_REMEDY = 'load proto_ws and listen on a WS socket: loadmodule "proto_ws.so" + socket=ws:IP:PORT'
+MAX_LISTED = 10
+_WS_TYPES = ("ws", "wss")
+
+
+def _signalling_or_result(ctx: CheckContext, check_id: str) -> SignallingState | CheckResult:
+    sig = ctx.snapshot.signalling
+    if sig is not None:
+        return sig
+    status = ctx.snapshot.sources.get("opensips")
+    if status is None:
+        return CheckResult(check_id, Status.SKIP, "OpenSIPS MI not configured (no mi_url / mi_fifo)")
+    if check_id == "opensips.mi":
+        return CheckResult(check_id, Status.FAIL, f"OpenSIPS MI unavailable: {status.error or 'no data'}",
+                           {"error": status.error}, MI_REMEDY)
+    return CheckResult(check_id, Status.UNKNOWN, f"no OpenSIPS data: {status.error or 'source failed'}",
+                       {"error": status.error}, MI_REMEDY)
+
+
+def check_mi(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.mi"
+    sig = _signalling_or_result(ctx, cid)
+    if isinstance(sig, CheckResult):
+        return sig
+    ov = sig.overview
+    up = f", up {ov.uptime_s} s" if ov.uptime_s is not None else ""
+    partial = f"; {len(sig.errors)} MI command(s) failed" if sig.errors else ""
+    evidence: dict[str, Any] = {"target": sig.target, "server": ov.server, "version": ov.version,
+                                "uptime_s": ov.uptime_s, "commands": len(sig.commands), "errors": list(sig.errors)}
+    return CheckResult(cid, Status.OK, f"OpenSIPS {ov.version or '?'} answers MI at {sig.target}{up}{partial}", evidence)
+
+
+def check_load(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.load"
+    sig = _signalling_or_result(ctx, cid)
+    if isinstance(sig, CheckResult):
+        return sig
+    load = sig.overview.load
+    th = ctx.config.thresholds
+    evidence = {"load": load, "load_1m": sig.overview.load_1m, "warn": th.load_warn, "fail": th.load_fail}
+    if load is None:
+        return CheckResult(cid, Status.UNKNOWN, "OpenSIPS load not reported (get_statistics load: failed)", evidence,
+                           "check that get_statistics answers over MI")
+    text = f"OpenSIPS load {load:g}% (1m {sig.overview.load_1m if sig.overview.load_1m is not None else '?'}%)"
+    if load >= th.load_fail:
+        return CheckResult(cid, Status.FAIL, f"{text} ≥ {th.load_fail:g}%", evidence, LOAD_REMEDY)
+    if load >= th.load_warn:
+        return CheckResult(cid, Status.WARN, f"{text} ≥ {th.load_warn:g}%", evidence, LOAD_REMEDY)
+    return CheckResult(cid, Status.OK, text, evidence)
+
+
+def check_shm(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.shm"
+    sig = _signalling_or_result(ctx, cid)
+    if isinstance(sig, CheckResult):
+        return sig
+    ov = sig.overview
+    th = ctx.config.thresholds
+    percent = ov.shm_percent
+    evidence = {"used": ov.shm_used, "total": ov.shm_total, "percent": percent, "warn": th.shm_warn, "fail": th.shm_fail}
+    if percent is None:
+        return CheckResult(cid, Status.UNKNOWN, "OpenSIPS shared memory not reported (get_statistics shmem:)", evidence,
+                           "check that get_statistics answers over MI")
+    text = f"OpenSIPS shared memory {percent:.1f}% used ({_mb(ov.shm_used)} of {_mb(ov.shm_total)})"
+    if percent >= th.shm_fail:
+        return CheckResult(cid, Status.FAIL, f"{text} ≥ {th.shm_fail:g}%", evidence, SHM_REMEDY)
+    if percent >= th.shm_warn:
+        return CheckResult(cid, Status.WARN, f"{text} ≥ {th.shm_warn:g}%", evidence, SHM_REMEDY)
+    return CheckResult(cid, Status.OK, text, evidence)
+
+
+def _mb(value: int | None) -> str:
+    return "?" if value is None else f"{value / 1048576:.0f} MB"
+
+
+def contact_address(contact: Contact) -> str:
+    """host:port the contact is reached at: `received` when set (NAT), else the contact URI's."""
+    return uri_hostport(contact.received) if contact.received else uri_hostport(contact.contact)
+
+
+def uri_hostport(uri: str) -> str:
+    """'sip:abc@127.0.0.1:32822;transport=ws' -> '127.0.0.1:32822'."""
+    text = uri.strip().strip("<>")
+    for scheme in ("sips:", "sip:"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme):]
+            break
+    text = text.rpartition("@")[2]
+    for stop in (";", ">", "?"):
+        text = text.partition(stop)[0]
+    return text.lower()
+
+
+def check_ws(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.ws"
+    sig = _signalling_or_result(ctx, cid)
+    if isinstance(sig, CheckResult):
+        return sig
+    ws_contacts = [c for c in sig.contacts or () if c.ws]
+    ws_dialogs = [d for d in sig.dialogs or ()
+                  if any(leg.transport in _WS_TYPES for leg in (d.caller, *d.callees))]
+    ws_conns = [c for c in sig.connections or () if c.type in _WS_TYPES]
+    if not ws_contacts and not ws_dialogs:
+        note = f" ({sig.contacts_note})" if sig.contacts is None and sig.contacts_note else ""
+        return CheckResult(cid, Status.SKIP, f"no WebSocket contacts or dialogs{note}")
+    listeners = [l for l in sig.listeners if l.split(":", 1)[0] in _WS_TYPES]
+    has_proto_ws = any(c in ("ws_trace", "ws:trace") for c in sig.commands) or "proto_ws" in sig.modules
+    evidence: dict[str, Any] = {"ws_contacts": len(ws_contacts), "ws_dialogs": len(ws_dialogs),
+                                "ws_connections": len(ws_conns), "listeners": listeners, "proto_ws": has_proto_ws}
+    if not listeners and not ws_conns:
+        return CheckResult(cid, Status.FAIL, "WebSocket clients present but no ws:/wss: listener found", evidence,
+                           WS_PROTO_REMEDY)
+    if sig.commands and not has_proto_ws:
+        return CheckResult(cid, Status.WARN, "WS sockets seen but proto_ws MI commands are missing", evidence,
+                           WS_PROTO_REMEDY)
+    if sig.connections is None:
+        return CheckResult(cid, Status.UNKNOWN,
+                           f"{len(ws_contacts)} WS contacts; TCP connection list unavailable, cannot verify them",
+                           evidence, "check that list_tcp_conns (tcp:list) answers over MI")
+    live = {c.remote.lower() for c in ws_conns}
+    stale = [c for c in ws_contacts if contact_address(c) not in live]
+    if stale:
+        shown = [f"{c.aor} {contact_address(c)}" for c in stale[:MAX_LISTED]]
+        evidence["stale"] = [{"aor": c.aor, "contact": c.contact, "address": contact_address(c)} for c in stale]
+        more = f" (+{len(stale) - MAX_LISTED} more)" if len(stale) > MAX_LISTED else ""
+        return CheckResult(cid, Status.WARN,
+                           f"{len(stale)} stale WS registrations without a live WS connection: {', '.join(shown)}{more}",
+                           evidence, WS_STALE_REMEDY)
+    return CheckResult(cid, Status.OK,
+                       f"WebSocket ok: {len(ws_contacts)} contacts, {len(ws_dialogs)} dialogs, "
+                       f"{len(ws_conns)} live WS connections on {', '.join(listeners) or 'ws'}", evidence)
+
+
+CHECKS = (
+    CheckSpec("opensips.mi", check_mi, "OpenSIPS MI reachable"),
+    CheckSpec("opensips.load", check_load, "OpenSIPS load"),
+    CheckSpec("opensips.shm", check_shm, "OpenSIPS shared memory"),
+    CheckSpec("opensips.ws", check_ws, "SIP over WebSocket"),
+)

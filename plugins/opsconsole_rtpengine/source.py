@@ -1,0 +1,169 @@
+"""RTPengine collector: ng (UDP) and CLI (TCP) together into one MediaState.
+
+Either channel may be down or unconfigured; what the other one gives is
+still returned, with the failure recorded.  Only when both fail does
+`collect` raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable
+
+from console.config import Config
+from console.errors import ConfigError, OpsError
+from console.model import MediaSession, MediaState, MediaTotals, PortUsage, replace
+from console.plugins import CollectOptions
+
+from . import parse
+from .cli import CliClient
+from .ng import NgClient, NgError
+
+LIST_LIMIT = 100_000  # without a limit RTPengine lists only 32 calls
+QUERY_CONCURRENCY = 16
+
+
+class RTPengineSource:
+    name = "rtpengine"
+    kind = "media"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ng = NgClient(*config.ng, timeout=config.timeout) if config.ng else None
+        self.cli = CliClient(*config.cli, timeout=config.timeout) if config.cli else None
+
+    @property
+    def target(self) -> str:
+        client = self.ng or self.cli
+        return client.target if client else ""
+
+    async def collect(self, options: CollectOptions) -> MediaState:
+        if self.ng is None and self.cli is None:
+            raise ConfigError("rtpengine: neither an ng nor a CLI address is configured",
+                              hint="set [rtpengine] ng / cli or OPSCONSOLE_NG / OPSCONSOLE_CLI")
+        try:
+            return await self._collect(options)
+        except OpsError:
+            raise
+        except Exception as exc:  # a bug here must not take the console down
+            raise OpsError(f"rtpengine collection failed: {type(exc).__name__}: {exc}", target=self.target) from exc
+
+    async def _collect(self, options: CollectOptions) -> MediaState:
+        ng, cli = self.ng, self.cli
+        ping, calls, stats, interfaces, listed = await asyncio.gather(
+            _attempt(ng.ping() if ng else None),
+            _attempt(ng.list(LIST_LIMIT) if ng else None),
+            _attempt(ng.statistics() if ng else None),
+            _attempt(cli.interfaces() if cli else None),
+            _attempt(cli.sessions("all") if cli else None),
+        )
+        errors: list[str] = []
+        ng_ok = None if ng is None else not isinstance(ping, OpsError)
+        cli_ok = None if cli is None else not (isinstance(interfaces, OpsError) and isinstance(listed, OpsError))
+        if ng_ok is not True and cli_ok is not True:  # every configured channel failed
+            raise OpsError(f"rtpengine unreachable: ng: {ping}; cli: {interfaces}", target=self.target)
+
+        totals = await self._totals(stats, errors)
+        ports = self._ports(interfaces, stats, errors)
+        sessions = self._sessions(calls, listed, errors)
+        if options.media_details and ng_ok:
+            sessions = await self._detail(sessions, errors)
+        return MediaState(
+            target=self.target,
+            ng_ok=ng_ok,
+            ng_error=str(ping) if isinstance(ping, OpsError) else "",
+            cli_ok=cli_ok,
+            cli_error=str(interfaces if isinstance(interfaces, OpsError) else listed) if cli_ok is False else "",
+            sessions=sessions,
+            sessions_total=totals.total_sessions if totals.total_sessions is not None else len(sessions),
+            ports=ports,
+            totals=totals,
+            errors=tuple(errors),
+        )
+
+    async def _totals(self, stats: Any, errors: list[str]) -> MediaTotals:
+        if isinstance(stats, dict):
+            try:
+                return parse.parse_statistics(stats)
+            except OpsError as exc:
+                errors.append(f"ng statistics: {exc}")
+        elif isinstance(stats, OpsError):
+            errors.append(f"ng statistics: {stats}")
+        if self.cli is None:
+            return MediaTotals()
+        totals = await _attempt(self.cli.totals())
+        if isinstance(totals, OpsError):
+            errors.append(f"cli list totals: {totals}")
+            return MediaTotals()
+        return totals
+
+    def _ports(self, interfaces: Any, stats: Any, errors: list[str]) -> PortUsage:
+        if isinstance(interfaces, tuple):
+            return parse.port_usage(interfaces)
+        if isinstance(interfaces, OpsError):
+            errors.append(f"cli list interfaces: {interfaces}")
+        if isinstance(stats, dict):
+            try:
+                return parse.parse_statistics_ports(stats)
+            except OpsError as exc:
+                errors.append(f"ng statistics interfaces: {exc}")
+        return PortUsage()
+
+    def _sessions(self, calls: Any, listed: Any, errors: list[str]) -> tuple[MediaSession, ...]:
+        """CLI `list sessions all` (has deletion marks) merged with ng `list` call-ids."""
+        by_callid: dict[str, MediaSession] = {}
+        if isinstance(listed, tuple):
+            by_callid.update((s.callid, replace(s, target=self.target)) for s in listed)
+        elif isinstance(listed, OpsError):
+            errors.append(f"cli list sessions all: {listed}")
+        if isinstance(calls, list):
+            for callid in calls:
+                by_callid.setdefault(callid, MediaSession(callid=callid, target=self.target))
+        elif isinstance(calls, OpsError):
+            errors.append(f"ng list: {calls}")
+        return tuple(by_callid.values())
+
+    async def _detail(self, sessions: tuple[MediaSession, ...], errors: list[str]) -> tuple[MediaSession, ...]:
+        gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+        failures: list[str] = []
+
+        async def one(listed: MediaSession) -> MediaSession:
+            async with gate:
+                reply = await _attempt(self.ng.query(listed.callid))
+            if isinstance(reply, NgError) and "Unknown call-id" in reply.reason:
+                return listed  # ended between list and query
+            if isinstance(reply, OpsError):
+                failures.append(str(reply))
+                return listed
+            try:
+                queried = parse.parse_query(listed.callid, reply)
+            except OpsError as exc:
+                failures.append(f"{listed.callid}: {exc}")
+                return listed
+            return replace(queried, deleted=listed.deleted, foreign=listed.foreign, proxy=listed.proxy,
+                           created=queried.created or listed.created, target=self.target)
+
+        detailed = await asyncio.gather(*(one(s) for s in sessions))
+        if failures:
+            errors.append(f"ng query failed for {len(failures)} of {len(sessions)} calls, first: {failures[0]}")
+        return tuple(detailed)
+
+    async def aclose(self) -> None:
+        if self.ng is not None:
+            await self.ng.aclose()
+
+
+async def _attempt(awaitable: Awaitable[Any] | None) -> Any:
+    """The awaitable's result, or the OpsError it raised (None when there is nothing to do)."""
+    if awaitable is None:
+        return None
+    try:
+        return await awaitable
+    except OpsError as exc:
+        return exc
+
+
+def make_sources(config: Config) -> list[RTPengineSource]:
+    if config.ng is None and config.cli is None:
+        return []
+    return [RTPengineSource(config)]

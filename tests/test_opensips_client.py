@@ -1,0 +1,237 @@
+"""HTTP and FIFO MI clients against the capture-backed fake mi_http / mi_fifo."""
+
+import asyncio
+import base64
+import os
+import socket
+
+import httpx
+import pytest
+
+from console.config import Config
+from console.errors import ConfigError, ConnectionRefused, ProtocolError, ResponseTooLarge, Timeout, TransportError
+from opsconsole_opensips.client import FIFOMIClient, HTTPMIClient, make_client
+from opsconsole_opensips.codec import MIError, MIPathError, MIServerError
+
+GUARD_S = 10  # a hung client fails the test instead of hanging the run
+
+
+async def call(client, method, params=None, **kw):
+    return await asyncio.wait_for(client.call(method, params, **kw), GUARD_S)
+
+
+@pytest.fixture
+async def http(mi_server):
+    client = HTTPMIClient(mi_server.url, timeout=0.5, max_bytes=1_000_000)
+    yield client
+    await client.aclose()
+
+
+async def test_version_and_json_content_type(http, mi_server):
+    assert (await call(http, "version"))["Server"].startswith("OpenSIPS (3.4.18")
+    assert mi_server.last_headers["Content-Type"] == "application/json"
+    assert "Authorization" not in mi_server.last_headers
+
+
+async def test_fake_hangs_without_json_content_type(mi_server):
+    """The fake behaves like mi_http: the header is what makes it answer."""
+    async with httpx.AsyncClient(timeout=0.3) as raw:
+        with pytest.raises(httpx.TimeoutException):
+            await raw.post(mi_server.url, content=b'{"jsonrpc":"2.0","method":"version","id":1}',
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with pytest.raises(httpx.TimeoutException):
+            await raw.get(mi_server.url)
+
+
+async def test_request_ids_are_unique(http, mi_server):
+    await asyncio.gather(*(call(http, "version") for _ in range(5)))
+    assert len(set(mi_server.request_ids)) == 5
+
+
+async def test_basic_auth_sent_and_not_in_repr(mi_server):
+    client = HTTPMIClient(mi_server.url, timeout=0.5, auth=("ops", "s3cret"))
+    try:
+        await call(client, "version")
+    finally:
+        await client.aclose()
+    assert mi_server.last_headers["Authorization"] == "Basic " + base64.b64encode(b"ops:s3cret").decode()
+    assert "s3cret" not in repr(client)
+
+
+async def test_wrong_path(mi_server):
+    client = HTTPMIClient(mi_server.base_url + "/foo", timeout=0.5)
+    try:
+        with pytest.raises(MIPathError, match="MI URL path is wrong"):
+            await call(client, "version")
+    finally:
+        await client.aclose()
+
+
+async def test_refused():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = HTTPMIClient(f"http://127.0.0.1:{port}/mi", timeout=0.5)
+    try:
+        with pytest.raises(ConnectionRefused) as info:
+            await call(client, "version")
+    finally:
+        await client.aclose()
+    assert f"127.0.0.1:{port}" in str(info.value) and "mi_http" in str(info.value)
+
+
+async def test_refuse_fault(http, mi_server):
+    mi_server.set_fault("refuse")
+    with pytest.raises(ConnectionRefused):
+        await call(http, "version")
+
+
+@pytest.mark.parametrize("fault,error,match", [
+    ("http500", MIServerError, "HTTP 500"),
+    ("html", ProtocolError, "not JSON"),
+    ("non_json", ProtocolError, "not JSON"),
+    ("truncated", ProtocolError, "truncated"),
+    ("wrong_type", None, None),
+])
+async def test_faults_map_to_typed_errors(http, mi_server, fault, error, match):
+    mi_server.set_fault(fault)
+    if error is None:
+        assert await call(http, "version") == "surprise"  # the caller's parser rejects the type
+        return
+    with pytest.raises(error, match=match):
+        await call(http, "version")
+
+
+async def test_jsonrpc_error_fault(http, mi_server):
+    mi_server.set_fault("jsonrpc_error", code=-32000, message="Internal error")
+    with pytest.raises(MIError) as info:
+        await call(http, "version")
+    assert info.value.code == -32000
+
+
+async def test_silent_server_times_out_naming_url(http, mi_server):
+    mi_server.set_fault("silent")
+    with pytest.raises(Timeout) as info:
+        await call(http, "version")
+    assert mi_server.url in str(info.value)
+
+
+async def test_slow_drip_hits_overall_deadline(http, mi_server):
+    mi_server.set_fault("drip", delay=0.1)  # each byte well within the read timeout
+    with pytest.raises(Timeout):
+        await call(http, "version")
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+async def test_huge_body_capped(http, mi_server, declare_length):
+    mi_server.set_fault("huge", size=3_000_000, declare_length=declare_length)
+    with pytest.raises(ResponseTooLarge):
+        await call(http, "version")
+
+
+async def test_method_not_found_and_recovery_after_fault(http, mi_server):
+    with pytest.raises(MIError, match="no_such"):
+        await call(http, "no_such_command")
+    mi_server.set_fault("http500", methods=["ul_dump"])
+    with pytest.raises(MIServerError):
+        await call(http, "ul_dump")
+    assert (await call(http, "uptime"))["Up time"] == "27 [sec]"
+
+
+async def test_heavy_calls_never_overlap_but_cheap_ones_do(mi_server, monkeypatch):
+    client = HTTPMIClient(mi_server.url, timeout=2)
+    active = {"heavy": 0, "all": 0}
+    peak = {"heavy": 0, "all": 0}
+    real_post = client._post
+
+    async def tracking_post(body):
+        heavy = b"ul_dump" in body or b"dlg_list" in body
+        for key in ("all",) + (("heavy",) if heavy else ()):
+            active[key] += 1
+            peak[key] = max(peak[key], active[key])
+        try:
+            await asyncio.sleep(0.05)  # hold the slot so overlaps can happen
+            return await real_post(body)
+        finally:
+            for key in ("all",) + (("heavy",) if heavy else ()):
+                active[key] -= 1
+
+    monkeypatch.setattr(client, "_post", tracking_post)
+    try:
+        await asyncio.wait_for(asyncio.gather(
+            client.call("ul_dump"), client.call("dlg_list"), client.call("dlg_list_ctx"),
+            client.call("version"), client.call("uptime")), GUARD_S)
+    finally:
+        await client.aclose()
+    assert peak["heavy"] == 1 and peak["all"] >= 2
+
+
+def test_bad_url_and_timeout():
+    with pytest.raises(ConfigError):
+        HTTPMIClient("127.0.0.1:8888/mi")
+    with pytest.raises(ConfigError):
+        HTTPMIClient("http://127.0.0.1:8888/mi", timeout=0)
+
+
+async def test_make_client():
+    http = make_client(Config(mi_url="http://127.0.0.1:1/mi", mi_user="u", mi_password="p"))
+    assert isinstance(http, HTTPMIClient)
+    await http.aclose()
+    fifo = make_client(Config(mi_url=None, mi_fifo="/tmp/x", mi_reply_dir="/var/tmp"))
+    assert isinstance(fifo, FIFOMIClient) and fifo.reply_dir == "/var/tmp"
+    with pytest.raises(ConfigError):
+        make_client(Config(mi_url=None, mi_fifo=None))
+
+
+# --------------------------------------------------------------------------- FIFO
+
+
+def _leftover_replies(directory: str) -> list[str]:
+    return [n for n in os.listdir(directory) if n.startswith("opsconsole_reply_")]
+
+
+async def test_fifo_version_and_brief_dump(mi_fifo_server):
+    client = FIFOMIClient(mi_fifo_server.fifo_path, mi_fifo_server.reply_dir, timeout=1)
+    assert (await call(client, "version"))["Server"].startswith("OpenSIPS (3.4.18")
+    brief = await call(client, "ul_dump", {"brief": 1})
+    assert len(brief["Domains"][0]["AORs"]) == 70
+    assert _leftover_replies(mi_fifo_server.reply_dir) == []
+
+
+async def test_fifo_large_reply_and_concurrency(mi_fifo_server):
+    mi_fifo_server.set_state("10k")
+    client = FIFOMIClient(mi_fifo_server.fifo_path, mi_fifo_server.reply_dir, timeout=5)
+    dump, version = await asyncio.gather(call(client, "ul_dump"), call(client, "version"))
+    assert sum(len(a["Contacts"]) for a in dump["Domains"][0]["AORs"]) == 10_070 and "Server" in version
+
+
+async def test_fifo_errors(mi_fifo_server):
+    client = FIFOMIClient(mi_fifo_server.fifo_path, mi_fifo_server.reply_dir, timeout=0.5)
+    with pytest.raises(MIError) as info:
+        await call(client, "ul_show_contact", {"table_name": "location", "aor": "nobody"})
+    assert info.value.code == 404
+    mi_fifo_server.set_fault("silent")
+    with pytest.raises(Timeout, match="FIFO"):
+        await call(client, "version")
+    assert _leftover_replies(mi_fifo_server.reply_dir) == []
+
+
+async def test_fifo_missing_not_fifo_no_reader(tmp_path):
+    missing = FIFOMIClient(str(tmp_path / "nope"), str(tmp_path), timeout=0.5)
+    with pytest.raises(ConnectionRefused, match="not found"):
+        await call(missing, "version")
+    regular = tmp_path / "regular"
+    regular.write_text("")
+    with pytest.raises(TransportError, match="not a FIFO"):
+        await call(FIFOMIClient(str(regular), str(tmp_path), timeout=0.5), "version")
+    orphan = tmp_path / "orphan_fifo"
+    os.mkfifo(orphan)
+    with pytest.raises(ConnectionRefused, match="not reading"):
+        await call(FIFOMIClient(str(orphan), str(tmp_path), timeout=0.5), "version")
+    assert _leftover_replies(str(tmp_path)) == []
+
+
+async def test_fifo_reply_dir_missing(mi_fifo_server, tmp_path):
+    client = FIFOMIClient(mi_fifo_server.fifo_path, str(tmp_path / "no_such_dir"), timeout=0.5)
+    with pytest.raises(ConfigError, match="reply directory"):
+        await call(client, "version")
