@@ -64,7 +64,7 @@ async def test_wrong_path_gets_400_html(path):
     b"POST /mi HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n",
     b"POST /mi HTTP/1.1\r\nHost: x\r\n",
     b"GET /mi HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
-])
+], ids=["form-urlencoded", "no-content-type", "get"])
 async def test_requests_without_json_content_type_are_never_answered(head):
     body = json.dumps(REQUEST).encode()
     request = head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
@@ -82,7 +82,7 @@ async def test_requests_are_served_one_at_a_time(monkeypatch):
     async def held_sleep(seconds):  # the ul_dump "cost" lasts until the test releases it
         await release.wait()
 
-    monkeypatch.setattr(mi_server.asyncio, "sleep", held_sleep)
+    monkeypatch.setattr(mi_server, "emulate_cost", held_sleep)
     finished = []
     async with platform() as demo, httpx.AsyncClient() as client:
         async def call(method):
@@ -124,13 +124,11 @@ async def test_default_buffer_fails_a_20k_dump_but_not_its_brief_form():
 @pytest.mark.parametrize(("params", "brief"), [(None, False), ({"brief": 1}, True)])
 async def test_ul_dump_waits_the_scaled_quadratic_cost(monkeypatch, params, brief):
     slept = []
-    real_sleep = asyncio.sleep
 
     async def recording_sleep(seconds):
         slept.append(seconds)
-        await real_sleep(0)
 
-    monkeypatch.setattr(mi_server.asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr(mi_server, "emulate_cost", recording_sleep)
     request = {"jsonrpc": "2.0", "method": "ul_dump", "id": 1, **({"params": params} if params else {})}
     async with platform(size=700, time_scale=0.5) as demo, httpx.AsyncClient() as client:
         reply = await client.post(demo.mi_url, json=request)
@@ -155,7 +153,7 @@ async def test_40_speaks_the_new_names_only_where_40_does():
         old = await call("rtpengine_show")
         dump = await call("usrloc:dump")
         alias = await call("ul_dump")
-    assert new["result"][0]["Nodes"][0]["url"] == "udp:127.0.0.1:60000"
+    assert new["result"][0]["Nodes"][0]["url"] == f"udp:{demo.ng[0]}:{demo.ng[1]}"
     assert old["error"] == {"code": -32601, "message": "Method not found"}
     assert dump["result"] == alias["result"]
 
@@ -175,3 +173,12 @@ async def test_everything_is_closed_after_exit():
     for address in ((host, int(port)), cli):
         with pytest.raises(OSError):
             await asyncio.open_connection(*address)
+
+
+async def test_rtpengine_show_names_the_demo_relay():
+    async with platform() as demo, httpx.AsyncClient() as client:
+        reply = await client.post(demo.mi_url, json={"jsonrpc": "2.0", "method": "rtpengine_show", "id": 1})
+        ps = await client.post(demo.mi_url, json={"jsonrpc": "2.0", "method": "ps", "id": 1})
+    assert reply.json()["result"][0]["Nodes"][0]["url"] == f"udp:{demo.ng[0]}:{demo.ng[1]}"
+    httpd = demo.mi_url.split("//")[1].split("/")[0]
+    assert f"HTTPD {httpd}" in [p["Type"] for p in ps.json()["result"]["Processes"]]

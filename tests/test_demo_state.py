@@ -108,9 +108,18 @@ def test_expires_counts_down_with_the_clock():
     assert after["Expires"] == before["Expires"] - 3 and after["Cseq"] == before["Cseq"]
 
 
+def test_calls_are_up_at_start_with_their_media_queued():
+    state = DemoState(70, seed=5, clock=FakeClock())
+    dialogs = state.active_dialogs()
+    assert len(dialogs) == state.target_calls and all(d.state == 4 and d.callee.tag for d in dialogs)
+    assert state.take_events() == []  # nobody could have subscribed before the start
+    work = [(w.op, w.dialog.callid) for w in state.take_media_work()]
+    assert work == [(op, d.callid) for d in dialogs for op in ("offer", "answer")]
+
+
 def test_dialog_states_follow_the_captured_transitions():
     clock = FakeClock()
-    state = DemoState(70, seed=5, clock=clock)
+    state = DemoState(70, seed=5, clock=clock, initial_calls=False)
     events = [e.params for e in run(state, clock, 600) if e.name == "E_DLG_STATE_CHANGED"]
     by_call = defaultdict(list)
     for params in events:
@@ -170,6 +179,21 @@ def test_media_work_follows_the_call():
         assert sequence in (["offer"], ["offer", "answer"], ["offer", "answer", "delete"], ["offer", "delete"])
 
 
-def test_size_below_three_is_refused():
-    with pytest.raises(ValueError, match="at least 3"):
+def test_bad_sizes_and_versions_are_refused_with_a_config_error():
+    from console.demo import DemoPlatform
+    from console.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 3"):
         DemoState(2)
+    with pytest.raises(ConfigError, match="3.4 or 4.0"):
+        DemoPlatform(version="5.0")
+
+
+def test_demo_package_imports_neither_textual_nor_plugins():
+    import subprocess
+    import sys
+
+    code = ("import sys, console.demo, console.demo.__main__; "
+            "bad = [m for m in sys.modules if m.startswith(('textual', 'opsconsole_'))]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.errors import RemoteError, Timeout
-from opsconsole_opensips.events import EventListener
+from opsconsole_opensips.events import EventListener, kernel_udp_drops
 from opsconsole_opensips.events_store import Change, DialogStore, EventRouter, RegistrationStore
 
 EVENTS = Path(__file__).parent / "fixtures" / "opensips-3.4" / "events"
@@ -348,3 +348,59 @@ async def test_close_with_mi_down_tries_one_unsubscribe_not_one_timeout_per_even
     await listener.aclose()
     assert len(mi.subscriptions(expire=0)) == 1 and "unsubscribe" in listener.last_error
     assert listener._udp is None
+
+
+async def test_close_with_opensips_still_connected_ends_the_stream_cleanly(caplog):
+    listener, _ = make_listener(FakeMI(), transports=("tcp",))
+    await listener.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(listener))
+    writer.write((EVENTS / "tcp_stream_new_register.bin").read_bytes())
+    await wait_until(lambda: listener.events_received == 2, "stream events")
+    with caplog.at_level("ERROR", logger="asyncio"):
+        await listener.aclose()
+        assert await reader.read() == b""  # we closed the connection
+        await asyncio.sleep(0.01)
+    writer.close()
+    assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+async def test_udp_burst_is_drained_and_losses_are_accounted():
+    listener, router = make_listener(FakeMI())
+    datagram = (EVENTS / "udp_new_register__E_UL_CONTACT_INSERT_1.bin").read_bytes()
+    burst = 1000
+    try:
+        await listener.start()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for n in range(burst):  # no await: the loop cannot read while we send
+                sender.sendto(datagram.replace(b'"aor":"ev1001"', b'"aor":"b%04d"' % n), ("127.0.0.1", port_of(listener)))
+        drops = lambda: listener.udp_drops() or 0  # noqa: E731
+        await wait_until(lambda: listener.events_received + drops() == burst, "every datagram read or dropped")
+        assert router.registrations.count == listener.events_received
+        if listener._udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 4 * 1024 * 1024:
+            assert drops() == 0  # the enlarged buffer holds this burst (a capped rmem_max may not)
+    finally:
+        await listener.aclose()
+    assert listener.udp_drops() is None  # closed
+
+
+def test_kernel_udp_drops_reads_proc_net_udp(tmp_path):
+    table = tmp_path / "udp"
+    table.write_text(
+        "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+        " 1509: 0100007F:B057 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 24592 2 0000000003e5119e 0\n"
+        " 7571: 0100007F:8805 00000000:0000 07 00000000:00003000 00:00000000 00000000     0        0 99783 2 000000003ebc325f 17\n")
+    assert kernel_udp_drops("127.0.0.1", 0x8805, str(table)) == 17
+    assert kernel_udp_drops("127.0.0.1", 0xB057, str(table)) == 0
+    assert kernel_udp_drops("127.0.0.1", 1, str(table)) is None
+    assert kernel_udp_drops("127.0.0.1", 1, str(tmp_path / "missing")) is None
+
+
+async def test_status_line_warns_when_the_kernel_dropped_events(monkeypatch):
+    listener, _ = make_listener(FakeMI())
+    try:
+        await listener.start()
+        assert "LOST" not in listener.status_line()
+        monkeypatch.setattr(listener, "udp_drops", lambda: 5)
+        assert "5 events LOST" in listener.status_line() and "re-sync" in listener.status_line()
+    finally:
+        await listener.aclose()

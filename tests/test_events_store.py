@@ -240,3 +240,39 @@ def test_store_loaded_from_a_real_ul_dump_follows_events_with_stable_keys():
     assert store.contacts_of("1000")[0].contact_id == dumped_1000.contact_id != ""
     assert store.apply(event(DELETE, aor="1000", uri=dumped_1000.contact)).removed == (dumped_1000.key,)
     assert store.count == 69
+
+
+def test_events_seen_during_a_dump_are_replayed_on_top_of_it():
+    store = RegistrationStore()
+    store.load_full([dumped("old", "sip:old@h", contact_id="9")], now=NOW)
+    store.begin_sync()  # subscribed already; the slow ul_dump starts now
+    store.apply(event(INSERT))  # registered while the dump ran: not in it
+    store.apply(event(DELETE, aor="1000", uri="sip:1000@h"))  # unregistered after the dump read it
+    change = store.load_full([dumped("1000", "sip:1000@h", contact_id="5")], now=NOW)
+    assert sorted(c.aor for c in store.contacts()) == ["ev1001"]
+    assert change == Change(removed=("old\x009",))  # ev1001 was reported when its event came
+    assert store.complete and not store.journal.recording
+    # the journal is one-shot: a later dump without begin_sync replays nothing
+    store.load_full([], now=NOW)
+    assert store.count == 0
+
+
+def test_journal_overflow_marks_the_table_incomplete():
+    store = RegistrationStore()
+    store.journal.limit = 1
+    store.begin_sync()
+    store.apply(event(INSERT))
+    store.apply(event(INSERT, aor="x", uri="sip:x@h"))
+    store.load_full([], now=NOW)
+    assert not store.complete and store.journal.overflowed
+
+
+def test_dialog_events_during_dlg_list_are_replayed():
+    store = DialogStore()
+    store.begin_sync()
+    first, second, third, _ = call_events("udp_call_start__E_DLG_STATE_CHANGED_", 4)
+    for e in (first, second, third):
+        store.apply(e, now=NOW)
+    store.load_full([Dialog(id="638.bf81ae34", callid="ev-call-1-2159", state=2, from_uri="sip:a@h")])
+    dialog = store.get("638.bf81ae34")
+    assert (dialog.state, dialog.from_uri, dialog.start) == (4, "sip:a@h", NOW)

@@ -176,3 +176,16 @@ def test_real_dev_kmsg_as_nobody_follows_dmesg_restrict():
         assert out["denied"] and "dmesg_restrict=0" in out["remedy"]
     else:
         assert out["ok"] and out["n"] > 0
+
+
+def test_eacces_is_a_file_permission_problem_not_the_sysctl():
+    def refuse(path, flags):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    result = kmsg.read_kmsg("/dev/kmsg", window_s=10, opener=refuse)
+    assert result.permission_denied and result.remedy == "run as root" and "dmesg_restrict" not in result.error
+
+
+def test_unreadable_path_does_not_raise(tmp_path):
+    result = kmsg.read_kmsg(str(tmp_path), window_s=10)  # a directory: open works, read fails (EISDIR)
+    assert not result.ok and "Is a directory" in result.error and not result.records

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from console.errors import ConfigError
 from opsconsole_host import processes as P
@@ -313,3 +314,24 @@ def test_opensips_workers_fold_into_the_main_process():
     main = found[0]
     assert main.pid == 100 and main.settings["workers"] == 6
     assert main.settings["mi_http"]["url"] == "http://127.0.0.1:8888/mi"
+
+
+# --------------------------------------------------------------------------- hostile input
+_ARG = st.one_of(st.sampled_from(["-n", "-t", "--table", "--listen-ng", "--", "-fE", "--foreground", "-i", "="]),
+                 st.text(max_size=12))
+
+
+@given(st.lists(_ARG, max_size=12))
+def test_rtpengine_args_never_raise(argv):
+    settings_ = P.parse_rtpengine_args(["rtpengine", *argv])
+    assert isinstance(settings_, dict)
+    P.ng_address(settings_.get("listen-ng"))
+
+
+@settings(max_examples=50)
+@given(st.text(alphabet='modparam("httpd", port)loadmodule socket=#/*\'\n x.so:0123', max_size=200))
+def test_opensips_cfg_text_never_raises(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("cfg") / "opensips.cfg"
+    path.write_text(text)
+    cfg = P.read_opensips_cfg(path)
+    assert isinstance(cfg["sockets"], list) and isinstance(cfg["modules"], list)

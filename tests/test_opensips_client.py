@@ -235,3 +235,40 @@ async def test_fifo_reply_dir_missing(mi_fifo_server, tmp_path):
     client = FIFOMIClient(mi_fifo_server.fifo_path, str(tmp_path / "no_such_dir"), timeout=0.5)
     with pytest.raises(ConfigError, match="reply directory"):
         await call(client, "version")
+
+
+async def test_fifo_permission_denied_is_clear(mi_fifo_server, monkeypatch):
+    real_open = os.open
+
+    def deny_request_fifo(path, flags, *args):
+        if path == mi_fifo_server.fifo_path:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", deny_request_fifo)
+    client = FIFOMIClient(mi_fifo_server.fifo_path, mi_fifo_server.reply_dir, timeout=0.5)
+    with pytest.raises(TransportError, match="permission denied") as info:
+        await call(client, "version")
+    assert "fifo_mode" in str(info.value)
+    assert _leftover_replies(mi_fifo_server.reply_dir) == []
+
+
+async def test_credentials_in_url_never_shown(mi_server):
+    url = mi_server.url.replace("http://", "http://ops:s3cret@")
+    client = HTTPMIClient(url, timeout=0.5)
+    try:
+        assert (await call(client, "version"))["Server"]
+        assert mi_server.last_headers["Authorization"].startswith("Basic ")
+        mi_server.set_fault("silent")
+        with pytest.raises(Timeout) as info:
+            await call(client, "version")
+    finally:
+        await client.aclose()
+    assert "s3cret" not in str(info.value) and "s3cret" not in repr(client) and "s3cret" not in client.target
+
+
+async def test_unencodable_params_are_typed(http):
+    with pytest.raises(ProtocolError, match="cannot encode"):
+        await call(http, "get_statistics", "usrloc:")
+    with pytest.raises(ProtocolError, match="cannot encode"):
+        await call(http, "get_statistics", {"statistics": {1, 2}})

@@ -321,3 +321,57 @@ def test_fuzz_contact_fields(fields):
         return
     (c,) = contacts
     assert isinstance(c, Contact) and isinstance(c.user_agent, str) and isinstance(c.cflags, tuple)
+
+
+# --------------------------------------------------------------------------- every capture
+
+
+def _captures():
+    for version in ("3.4", "4.0"):
+        for request in sorted((FIXTURES / f"opensips-{version}" / "mi").glob("*.request.json")):
+            name = request.name[: -len(".request.json")]
+            if (request.parent / f"{name}.json").exists() or (request.parent / f"{name}.json.gz").exists():
+                yield pytest.param(version, name, id=f"{version}/{name}")
+
+
+PARSERS = {
+    "ul_dump": parse_contacts, "ul_show_contact": parse_contacts, "dlg_list": parse_dialogs,
+    "dlg_list_ctx": parse_dialogs, "get_statistics": parse_statistics, "rtpengine_show": parse_relays,
+    "list_tcp_conns": parse_connections, "uptime": parse_uptime, "which": parse_which,
+    "version": lambda r: parse_overview(r).version,
+}
+
+
+@pytest.mark.parametrize("version,name", list(_captures()))
+def test_every_capture_decodes_and_parses_or_gives_a_typed_error(version, name):
+    from opsconsole_opensips.codec import decode_response
+    from opsconsole_opensips.commands import OLD_NAMES
+
+    directory = FIXTURES / f"opensips-{version}" / "mi"
+    path = directory / f"{name}.json"
+    body = path.read_bytes() if path.exists() else gzip.open(f"{path}.gz").read()
+    status = int((directory / f"{name}.http.txt").read_text().split("\n")[1].split()[1])
+    try:
+        request = json.loads((directory / f"{name}.request.json").read_bytes())
+    except ValueError:
+        request = {}
+    method = OLD_NAMES.get(request.get("method", ""), request.get("method", ""))
+    try:
+        value = decode_response(body, status=status, method=method)
+    except OpsError as exc:
+        assert json.loads(body).get("error") if status == 200 else status == 400, exc
+        return
+    parser = PARSERS.get(method)
+    if parser is None or (method == "which" and request.get("params")):
+        return
+    if method == "ul_dump" and (request.get("params") or {}).get("brief"):
+        assert parse_aors(value)
+        return
+    assert parser(value) is not None
+
+
+def test_received_kept_on_contacts_without_socket():
+    raw = _dump(Received="sip:1.2.3.4:5")
+    del raw["Domains"][0]["AORs"][0]["Contacts"][0]["Methods"]
+    (c,) = parse_contacts(raw)
+    assert c.received == "sip:1.2.3.4:5" and c.methods is None and c.socket == ""

@@ -1,7 +1,6 @@
 """OpenSIPSSource end to end against the fake mi_http (3.4 and 4.0) and mi_fifo."""
 
 import asyncio
-import socket
 
 import pytest
 
@@ -150,3 +149,13 @@ def test_estimate_and_modules():
     assert 100 < estimate_dump_seconds(100_070) < 250
     assert modules_from_commands(("usrloc:dump", "core:ps", "ws:trace")) == ("proto_ws", "usrloc")
     assert modules_from_commands(("ul_dump", "t_uac_dlg", "version")) == ("tm", "usrloc")
+
+
+async def test_restart_seen_in_uptime_triggers_redetection(make_source, mi_server):
+    source = make_source(mi_url=mi_server.url)
+    await collect(source, contacts=False, dialogs=False)
+    mi_server.set_response("uptime", {"Now": "x", "Up since": "y", "Up time": "3 [sec]"})
+    state = await collect(source, contacts=False, dialogs=False)
+    assert state.overview.uptime_s == 3 and source.commands is None
+    await collect(source, contacts=False, dialogs=False)
+    assert [m for m, _ in mi_server.requests].count("which") == 2

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Callable
 
+from ..errors import ConfigError
 from .events import EventHub
 from .media import MediaDriver, start_media
 from .mi_render import MiRenderer
@@ -30,7 +31,7 @@ class DemoPlatform:
                  tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
                  buffer_size: int = DEFAULT_BUFFER, calls: int | None = None) -> None:
         if version not in ("3.4", "4.0"):
-            raise ValueError(f"unsupported OpenSIPS version {version!r} (3.4 or 4.0)")
+            raise ConfigError(f"the demo imitates OpenSIPS 3.4 or 4.0, not {version!r}")
         self.size, self.version, self.seed = size, version, seed
         self.real_rtpengine = real_rtpengine
         self.tick, self.time_scale, self.buffer_size = tick, time_scale, buffer_size
@@ -75,12 +76,14 @@ class DemoPlatform:
 
     async def start(self) -> None:
         self.state = DemoState(self.size, seed=self.seed, clock=self.clock, version=self.version, calls=self.calls)
-        self.media = await start_media(self.real_rtpengine, self.clock)
+        self.media = await start_media(self.real_rtpengine, self.clock, self.state.target_calls)
+        await self._run_media_work()  # the calls already up at start get their media
         self.events = EventHub(self.clock)
         await self.events.start()
-        self.server = MiHttpServer(MiRenderer(self.state, self.events), time_scale=self.time_scale,
-                                   buffer_size=self.buffer_size)
+        renderer = MiRenderer(self.state, self.events, rtpengine_url=f"udp:{self.ng[0]}:{self.ng[1]}")
+        self.server = MiHttpServer(renderer, time_scale=self.time_scale, buffer_size=self.buffer_size)
         await self.server.start()
+        renderer.httpd = f"{self.server.host}:{self.server.port}"
         if self.tick:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo")
 
@@ -109,9 +112,12 @@ class DemoPlatform:
     async def step(self, now: float | None = None) -> None:
         """Advance the simulation once, run its media work, then deliver its events."""
         self.state.advance(now)
+        await self._run_media_work()
+        self.events.publish(self.state.take_events())
+
+    async def _run_media_work(self) -> None:
         for work in self.state.take_media_work():
             try:
                 await self.media.apply(work)
             except Exception as exc:  # e.g. an ng timeout: the call goes on without sent SDP
                 log.info("demo: rtpengine %s failed: %s", work.op, exc)
-        self.events.publish(self.state.take_events())

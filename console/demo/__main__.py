@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 
 from . import DemoPlatform
 
@@ -29,7 +30,11 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"try: opsconsole snapshot --mi-url {demo.mi_url} --ng {demo.ng[0]}:{demo.ng[1]}"
               f" --cli {demo.cli[0]}:{demo.cli[1]}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # stop cleanly, the daemon included
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
 
 
 def main(argv=None) -> None:

@@ -45,7 +45,7 @@ class Subscriber:
     expire: int
     since: float
     writer: asyncio.StreamWriter | None = None
-    connecting: bool = False
+    pending: list[bytes] | None = None  # events raised while event_stream connects
 
     def ttl(self, now: float) -> int:
         return int(self.since + self.expire - now)
@@ -156,17 +156,16 @@ class EventHub:
 
     async def _connect_and_send(self, sub: Subscriber, payload: bytes) -> None:
         """event_stream connects on the first event; later events reuse the connection."""
-        pending = getattr(sub, "_pending", None)
-        if pending is not None:
-            pending.append(payload)
+        if sub.pending is not None:
+            sub.pending.append(payload)
             return
-        sub._pending = [payload]  # type: ignore[attr-defined]
+        sub.pending = [payload]
         try:
             _, writer = await asyncio.open_connection(sub.host, sub.port)
         except OSError as exc:
             log.info("event_stream %s unreachable: %s", sub.socket, exc)
-            sub._pending = None  # type: ignore[attr-defined]
+            sub.pending = None
             return
         sub.writer = writer
-        writer.write(b"".join(sub._pending))  # type: ignore[attr-defined]
-        sub._pending = None  # type: ignore[attr-defined]
+        writer.write(b"".join(sub.pending))
+        sub.pending = None

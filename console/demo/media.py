@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import functools
 import logging
 import os
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 RTPENGINE = "rtpengine"
 START_TIMEOUT = 5.0
 NG_TIMEOUT = 1.0
+REAL_MAX_CALLS = 200  # 1000 ports (the lab's range) at 4 ports a call, with room to spare
+SIM_PORT_MIN = 30000
 
 
 def rtpengine_binary() -> str | None:
@@ -80,8 +83,8 @@ class MediaDriver:
 
 
 class SimulatedMedia(MediaDriver):
-    def __init__(self, clock=time.time) -> None:
-        self.engine = SimEngine(clock)
+    def __init__(self, clock=time.time, port_max: int = SIM_PORT_MIN + 999) -> None:
+        self.engine = SimEngine(clock, port_min=SIM_PORT_MIN, port_max=port_max)
         self.server = SimRtpengine(self.engine)
 
     async def start(self) -> None:
@@ -93,6 +96,20 @@ class SimulatedMedia(MediaDriver):
 
     async def close(self) -> None:
         await self.server.close()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal():
+    """A preexec_fn making the daemon get SIGTERM when we die, even by SIGKILL (Linux only).
+
+    libc is loaded here, before fork: the child may only call into it."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _kill(pid: int) -> None:
@@ -131,8 +148,8 @@ class RealRtpengine(MediaDriver):
             self.port_min = 20000 + (self.ng[1] % 10) * 1000
             self.port_max = self.port_min + 999
         self._log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=self._log)
+        self.process = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=self._log, preexec_fn=_parent_death_signal())
         self._atexit = functools.partial(_kill, self.process.pid)
         atexit.register(self._atexit)  # also on crash paths that skip close()
         try:
@@ -190,13 +207,13 @@ class RealRtpengine(MediaDriver):
             self._log = None
 
 
-async def start_media(real: bool | None, clock=time.time) -> MediaDriver:
-    """real=None: the real RTPengine if the binary exists, else the simulated one."""
+async def start_media(real: bool | None, clock=time.time, calls: int = 0) -> MediaDriver:
+    """real=None: the real RTPengine if the binary exists and the calls fit its port range, else simulated."""
     binary = rtpengine_binary()
     if real and binary is None:
         raise OpsError("rtpengine is not installed (no `rtpengine` on PATH)",
                        hint="install rtpengine-daemon or run the demo with the simulated relay")
-    if binary and real is not False:
+    if binary and (real or (real is None and calls <= REAL_MAX_CALLS)):
         driver = RealRtpengine(binary)
         try:
             await driver.start()
@@ -205,6 +222,6 @@ async def start_media(real: bool | None, clock=time.time) -> MediaDriver:
             if real:
                 raise OpsError(f"cannot drive rtpengine: {exc}") from None
             log.warning("rtpengine found but its ng client is unavailable (%s); simulating media", exc)
-    driver = SimulatedMedia(clock)
+    driver = SimulatedMedia(clock, port_max=SIM_PORT_MIN + max(999, min(calls * 5, 65535 - SIM_PORT_MIN)))
     await driver.start()
     return driver

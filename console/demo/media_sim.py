@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,6 +23,9 @@ from . import sdp
 LIST_DEFAULT_LIMIT = 32
 DELETE_DELAY = 30
 COOKIE_CACHE = 1000
+PACKETS_PER_SECOND = 50
+_STRING_KEYS = ("command", "call-id", "from-tag", "to-tag", "sdp", "transport-protocol", "label")
+RTP_BYTES = 172  # 160 bytes of G.711 + RTP header
 
 
 class PortsExhausted(Exception):
@@ -57,13 +61,6 @@ class PortPool:
 
 
 @dataclass
-class SimStream:
-    port: int
-    endpoint_port: int
-    rtcp: bool = False
-
-
-@dataclass
 class SimTag:
     tag: str
     created: int
@@ -73,6 +70,7 @@ class SimTag:
     endpoint_port: int
     label: str = ""
     peer: str = ""
+    ssrc: int = 0
 
 
 @dataclass
@@ -83,6 +81,7 @@ class SimSession:
     last_signal: int
     tags: dict[str, SimTag] = field(default_factory=dict)
     deleted_at: int | None = None
+    answered: float | None = None
 
 
 def _codec(body: str) -> str:
@@ -90,6 +89,10 @@ def _codec(body: str) -> str:
         if line.startswith("a=rtpmap:"):
             return line.split(" ", 1)[1]
     return "PCMU/8000"
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _ok(**values) -> dict:
@@ -112,20 +115,21 @@ class SimEngine:
         self.commands: dict[str, int] = {}
 
     def handle(self, request) -> dict:
+        """One decoded ng request (bytes or str keys/values) -> the reply dict."""
         if not isinstance(request, dict):
             return _error("Invalid NG data format")
-        request = {k.decode() if isinstance(k, bytes) else k: v for k, v in request.items()}
+        request = {_text(k): _text(v) for k, v in request.items()}
+        if any(not isinstance(request.get(key, ""), str) for key in _STRING_KEYS):
+            return _error("Invalid NG data format")
         self._purge()
         command = request.get("command")
-        if isinstance(command, bytes):
-            command = command.decode()
         if command is None:
             return _error('Dictionary contains no key "command"')
         handler = getattr(self, f"_ng_{command}", None)
         if handler is None:
             return _error("Unrecognized command")
         self.commands[command] = self.commands.get(command, 0) + 1
-        return handler({k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.items()})
+        return handler(request)
 
     def _purge(self) -> None:
         now = int(self.clock())
@@ -154,39 +158,55 @@ class SimEngine:
         callid, from_tag = request.get("call-id"), request.get("from-tag")
         if not callid:
             return _error("No call-id in message")
+        media = sdp.media_lines(str(body))
+        if not media:
+            return _error("Failed to parse SDP")
+        try:
+            caller_port, callee_port = self._take_pair()
+        except PortsExhausted:
+            self.totals["rejectedsessions"] += 1
+            return _error("Ran out of ports")
         now = self.clock()
         session = self.sessions.get(callid)
         if session is None:
             session = SimSession(callid, int(now), int(now % 1 * 1e6), int(now))
             self.sessions[callid] = session
             self.totals["managedsessions"] += 1
-        try:
-            caller_port, callee_port = self.ports.take(), self.ports.take()
-        except PortsExhausted:
-            self.totals["rejectedsessions"] += 1
-            return _error("Ran out of ports")
-        protocol = request.get("transport-protocol") or sdp.media_lines(body)[0][1]
-        endpoint = sdp.media_lines(body)[0][0] if sdp.media_lines(body) else 0
-        session.tags[from_tag] = SimTag(from_tag, int(now), sdp.media_lines(body)[0][1], _codec(body),
-                                        caller_port, endpoint, label=str(request.get("label", "")))
-        session.tags[f"<untagged {callee_port}>"] = SimTag("", int(now), protocol, _codec(body), callee_port, 0)
+        (endpoint, offered_protocol), codec = media[0], _codec(body)
+        protocol = request.get("transport-protocol") or offered_protocol
+        session.tags[str(from_tag)] = SimTag(str(from_tag), int(now), offered_protocol, codec, caller_port, endpoint,
+                                             label=str(request.get("label", "")))
+        session.tags["<untagged 1>"] = SimTag("", int(now), protocol, codec, callee_port, 0)
         session.last_signal = int(now)
         return _ok(sdp=sdp.rewrite(body, callee_port, protocol))
+
+    def _take_pair(self) -> tuple[int, int]:
+        first = self.ports.take()
+        try:
+            return first, self.ports.take()
+        except PortsExhausted:
+            self.ports.give(first)
+            raise
 
     def _ng_answer(self, request: dict) -> dict:
         body = request.get("sdp")
         if not body:
             return _error("No SDP body in message")
         session = self.sessions.get(request.get("call-id"))
-        from_tag, to_tag = request.get("from-tag"), request.get("to-tag", "")
+        from_tag, to_tag = request.get("from-tag"), str(request.get("to-tag", ""))
         if session is None or from_tag not in session.tags:
             return _error("Unknown call-id")
+        media = sdp.media_lines(str(body))
         untagged = next((k for k in session.tags if k.startswith("<untagged")), None)
-        callee = session.tags.pop(untagged) if untagged else SimTag("", 0, "RTP/AVP", "", self.ports.take(), 0)
-        callee.tag, callee.endpoint_port, callee.codec = to_tag, sdp.media_lines(body)[0][0], _codec(body)
+        if not media or untagged is None:
+            return _error("Failed to parse SDP" if not media else "Unknown call-id")
+        callee = session.tags.pop(untagged)
+        callee.tag, callee.endpoint_port, callee.codec = to_tag, media[0][0], _codec(body)
         callee.peer, session.tags[from_tag].peer = from_tag, to_tag
         session.tags[to_tag] = callee
         session.last_signal = int(self.clock())
+        session.answered = self.clock()
+        callee.ssrc = session.tags[from_tag].ssrc = zlib.crc32(session.callid.encode())
         caller = session.tags[from_tag]
         protocol = request.get("transport-protocol") or caller.protocol
         return _ok(sdp=sdp.rewrite(body, caller.local_port, protocol))
@@ -199,7 +219,7 @@ class SimEngine:
             session.deleted_at = int(self.clock())
             self.totals["regularterminatedsessions"] += 1
         return _ok(created=session.created, **{"created_us": session.created_us, "last signal": session.last_signal},
-                   SSRC={}, tags=self._tags(session), totals=self._totals())
+                   SSRC={}, tags=self._tags(session), totals=self._totals(session))
 
     def _ng_query(self, request: dict) -> dict:
         callid = request.get("call-id")
@@ -209,7 +229,7 @@ class SimEngine:
         if session is None:
             return _error("Unknown call-id")
         return {"created": session.created, "created_us": session.created_us, "last signal": session.last_signal,
-                "SSRC": {}, "tags": self._tags(session), "totals": self._totals(), "result": "ok"}
+                "SSRC": {}, "tags": self._tags(session), "totals": self._totals(session), "result": "ok"}
 
     def _tags(self, session: SimSession) -> dict:
         out = {}
@@ -222,20 +242,35 @@ class SimEngine:
         return out
 
     def _media(self, tag: SimTag, session: SimSession) -> dict:
+        packets = self._packets(session) if tag.tag else 0
+
         def stream(port: int, endpoint: int, rtcp: bool) -> dict:
-            address = {"family": "IPv4", "address": "127.0.0.1", "port": endpoint}
-            return {"local port": port, "local address": "127.0.0.1", "family": "IPv4",
-                    "endpoint": dict(address), "advertised endpoint": dict(address),
-                    "last packet": session.last_signal, "flags": ["RTCP" if rtcp else "RTP", "filled"],
-                    "stats": {"packets": 0, "bytes": 0, "errors": 0}}
+            address = {"family": "IPv4", "address": "127.0.0.1", "port": endpoint} if endpoint else {}
+            out = {"local port": port, "local address": "127.0.0.1", "family": "IPv4",
+                   "endpoint": address, "advertised endpoint": dict(address),
+                   "last packet": int(self.clock()) if packets and not rtcp else session.last_signal,
+                   "flags": ["RTCP", "filled"] if rtcp else ["RTP", "filled"] + (["confirmed"] if packets else []),
+                   "stats": {"packets": 0 if rtcp else packets, "bytes": 0 if rtcp else packets * RTP_BYTES,
+                             "errors": 0}}
+            if not rtcp and packets:
+                out["SSRC"] = tag.ssrc
+            return out
         return {"index": 1, "type": "audio", "protocol": tag.protocol, "codec": tag.codec,
                 "streams": [stream(tag.local_port, tag.endpoint_port, False),
                             stream(tag.local_port + 1, tag.endpoint_port + 1 if tag.endpoint_port else 0, True)],
                 "flags": ["initialized", "send", "recv"]}
 
-    @staticmethod
-    def _totals() -> dict:
-        return {"RTP": {"packets": 0, "bytes": 0, "errors": 0}, "RTCP": {"packets": 0, "bytes": 0, "errors": 0}}
+    def _packets(self, session: SimSession) -> int:
+        """20 ms G.711 frames relayed since the answer (the demo's calls talk)."""
+        if session.answered is None:
+            return 0
+        until = session.deleted_at if session.deleted_at is not None else self.clock()
+        return max(0, int((until - session.answered) * PACKETS_PER_SECOND))
+
+    def _totals(self, session: SimSession) -> dict:
+        packets = sum(self._packets(session) for tag in session.tags.values() if tag.tag)
+        return {"RTP": {"packets": packets, "bytes": packets * RTP_BYTES, "errors": 0},
+                "RTCP": {"packets": 0, "bytes": 0, "errors": 0}}
 
     def _ng_statistics(self, request: dict) -> dict:
         own = len(self.sessions)
@@ -258,9 +293,13 @@ class SimEngine:
         for suffix in ("delay", "requestrate"):
             for name in _NG_COMMAND_NAMES:
                 for prefix in ("min", "max", "avg"):
-                    interval[f"{prefix}{name}{suffix}"] = "0.000000" if suffix == "delay" else 0
-        control = {"proxies": [{"proxy": "127.0.0.1", **{f"{n}count": self.commands.get(c, 0)
-                                                         for n, c in _CONTROL_COUNTS}}]}
+                    interval[f"{prefix}{name}{suffix}"] = "0.000000" if suffix == "delay" else "0"
+        proxy: dict = {"proxy": "127.0.0.1"}
+        for short, command in _CONTROL_COUNTS:
+            proxy[f"{short}count"] = self.commands.get(command, 0)
+            proxy[f"{short}duration"] = "0.000000"
+        proxy["errorcount"] = 0
+        control: dict = {"proxies": [proxy]}
         control.update({f"total{n}count": self.commands.get(c, 0) for n, c in _CONTROL_COUNTS})
         pool = self.ports
         interfaces = [{"name": "default", "address": "127.0.0.1", "ports": {

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any, Callable
 
-from .state import DemoState, SimContact, SimDialog
+from .state import DIALOG_LIFETIME, TCP_CONN_LIFETIME, DemoState, SimContact, SimDialog
 
 # get_statistics groups and names in the order OpenSIPS 3.4 prints them ("all").
 _PROCS = (1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
@@ -128,21 +128,33 @@ class MiRenderer:
     `subscriptions` handles event_subscribe/subscribers_list (the server's event hub).
     """
 
-    def __init__(self, state: DemoState, subscriptions=None) -> None:
+    def __init__(self, state: DemoState, subscriptions=None, *, rtpengine_url: str = "udp:127.0.0.1:60000",
+                 httpd: str = "127.0.0.1:8888") -> None:
         self.state = state
         self.subscriptions = subscriptions
+        self.rtpengine_url = rtpengine_url  # the relay OpenSIPS is configured with (rtpengine_sock)
+        self.httpd = httpd
         self.is_40 = state.version.startswith("4")
 
     # ------------------------------------------------------------------ envelope
 
     def respond(self, body: bytes) -> dict:
         """A raw POST body -> the JSON-RPC response object."""
+        request, error = self.decode(body)
+        return error if request is None else self.answer(request)
+
+    @staticmethod
+    def decode(body: bytes) -> tuple[dict | None, dict | None]:
+        """(request, None) for a valid JSON-RPC request, else (None, the captured error response)."""
         try:
             request = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
+            return None, {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
-            return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}
+            return None, {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}
+        return request, None
+
+    def answer(self, request: dict) -> dict:
         request_id = request.get("id")
         try:
             result = self.call(request["method"], request.get("params"))
@@ -203,7 +215,7 @@ class MiRenderer:
 
     def _mi_ps(self) -> dict:
         udp = "udp:127.0.0.1:5060"
-        kinds = ["attendant", "HTTPD 127.0.0.1:8888", "MI FIFO", "time_keeper", "timer"] + \
+        kinds = ["attendant", f"HTTPD {self.httpd}", "MI FIFO", "time_keeper", "timer"] + \
             [f"SIP receiver {udp}"] * 4 + ["TCP receiver"] * 4 + ["Timer handler", "TCP main"]
         base = 27293
         return {"Processes": [{"ID": i, "PID": base + i, "Type": kind} for i, kind in enumerate(kinds)]}
@@ -219,7 +231,7 @@ class MiRenderer:
         return [{"http_root": "mi", "module": "mi_http"}]
 
     def _mi_rtpengine_show(self) -> list:
-        return [{"Set": 0, "Nodes": [{"url": "udp:127.0.0.1:60000", "index": 0, "disabled": 0, "weight": 1,
+        return [{"Set": 0, "Nodes": [{"url": self.rtpengine_url, "index": 0, "disabled": 0, "weight": 1,
                                       "recheck_ticks": 0}]}]
 
     # ------------------------------------------------------------------ statistics
@@ -329,7 +341,7 @@ class MiRenderer:
             connections.append({
                 "ID": contact.conn_id, "Type": contact.transport, "State": 0,
                 "Remote": f"127.0.0.1:{contact.remote_port}", "Local": local,
-                "Lifetime": _utc(contact.conn_touched + 3600), "Alias port": contact.remote_port,
+                "Lifetime": _utc(contact.conn_touched + TCP_CONN_LIFETIME), "Alias port": contact.remote_port,
             })
         return {"Connections": connections}
 
@@ -339,7 +351,7 @@ class MiRenderer:
         entry = {
             "ID": dialog.id, "db_id": dialog.db_id, "state": dialog.state, "user_flags": "",
             "timestart": dialog.start, "datestart": _utc(dialog.start),
-            "timeout": dialog.start + 21600, "dateout": _utc(dialog.start + 21600),
+            "timeout": dialog.start + DIALOG_LIFETIME, "dateout": _utc(dialog.start + DIALOG_LIFETIME),
             "callid": dialog.callid, "from_uri": dialog.from_uri, "to_uri": dialog.to_uri,
             "caller_tag": dialog.caller.tag, "caller_contact": dialog.caller.contact, "callee_cseq": "0",
             "caller_route_set": "", "caller_bind_addr": dialog.caller.bind_addr,

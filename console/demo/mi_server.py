@@ -39,6 +39,11 @@ def ul_dump_cost(contacts: int, brief: bool) -> float:
     return linear * contacts + quadratic * contacts * contacts
 
 
+async def emulate_cost(seconds: float) -> None:
+    """Hold the (single) MI worker like the real one does while it builds a dump."""
+    await asyncio.sleep(seconds)
+
+
 class MiHttpServer:
     def __init__(self, renderer: MiRenderer, *, time_scale: float = 1.0, buffer_size: int = DEFAULT_BUFFER,
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -50,6 +55,7 @@ class MiHttpServer:
         self.requests_served = 0
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -62,9 +68,12 @@ class MiHttpServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for writer in list(self._writers):
+            writer.close()  # the handlers see EOF, including those "hanging" on a bad request
+        if self._connections:
+            await asyncio.wait(self._connections, timeout=1.0)
         for task in list(self._connections):
             task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
@@ -75,13 +84,17 @@ class MiHttpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._connections.add(task)
+        self._writers.add(writer)
         try:
             while await self._one_request(reader, writer):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
+        except asyncio.CancelledError:
+            pass  # shutting down; asyncio would log a cancelled client task as an error
         finally:
             self._connections.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
     async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -105,7 +118,8 @@ class MiHttpServer:
         if route != "/mi" and not route.startswith("/mi/"):
             await self._reply(writer, 400, "Bad Request", "text/html", BAD_PATH_BODY)
         elif method != "POST" or headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            await reader.read()  # the real mi_http never answers: wait until the client gives up
+            while await reader.read(65536):
+                pass  # the real mi_http never answers: wait until the client gives up
             return False
         else:
             async with self.lock:
@@ -123,13 +137,15 @@ class MiHttpServer:
     # ------------------------------------------------------------------ MI
 
     async def _handle(self, body: bytes) -> tuple[int, str, bytes]:
-        dump = self._dump_request(body)
-        if dump is not None:
+        request, error = self.renderer.decode(body)
+        if request is not None and self.renderer.resolve(request["method"]) == "ul_dump":
+            brief = _wants_brief(request.get("params"))
             contacts = self.renderer.state.contact_count
-            await asyncio.sleep(ul_dump_cost(contacts, brief=dump) * self.time_scale)
-            if not dump and contacts * BYTES_PER_CONTACT > 1.5 * self.buffer_size:
+            await emulate_cost(ul_dump_cost(contacts, brief) * self.time_scale)
+            if not brief and contacts * BYTES_PER_CONTACT > 1.5 * self.buffer_size:
                 return self._too_large()  # clearly too big: do not build a huge reply to throw it away
-        payload = json.dumps(self.renderer.respond(body), separators=(",", ":"), ensure_ascii=False).encode()
+        response = error if request is None else self.renderer.answer(request)
+        payload = json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode()
         if len(payload) > self.buffer_size:
             return self._too_large()
         return 200, "OK", payload
@@ -138,17 +154,8 @@ class MiHttpServer:
         log.info("print_mi_response: Failed to print JSON (reply above %d bytes)", self.buffer_size)
         return 500, "Internal Server Error", b""
 
-    def _dump_request(self, body: bytes) -> bool | None:
-        """None if `body` is not a ul_dump; else whether it asks for the brief form."""
-        try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(request, dict) or self.renderer.resolve(str(request.get("method"))) != "ul_dump":
-            return None
-        params = request.get("params")
-        if isinstance(params, dict):
-            return bool(params.get("brief"))
-        if isinstance(params, list) and params:
-            return bool(params[0])
-        return False
+
+def _wants_brief(params) -> bool:
+    if isinstance(params, dict):
+        return bool(params.get("brief"))
+    return bool(params[0]) if isinstance(params, list) and params else False

@@ -93,7 +93,7 @@ def media_lines(body: str) -> list[tuple[int, str]]:
 def rewrite(body: str, port: int, protocol: str | None = None) -> str:
     """What a media relay sends on: its own port on the m= line, RTCP on port+1."""
     out = []
-    for line in body.split(CRLF):
+    for line in body.splitlines():
         match = _M_LINE.match(line)
         if match:
             proto = protocol or match.group(3)

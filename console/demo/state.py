@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import ConfigError
 from . import sdp
 
 SOCKETS = {"udp": "udp:127.0.0.1:5060", "tcp": "tcp:127.0.0.1:5060", "ws": "ws:127.0.0.1:8080"}
 USER_AGENTS = {"udp": "sipp-lab-UDP", "tcp": "sipp-lab-TCP", "ws": "lab-ws-client (WebRTC-like)"}
 DST_WS_BFLAG = 1  # the bit of the named branch flag DST_WS (first named bflag in the lab cfg)
 DIALOG_LIFETIME = 21600  # dlg default timeout seen in the captures (timeout - timestart)
-TCP_CONN_LIFETIME = 3600
+TCP_CONN_LIFETIME = 3600  # list_tcp_conns "Lifetime" = last activity + this
 
 # (expires seconds, weight): most phones register for an hour; a few short
 # registrations make refreshes and expiries visible within a demo.
@@ -33,6 +34,8 @@ EXPIRES_CHOICES = ((3600, 6), (600, 2), (120, 1), (60, 1))
 REFRESH_PROBABILITY = 0.85  # otherwise the contact lapses (or unregisters) and comes back later
 CALL_KINDS = (("udp", "udp"), ("udp", "udp"), ("udp", "udp"), ("udp", "udp"),
               ("udp", "ws"), ("udp", "ws"), ("ws", "udp"), ("ws", "ws"), ("tcp", "tcp"))
+CALL_ARRIVAL = 0.2  # share of the missing calls started per tick
+MAX_INITIAL_CALLS = 100  # up at start (more arrive tick by tick): large demos start fast
 _ALNUM = string.ascii_lowercase + string.digits
 
 
@@ -92,7 +95,6 @@ class SimDialog:
     start: int
     end_at: int  # when the caller hangs up
     state: int = 1
-    failed: bool = False
 
     @property
     def id(self) -> str:
@@ -129,6 +131,19 @@ class Counters:
         return self.values.get(key, 0)
 
 
+_EXPIRES_TOTAL = sum(w for _, w in EXPIRES_CHOICES)
+
+
+def _pick_expires(draw: float) -> int:
+    """EXPIRES_CHOICES by weight, for a uniform draw in [0, 1)."""
+    point = draw * _EXPIRES_TOTAL
+    for expires, weight in EXPIRES_CHOICES:
+        if point < weight:
+            return expires
+        point -= weight
+    return EXPIRES_CHOICES[-1][0]
+
+
 def _split(size: int) -> tuple[int, int, int]:
     """UDP/TCP/WS contact counts in the lab ratio 50/10/10."""
     tcp = max(1, size // 7)
@@ -147,9 +162,9 @@ def aor_name(transport: str, index: int) -> str:
 
 class DemoState:
     def __init__(self, size: int = 70, *, seed: int = 1, clock: Callable[[], float] = time.time,
-                 version: str = "3.4", calls: int | None = None) -> None:
-        if size < 3:
-            raise ValueError("size must be at least 3 (one UDP, TCP and WS contact)")
+                 version: str = "3.4", calls: int | None = None, initial_calls: bool = True) -> None:
+        if not isinstance(size, int) or size < 3:
+            raise ConfigError(f"demo size must be a whole number of at least 3 (one UDP, TCP and WS contact), got {size!r}")
         self.size = size
         self.version = version
         self.rng = random.Random(seed)
@@ -164,12 +179,15 @@ class DemoState:
         self._seq = 0
         self._conn_ids = 1962440632
         self._dialog_ids = 0
+        self._online = 0
         self.dialogs: dict[str, SimDialog] = {}
         self.by_aor: dict[str, SimContact] = {}
         udp, tcp, ws = _split(size)
         self.ranges = {"udp": (0, udp), "tcp": (udp, udp + tcp), "ws": (udp + tcp, size)}
         self.contacts: list[SimContact] = []
         self._populate(udp, tcp, ws)
+        if initial_calls:
+            self._seed_calls()
 
     # ------------------------------------------------------------------ setup
 
@@ -191,9 +209,10 @@ class DemoState:
     def _register(self, contact: SimContact, *, initial: bool = False) -> None:
         rng = self.rng
         contact.online = True
+        self._online += 1
         contact.cseq = 1
         contact.contact_id = rng.getrandbits(62) | (1 << 61)
-        contact.expires_len = rng.choices([e for e, _ in EXPIRES_CHOICES], [w for _, w in EXPIRES_CHOICES])[0]
+        contact.expires_len = _pick_expires(rng.random())
         elapsed = rng.randrange(contact.expires_len // 2) if initial else 0
         contact.expires_at = self.now + contact.expires_len - elapsed
         if contact.transport == "ws":
@@ -234,7 +253,7 @@ class DemoState:
 
     @property
     def contact_count(self) -> int:
-        return sum(1 for c in self.contacts if c.online)
+        return self._online
 
     def find_contact(self, aor: str) -> SimContact | None:
         contact = self.by_aor.get(aor)
@@ -305,6 +324,7 @@ class DemoState:
         self._emit_contact("E_UL_CONTACT_DELETE", contact)
         self.events.append(StateEvent("E_UL_AOR_DELETE", {"domain": "location", "aor": self.aor_key(contact.aor)}))
         contact.online = False
+        self._online -= 1
         contact.conn_id = 0
         self._schedule(contact, self.now + self.rng.randrange(10, 120))
 
@@ -315,7 +335,7 @@ class DemoState:
         self._emit_contact("E_UL_CONTACT_INSERT", contact)
 
     def _count_register(self) -> None:
-        for key in ("registrar:accepted_regs", "core:rcv_requests", "sl:2xx_replies", "sl:sent_replies"):
+        for key in ("registrar:accepted_regs", "core:rcv_requests", "sl:2xx_replies"):
             self.counters.add(key)
 
     def _emit_contact(self, name: str, contact: SimContact) -> None:
@@ -348,17 +368,32 @@ class DemoState:
         return None
 
     def _start_calls(self) -> None:
-        for _ in range(max(0, self.target_calls - len(self.dialogs))):
-            if self.rng.random() < 0.5 and self.dialogs:
-                break  # calls arrive over several ticks, not all at once
+        """About a fifth of the missing calls arrive per tick: a steady state without bursts."""
+        missing = self.target_calls - len(self.dialogs)
+        for _ in range(int(missing * CALL_ARRIVAL + self.rng.random())):
+            kind = self.rng.choice(CALL_KINDS)
+            caller = self._pick(kind[0])
+            callee = self._pick(kind[1], exclude=caller)
+            if caller is not None and callee is not None:
+                self._create_dialog(kind, caller, callee)
+
+    def _seed_calls(self) -> None:
+        """Calls already up when the platform starts, like the lab's 9 confirmed dialogs.
+
+        Nobody can have subscribed yet, so their events are dropped; their media work stays queued."""
+        for _ in range(min(self.target_calls, MAX_INITIAL_CALLS)):
             kind = self.rng.choice(CALL_KINDS)
             caller = self._pick(kind[0])
             callee = self._pick(kind[1], exclude=caller)
             if caller is None or callee is None:
                 continue
-            self._create_dialog(kind, caller, callee)
+            dialog = self._create_dialog(kind, caller, callee)
+            dialog.start -= self.rng.randrange(120)
+            self._ring(dialog)
+            self._answer(dialog)
+        self.events.clear()
 
-    def _create_dialog(self, kind: tuple[str, str], caller: SimContact, callee: SimContact) -> None:
+    def _create_dialog(self, kind: tuple[str, str], caller: SimContact, callee: SimContact) -> SimDialog:
         rng = self.rng
         self._dialog_ids += 1
         h_entry, h_id = rng.randrange(4096), rng.getrandbits(31)
@@ -385,6 +420,7 @@ class DemoState:
         self.counters.add("tm:UAS_transactions")
         self.counters.add("dialog:processed_dialogs")
         self._media.append(MediaWork("offer", dialog))
+        return dialog
 
     def _evolve_dialogs(self) -> None:
         for dialog in list(self.dialogs.values()):
@@ -430,7 +466,6 @@ class DemoState:
 
     def _fail(self, dialog: SimDialog) -> None:
         """INVITE rejected before any to-tag: 1 -> 5 with to_tag null, as captured for a 404."""
-        dialog.failed = True
         self.counters.add("dialog:failed_dialogs")
         self.counters.add("tm:4xx_transactions")
         self._set_state(dialog, 5)

@@ -17,6 +17,7 @@ state is also spelled out (OK / WARN / FAIL / STALE).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -27,7 +28,6 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import ContentSwitcher, Footer, Input, Static
@@ -39,7 +39,7 @@ from console.plugins import CollectOptions
 from . import format as fmt
 from .panes import CallsPane, ChecksPane, MediaPane, MiPane, OverviewPane, Pane, RegistrationsPane
 from .safe import safe_text
-from .screens import ConfirmScreen, HelpScreen
+from .screens import ConfirmScreen, DetailScreen, HelpScreen
 from .state import LiveState
 
 PANES: tuple[tuple[str, str, type[Pane]], ...] = (
@@ -53,6 +53,7 @@ PANES: tuple[tuple[str, str, type[Pane]], ...] = (
 PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls", "media": "Media",
                "checks": "Checks", "mi": "MI"}
 
+PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
 
 
@@ -89,7 +90,7 @@ def source_text(status: SourceStatus, last_ok: float | None, now: float) -> Text
         return out
     out.append("FAIL", style="bold red")
     out.append(": ")
-    out.append(safe_text(status.error or "failed", 70))
+    out.append(safe_text(status.error or "failed", 90))
     if last_ok is not None:
         out.append(f" STALE {fmt.duration(now - last_ok)}", style="bold reverse yellow")
     else:
@@ -207,6 +208,11 @@ class OpsConsoleApp(App[None]):
                                 sources={"console": SourceStatus("console", False, f"poll failed: {_describe(exc)}")})
         self.state.apply(snapshot, options)
         self.poll_count += 1
+        index = self.state.contact_index()
+        if len(index.contacts) >= PREPARE_IN_THREAD:
+            # Search text and sort order for a big list: built off the key path.
+            await asyncio.to_thread(index.prepare)
+            calm_gc()
         if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
             await self._run_checks(snapshot)
         self.polling = False
@@ -251,7 +257,15 @@ class OpsConsoleApp(App[None]):
 
     # ------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A pending write confirmation must be answered first.
+        if isinstance(self.screen, ConfirmScreen) and action in ("show", "toggle_pause", "help", "back"):
+            return False
+        return True
+
     def action_show(self, name: str) -> None:
+        while isinstance(self.screen, (DetailScreen, HelpScreen)):
+            self.pop_screen()  # a screen key from a detail pane goes to that screen
         if name == self.current and self.query_one(ContentSwitcher).current == name:
             return
         previous = self.current
@@ -365,7 +379,7 @@ class OpsConsoleApp(App[None]):
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_lost)
         except (NotImplementedError, RuntimeError, ValueError):
-            pass
+            pass  # not the main thread / no signals here: the watchdog still runs
         self.set_interval(WATCHDOG_INTERVAL, self._watchdog)
 
     def _watchdog(self) -> None:
@@ -376,11 +390,27 @@ class OpsConsoleApp(App[None]):
         self.exit(return_code=129)
 
 
-def terminal_gone(parent_pid: int, streams: Iterable[Any] = (sys.stdin, sys.stdout)) -> bool:
-    """True when stdin/stdout is no longer a terminal or our parent died (re-parented to init)."""
-    if parent_pid != 1 and os.getppid() == 1:
+def calm_gc() -> None:
+    """Keep the cyclic GC from rescanning a big contact list on every key press.
+
+    100k contacts are ~1M tracked objects; a full collection over them takes
+    ~100 ms and lands on whatever key the operator pressed.  They hold no
+    reference cycles, so moving them to the permanent generation is safe:
+    reference counting still frees them when the next list replaces them.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def terminal_gone(parent_pid: int, streams: Iterable[Any] | None = None) -> bool:
+    """True when stdin/stdout is no longer a terminal or our parent died (we were re-parented).
+
+    The original streams are checked: Textual swaps sys.stdout for a capture
+    object while it runs.
+    """
+    if os.getppid() != parent_pid:
         return True
-    for stream in streams:
+    for stream in (sys.__stdin__, sys.__stdout__) if streams is None else streams:
         try:
             if stream is None or stream.closed or not os.isatty(stream.fileno()):
                 return True

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Sparkline, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from console.model import Call, CheckResult, Contact, MediaSession, Status, overall_status
+from console.snapshot import media_label
 
 from . import format as fmt
 from .safe import safe_text
@@ -72,6 +73,7 @@ class OverviewPane(Pane):
                         yield Static(Text(label), classes="trend-label")
                         yield Sparkline([], id=f"spark-{key}", classes="trend-spark")
                         yield Static(id=f"last-{key}", classes="trend-last")
+            yield Static(id="overview-sources", classes="panel")
 
     def focus_main(self) -> None:
         self.query_one("#overview-scroll").focus()
@@ -80,6 +82,7 @@ class OverviewPane(Pane):
         self.query_one("#overview-sip", Static).update(self._sip(state, now))
         self.query_one("#overview-media", Static).update(self._media(state, now))
         self.query_one("#overview-checks", Static).update(self._checks(state, now))
+        self.query_one("#overview-sources", Static).update(sources_text(state, now))
         for key, _ in self.SPARKS:
             data = state.history[key].data()
             self.query_one(f"#spark-{key}", Sparkline).data = data
@@ -156,6 +159,21 @@ class OverviewPane(Pane):
         if state.checks_at is not None:
             out.append(f"\n  ({fmt.age(now - state.checks_at)}; 5 for details, r to re-run there)", style="dim")
         return out
+
+
+def sources_text(state: LiveState, now: float) -> Text:
+    """Every source with its full error (the header has room for a short one)."""
+    out = Text("Sources", style="bold", end="")
+    for status in state.sources.values():
+        out.append("\n  ")
+        out.append(fmt.ok_word(status.ok))
+        out.append(f" {status.name}  {status.elapsed_ms:.0f} ms")
+        if not status.ok:
+            last = state.last_ok.get(status.name)
+            out.append(f"  last good {fmt.age(None if last is None else now - last)}", style="bold")
+            out.append("\n    ")
+            out.append(safe_text(status.error or "failed", None))
+    return out
 
 
 # --------------------------------------------------------------------------- 2 Registrations
@@ -319,17 +337,7 @@ class RegistrationsPane(Pane):
             self.query_one(ContactTable).move_cursor(row=select_index - self.window_start, animate=False)
 
     def refresh_view(self, state: LiveState, now: float) -> None:
-        note = self.query_one("#contacts-note", Static)
-        if state.contacts is None:
-            message = state.contacts_note or "contact list not fetched yet"
-            note.update(Text.assemble(("Contacts not listed: ", "bold"), safe_text(message, None, multiline=True)))
-            note.remove_class("hidden")
-        else:
-            note.update(stale_note("contacts", state.contacts_at, now, state.signalling_stale()))
-            note.set_class(not state.signalling_stale() and not state.contacts_note, "quiet")
-            if state.contacts_note:
-                note.update(Text.assemble(stale_note("contacts", state.contacts_at, now, state.signalling_stale()),
-                                          "  ", safe_text(state.contacts_note, None)))
+        self.query_one("#contacts-note", Static).update(contacts_note(state, now))
         index = state.contact_index()
         self.matches = index.select(self.filter_text, self.transport, self.sort, self.reverse)
         self.window_start = min(self.window_start, max(0, len(self.matches) - self.WINDOW))
@@ -353,6 +361,18 @@ class RegistrationsPane(Pane):
             out.append("  filter: ")
             out.append(safe_text(self.filter_text, 30, style="bold"))
         return out
+
+
+def contacts_note(state: LiveState, now: float) -> Text:
+    """Age of the list, STALE when OpenSIPS stopped answering, and why a list is missing."""
+    if state.contacts is None:
+        message = state.contacts_note or "contact list not fetched yet"
+        return Text.assemble(("Contacts not listed: ", "bold"), safe_text(message, None, multiline=True))
+    out = stale_note("contacts", state.contacts_at, now, state.signalling_stale())
+    if state.contacts_note:  # e.g. a partial list
+        out.append("  ")
+        out.append(safe_text(state.contacts_note, None))
+    return out
 
 
 def contact_cells(contact: Contact, elapsed: float) -> tuple[Text, ...]:
@@ -402,9 +422,10 @@ def contact_sections(contact: Contact) -> list[tuple[str, Text]]:
 # --------------------------------------------------------------------------- 3 Calls
 
 
-CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("bridge", "Bridge"), ("state", "State"),
-                ("duration", "Duration"), ("codec", "Codec"), ("leg_a", "A pkts/err"), ("leg_b", "B pkts/err"),
-                ("mark", "Note"))
+# The orphan marks sit early so they stay visible at 80 columns.
+CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("mark", "Note"), ("bridge", "Bridge"),
+                ("state", "State"), ("duration", "Duration"), ("codec", "Codec"), ("leg_a", "A pkts/err"),
+                ("leg_b", "B pkts/err"))
 
 
 def _user(uri: str) -> str:
@@ -456,13 +477,13 @@ def call_cells(call: Call, now: float) -> tuple[Text, ...]:
     return (
         Text.assemble(caller, " →"),
         callee,
+        call_mark(call),
         safe_text(call.bridge or "-", 32),
         Text(state),
         Text(duration, justify="right"),
         safe_text(codec or "-", 16),
         Text(f"{a.packets}/{a.errors}" if a else "-", justify="right"),
         Text(f"{b.packets}/{b.errors}" if b else "-", justify="right"),
-        call_mark(call),
     )
 
 
@@ -553,9 +574,9 @@ def session_text(session: MediaSession, now: float) -> Text:
 
 PORT_COLUMNS = (("name", "Interface"), ("address", "Address"), ("usage", "Ports used"), ("left", "Calls possible"),
                 ("range", "Range"))
-SESSION_COLUMNS = (("callid", "Call-ID"), ("age", "Age"), ("legs", "Legs"), ("protocols", "Protocols"),
-                   ("codec", "Codec"), ("packets", "Packets"), ("errors", "Errors"), ("ports", "Ports"),
-                   ("note", "Note"))
+SESSION_COLUMNS = (("callid", "Call-ID"), ("note", "Note"), ("age", "Age"), ("protocols", "Media"),
+                   ("codec", "Codec"), ("packets", "Packets"), ("errors", "Errors"), ("legs", "Legs"),
+                   ("ports", "Ports"))
 
 
 class MediaPane(Pane):
@@ -604,18 +625,18 @@ class MediaPane(Pane):
 
 
 def session_cells(session: MediaSession, now: float) -> tuple[Text, ...]:
-    protocols = "<->".join(leg.protocol or "?" for leg in session.legs) or ("-" if session.detailed or not session.legs else "?")
+    protocols = "<->".join(media_label(leg.protocol) for leg in session.legs) or "-"
     codec = next((leg.codec for leg in session.legs if leg.codec), "-")
     return (
-        safe_text(session.callid, 36),
+        safe_text(session.callid, 32),
+        Text("DELETED" if session.deleted else ("foreign" if session.foreign else "")),
         Text(fmt.duration(now - session.created) if session.created else "-", justify="right"),
-        Text(str(len(session.legs)), justify="right"),
-        safe_text(protocols, 40),
+        safe_text(protocols, 28),
         safe_text(codec, 16),
         Text(fmt.count(sum(leg.packets for leg in session.legs)), justify="right"),
         Text(fmt.count(sum(leg.errors for leg in session.legs)), justify="right"),
+        Text(str(len(session.legs)), justify="right"),
         Text(str(len(session.ports)), justify="right"),
-        Text("DELETED" if session.deleted else ("foreign" if session.foreign else "")),
     )
 
 

@@ -108,10 +108,13 @@ def is_interesting(record: KmsgRecord) -> bool:
     return record.level <= ERR or record.mentions_rtpengine
 
 
-def _denied(exc: OSError) -> KmsgResult:
+def _denied(exc: OSError, path: str) -> KmsgResult:
+    if exc.errno == errno.EACCES:  # file permissions, not the sysctl
+        return KmsgResult(permission_denied=True, error=f"cannot read {path}: permission denied",
+                          remedy="run as root")
     return KmsgResult(
         permission_denied=True,
-        error=f"cannot read the kernel log: {exc.strerror or 'permission denied'} (kernel.dmesg_restrict is set)",
+        error=f"cannot read the kernel log: {exc.strerror or 'operation not permitted'} (kernel.dmesg_restrict is set)",
         remedy=RESTRICTED_REMEDY,
     )
 
@@ -136,10 +139,10 @@ def read_kmsg(
     try:
         fd = opener(path, os.O_RDONLY | os.O_NONBLOCK)
     except PermissionError as exc:
-        return _denied(exc)
+        return _denied(exc, path)
     except OSError as exc:
         if exc.errno == errno.EPERM:
-            return _denied(exc)
+            return _denied(exc, path)
         return KmsgResult(error=f"cannot open {path}: {exc.strerror or exc}")
     found: list[KmsgRecord] = []
     scanned = lost = malformed = 0
@@ -155,7 +158,7 @@ def read_kmsg(
                 lost += 1  # EPIPE: overwritten under us; the next read goes on
                 continue
             except PermissionError as exc:
-                return _denied(exc)
+                return _denied(exc, path)
             except OSError as exc:
                 if exc.errno == errno.EPIPE:
                     lost += 1
@@ -163,7 +166,7 @@ def read_kmsg(
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
                     break
                 if exc.errno == errno.EPERM:
-                    return _denied(exc)
+                    return _denied(exc, path)
                 return KmsgResult(tuple(found), scanned, lost, malformed,
                                   error=f"reading {path} failed: {exc.strerror or exc}")
             if not data:
@@ -193,7 +196,10 @@ def _dump_reader(fd: int) -> Callable[[int, int], bytes]:
     chunks = []
     size = 0
     while size < MAX_DUMP_BYTES:
-        chunk = os.read(fd, 1 << 16)
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            break  # keep what was read; a dump is best effort
         if not chunk:
             break
         chunks.append(chunk)

@@ -64,7 +64,7 @@ class HTTPMIClient:
         if timeout <= 0:
             raise ConfigError("MI timeout must be positive")
         self.url = url
-        self.target = url
+        self.target = redact_url(url)
         self.timeout = timeout
         self.heavy_timeout = heavy_timeout or _heavy_timeout(timeout)
         self.max_bytes = max_bytes
@@ -76,15 +76,17 @@ class HTTPMIClient:
         self._serializer = _Serializer()
 
     def __repr__(self) -> str:  # never show credentials
-        return f"HTTPMIClient({self.url!r})"
+        return f"HTTPMIClient({self.target!r})"
 
     async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any:
         deadline = timeout or (self.heavy_timeout if is_heavy_method(method) else self.timeout)
         return await self._serializer.run(method, lambda: self._call(method, params, deadline))
 
     async def _call(self, method: str, params, deadline: float) -> Any:
-        request_id = next(self._ids)
-        body = encode_request(method, params, request_id)
+        try:
+            body = encode_request(method, params, next(self._ids))
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
         try:
             async with asyncio.timeout(deadline):
                 try:
@@ -95,26 +97,26 @@ class HTTPMIClient:
                     # A kept-alive connection the server dropped meanwhile: one fresh try.
                     status, content_type, data = await self._post(body)
         except (TimeoutError, httpx.TimeoutException):
-            raise Timeout(f"OpenSIPS MI did not answer {method!r} within {deadline:g} s", target=self.url,
+            raise Timeout(f"OpenSIPS MI did not answer {method!r} within {deadline:g} s", target=self.target,
                           hint="mi_http serves one request at a time: a long ul_dump blocks it") from None
         except httpx.ConnectError as exc:
-            raise _connect_error(exc, self.url) from None
+            raise _connect_error(exc, self.target) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"MI request {method!r} failed: {type(exc).__name__}: {exc}", target=self.url) from None
-        result_reply = decode_response(data, status=status, content_type=content_type, method=method,
-                                       target=self.url, max_bytes=self.max_bytes)
-        return result_reply
+            raise TransportError(f"MI request {method!r} failed: {type(exc).__name__}: {exc}",
+                                 target=self.target) from None
+        return decode_response(data, status=status, content_type=content_type, method=method,
+                               target=self.target, max_bytes=self.max_bytes)
 
     async def _post(self, body: bytes) -> tuple[int, str, bytes]:
         async with self._http.stream("POST", self.url, content=body) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit():
-                check_size(int(declared), self.max_bytes, target=self.url)
+                check_size(int(declared), self.max_bytes, target=self.target)
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                check_size(size, self.max_bytes, target=self.url)
+                check_size(size, self.max_bytes, target=self.target)
                 chunks.append(chunk)
             return response.status_code, response.headers.get("content-type", ""), b"".join(chunks)
 
@@ -137,7 +139,16 @@ def _connect_error(exc: Exception, url: str) -> OpsError:
     if _refused(exc):
         return ConnectionRefused(f"OpenSIPS MI not reachable at {url} (connection refused)",
                                  hint="is mi_http loaded and httpd listening on that address/port?")
-    return TransportError(f"cannot connect to OpenSIPS MI at {url}: {exc}", target=url)
+    return TransportError(f"cannot connect to OpenSIPS MI at {url}: {type(exc).__name__}", target=url)
+
+
+def redact_url(url: str) -> str:
+    """http://user:secret@host/mi -> http://host/mi: URLs end up in messages and logs."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return url.rpartition("@")[2] if "@" in url else url
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 class FIFOMIClient:
@@ -163,7 +174,10 @@ class FIFOMIClient:
         deadline = timeout or (self.heavy_timeout if is_heavy_method(method) else self.timeout)
 
         async def run() -> Any:
-            body = encode_request(method, params, next(self._ids))
+            try:
+                body = encode_request(method, params, next(self._ids))
+            except (TypeError, ValueError) as exc:
+                raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
             data = await asyncio.to_thread(self._exchange, body, method, deadline)
             return decode_response(data, method=method, target=self.fifo_path, max_bytes=self.max_bytes)
 

@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Union
@@ -135,9 +136,10 @@ class EventStreamDecoder:
     """Incremental splitter for event_stream: JSON objects back to back, no delimiter.
 
     Objects may arrive several per read or split anywhere (also inside a UTF-8
-    sequence).  The scanner only tracks string/escape state and nesting depth,
-    keeps its position across feeds (linear total work), and hands complete
-    objects to `json.loads`.  Garbage is recorded as a ProtocolError (see
+    sequence).  Whole objects at the buffer head go straight through the C JSON
+    decoder; an unfinished one is handed to a scanner that only tracks
+    string/escape state and nesting depth and keeps its position across feeds
+    (linear total work), then to `json.loads` once complete.  Garbage is recorded as a ProtocolError (see
     `take_errors`) and skipped up to the next `{"jsonrpc"`.
     """
 
@@ -348,14 +350,14 @@ def _contact_event(name: str, params: Mapping[str, Any], now: float | None, targ
 
 def _contact_fields(fields: "_Fields", now: float | None, target: str) -> tuple[Contact, int]:
     expires_at = fields.integer("expires")
-    socket = fields.text("socket")
+    bound = fields.text("socket")
     uri = fields.text("uri", required=True)
-    transport = transport_of(socket, uri)
+    transport = transport_of(bound, uri)
     seconds_left, expires_state = expires_left(expires_at, time.time() if now is None else now)
     contact = Contact(
         aor=fields.text("aor", required=True),
         contact=uri,
-        socket=socket,
+        socket=bound,
         transport=transport,
         ws=transport in ("ws", "wss"),
         received=fields.text("received"),
@@ -401,8 +403,9 @@ def q_text(qval: int) -> str:
     return f"0.{qval:03d}".rstrip("0").rstrip(".") if qval else "0"
 
 
-def transport_of(socket: str, uri: str) -> str:
-    proto = socket.split(":", 1)[0].lower() if ":" in socket else ""
+def transport_of(bound: str, uri: str) -> str:
+    """Transport from the usrloc socket ("udp:127.0.0.1:5060"), else the URI's ;transport=."""
+    proto = bound.split(":", 1)[0].lower() if ":" in bound else ""
     if proto:
         return proto
     match = re.search(r";transport=([A-Za-z]+)", uri)
@@ -459,6 +462,8 @@ class EventSink(Protocol):
 # JSON-RPC "Method not found": no event_subscribe on this OpenSIPS.  400 "Bad parameter
 # value": the socket scheme has no transport module (event_datagram / event_stream
 # not loaded) or the event does not exist (usrloc / dialog not loaded).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # ~8k queued events (kernel counts ~2 KiB per small datagram)
+UDP_DRAIN_MAX = 2000
 UNAVAILABLE_CODES = {-32601: "method not found", 400: "bad parameter value"}
 TRANSPORT_MODULES = {"udp": "event_datagram", "tcp": "event_stream"}
 
@@ -500,8 +505,12 @@ class EventListener:
         unknown = [t for t in transports if t not in TRANSPORT_MODULES]
         if unknown or not transports:
             raise ValueError(f"transports must be among {sorted(TRANSPORT_MODULES)}, got {transports!r}")
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"event listener must bind a loopback address, got {host!r}")
+        try:
+            loopback = ipaddress.IPv4Address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"event listener must bind an IPv4 loopback address, got {host!r}")
         self.mi = mi
         self.sink = sink
         self.events = tuple(events)
@@ -530,9 +539,9 @@ class EventListener:
         self.subscriptions_sent = 0
         self.dropped_subscriptions = 0  # found missing by verify()
         self.coverage_gap_at: float | None = None  # when verify() found events may have been missed
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: socket.socket | None = None
         self._tcp: asyncio.AbstractServer | None = None
-        self._tcp_tasks: set[asyncio.Task] = set()
+        self._tcp_conns: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self._timer: asyncio.Task | None = None
         self._partial: list[str] = []  # subscribed before a failed _subscribe_all
         self._closed = False
@@ -553,7 +562,11 @@ class EventListener:
         if not self.active:
             return f"events not active{': ' + self.last_error if self.last_error else ''}"
         since = time.strftime("%H:%M:%S", time.localtime(self.since)) if self.since else "?"
-        return f"live via {self.socket}: {self.events_received} events since {since}"
+        line = f"live via {self.socket}: {self.events_received} events since {since}"
+        lost = self.udp_drops()
+        if lost:
+            line += f"; {lost} events LOST (socket buffer full): tables may be stale, re-sync"
+        return line
 
     # -- lifecycle
 
@@ -709,9 +722,20 @@ class EventListener:
     async def _bind(self, transport: str) -> None:
         loop = asyncio.get_running_loop()
         if transport == "udp":
-            self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _DatagramProtocol(self), local_addr=(self.host, 0))
-            port = self._udp.get_extra_info("sockname")[1]
+            # a plain non-blocking socket drained in a loop: asyncio's datagram transport
+            # reads one datagram per loop iteration, and a registration burst then
+            # overflows the kernel buffer while the UI keeps the loop busy
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.bind((self.host, 0))
+                _grow_receive_buffer(sock, UDP_RECEIVE_BUFFER)
+                loop.add_reader(sock.fileno(), self._drain_udp)
+            except BaseException:
+                sock.close()
+                raise
+            self._udp = sock
+            port = sock.getsockname()[1]
         else:
             self._tcp = await asyncio.start_server(self._serve_stream, self.host, 0)
             port = self._tcp.sockets[0].getsockname()[1]
@@ -720,20 +744,27 @@ class EventListener:
 
     async def _unbind(self) -> None:
         if self._udp is not None:
+            asyncio.get_running_loop().remove_reader(self._udp.fileno())
             self._udp.close()
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()
-            for task in list(self._tcp_tasks):
-                task.cancel()
-            await asyncio.gather(*self._tcp_tasks, return_exceptions=True)
+            # close the connections rather than cancel their handlers: on Python 3.11 a
+            # cancelled client_connected_cb task is logged as "Exception in callback"
+            for writer in self._tcp_conns.values():
+                writer.close()
+            if self._tcp_conns:
+                _, stuck = await asyncio.wait(list(self._tcp_conns), timeout=1.0)
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*stuck, return_exceptions=True)
             await self._tcp.wait_closed()
             self._tcp = None
 
     async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._tcp_tasks.add(task)
+            self._tcp_conns[task] = writer
         decoder = EventStreamDecoder()
         try:
             while chunk := await reader.read(65536):
@@ -745,8 +776,26 @@ class EventListener:
             self.last_error = f"event stream connection lost: {exc}"
         finally:
             if task is not None:
-                self._tcp_tasks.discard(task)
+                self._tcp_conns.pop(task, None)
             writer.close()
+
+    def _drain_udp(self) -> None:
+        for _ in range(UDP_DRAIN_MAX):  # bounded: let the UI breathe during a storm
+            try:
+                data = self._udp.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.last_error = f"event socket error: {exc}"
+                return
+            self.handle_datagram(data)
+
+    def udp_drops(self) -> int | None:
+        """Datagrams the kernel dropped for our socket (buffer full): events lost,
+        so the tables are stale.  Linux /proc/net/udp; None when unknown."""
+        if self._udp is None:
+            return None
+        return kernel_udp_drops(*self._udp.getsockname()[:2])
 
     # -- event handling
 
@@ -785,8 +834,8 @@ class EventListener:
         self.last_error = f"bad event from OpenSIPS: {error}"
 
 
-def subscribed_events(subscribers_list: Any, socket: str) -> set[str]:
-    """Event names that have `socket` among their subscribers (subscribers_list reply)."""
+def subscribed_events(subscribers_list: Any, our_socket: str) -> set[str]:
+    """Event names that have `our_socket` among their subscribers (subscribers_list reply)."""
     events = subscribers_list.get("Events") if isinstance(subscribers_list, dict) else None
     if not isinstance(events, list):
         raise ProtocolError("subscribers_list reply has no 'Events' list")
@@ -796,20 +845,35 @@ def subscribed_events(subscribers_list: Any, socket: str) -> set[str]:
             continue
         subscribers = entry.get("Subscribers")
         if isinstance(subscribers, list) and any(
-                isinstance(s, dict) and s.get("socket") == socket for s in subscribers):
+                isinstance(s, dict) and s.get("socket") == our_socket for s in subscribers):
             found.add(str(entry.get("name", "")))
     return found
 
 
-class _DatagramProtocol(asyncio.DatagramProtocol):
-    def __init__(self, listener: EventListener) -> None:
-        self.listener = listener
+def _grow_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a big receive buffer: beyond net.core.rmem_max only root may (SO_RCVBUFFORCE)."""
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            return
+        except OSError:
+            continue
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.listener.handle_datagram(data)
 
-    def error_received(self, exc: Exception) -> None:
-        self.listener.last_error = f"event socket error: {exc}"
+def kernel_udp_drops(host: str, port: int, proc_net: str = "/proc/net/udp") -> int | None:
+    """`drops` of the UDP socket bound to host:port (last column of /proc/net/udp)."""
+    local = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    try:
+        with open(proc_net, encoding="ascii") as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) > 12 and fields[1] == local:
+                    return int(fields[-1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _remote_reason(exc: RemoteError) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from console.model import Contact, Dialog, DialogLeg, replace
 
@@ -63,6 +63,37 @@ class ChangeSet:
         return Change(tuple(groups["added"]), tuple(groups["updated"]), tuple(groups["removed"]))
 
 
+class SyncJournal:
+    """Events applied while a full dump is in flight, replayed on top of it.
+
+    Subscribe first, then `begin_sync()`, then dump: the dump reflects some
+    moment during its (long) run, and replaying every event seen since the
+    dump was requested, in order, brings the loaded table up to date."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self.overflowed = False
+        self._events: list[Any] | None = None  # events (dialogs: with their arrival time)
+
+    @property
+    def recording(self) -> bool:
+        return self._events is not None
+
+    def start(self) -> None:
+        self._events, self.overflowed = [], False
+
+    def record(self, event: Any) -> None:
+        if self._events is not None:
+            if len(self._events) < self.limit:
+                self._events.append(event)
+            else:
+                self.overflowed = True
+
+    def take(self) -> list[Any]:
+        events, self._events = self._events or [], None
+        return events
+
+
 def _identity(aor: str, uri: str) -> tuple[str, str]:
     # usrloc matches contacts of an AoR by URI; events carry no ContactID, so the
     # URI is the one identity both ul_dump rows and events share.
@@ -76,6 +107,7 @@ class RegistrationStore:
     keeps its ContactID (and so its key) when events later update it.
     `complete` is False until `load_full`: before that the table only holds
     contacts that changed since the subscription (the 100k case).
+    Order for a full sync: listener.start(), begin_sync(), ul_dump, load_full().
     """
 
     def __init__(self) -> None:
@@ -85,6 +117,7 @@ class RegistrationStore:
         self._expiry_heap: list[tuple[int, tuple[str, str]]] = []
         self.complete = False
         self.loaded_at: float | None = None
+        self.journal = SyncJournal()
 
     # -- reads
 
@@ -126,11 +159,16 @@ class RegistrationStore:
 
     # -- writes
 
+    def begin_sync(self) -> None:
+        """Call right before requesting the ul_dump that `load_full` will get."""
+        self.journal.start()
+
     def load_full(self, contacts: Iterable[Contact], now: float | None = None) -> Change:
         """Replace the table with a full dump (parse_contacts of ul_dump).
 
         Dump `expires` is seconds left at `now`; expired/deleted rows are
-        dropped (usrloc only keeps them until its timer runs).
+        dropped (usrloc only keeps them until its timer runs).  Events recorded
+        since `begin_sync` are replayed on top (see SyncJournal).
         """
         now = time.time() if now is None else now
         old = self._contacts
@@ -147,11 +185,17 @@ class RegistrationStore:
         self._contacts, self._expires_at, self._by_aor = table, expires_at, by_aor
         self._expiry_heap = [(at, ident) for ident, at in expires_at.items() if at]
         heapq.heapify(self._expiry_heap)  # one O(n) build instead of n pushes
-        self.complete = True
+        for event in self.journal.take():
+            self._apply(event)
+        self.complete = not self.journal.overflowed
         self.loaded_at = now
         return _diff(old, self._contacts)
 
     def apply(self, event: Event) -> Change:
+        self.journal.record(event)
+        return self._apply(event)
+
+    def _apply(self, event: Event) -> Change:
         if isinstance(event, ContactEvent):
             if event.kind == "delete":
                 return self._remove(_identity(event.aor, event.contact.contact))
@@ -235,6 +279,7 @@ class DialogStore:
     def __init__(self) -> None:
         self._dialogs: dict[str, Dialog] = {}
         self.complete = False
+        self.journal = SyncJournal()
 
     @property
     def count(self) -> int:
@@ -258,19 +303,31 @@ class DialogStore:
             counts[dialog.state] = counts.get(dialog.state, 0) + 1
         return counts
 
+    def begin_sync(self) -> None:
+        """Call right before requesting the dlg_list that `load_full` will get."""
+        self.journal.start()
+
     def load_full(self, dialogs: Iterable[Dialog]) -> Change:
         old = self._dialogs
         self._dialogs = {d.id: d for d in dialogs if d.state != DIALOG_DELETED}
-        self.complete = True
+        for event, at in self.journal.take():
+            self._apply(event, at)
+        self.complete = not self.journal.overflowed
         return _diff(old, self._dialogs)
 
     def apply(self, event: Event, now: float | None = None) -> Change:
+        now = time.time() if now is None else now
+        if isinstance(event, DialogStateEvent):
+            self.journal.record((event, now))
+        return self._apply(event, now)
+
+    def _apply(self, event: Event, now: float) -> Change:
         if not isinstance(event, DialogStateEvent):
             return NO_CHANGE
         if event.new_state == DIALOG_DELETED:
             return Change(removed=(event.id,)) if self._dialogs.pop(event.id, None) else NO_CHANGE
         previous = self._dialogs.get(event.id)
-        self._dialogs[event.id] = self._next(previous, event, time.time() if now is None else now)
+        self._dialogs[event.id] = self._next(previous, event, now)
         return Change(updated=(event.id,)) if previous else Change(added=(event.id,))
 
     def apply_all(self, events: Iterable[Event]) -> Change:

@@ -9,6 +9,7 @@ construction, one pass.
 from __future__ import annotations
 
 import gc
+import operator
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -16,12 +17,15 @@ from console.errors import ProtocolError
 from console.model import Connection, Contact, Dialog, DialogLeg, RelayNode, SignallingOverview
 
 from .commands import parse_server_version, parse_which  # noqa: F401  (re-exported)
+from .fastbuild import fast_constructor
 
 DEFAULT_WS_FLAGS = frozenset({"DST_WS", "WS"})
 _WS_TRANSPORTS = frozenset({"ws", "wss"})
 _EXPIRES_STATES = frozenset({"permanent", "expired", "deleted"})
 
 T = TypeVar("T")
+
+_new_contact = fast_constructor(Contact)  # same result as Contact(...), ~6x cheaper
 
 
 def _guard(what: str, func: Callable[[], T]) -> T:
@@ -129,12 +133,40 @@ def _aor_entries(result: Any) -> Iterable[dict]:
     return entries
 
 
+# The keys every contact of a full ul_dump carries (Received/Path/Attr only when set;
+# Socket absent for MI-added contacts), in one C-level lookup for the hot path.
+_REQUIRED_KEYS = ("Contact", "ContactID", "Expires", "Q", "Callid", "Cseq", "User-agent", "State", "Flags",
+                  "Cflags", "Socket", "Methods")
+_required = operator.itemgetter(*_REQUIRED_KEYS)
+
+
+def _contact_fields(c: dict) -> tuple:
+    """Slow path: missing keys get defaults, odd types are converted or rejected."""
+    get = c.get
+    expires = get("Expires")
+    state = ""
+    if expires in _EXPIRES_STATES:
+        expires, state = None, expires
+    elif type(expires) is not int:
+        expires = _int(expires, "Expires", None)
+    methods = get("Methods")
+    uri, socket = c["Contact"], get("Socket", "")
+    if type(uri) is not str or type(socket) is not str:
+        raise ProtocolError("MI ul_dump: Contact/Socket should be strings")
+    return (uri, _str(get("ContactID", ""), "ContactID"), expires, state, _str(get("Q", ""), "Q"),
+            _str(get("Callid", ""), "Callid"), _int(get("Cseq", 0), "Cseq"), _str(get("User-agent", ""), "User-agent"),
+            _str(get("State", ""), "State"), _int(get("Flags", 0), "Flags"), get("Cflags", ""), socket,
+            None if methods is None else _int(methods, "Methods", None))
+
+
 def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple[Contact, ...]:
-    # Hot loop (100k contacts): local names, one dict.get per key, caches for the few
-    # distinct sockets and flag strings, fast type checks with a slow path for odd values.
-    make = Contact
+    # Hot loop (100k contacts): one C-level lookup of the usual keys, plain type checks,
+    # caches for the few distinct sockets and flag strings; anything unusual takes
+    # the slow path, which validates every field.
+    make = _new_contact
     out: list[Contact] = []
     append = out.append
+    required = _required
     transports: dict[str, str] = {}
     flag_sets: dict[str, tuple[tuple[str, ...], bool]] = {"": ((), False)}
     ws_transports = _WS_TRANSPORTS
@@ -148,18 +180,30 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
         if type(contacts) is not list:
             raise ProtocolError("MI ul_dump: Contacts should be a list")
         for c in contacts:
-            get = c.get
-            uri = c["Contact"]
-            socket = get("Socket", "")
-            if type(uri) is not str or type(socket) is not str:
-                raise ProtocolError("MI ul_dump: Contact/Socket should be strings")
+            try:
+                uri, cid, expires, q, callid, cseq, ua, cstate, flags, cflags_text, socket, methods = required(c)
+                fast = (type(uri) is str and type(cid) is str and type(expires) is int and type(q) is str
+                        and type(callid) is str and type(cseq) is int and type(ua) is str and type(cstate) is str
+                        and type(flags) is int and type(socket) is str and type(methods) is int)
+            except KeyError:
+                fast = False
+            if fast:
+                state = ""
+            else:
+                (uri, cid, expires, state, q, callid, cseq, ua, cstate, flags, cflags_text, socket,
+                 methods) = _contact_fields(c)
+            if not fast or len(c) > 12:  # optional keys present (or an unusual contact)
+                received, path = c.get("Received", ""), c.get("Path", "")
+                if type(received) is not str or type(path) is not str:
+                    received, path = _str(received, "Received"), _str(path, "Path")
+            else:
+                received = path = ""
             if socket:
                 transport = transports.get(socket)
                 if transport is None:
                     transport = transports[socket] = transport_of(socket)
             else:
                 transport = uri_transport(uri)
-            cflags_text = get("Cflags", "")
             flag_info = flag_sets.get(cflags_text) if type(cflags_text) is str else None
             if flag_info is None:
                 names = tuple(_str(cflags_text, "Cflags").split())
@@ -167,27 +211,8 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
                 if type(cflags_text) is str:
                     flag_sets[cflags_text] = flag_info
             cflags, ws = flag_info
-            ws = ws or transport in ws_transports
-            expires = get("Expires")
-            if type(expires) is int:
-                state = ""
-            elif expires in _EXPIRES_STATES:
-                expires, state = None, expires
-            else:
-                expires, state = _int(expires, "Expires", None), ""
-            flags, cseq, methods = get("Flags", 0), get("Cseq", 0), get("Methods")
-            if type(flags) is not int or type(cseq) is not int or (methods is not None and type(methods) is not int):
-                flags, cseq = _int(flags, "Flags"), _int(cseq, "Cseq")
-                methods = _int(methods, "Methods", None)
-            cid, received, path = get("ContactID", ""), get("Received", ""), get("Path", "")
-            ua, callid, q, cstate = get("User-agent", ""), get("Callid", ""), get("Q", ""), get("State", "")
-            if not (type(cid) is str and type(ua) is str and type(callid) is str and type(q) is str
-                    and type(cstate) is str and type(received) is str and type(path) is str):
-                cid, ua, callid = _str(cid, "ContactID"), _str(ua, "User-agent"), _str(callid, "Callid")
-                q, cstate = _str(q, "Q"), _str(cstate, "State")
-                received, path = _str(received, "Received"), _str(path, "Path")
-            append(make(aor, uri, cid, socket, transport, ws, flags, cflags, received, path, ua, expires, state,
-                        callid, cseq, q, cstate, methods, target))
+            append(make(aor, uri, cid, socket, transport, ws or transport in ws_transports, flags, cflags,
+                        received, path, ua, expires, state, callid, cseq, q, cstate, methods, target))
     return tuple(out)
 
 

@@ -4,6 +4,7 @@ from console.plugins import Plugin
 
 from .checks import CHECKS
 from .commands import WRITE_METHODS, is_write_method, map_method
+from .session import MISession
 from .source import OpenSIPSSource
 
 
@@ -15,5 +16,5 @@ plugin = Plugin(
     name="opensips",
     make_sources=make_sources,
     checks=CHECKS,
-    extras={"write_methods": WRITE_METHODS, "is_write_method": is_write_method, "map_method": map_method},
+    extras={"mi_session": MISession, "write_methods": WRITE_METHODS, "is_write_method": is_write_method, "map_method": map_method},
 )

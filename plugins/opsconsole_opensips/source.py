@@ -18,7 +18,7 @@ from console.plugins import CollectOptions
 
 from .client import MIClient, make_client
 from .codec import METHOD_NOT_FOUND, MIError
-from .commands import CommandMap, detect_version
+from .commands import CommandMap, detect_version, is_namespaced
 from .parse import (
     parse_connections,
     parse_contacts,
@@ -72,6 +72,7 @@ class OpenSIPSSource:
         self._client = client
         self._commands: CommandMap | None = None
         self._version_result: Any = None
+        self._last_uptime: int | None = None
 
     @property
     def target(self) -> str:
@@ -116,7 +117,7 @@ class OpenSIPSSource:
             if exc.code != METHOD_NOT_FOUND:
                 raise
             version_result = await client.call("core:version")
-        which_name = "core:which" if self._forced_namespaced() else "which"
+        which_name = "core:which" if is_namespaced(self.config.opensips_version or "") else "which"
         try:
             which_result = await client.call(which_name)
         except MIError:
@@ -128,20 +129,22 @@ class OpenSIPSSource:
         self._commands = commands
         return commands
 
-    def _forced_namespaced(self) -> bool:
-        return bool(self.config.opensips_version and self.config.opensips_version.split(".")[0].isdigit()
-                    and int(self.config.opensips_version.split(".")[0]) >= 4)
-
     async def _collect(self, options: CollectOptions) -> SignallingState:
         commands = self._commands or await self._detect()
         errors: list[str] = []
-        uptime, stats, relays, conns = await asyncio.gather(
+        replies = await asyncio.gather(
             self._optional(commands, "uptime", None, errors),
             self._optional(commands, "get_statistics", {"statistics": STAT_GROUPS}, errors),
             self._optional(commands, "rtpengine_show", None, errors),
             self._optional(commands, "list_tcp_conns", None, errors),
+            return_exceptions=True,  # let every call finish before raising the first failure
         )
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        uptime, stats, relays, conns = replies
         overview = self._overview(uptime, stats, errors)
+        self._note_restart(overview.uptime_s)
         contacts, note = await self._contacts(commands, overview, options, errors)
         dialogs = await self._dialogs(commands, overview, errors) if options.dialogs else None
         relay_nodes = self._parse_optional(parse_relays, relays, "rtpengine_show", errors, ())
@@ -161,6 +164,12 @@ class OpenSIPSSource:
             statistics=self._statistics(stats),
             errors=tuple(errors),
         )
+
+    def _note_restart(self, uptime: int | None) -> None:
+        """Uptime went backwards: OpenSIPS restarted (maybe upgraded); detect the version again next time."""
+        if uptime is not None and self._last_uptime is not None and uptime < self._last_uptime:
+            self._commands = None
+        self._last_uptime = uptime
 
     async def _optional(self, commands: CommandMap, logical: str, params, errors: list[str]) -> Any:
         """A command whose failure is reported, not fatal.  Transport failures still raise."""

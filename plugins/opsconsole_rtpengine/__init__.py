@@ -1,1 +1,1 @@
-"""opsconsole rtpengine plugin."""
+"""opsconsole RTPengine plugin: ng (UDP) + CLI (TCP) clients, collector, checks."""

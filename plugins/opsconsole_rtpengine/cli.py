@@ -225,7 +225,7 @@ _PORT_RE = re.compile(
 
 def parse_session_detail(text: str) -> MediaSession | None:
     """`list sessions <callid>` -> MediaSession with legs/medias/streams; None for "Call ID not found"."""
-    if "Call ID not found" in text or "Call Id not found" in text:
+    if _first_line(text).lower().startswith("call id not found"):
         return None
     head: dict[str, str] = {}
     legs: list[dict[str, Any]] = []
@@ -268,7 +268,7 @@ def _stream(match: re.Match) -> MediaStream:
     return MediaStream(
         local_address=address.strip("[]"),
         local_port=int(port) if port.isdigit() else 0,
-        endpoint=match["endpoint"],
+        endpoint="" if match["endpoint"].startswith(":") else match["endpoint"],  # "   :0" = not known yet
         rtcp=bool(match["rtcp"]),
         packets=int(match["packets"]),
         bytes=int(match["bytes"]),

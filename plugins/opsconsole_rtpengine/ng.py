@@ -88,7 +88,8 @@ class NgClient:
             raise ProtocolError("ng statistics reply has no 'statistics' dictionary", target=self.target)
         return stats
 
-    async def offer(self, callid: str, from_tag: str, sdp: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def offer(self, callid: str, from_tag: str, sdp: str,
+                    options: dict[str, Any] | None = None) -> dict[str, Any]:
         message = {**(options or {}), "command": "offer", "call-id": callid, "from-tag": from_tag, "sdp": sdp}
         return await self.request(message)
 

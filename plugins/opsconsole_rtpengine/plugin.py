@@ -1,3 +1,8 @@
+"""opsconsole rtpengine plugin: the media source and its diagnose checks."""
+
 from console.plugins import Plugin
 
-plugin = Plugin(name="rtpengine")
+from .checks import CHECKS
+from .source import make_sources
+
+plugin = Plugin(name="rtpengine", make_sources=make_sources, checks=CHECKS)

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any, Awaitable
 
 from console.config import Config
-from console.errors import ConfigError, OpsError
+from console.errors import ConfigError, OpsError, Timeout
 from console.model import MediaSession, MediaState, MediaTotals, PortUsage, replace
 from console.plugins import CollectOptions
 
@@ -21,6 +21,8 @@ from .ng import NgClient, NgError
 
 LIST_LIMIT = 100_000  # without a limit RTPengine lists only 32 calls
 QUERY_CONCURRENCY = 16
+NG_LIST_FALLBACK = 200  # call-ids that fit one datagram even when they are 300 bytes long
+NG_LIST_GRACE_S = 0.25  # extra wait for ng `list` once the CLI has listed the sessions
 
 
 class RTPengineSource:
@@ -50,18 +52,28 @@ class RTPengineSource:
 
     async def _collect(self, options: CollectOptions) -> MediaState:
         ng, cli = self.ng, self.cli
-        ping, calls, stats, interfaces, listed = await asyncio.gather(
-            _attempt(ng.ping() if ng else None),
-            _attempt(ng.list(LIST_LIMIT) if ng else None),
-            _attempt(ng.statistics() if ng else None),
-            _attempt(cli.interfaces() if cli else None),
-            _attempt(cli.sessions("all") if cli else None),
-        )
+        ng_list = asyncio.ensure_future(_attempt(ng.list(LIST_LIMIT) if ng else None))
+        try:
+            ping, stats, interfaces, listed = await asyncio.gather(
+                _attempt(ng.ping() if ng else None),
+                _attempt(ng.statistics() if ng else None),
+                _attempt(cli.interfaces() if cli else None),
+                _attempt(cli.sessions("all") if cli else None),
+            )
+            calls = await self._ng_calls(ng_list, cli_listed=isinstance(listed, tuple))
+        finally:
+            ng_list.cancel()  # no-op when done; never leave it running past this collection
         errors: list[str] = []
+        if isinstance(calls, Timeout) and ng and not isinstance(ping, OpsError):
+            # The daemon is up: the full list did not fit one datagram.  Show a partial list.
+            errors.append(f"ng list of all calls got no reply (too many calls for one UDP datagram, "
+                          f"rtpengine#1856); showing at most {NG_LIST_FALLBACK} — configure the CLI to see all")
+            calls = await _attempt(ng.list(NG_LIST_FALLBACK))
         ng_ok = None if ng is None else not isinstance(ping, OpsError)
         cli_ok = None if cli is None else not (isinstance(interfaces, OpsError) and isinstance(listed, OpsError))
         if ng_ok is not True and cli_ok is not True:  # every configured channel failed
-            raise OpsError(f"rtpengine unreachable: ng: {ping}; cli: {interfaces}", target=self.target)
+            failures = [f"{name}: {error}" for name, error in (("ng", ping), ("cli", interfaces)) if error is not None]
+            raise OpsError(f"rtpengine unreachable: {'; '.join(failures)}", target=self.target)
 
         totals = await self._totals(stats, errors)
         ports = self._ports(interfaces, stats, errors)
@@ -80,6 +92,16 @@ class RTPengineSource:
             totals=totals,
             errors=tuple(errors),
         )
+
+    @staticmethod
+    async def _ng_calls(ng_list: asyncio.Future, *, cli_listed: bool) -> Any:
+        """The ng `list` result.  With many calls its reply outgrows a UDP datagram and never
+        comes; when the CLI already listed the sessions, don't hold the whole refresh for it."""
+        if cli_listed and not ng_list.done():
+            done, _ = await asyncio.wait({ng_list}, timeout=NG_LIST_GRACE_S)
+            if not done:
+                return None  # the caller cancels it
+        return await ng_list
 
     async def _totals(self, stats: Any, errors: list[str]) -> MediaTotals:
         if isinstance(stats, dict):

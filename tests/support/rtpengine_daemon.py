@@ -5,10 +5,13 @@ Fixtures
                         `.port_min`..`.port_max` (200 ports = 50 calls), --delete-delay=0 (a deleted
                         call disappears at once).  Shared by every test: create calls with unique
                         call-ids and delete them, or use `start_rtpengine` when counting.
-    start_rtpengine     factory `start_rtpengine(ports=200, legacy=False, extra_args=())`: one more
-                        daemon for this test (e.g. `ports=8` = 2 calls, to fill the range);
-                        `legacy=True` adds a `--listen-udp` listener (`.legacy`) answering ng with E8.
-                        Killed at the end of the test.
+    start_rtpengine     factory `start_rtpengine(ports=200, port_range=None, legacy=False, ng=True,
+                        extra_args=())`: one more daemon for this test (e.g. `ports=8` = 2 calls, to
+                        fill the range; or `port_range=(lo, hi)`); `legacy=True` adds a `--listen-udp`
+                        listener (`.legacy`) answering ng with E8; `ng=False, legacy=True` starts it with
+                        only the legacy listener (rtpengine needs some control listener);
+                        `extra_args=("--delete-delay=30",)` keeps deleted calls visible with a
+                        deletion mark (later options win).  Killed at the end of the test.
 
 Both yield an `RTPengineDaemon`:
     .ng, .cli, .legacy   (host, port) tuples (`.legacy` None unless asked for)
@@ -18,7 +21,7 @@ Both yield an `RTPengineDaemon`:
 Helpers
     `await make_call(ng_client, callid, kind="udp_udp")` -> (from_tag, to_tag)
         offer + answer with lab-shaped SDP and the OpenSIPS WebSocket-tutorial flags;
-        kind: "udp_udp" | "udp_to_ws" | "ws_to_udp" | "ws_to_ws" (WS legs are UDP/TLS/RTP/SAVPF
+        kind: "udp_udp" | "tcp_tcp" | "udp_to_ws" | "ws_to_udp" | "ws_to_ws" (WS legs are UDP/TLS/RTP/SAVPF
         with ICE + DTLS, so the session shows RTP/AVP <-> UDP/TLS/RTP/SAVPF bridging).
         Each call holds 4 media ports.
     `start_daemon(**opts)` / `daemon.stop()`  the same without pytest (bench, demo).
@@ -132,13 +135,13 @@ def _cli_answers(address: tuple[str, int]) -> bool:
         return False
 
 
-def start_daemon(*, ports: int = 200, legacy: bool = False, ng: bool = True,
-                 extra_args: tuple[str, ...] = ()) -> RTPengineDaemon:
+def start_daemon(*, ports: int = 200, port_range: tuple[int, int] | None = None, legacy: bool = False,
+                 ng: bool = True, extra_args: tuple[str, ...] = ()) -> RTPengineDaemon:
     """Start one rtpengine and wait until it answers; raises RuntimeError with its log if it does not."""
     ng_addr = (HOST, free_port()) if ng else None
     cli_addr = (HOST, free_port(socket.SOCK_STREAM))
     legacy_addr = (HOST, free_port()) if legacy else None
-    port_min, port_max = _media_range(ports)
+    port_min, port_max = port_range or _media_range(ports)
     args = [RTPENGINE, "--config-file=none", "--foreground", "--log-stderr", "--log-level=3",
             "--table=-1", f"--interface={HOST}", f"--listen-cli={HOST}:{cli_addr[1]}",
             f"--port-min={port_min}", f"--port-max={port_max}", "--delete-delay=0", "--num-threads=2"]
@@ -152,15 +155,24 @@ def start_daemon(*, ports: int = 200, legacy: bool = False, ng: bool = True,
     os.close(log_fd)
     daemon = RTPengineDaemon(ng=ng_addr, cli=cli_addr, port_min=port_min, port_max=port_max, process=process,
                              log_path=Path(log_name), legacy=legacy_addr, args=args)
+    try:
+        _wait_ready(daemon)
+    except BaseException:
+        daemon.stop()
+        daemon.log_path.unlink(missing_ok=True)
+        raise
+    return daemon
+
+
+def _wait_ready(daemon: RTPengineDaemon) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"rtpengine exited with status {process.returncode}: {daemon.log()}")
-        ready = _ping(ng_addr) is not None if ng_addr else _cli_answers(cli_addr)
-        if ready and (legacy_addr is None or _ping(legacy_addr) is not None):
-            return daemon
+        if daemon.process.poll() is not None:
+            raise RuntimeError(f"rtpengine exited with status {daemon.process.returncode}: {daemon.log()}")
+        ready = _ping(daemon.ng) is not None if daemon.ng else _cli_answers(daemon.cli)
+        if ready and (daemon.legacy is None or _ping(daemon.legacy) is not None):
+            return
         time.sleep(0.02)
-    daemon.stop()
     raise RuntimeError(f"rtpengine did not answer within {READY_TIMEOUT_S} s: {daemon.log()}")
 
 
@@ -211,6 +223,7 @@ WS_WS_FLAGS = {"ICE": "force-relay", "DTLS": "passive"}
 # (offer flags, answer flags, caller is WS, callee is WS): branch_route / onreply_route of the lab opensips.cfg
 CALL_KINDS = {
     "udp_udp": (PLAIN_FLAGS, PLAIN_FLAGS, False, False),
+    "tcp_tcp": (PLAIN_FLAGS, PLAIN_FLAGS, False, False),  # SIP transport is invisible to rtpengine
     "udp_to_ws": (TO_WS_FLAGS, PLAIN_FLAGS, False, True),
     "ws_to_udp": (PLAIN_FLAGS, TO_WS_FLAGS, True, False),
     "ws_to_ws": (WS_WS_FLAGS, WS_WS_FLAGS, True, True),

@@ -1,8 +1,7 @@
 """Deterministic UI data built from the real lab captures (tests/fixtures/ui/).
 
-OpenSIPS side: the opensips plugin's own parsers over the captured MI bodies.
-RTPengine side: the captured ng `query` answers mapped to the model here (a
-test-side stand-in until `opsconsole_rtpengine.parse` lands).  Lab state: 70
+Both sides go through the plugins' own parsers: OpenSIPS MI bodies, RTPengine
+ng `query`/`statistics` answers and the CLI `list interfaces` text.  Lab state: 70
 contacts (50 UDP, 10 TCP, 10 WS with DST_WS), 9 confirmed dialogs, the same 9
 media sessions plus one BYE'd session within delete-delay, 36/1000 ports.
 """
@@ -15,19 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from opsconsole_opensips.parse import parse_contacts, parse_dialogs, parse_overview
+from opsconsole_rtpengine.cli import parse_interfaces
+from opsconsole_rtpengine.parse import parse_query, parse_statistics, port_usage
 
 from console.config import Config
 from console.model import (
     CheckResult,
     Contact,
-    InterfacePorts,
-    Media,
-    MediaLeg,
     MediaSession,
     MediaState,
-    MediaStream,
-    MediaTotals,
-    PortUsage,
     SignallingState,
     Snapshot,
     SourceStatus,
@@ -67,37 +62,13 @@ def ng_response(name: str) -> dict:
     return json.loads((NG / f"{name}.json").read_text())["response"]
 
 
-def _stream(raw: dict) -> MediaStream:
-    endpoint = raw.get("endpoint") or {}
-    stats = raw.get("stats") or {}
-    flags = tuple(raw.get("flags") or ())
-    return MediaStream(
-        local_address=raw.get("local address", ""),
-        local_port=int(raw.get("local port", 0)),
-        endpoint=f"{endpoint['address']}:{endpoint['port']}" if endpoint.get("address") else "",
-        rtcp="RTCP" in flags and "RTP" not in flags,
-        packets=int(stats.get("packets", 0)),
-        bytes=int(stats.get("bytes", 0)),
-        errors=int(stats.get("errors", 0)),
-        last_packet=int(raw.get("last packet", 0)),
-        flags=flags,
-    )
-
-
 def media_session(callid: str, query: dict, tags: tuple[str, ...] = (), deleted: bool = False) -> MediaSession:
     """One ng `query` answer -> MediaSession; `tags` renames the legs (reused captures)."""
-    legs = []
-    for position, (tag, raw) in enumerate(query["tags"].items()):
-        medias = tuple(
-            Media(index=m.get("index", 0), type=m.get("type", "audio"), protocol=m.get("protocol", ""),
-                  codec=m.get("codec", ""), streams=tuple(_stream(s) for s in m.get("streams", ())),
-                  flags=tuple(m.get("flags", ())))
-            for m in raw.get("medias", ())
-        )
-        name = tags[position] if position < len(tags) else tag
-        legs.append(MediaLeg(tag=name, medias=medias))
-    return MediaSession(callid=callid, created=query.get("created", 0), last_signal=query.get("last signal", 0),
-                        legs=tuple(legs), deleted=deleted, detailed=True)
+    session = parse_query(callid, query)
+    if tags and session.leg(tags[0]) is None:  # a capture reused for another call of the same scenario
+        legs = tuple(replace(leg, tag=tags[n]) if n < len(tags) else leg for n, leg in enumerate(session.legs))
+        session = replace(session, legs=legs)
+    return replace(session, deleted=deleted)
 
 
 def signalling_state() -> SignallingState:
@@ -119,19 +90,8 @@ def media_state(dialogs) -> MediaState:
         tags = (dialog.caller.tag, dialog.callee.tag) if dialog is not None else ()
         sessions.append(media_session(callid, ng_response(capture), tags))
     sessions.append(media_session(DELETED_CALLID, ng_response("query.deleted_pending"), deleted=True))
-    stats = ng_response("statistics")["statistics"]
-    current, total = stats["currentstatistics"], stats["totalstatistics"]
-    totals = MediaTotals(
-        owned_sessions=current["sessionsown"], foreign_sessions=current["sessionsforeign"],
-        total_sessions=current["sessionstotal"], uptime_s=int(total["uptime"]),
-        packets_per_s_user=float(current["packetrate_user"]), packets_per_s_kernel=float(current["packetrate_kernel"]),
-        errors_per_s=float(current["errorrate"]), relayed_packets_user=total["relayedpackets_user"],
-        relayed_packets_kernel=total["relayedpackets_kernel"], relayed_errors=total["relayedpacketerrors"],
-        managed_sessions=total["managedsessions"], rejected_sessions=total["rejectedsessions"],
-        timeout_sessions=total["timeoutsessions"],
-    )
-    # From ctl `list interfaces`: Port range 30000 - 30999, Ports used 36 / 1000, last 30002.
-    ports = PortUsage((InterfacePorts("default", "127.0.0.1", 36, 1000, 30000, 30999, 30002),), 30000, 30999)
+    totals = parse_statistics(ng_response("statistics")["statistics"])
+    ports = port_usage(parse_interfaces((FIXTURES / "list_interfaces.txt").read_text()))  # 36 / 1000 used
     return MediaState(target="127.0.0.1:2223", ng_ok=True, cli_ok=True, version="10.5.3.5",
                       sessions=tuple(sessions), sessions_total=len(sessions), ports=ports, totals=totals)
 

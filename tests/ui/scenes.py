@@ -10,14 +10,14 @@ from console.ui.app import OpsConsoleApp, create_app
 from .data import NOW, FakeService
 from .helpers import settle
 
-# (file stem, keys pressed after the first poll)
+# (file stem, keys pressed after the first poll; "type:TEXT" inserts TEXT in the focused input)
 SCENES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("1-overview", ()),
     ("2-registrations", ("2",)),
     ("3-calls", ("3",)),
     ("4-media", ("4",)),
     ("5-checks", ("5",)),
-    ("6-mi", ("6", *"version", "enter")),
+    ("6-mi", ("6", "type:version", "enter")),
 )
 
 
@@ -33,7 +33,10 @@ def prepare(keys: tuple[str, ...]):
         app = pilot.app
         await settle(app, pilot)
         for key in keys:
-            await pilot.press(key)
+            if key.startswith("type:"):
+                app.focused.insert_text_at_cursor(key[len("type:"):])
+            else:
+                await pilot.press(key)
             await settle(app, pilot)
         for box in app.query(Input):
             box.cursor_blink = False  # a blinking cursor would make screenshots flaky

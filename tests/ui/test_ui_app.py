@@ -13,7 +13,7 @@ from console.ui.panes import ContactTable, RegistrationsPane
 from console.ui.screens import ConfirmScreen, DetailScreen, HelpScreen
 
 from .data import NOW, FakeService, lab_snapshot, many_contacts, sources
-from .helpers import screen_text, settle
+from .helpers import screen_text, settle, type_into
 
 
 async def start(app: OpsConsoleApp, pilot) -> None:
@@ -131,9 +131,11 @@ async def test_filter_matches_user_agent_and_contact(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "2", "slash", *"lab-TCP")
+        await press(app, pilot, "2", "slash")
+        await type_into(app, pilot, "lab-TCP")
         assert contact_rows(app) == 10
-        await press(app, pilot, "escape", "slash", *"5071;transport=tcp")
+        await press(app, pilot, "escape", "slash")
+        await type_into(app, pilot, "5071;transport=tcp")
         assert contact_rows(app) == 10
 
 
@@ -244,7 +246,7 @@ async def test_hundred_thousand_contacts_held_in_a_window(clock):
         await press(app, pilot, "2")
         pane = app.query_one(RegistrationsPane)
         assert contact_rows(app) == pane.WINDOW
-        assert "rows 1-200 of 100,000" in screen_text(app)
+        assert f"rows 1-{pane.WINDOW} of 100,000" in screen_text(app)
         table = app.query_one(ContactTable)
         table.move_cursor(row=pane.WINDOW - 1)
         await press(app, pilot, "down")  # past the window's last row: pages on
@@ -253,10 +255,11 @@ async def test_hundred_thousand_contacts_held_in_a_window(clock):
         await press(app, pilot, "ctrl+end")
         assert pane.window_start == 100_000 - pane.WINDOW
         assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == pane.matches[-1].key
-        assert "rows 99,801-100,000 of 100,000" in screen_text(app)
+        assert f"rows {100_000 - pane.WINDOW + 1:,}-100,000 of 100,000" in screen_text(app)
         await press(app, pilot, "ctrl+home")
         assert pane.window_start == 0
-        await press(app, pilot, "slash", *"u099999")
+        await press(app, pilot, "slash")
+        await type_into(app, pilot, "u099999")
         assert contact_rows(app) == 1
         assert pane.window_start == 0
 
@@ -478,7 +481,9 @@ async def test_mi_result_as_tree(make_app, service):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "6", *"version", "enter")
+        await press(app, pilot, "6")
+        await type_into(app, pilot, "version")
+        await press(app, pilot, "enter")
         assert service.mi_calls[-1] == ("version", None, False)
         tree = app.query_one("#mi-result", Tree)
         labels = [str(node.label) for node in tree.root.children]
@@ -490,7 +495,9 @@ async def test_mi_error_shown_not_raised(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "6", *"no_such_command", "enter")
+        await press(app, pilot, "6")
+        await type_into(app, pilot, "no_such_command")
+        await press(app, pilot, "enter")
         assert "FAIL Method not found" in screen_text(app)
 
 
@@ -498,7 +505,9 @@ async def test_mi_bad_json_params_explained(make_app, service):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "6", *'dlg_list {"callid": ', "enter")
+        await press(app, pilot, "6")
+        await type_into(app, pilot, 'dlg_list {"callid": ')
+        await press(app, pilot, "enter")
         assert "not valid JSON" in screen_text(app)
         assert not service.mi_calls
 
@@ -507,7 +516,9 @@ async def test_write_method_refused_without_allow_write(make_app, service):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "6", *"ul_rm location 1000", "enter")
+        await press(app, pilot, "6")
+        await type_into(app, pilot, "ul_rm location 1000")
+        await press(app, pilot, "enter")
         assert "REFUSED" in screen_text(app)
         assert "--allow-write" in screen_text(app)
         assert not isinstance(app.screen, ConfirmScreen)
@@ -519,7 +530,9 @@ async def test_write_method_asks_confirmation_with_allow_write(make_app, service
     app = make_app(allow_write=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "6", *"ul_rm location 1000", "enter")
+        await press(app, pilot, "6")
+        await type_into(app, pilot, "ul_rm location 1000")
+        await press(app, pilot, "enter")
         assert isinstance(app.screen, ConfirmScreen)
         assert "ul_rm" in screen_text(app)
         await press(app, pilot, "n")
@@ -554,7 +567,9 @@ async def test_hostile_strings_render_literally_escaped(clock):
     app = OpsConsoleApp(FakeService([hostile_snapshot()]), interval=3600, clock=clock)
     async with app.run_test(size=(200, 40)) as pilot:
         await start(app, pilot)
-        await press(app, pilot, "2", "slash", *"evil", "enter")
+        await press(app, pilot, "2", "slash")
+        await type_into(app, pilot, "evil")
+        await press(app, pilot, "enter")
         text = screen_text(app)
         assert "[blink]evil[/]" in text
         assert "[bold red]x[/] \\x1b[2J" in text
@@ -596,3 +611,96 @@ def test_terminal_gone_when_orphaned(monkeypatch):
     monkeypatch.setattr("os.getppid", lambda: 1)
     assert terminal_gone(4242, (FakeStream(True),))
     assert not terminal_gone(1, (FakeStream(True),))  # started by init itself: nothing changed
+
+
+def test_terminal_gone_when_parent_changed(monkeypatch):
+    monkeypatch.setattr("os.isatty", lambda fd: True)
+    monkeypatch.setattr("os.getppid", lambda: 777)  # a subreaper adopted us
+    assert terminal_gone(4242, (FakeStream(True),))
+
+
+async def test_terminal_lost_exits_cleanly(make_app):
+    app = make_app()
+    async with app.run_test() as pilot:
+        await start(app, pilot)
+        app._terminal_lost()  # what SIGHUP and the watchdog call
+        await pilot.pause()
+        assert app._exit
+    assert app.return_code == 129
+
+
+async def test_no_color_keeps_status_words(monkeypatch, clock):
+    monkeypatch.setenv("NO_COLOR", "1")
+    failed = replace(lab_snapshot(), media=None, sources=sources(failing="rtpengine", error="refused"))
+    service = FakeService([lab_snapshot(), failed])
+    app = OpsConsoleApp(service, interval=3600, clock=clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(app, pilot)
+        app.poll_now()
+        await settle(app, pilot)
+        assert app.no_color
+        text = screen_text(app)
+        assert "rtpengine FAIL: refused" in text and "STALE" in text
+        assert "WARN" in text and "opensips OK" in text
+
+
+async def test_colon_opens_command_palette_with_screen_commands(make_app):
+    from textual.command import CommandList, CommandPalette
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(app, pilot)
+        await press(app, pilot, "colon")
+        assert isinstance(app.screen, CommandPalette)
+        await type_into(app, pilot, "Show Media")
+        for _ in range(100):  # the palette searches its providers asynchronously
+            if app.screen.query_one(CommandList).option_count:
+                break
+            await pilot.pause(0.02)
+        await press(app, pilot, "enter")
+        assert app.query_one(ContentSwitcher).current == "media"
+
+
+async def test_escape_on_a_screen_goes_back_to_overview(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(app, pilot)
+        await press(app, pilot, "4", "escape")
+        assert app.query_one(ContentSwitcher).current == "overview"
+
+
+async def test_screen_key_from_a_detail_pane_switches_screen(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(app, pilot)
+        await press(app, pilot, "2", "enter")
+        assert isinstance(app.screen, DetailScreen)
+        await press(app, pilot, "4")
+        assert not isinstance(app.screen, DetailScreen)
+        assert app.query_one(ContentSwitcher).current == "media"
+
+
+async def test_overview_lists_each_source_with_its_full_error(clock):
+    reason = "rtpengine unreachable: ng: nothing listens for ng on udp 127.0.0.1:2223 (is rtpengine running? check -n/--listen-ng)"
+    failed = replace(lab_snapshot(), media=None, sources=sources(failing="rtpengine", error=reason))
+    app = OpsConsoleApp(FakeService([failed]), interval=3600, clock=clock)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await start(app, pilot)
+        text = screen_text(app)
+        assert reason in text  # the header shortens it; the overview has it whole
+        assert "last good never" in text
+
+
+async def test_registrations_marked_stale_when_opensips_fails(clock):
+    good = lab_snapshot()
+    failed = replace(good, collected_at=NOW + 30, signalling=None,
+                     sources=sources(failing="opensips", error="MI timed out", at=NOW + 30))
+    app = OpsConsoleApp(FakeService([good, failed]), interval=3600, clock=clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await start(app, pilot)
+        clock.advance(30)
+        await press(app, pilot, "2")  # polls at once: OpenSIPS is down now
+        text = screen_text(app)
+        assert "contacts: STALE, last good 30s ago" in text
+        assert "opensips FAIL: MI timed out STALE 30s" in text
+        assert contact_rows(app) == 70  # the last good list, visibly stale

@@ -1,0 +1,66 @@
+"""MISession: what `opsconsole mi` and the TUI's MI prompt talk to (plugin extra "mi_session").
+
+It maps 3.x/4.0 command names to the connected server's spelling (detected once
+from `version` + `which`), and says which commands change the platform; the
+refusal itself (read-only unless --allow-write) is the caller's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import MIClient, make_client
+from .codec import METHOD_NOT_FOUND, MIError
+from .commands import RENAMES_40, CommandMap, detect_version, is_namespaced, is_write_method
+
+
+class MISession:
+    def __init__(self, config, client: MIClient | None = None) -> None:
+        self.config = config
+        self._client = client
+        self._commands: CommandMap | None = None
+
+    def client(self) -> MIClient:
+        if self._client is None:
+            self._client = make_client(self.config)
+        return self._client
+
+    def is_write_method(self, name: str) -> bool:
+        return is_write_method(name)
+
+    def commands(self) -> list[str]:
+        """Command names for completion: the server's `which` once known, else the known names
+        for the configured (or default 3.x) version.  Never does I/O."""
+        if self._commands is not None and self._commands.commands:
+            return sorted(self._commands.commands)
+        if is_namespaced(self.config.opensips_version or ""):
+            return sorted(RENAMES_40.values())
+        return sorted(RENAMES_40)
+
+    async def detect(self) -> CommandMap:
+        if self._commands is None:
+            client = self.client()
+            version = await client.call("version")
+            try:
+                which = await client.call("which")
+            except MIError:
+                which = None
+            commands = detect_version(version, which)
+            if self.config.opensips_version:
+                commands = CommandMap(self.config.opensips_version, commands.commands, forced=True)
+            self._commands = commands
+        return self._commands
+
+    async def call(self, method: str, params: Any = None) -> Any:
+        """Call `method` (either spelling) with the name this server answers to."""
+        try:
+            commands = await self.detect()
+        except MIError as exc:
+            if exc.code != METHOD_NOT_FOUND:
+                raise
+            commands = CommandMap(version=self.config.opensips_version or "")
+        return await self.client().call(commands.name(method.strip()), params)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()

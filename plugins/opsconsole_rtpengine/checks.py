@@ -1,0 +1,332 @@
+"""Diagnose checks for RTPengine and for OpenSIPS's view of it.
+
+Checks that test reachability talk to the daemon themselves (a fresh ng
+ping), so their verdict names exactly the address tried and the typed
+error; the others read the collected snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psutil
+
+from console.config import parse_hostport
+from console.errors import ConfigError, ConnectionRefused, OpsError, Timeout
+from console.model import CheckResult, PortUsage, ProcessInfo, Status
+from console.plugins import CheckContext, CheckSpec
+
+from . import parse
+from .cli import CliClient
+from .codec import LEGACY_HINT, LegacyListenerError
+from .ng import NgClient
+
+NG_REMEDY = "start rtpengine with --listen-ng=IP:PORT (Debian: listen-ng in /etc/rtpengine/rtpengine.conf) " \
+            "and point opsconsole at it (--ng / [rtpengine] ng)"
+PORTS_REMEDY = "widen --port-min/--port-max, or find what holds the ports (zombie sessions, long timeouts)"
+ADDRESS_REMEDY = ("fix --interface: rtpengine can only bind addresses configured on this host "
+                  "(use NAME/LOCAL!ADVERTISED behind NAT)")
+MIN_PACKETS_FOR_RATIO = 1000
+USERSPACE_WARN_SHARE = 0.5
+
+
+def _budget(ctx: CheckContext, share: float = 0.75) -> float:
+    """Time for this check's own I/O: less than the per-check timeout (config.timeout by
+    default), so a dead peer yields our FAIL with the address, not a generic check timeout."""
+    return max(0.2, ctx.config.timeout * share)
+
+
+def _fmt(address: tuple[str, int] | None) -> str:
+    return f"{address[0]}:{address[1]}" if address else "(none)"
+
+
+async def _ng_ping(address: tuple[str, int], timeout: float) -> OpsError | None:
+    client = NgClient(*address, timeout=timeout, retries=1)
+    try:
+        await client.ping()
+        return None
+    except OpsError as exc:
+        return exc
+    finally:
+        await client.aclose()
+
+
+# --------------------------------------------------------------------------- rtpengine.ng
+
+
+async def check_ng(ctx: CheckContext) -> CheckResult:
+    address = ctx.config.ng
+    if address is None:
+        return CheckResult("rtpengine.ng", Status.SKIP, "no rtpengine ng address configured", remedy=NG_REMEDY)
+    error = await _ng_ping(address, _budget(ctx))
+    evidence: dict[str, Any] = {"ng address": _fmt(address)}
+    if error is None:
+        return CheckResult("rtpengine.ng", Status.OK, f"rtpengine answers ng ping at {_fmt(address)}", evidence)
+    evidence["error"] = str(error)
+    if isinstance(error, LegacyListenerError):
+        return CheckResult("rtpengine.ng", Status.FAIL, f"{_fmt(address)}: {LEGACY_HINT}", evidence,
+                           remedy="use the --listen-ng address (not --listen-udp) in opsconsole and opensips.cfg")
+    return CheckResult("rtpengine.ng", Status.FAIL, f"no ng answer from rtpengine at {_fmt(address)}: {error.message}",
+                       evidence, remedy=NG_REMEDY)
+
+
+# --------------------------------------------------------------------------- rtpengine.cli
+
+
+async def check_cli(ctx: CheckContext) -> CheckResult:
+    address = ctx.config.cli
+    if address is None:
+        return CheckResult("rtpengine.cli", Status.SKIP, "no rtpengine CLI address configured")
+    try:
+        counts = await CliClient(*address, timeout=_budget(ctx)).numsessions()
+    except OpsError as exc:
+        return CheckResult("rtpengine.cli", Status.FAIL, f"rtpengine CLI at {_fmt(address)} does not answer: "
+                           f"{exc.message}", {"cli address": _fmt(address), "error": str(exc)},
+                           remedy="start rtpengine with --listen-cli=IP:PORT and point opsconsole at it (--cli)")
+    return CheckResult("rtpengine.cli", Status.OK, f"rtpengine CLI answers at {_fmt(address)}",
+                       {"cli address": _fmt(address), "sessions": counts.get("sessions_total")})
+
+
+# --------------------------------------------------------------------------- rtpengine.ports
+
+
+async def _port_usage(ctx: CheckContext) -> PortUsage | None:
+    media = ctx.snapshot.media
+    if media is not None and media.ports.interfaces:
+        return media.ports
+    if ctx.config.cli:
+        try:
+            return parse.port_usage(await CliClient(*ctx.config.cli, timeout=_budget(ctx, 0.35)).interfaces())
+        except OpsError:
+            pass
+    if ctx.config.ng:
+        client = NgClient(*ctx.config.ng, timeout=_budget(ctx, 0.35))
+        try:
+            return parse.parse_statistics_ports(await client.statistics())
+        except OpsError:
+            pass
+        finally:
+            await client.aclose()
+    return None
+
+
+def local_addresses() -> set[str]:
+    addresses = {"0.0.0.0", "::"}
+    try:
+        for entries in psutil.net_if_addrs().values():
+            addresses.update(entry.address.split("%")[0] for entry in entries)
+    except OSError:
+        pass
+    return addresses
+
+
+async def check_ports(ctx: CheckContext) -> CheckResult:
+    usage = await _port_usage(ctx)
+    if usage is None or not usage.interfaces:
+        return CheckResult("rtpengine.ports", Status.UNKNOWN, "rtpengine port usage unavailable (neither CLI "
+                           "`list interfaces` nor ng statistics answered)")
+    thresholds = ctx.config.thresholds
+    local = local_addresses()
+    status, problems, evidence = Status.OK, [], {}
+    for iface in usage.interfaces:
+        label = f"{iface.name} {iface.address}"
+        evidence[label] = (f"{iface.used}/{iface.total} ports used ({iface.percent:.1f}%), range "
+                           f"{iface.port_min}-{iface.port_max}, room for {iface.calls_left} more calls")
+        if iface.address not in local:
+            status = Status.FAIL
+            problems.append(f"interface {label} is not an address of this host: rtpengine cannot bind media "
+                            f"ports there (\"Cannot assign requested address\" / \"Ran out of ports\")")
+        elif iface.percent >= thresholds.ports_fail:
+            status = Status.FAIL
+            problems.append(f"{label}: {iface.used} of {iface.total} media ports used ({iface.percent:.1f}%), "
+                            f"room for {iface.calls_left} more calls; new calls fail with \"Ran out of ports\"")
+        elif iface.percent >= thresholds.ports_warn:
+            status = max(status, Status.WARN, key=_severity)
+            problems.append(f"{label}: {iface.used} of {iface.total} media ports used ({iface.percent:.1f}%), "
+                            f"room for {iface.calls_left} more calls")
+    if status is Status.OK:
+        summary = (f"{usage.used} of {usage.total} media ports used, room for "
+                   f"{sum(i.calls_left for i in usage.interfaces)} more calls")
+        return CheckResult("rtpengine.ports", status, summary, evidence)
+    remedy = ADDRESS_REMEDY if any("not an address" in p for p in problems) else PORTS_REMEDY
+    return CheckResult("rtpengine.ports", status, "; ".join(problems), evidence, remedy=remedy)
+
+
+def _severity(status: Status) -> int:
+    return [Status.OK, Status.SKIP, Status.UNKNOWN, Status.WARN, Status.FAIL].index(status)
+
+
+# --------------------------------------------------------------------------- rtpengine.kernel_forwarding
+
+
+def _rtpengine_process(ctx: CheckContext) -> ProcessInfo | None:
+    host = ctx.snapshot.host
+    if host is None:
+        return None
+    for proc in host.rtpengine:
+        if proc.settings and not getattr(proc, "suspect", False):
+            return proc
+    return None
+
+
+def check_kernel_forwarding(ctx: CheckContext) -> CheckResult:
+    proc = _rtpengine_process(ctx)
+    if proc is None:
+        return CheckResult("rtpengine.kernel_forwarding", Status.SKIP, "rtpengine process settings unknown")
+    table = proc.settings.get("table")
+    if not isinstance(table, int) or table < 0:
+        return CheckResult("rtpengine.kernel_forwarding", Status.SKIP,
+                           f"no kernel table configured (table {table if table is not None else 'unset'}): "
+                           "userspace forwarding by design")
+    media = ctx.snapshot.media
+    totals = media.totals if media else None
+    user = (totals.relayed_packets_user or 0) if totals else 0
+    kernel = (totals.relayed_packets_kernel or 0) if totals else 0
+    modules = ctx.snapshot.host.kernel_modules if ctx.snapshot.host else {}
+    loaded = modules.get("xt_RTPENGINE")
+    evidence = {"table": table, "xt_RTPENGINE loaded": loaded, "relayed packets userspace": user,
+                "relayed packets kernel": kernel}
+    if loaded is False:
+        return CheckResult("rtpengine.kernel_forwarding", Status.SKIP,
+                           f"table {table} is set but xt_RTPENGINE is not loaded: everything is forwarded in "
+                           "userspace (see kernel.xt_rtpengine)", evidence)
+    if user + kernel < MIN_PACKETS_FOR_RATIO:
+        return CheckResult("rtpengine.kernel_forwarding", Status.SKIP,
+                           f"too little media relayed so far ({user + kernel} packets) to judge", evidence)
+    share = user / (user + kernel)
+    evidence["userspace share"] = f"{100 * share:.1f}%"
+    if share > USERSPACE_WARN_SHARE:
+        module = " and xt_RTPENGINE is loaded" if loaded else ""
+        return CheckResult(
+            "rtpengine.kernel_forwarding", Status.WARN,
+            f"{100 * share:.0f}% of relayed packets went through userspace although table {table} is set{module} "
+            "(rtpengine#1418)", evidence,
+            remedy="check the iptables RTPENGINE rule (iptables -I INPUT -p udp -j RTPENGINE --id TABLE) and "
+                   "that the streams are not DTLS/transcoded/recorded (those stay in userspace)")
+    return CheckResult("rtpengine.kernel_forwarding", Status.OK,
+                       f"{100 * (1 - share):.0f}% of relayed packets forwarded in the kernel", evidence)
+
+
+# --------------------------------------------------------------------------- rtpengine.sessions
+
+
+def check_sessions(ctx: CheckContext) -> CheckResult:
+    media = ctx.snapshot.media
+    signalling = ctx.snapshot.signalling
+    if media is None:
+        return CheckResult("rtpengine.sessions", Status.SKIP, "rtpengine sessions unknown")
+    if signalling is None or signalling.dialogs is None:
+        return CheckResult("rtpengine.sessions", Status.SKIP, "OpenSIPS dialogs unknown: cannot match sessions")
+    dialog_callids = {d.callid for d in signalling.dialogs}
+    media_callids = {s.callid for s in media.sessions}
+    max_age = ctx.config.thresholds.zombie_age_s
+    zombies = sorted(
+        (s for s in media.sessions
+         if s.callid not in dialog_callids and not s.deleted and s.created and ctx.now - s.created > max_age),
+        key=lambda s: s.created)
+    complete_list = media.sessions_total is None or media.sessions_total <= len(media.sessions)
+    orphans = [d for d in signalling.dialogs if d.state == 4 and d.callid not in media_callids] if complete_list else []
+    evidence: dict[str, Any] = {"media sessions": len(media.sessions), "dialogs": len(signalling.dialogs)}
+    problems = []
+    if zombies:
+        evidence["zombie sessions"] = [f"{s.callid} (age {int(ctx.now - s.created)} s)" for s in zombies[:10]]
+        problems.append(f"{len(zombies)} zombie sessions: media sessions without an OpenSIPS dialog older than "
+                        f"{max_age} s, holding {4 * len(zombies)} ports (rtpengine#1856/#2014)")
+    if orphans:
+        evidence["dialogs without media"] = [d.callid for d in orphans[:10]]
+        problems.append(f"{len(orphans)} confirmed dialogs have no rtpengine session (media not relayed, "
+                        "or relayed by another rtpengine)")
+    if not complete_list:
+        evidence["note"] = f"rtpengine listed {len(media.sessions)} of {media.sessions_total} sessions"
+    if problems:
+        return CheckResult("rtpengine.sessions", Status.WARN, "; ".join(problems), evidence,
+                           remedy="lost BYEs leave sessions until rtpengine's --timeout; delete them with "
+                                  "`rtpengine-ctl terminate <call-id>` or lower --timeout/--silent-timeout")
+    return CheckResult("rtpengine.sessions", Status.OK,
+                       f"{len(media.sessions)} media sessions match the OpenSIPS dialogs", evidence)
+
+
+# --------------------------------------------------------------------------- opensips.rtpengine_sock
+
+
+def _discovered_ng(ctx: CheckContext) -> tuple[str, int] | None:
+    proc = _rtpengine_process(ctx)
+    value = proc.settings.get("listen-ng") if proc else None
+    if not value:
+        return None
+    text = str(value)
+    if text.isdigit():
+        return ("127.0.0.1", int(text))
+    try:
+        host, port = parse_hostport(text)
+    except ConfigError:
+        return None
+    return ("127.0.0.1" if host in ("0.0.0.0", "*", "localhost", "::") else host, port)
+
+
+def _node_address(url: str) -> tuple[str, int] | str:
+    """'udp:127.0.0.1:60000' -> (host, port), or why it cannot be probed."""
+    scheme, _, rest = url.partition(":")
+    if scheme not in ("udp", "udp6"):
+        return f"cannot test a {scheme or 'scheme-less'} node from here"
+    try:
+        return parse_hostport(rest)
+    except ConfigError:
+        return "unparsable node address"
+
+
+async def check_rtpengine_sock(ctx: CheckContext) -> CheckResult:
+    signalling = ctx.snapshot.signalling
+    if signalling is None:
+        return CheckResult("opensips.rtpengine_sock", Status.SKIP, "OpenSIPS state unknown")
+    if not signalling.relays:
+        return CheckResult("opensips.rtpengine_sock", Status.SKIP, "OpenSIPS reports no rtpengine nodes")
+    candidates = [a for a in (ctx.config.ng, _discovered_ng(ctx)) if a]
+    nodes = {node.url: _node_address(node.url) for node in signalling.relays}
+    addresses = {tuple(a) for a in [*candidates, *nodes.values()] if isinstance(a, tuple)}
+    # One concurrent round of pings, well inside the check's own timeout.
+    probed = dict(zip(addresses, await asyncio.gather(*(_ng_ping(a, _budget(ctx)) for a in addresses))))
+    # The ng address that really answers: config.ng, else the running daemon's --listen-ng.
+    actual = next((tuple(a) for a in candidates if probed.get(tuple(a)) is None), None)
+    listens = f"rtpengine listens ng on {_fmt(actual)}" if actual else "no rtpengine ng listener answers"
+    evidence: dict[str, Any] = {"rtpengine ng": _fmt(actual) if actual else "not found"}
+    failures: list[str] = []
+    for node in signalling.relays:
+        address = nodes[node.url]
+        verdict = address if isinstance(address, str) else _node_problem(ctx, address, probed[address], node.disabled)
+        evidence[f"set {node.set_id} {node.url}"] = verdict or "ok (answers ng ping)"
+        if verdict:
+            failures.append(f"opensips.cfg rtpengine_sock {node.url}: {verdict}; {listens}")
+    if failures:
+        return CheckResult("opensips.rtpengine_sock", Status.FAIL, "; ".join(failures), evidence,
+                           remedy=f"set modparam(\"rtpengine\", \"rtpengine_sock\", \"udp:{_fmt(actual)}\")"
+                                  if actual else NG_REMEDY)
+    return CheckResult("opensips.rtpengine_sock", Status.OK,
+                       f"all {len(signalling.relays)} rtpengine nodes answer ng", evidence)
+
+
+def _node_problem(ctx: CheckContext, address: tuple[str, int], error: OpsError | None, disabled: bool) -> str:
+    """'' when the node is fine, else what is wrong with it."""
+    if error is None:
+        return "disabled in OpenSIPS although it answers (rtpengine_enable or wait for the recheck)" if disabled else ""
+    if isinstance(error, LegacyListenerError):
+        return "points at RTPengine's -u/--listen-udp listener, not the ng listener -n/--listen-ng"
+    if ctx.config.cli and tuple(ctx.config.cli) == address:
+        return "points at RTPengine's CLI port (--listen-cli), not the ng listener"
+    state = " (disabled in OpenSIPS)" if disabled else ""
+    if isinstance(error, ConnectionRefused):
+        return f"nothing listens there (connection refused){state}"
+    if isinstance(error, Timeout):
+        return f"no ng answer there (timeout){state}"
+    return f"{error.message}{state}"
+
+
+CHECKS = (
+    CheckSpec("rtpengine.ng", check_ng, "rtpengine ng control protocol"),
+    CheckSpec("rtpengine.cli", check_cli, "rtpengine CLI"),
+    CheckSpec("rtpengine.ports", check_ports, "rtpengine media ports"),
+    CheckSpec("rtpengine.kernel_forwarding", check_kernel_forwarding, "rtpengine in-kernel forwarding"),
+    CheckSpec("rtpengine.sessions", check_sessions, "media sessions vs dialogs"),
+    CheckSpec("opensips.rtpengine_sock", check_rtpengine_sock, "OpenSIPS rtpengine_sock points at ng"),
+)

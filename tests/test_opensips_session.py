@@ -1,0 +1,57 @@
+"""MISession (the `mi` command's backend): name mapping per detected version, write detection."""
+
+import asyncio
+
+import pytest
+
+from console.config import Config
+from console.plugins import load_plugins
+from opsconsole_opensips.codec import MIError
+from opsconsole_opensips.session import MISession
+
+
+@pytest.fixture
+async def session_for():
+    made = []
+
+    def make(url, **config):
+        session = MISession(Config(mi_url=url, timeout=1.0, **config))
+        made.append(session)
+        return session
+
+    yield make
+    for session in made:
+        await session.aclose()
+
+
+async def test_old_names_mapped_on_40(session_for, mi_server_40):
+    session = session_for(mi_server_40.url)
+    assert "rtpengine_show" in session.commands()  # before detection: static 3.x names, no I/O
+    relays = await asyncio.wait_for(session.call("rtpengine_show"), 10)
+    assert relays[0]["Nodes"][0]["url"] == "udp:127.0.0.1:60000"
+    assert ("rtpengine:show", None) in mi_server_40.requests
+    assert "usrloc:dump" in session.commands() and "ul_dump" not in session.commands()
+
+
+async def test_new_names_mapped_on_34(session_for, mi_server):
+    session = session_for(mi_server.url)
+    result = await asyncio.wait_for(session.call("statistics:get", {"statistics": ["usrloc:"]}), 10)
+    assert result["usrloc:location-contacts"] == 70
+    assert mi_server.requests[-1] == ("get_statistics", {"statistics": ["usrloc:"]})
+
+
+async def test_unknown_method_is_typed_error(session_for, mi_server):
+    with pytest.raises(MIError, match="no_such_command"):
+        await asyncio.wait_for(session_for(mi_server.url).call("no_such_command"), 10)
+
+
+def test_write_methods_and_static_40_names():
+    session = MISession(Config(mi_url="http://127.0.0.1:1/mi", opensips_version="4.0"))
+    assert session.is_write_method("dlg_end_dlg") and session.is_write_method("dialog:end_dlg")
+    assert not session.is_write_method("ul_dump")
+    assert "usrloc:dump" in session.commands()
+
+
+def test_plugin_offers_the_session():
+    (plugin,) = load_plugins(only={"opensips"}).plugins
+    assert isinstance(plugin.extras["mi_session"](Config()), MISession)
