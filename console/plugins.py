@@ -37,6 +37,7 @@ class CollectOptions:
     media_details: bool = True  # query every media session (legs, codecs, stats)
     full_sync_max: int = 10_000  # full ul_dump only while the contact count is below this
     force_full_sync: bool = False  # operator asked for it explicitly
+    live: bool = False  # a long-running console: keep lists current from events between polls
 
 
 class Source(Protocol):

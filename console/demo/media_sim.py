@@ -9,10 +9,11 @@ cached reply for a reused cookie.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,8 +57,7 @@ class PortPool:
         return self.last
 
     def give(self, port: int) -> None:
-        self._free.append(port)
-        self._free.sort(reverse=True)
+        bisect.insort(self._free, port, key=lambda p: -p)
 
 
 @dataclass
@@ -113,6 +113,7 @@ class SimEngine:
         self.started = int(clock())
         self.totals = {"managedsessions": 0, "rejectedsessions": 0, "regularterminatedsessions": 0}
         self.commands: dict[str, int] = {}
+        self._deleted: deque[tuple[int, str]] = deque()  # (deleted_at, call-id), in deletion order
 
     def handle(self, request) -> dict:
         """One decoded ng request (bytes or str keys/values) -> the reply dict."""
@@ -132,12 +133,14 @@ class SimEngine:
         return handler(request)
 
     def _purge(self) -> None:
+        """Forget sessions deleted more than DELETE_DELAY ago (oldest deletions first)."""
         now = int(self.clock())
-        for callid, session in list(self.sessions.items()):
-            if session.deleted_at is not None and now - session.deleted_at >= DELETE_DELAY:
-                for tag in session.tags.values():
-                    self.ports.give(tag.local_port)
-                del self.sessions[callid]
+        deleted = self._deleted
+        while deleted and now - deleted[0][0] >= DELETE_DELAY:
+            _, callid = deleted.popleft()
+            session = self.sessions.pop(callid, None)
+            for tag in session.tags.values() if session else ():
+                self.ports.give(tag.local_port)
 
     # ------------------------------------------------------------------ commands
 
@@ -217,6 +220,7 @@ class SimEngine:
             return {"warning": "Call-ID not found or tags didn't match", "result": "ok"}
         if session.deleted_at is None:
             session.deleted_at = int(self.clock())
+            self._deleted.append((session.deleted_at, session.callid))
             self.totals["regularterminatedsessions"] += 1
         return _ok(created=session.created, **{"created_us": session.created_us, "last signal": session.last_signal},
                    SSRC={}, tags=self._tags(session), totals=self._totals(session))

@@ -26,10 +26,6 @@ STATUS_STYLE = {
 }
 
 
-def status_word(status: Status) -> Text:
-    return Text(f"{status.word:<7}", style=STATUS_STYLE[status])
-
-
 def render_diagnose(results: list[CheckResult], *, host: str, elapsed_ms: float, verbose: bool = False) -> Group:
     overall = overall_status([r.status for r in results])
     head = Text()
@@ -37,29 +33,23 @@ def render_diagnose(results: list[CheckResult], *, host: str, elapsed_ms: float,
     head.append_text(safe_text(host))
     head.append(f"  {time.strftime('%Y-%m-%d %H:%M:%S')}  ")
     head.append(overall.word, style=STATUS_STYLE[overall])
-    lines: list[Text] = [head, Text("")]
-    width = max((len(r.id) for r in results), default=10)
+    # A grid keeps wrapped summaries aligned under their column at 80 columns.
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=7, no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
     for r in results:
-        line = Text()
-        line.append_text(status_word(r.status))
-        line.append(f"{r.id:<{width}}  ", style="bold")
-        line.append_text(safe_text(r.summary))
-        lines.append(line)
+        grid.add_row(Text(r.status.word, style=STATUS_STYLE[r.status]), Text(r.id, style="bold"), safe_text(r.summary))
         if r.status not in (Status.OK, Status.SKIP) and r.remedy:
-            remedy = Text("        fix: ", style="cyan")
-            remedy.append_text(safe_text(r.remedy))
-            lines.append(remedy)
+            grid.add_row("", "", Text("fix: ", style="cyan") + safe_text(r.remedy))
         if verbose and r.evidence:
             for key, value in r.evidence.items():
-                ev = Text(f"        {key}: ", style="dim")
-                ev.append_text(safe_text(value, limit=300))
-                lines.append(ev)
+                grid.add_row("", Text(f"  {key}:", style="dim"), safe_text(value, limit=300))
     counts = Counter(r.status for r in results)
-    tail = Text(f"\n{len(results)} checks: ")
+    tail = Text(f"{len(results)} checks: ")
     tail.append(", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s]))
     tail.append(f"  ({elapsed_ms:.0f} ms)")
-    lines.append(tail)
-    return Group(*lines)
+    return Group(head, Text(""), grid, Text(""), tail)
 
 
 def _fmt_uptime(seconds: int | None) -> str:

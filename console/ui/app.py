@@ -30,13 +30,13 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import ContentSwitcher, Footer, Input, Static
+from textual.widgets import ContentSwitcher, Footer, Input
 
 from console.errors import OpsError
 from console.model import Snapshot, SourceStatus
 from console.plugins import CollectOptions
 
-from . import format as fmt
+from .header import StatusHeader
 from .panes import CallsPane, ChecksPane, MediaPane, MiPane, OverviewPane, Pane, RegistrationsPane
 from .safe import safe_text
 from .screens import ConfirmScreen, DetailScreen, HelpScreen
@@ -55,47 +55,6 @@ PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls"
 
 PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
-
-
-class StatusHeader(Static):
-    """Target, age of the last good poll, and each source's state (OK/FAIL + reason)."""
-
-    def show(self, app: "OpsConsoleApp") -> None:
-        state, now = app.state, app.now()
-        out = Text(end="", no_wrap=False)
-        out.append("opsconsole ", style="bold")
-        out.append(safe_text(app.target, 60))
-        out.append("  ")
-        last = state.last_good_poll()
-        out.append(f"updated {fmt.age(None if last is None else now - last)}")
-        if app.paused:
-            out.append("  PAUSED (p)", style="bold reverse")
-        elif app.polling:
-            out.append("  polling…", style="dim")
-        out.append("\n")
-        sources = state.sources
-        if not sources:
-            out.append("waiting for the first poll…", style="dim")
-        for number, status in enumerate(sources.values()):
-            if number:
-                out.append(" · ")
-            out.append(source_text(status, state.last_ok.get(status.name), now))
-        self.update(out)
-
-
-def source_text(status: SourceStatus, last_ok: float | None, now: float) -> Text:
-    out = Text(f"{status.name} ", end="")
-    if status.ok:
-        out.append("OK", style="bold green")
-        return out
-    out.append("FAIL", style="bold red")
-    out.append(": ")
-    out.append(safe_text(status.error or "failed", 90))
-    if last_ok is not None:
-        out.append(f" STALE {fmt.duration(now - last_ok)}", style="bold reverse yellow")
-    else:
-        out.append(" no data", style="bold")
-    return out
 
 
 class OpsConsoleApp(App[None]):
@@ -248,7 +207,8 @@ class OpsConsoleApp(App[None]):
     def render_all(self) -> None:
         """Header always; only the visible pane (hidden ones render when shown)."""
         with self.batch_update():
-            self.query_one(StatusHeader).show(self)
+            for header in self.query(StatusHeader):  # the main screen's and a detail pane's
+                header.show(self)
             self.pane().refresh_view(self.state, self.now())
 
     def _tick(self) -> None:

@@ -310,7 +310,10 @@ class RegistrationsPane(Pane):
         event.stop()
         contact = self.shown.get(event.row_key.value or "")
         if contact is not None:
-            self.app.push_screen(DetailScreen(f"Contact {safe_text(contact.aor, 80).plain}", contact_sections(contact)))
+            state = self.ops.state
+            elapsed = self.ops.now() - state.contacts_at if state.contacts_at is not None else 0.0
+            self.app.push_screen(DetailScreen(f"Contact {safe_text(contact.aor, 80).plain}",
+                                              contact_sections(contact, elapsed)))
 
     def page(self, direction: int) -> bool:
         """Move the window by half its size; False when already at that end."""
@@ -396,7 +399,7 @@ def expires_text(contact: Contact, elapsed: float = 0.0) -> str:
     return "expired" if left <= 0 else fmt.duration(left)
 
 
-def contact_sections(contact: Contact) -> list[tuple[str, Text]]:
+def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, Text]]:
     fields: list[tuple[str, Text | str]] = [
         ("AoR", safe_text(contact.aor, None)),
         ("Contact", safe_text(contact.contact, None)),
@@ -406,7 +409,7 @@ def contact_sections(contact: Contact) -> list[tuple[str, Text]]:
         ("Received", safe_text(contact.received, None)),
         ("Path", safe_text(contact.path, None)),
         ("User agent", safe_text(contact.user_agent, None)),
-        ("Expires", expires_text(contact) + (f" ({contact.expires_state})" if contact.expires_state else "")),
+        ("Expires", expires_text(contact, elapsed) + (f" ({contact.expires_state})" if contact.expires_state else "")),
         ("Call-ID", safe_text(contact.callid, None)),
         ("CSeq", str(contact.cseq)),
         ("Q", safe_text(contact.q, None)),

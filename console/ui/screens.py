@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Static
 
+from .header import StatusHeader
+
 Section = tuple[str, Text]
 
 
@@ -23,6 +25,7 @@ class DetailScreen(Screen[None]):
         self.sections = sections
 
     def compose(self) -> ComposeResult:
+        yield StatusHeader()
         yield Static(Text(self.detail_title, style="bold"), classes="detail-title")
         with VerticalScroll(id="detail-body"):
             for heading, body in self.sections:
@@ -31,6 +34,7 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(StatusHeader).show(self.app)  # type: ignore[arg-type]
         self.query_one("#detail-body").focus()
 
     def action_dismiss_detail(self) -> None:
@@ -55,8 +59,9 @@ HELP_KEYS = [
     ("Everywhere", [("p", "pause / resume polling"), ("?", "this help"), (":", "command palette"),
                     ("Esc", "back (close detail, clear filter, go to Overview)"), ("q", "quit"),
                     ("Ctrl+C", "quit")]),
-    ("Tables", [("↑ ↓ PgUp PgDn", "move (large lists page in windows)"), ("Enter", "detail of the row"),
-                ("click header", "sort by that column")]),
+    ("Tables", [("↑ ↓ PgUp PgDn", "move (large lists page on past the edge)"), ("Enter", "detail of the row"),
+                ("Ctrl+Home/End", "first / last contact of the whole list"),
+                ("click header", "sort registrations by that column")]),
     ("Registrations", [("/", "filter on AoR, contact, user agent (Enter keeps, Esc clears)"),
                        ("t", "transport filter: all → ws → udp → tcp → tls"),
                        ("s / S", "next sort column / reverse order")]),

@@ -29,8 +29,9 @@ def _signalling_or_result(ctx: CheckContext, check_id: str) -> SignallingState |
     if check_id == "opensips.mi":
         return CheckResult(check_id, Status.FAIL, f"OpenSIPS MI unavailable: {status.error or 'no data'}",
                            {"error": status.error}, MI_REMEDY)
-    return CheckResult(check_id, Status.UNKNOWN, f"no OpenSIPS data: {status.error or 'source failed'}",
-                       {"error": status.error}, MI_REMEDY)
+    # The cause and its remedy are reported once, by opensips.mi; repeating them here is noise.
+    return CheckResult(check_id, Status.UNKNOWN, "no OpenSIPS data (see opensips.mi)",
+                       {"error": status.error}, "fix opensips.mi first")
 
 
 def check_mi(ctx: CheckContext) -> CheckResult:

@@ -704,3 +704,13 @@ async def test_registrations_marked_stale_when_opensips_fails(clock):
         assert "contacts: STALE, last good 30s ago" in text
         assert "opensips FAIL: MI timed out STALE 30s" in text
         assert contact_rows(app) == 70  # the last good list, visibly stale
+
+
+async def test_detail_pane_keeps_the_status_header(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(app, pilot)
+        await press(app, pilot, "3", "enter")
+        assert isinstance(app.screen, DetailScreen)
+        text = screen_text(app)
+        assert "http://127.0.0.1:8888/mi" in text and "rtpengine OK" in text
