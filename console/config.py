@@ -55,6 +55,7 @@ class Config:
     heavy_interval: float = 30.0
     allow_write: bool = False
     full_sync_max: int = 10_000
+    events: bool = True  # live mode may subscribe to OpenSIPS events (transient, loopback); False: poll
     opensips_version: str | None = None  # force "3.4" / "4.0"; None: detect
     thresholds: Thresholds = field(default_factory=Thresholds)
     proc_root: str = "/proc"

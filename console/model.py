@@ -204,6 +204,11 @@ class SignallingState:
     listeners: tuple[str, ...] = ()  # "ws:127.0.0.1:8080", when known
     statistics: dict[str, Any] = field(default_factory=dict)
     errors: tuple[str, ...] = ()  # partial failures (one command failed, others ok)
+    # where `contacts` came from: "full" (a ul_dump by this collection), "events" (complete table kept
+    # current by events), "events-partial" (only what events reported since subscribing), "polling"
+    # (events unavailable: bounded polling), "none" (no list); "" when the source does not say
+    contacts_mode: str = ""
+    events_status: str = ""  # the event listener's status line (live mode), "" otherwise
 
 
 # --------------------------------------------------------------------------- media side

@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from console.demo import DemoPlatform
-from test_demo_shapes import shape_diff
+from test_demo_shapes import START, FakeClock, shape_diff
 
 EVENTS = Path(__file__).parent / "fixtures" / "demo" / "opensips-3.4" / "events"
-START = 1_795_670_000
 UL_EVENTS = ("E_UL_AOR_INSERT", "E_UL_AOR_DELETE", "E_UL_CONTACT_INSERT", "E_UL_CONTACT_UPDATE", "E_UL_CONTACT_DELETE")
 ALL_EVENTS = UL_EVENTS + ("E_DLG_STATE_CHANGED",)
 CAPTURED = {
@@ -25,14 +24,6 @@ CAPTURED = {
     "E_UL_CONTACT_DELETE": "udp_expiry_timer__E_UL_CONTACT_DELETE_1.json",
     "E_DLG_STATE_CHANGED": "udp_call_start__E_DLG_STATE_CHANGED_1.json",
 }
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def captured(event: str) -> dict:

@@ -17,18 +17,9 @@ from console.demo import DemoPlatform, sdp
 from console.demo.media_sim import SimEngine, SimRtpengine
 from console.demo.state import DemoState, MediaWork
 from console.demo.media import SimulatedMedia, ng_request
-from test_demo_shapes import shape_diff
+from test_demo_shapes import FakeClock, shape_diff
 
 FIXTURES = Path(__file__).parent / "fixtures" / "demo" / "rtpengine-10.5"
-START = 1_795_670_000
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def captured_ng(name: str) -> dict:

@@ -11,17 +11,9 @@ import pytest
 from console.demo import DemoPlatform
 from console.demo import mi_server
 from console.demo.mi_server import ul_dump_cost
+from test_demo_shapes import FakeClock
 
-START = 1_795_670_000
 REQUEST = {"jsonrpc": "2.0", "method": "version", "id": 1}
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def platform(**kwargs) -> DemoPlatform:

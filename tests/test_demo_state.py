@@ -9,16 +9,7 @@ import pytest
 
 from console.demo.mi_render import MiError, MiRenderer
 from console.demo.state import DemoState
-
-START = 1_795_670_000
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from test_demo_shapes import START, FakeClock
 
 
 def run(state: DemoState, clock: FakeClock, seconds: int) -> list:

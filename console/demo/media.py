@@ -99,6 +99,12 @@ class SimulatedMedia(MediaDriver):
 
 
 PR_SET_PDEATHSIG = 1
+START_ATTEMPTS = 3
+
+
+class _Exited(TransportError):
+    """The daemon exited during start-up."""
+
 
 
 def _parent_death_signal():
@@ -141,6 +147,21 @@ class RealRtpengine(MediaDriver):
     async def start(self) -> None:
         from opsconsole_rtpengine.ng import NgClient  # lazily: console.demo must not import plugins eagerly
 
+        for attempt in range(START_ATTEMPTS):
+            self._spawn()
+            try:
+                self.client = NgClient(self.ng[0], self.ng[1], NG_TIMEOUT)
+                await self._wait_ready()
+                return
+            except _Exited:
+                await self.close()  # most likely a port taken between our probe and its bind
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+            except BaseException:
+                await self.close()
+                raise
+
+    def _spawn(self) -> None:
         self.ng = ("127.0.0.1", free_port(socket.SOCK_DGRAM))
         self.cli = ("127.0.0.1", free_port(socket.SOCK_STREAM))
         if self.port_min is None:
@@ -152,19 +173,13 @@ class RealRtpengine(MediaDriver):
                                         stderr=self._log, preexec_fn=_parent_death_signal())
         self._atexit = functools.partial(_kill, self.process.pid)
         atexit.register(self._atexit)  # also on crash paths that skip close()
-        try:
-            self.client = NgClient(self.ng[0], self.ng[1], NG_TIMEOUT)
-            await self._wait_ready()
-        except BaseException:
-            await self.close()
-            raise
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
-                raise TransportError(f"rtpengine exited with status {self.process.returncode}: {self._stderr()}",
-                                     target=f"{self.ng[0]}:{self.ng[1]}")
+                raise _Exited(f"rtpengine exited with status {self.process.returncode}: {self._stderr()}",
+                              target=f"{self.ng[0]}:{self.ng[1]}")
             try:
                 reply = await self.client.request({"command": "ping"})
                 if reply.get("result") == "pong":

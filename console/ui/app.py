@@ -121,15 +121,20 @@ class OpsConsoleApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(StatusHeader).show(self)
+        self.main_screen.query_one(StatusHeader).show(self)
         self.set_interval(1.0, self._tick)
         if not self.is_headless:
             self._install_terminal_watch()
         self.call_after_refresh(self._focus_pane)
         self.poll_now()
 
+    @property
+    def main_screen(self) -> Screen:
+        """The screen holding the panes (a detail or modal screen may be on top)."""
+        return self.screen_stack[0]
+
     def pane(self, name: str | None = None) -> Pane:
-        return self.query_one(f"#{name or self.current}", Pane)
+        return self.main_screen.query_one(f"#{name or self.current}", Pane)
 
     def _focus_pane(self) -> None:
         self.pane().focus_main()
@@ -207,8 +212,9 @@ class OpsConsoleApp(App[None]):
     def render_all(self) -> None:
         """Header always; only the visible pane (hidden ones render when shown)."""
         with self.batch_update():
-            for header in self.query(StatusHeader):  # the main screen's and a detail pane's
-                header.show(self)
+            for screen in self.screen_stack:  # the main screen's header and a detail pane's
+                for header in screen.query(StatusHeader):
+                    header.show(self)
             self.pane().refresh_view(self.state, self.now())
 
     def _tick(self) -> None:
@@ -226,11 +232,11 @@ class OpsConsoleApp(App[None]):
     def action_show(self, name: str) -> None:
         while isinstance(self.screen, (DetailScreen, HelpScreen)):
             self.pop_screen()  # a screen key from a detail pane goes to that screen
-        if name == self.current and self.query_one(ContentSwitcher).current == name:
+        if name == self.current and self.main_screen.query_one(ContentSwitcher).current == name:
             return
         previous = self.current
         self.current = name
-        self.query_one(ContentSwitcher).current = name
+        self.main_screen.query_one(ContentSwitcher).current = name
         self.pane().refresh_view(self.state, self.now())
         self.pane().focus_main()
         if name == "mi":
@@ -271,16 +277,16 @@ class OpsConsoleApp(App[None]):
         try:
             names = list(self.service.mi_commands())
         except Exception as exc:
-            self.query_one(MiPane).show_status(Text(f"command list unavailable: {_describe(exc)}"))
+            self.main_screen.query_one(MiPane).show_status(Text(f"command list unavailable: {_describe(exc)}"))
         if not names and self.state.signalling is not None:
             names = list(self.state.signalling.commands)
-        self.query_one("#mi-input", Input).suggester = SuggestFromList(sorted(set(names)), case_sensitive=False)
+        self.main_screen.query_one("#mi-input", Input).suggester = SuggestFromList(sorted(set(names)), case_sensitive=False)
         self.mi_commands = names
 
     def submit_mi(self, line: str) -> None:
         from .views import parse_mi_command
 
-        pane = self.query_one(MiPane)
+        pane = self.main_screen.query_one(MiPane)
         try:
             method, params = parse_mi_command(line)
         except ValueError as exc:
@@ -313,7 +319,7 @@ class OpsConsoleApp(App[None]):
 
     @work(exclusive=True, group="mi")
     async def _run_mi(self, method: str, params: Any, confirmed: bool) -> None:
-        pane = self.query_one(MiPane)
+        pane = self.main_screen.query_one(MiPane)
         pane.show_status(Text.assemble("running ", safe_text(method, 60), "…"))
         started = time.perf_counter()
         try:

@@ -706,7 +706,7 @@ async def test_registrations_marked_stale_when_opensips_fails(clock):
         assert contact_rows(app) == 70  # the last good list, visibly stale
 
 
-async def test_detail_pane_keeps_the_status_header(make_app):
+async def test_detail_pane_keeps_the_status_header(make_app, clock):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
@@ -714,3 +714,7 @@ async def test_detail_pane_keeps_the_status_header(make_app):
         assert isinstance(app.screen, DetailScreen)
         text = screen_text(app)
         assert "http://127.0.0.1:8888/mi" in text and "rtpengine OK" in text
+        clock.advance(75)
+        app.render_all()  # what the 1 s tick does
+        await pilot.pause()
+        assert "updated 1m15s ago" in screen_text(app)
