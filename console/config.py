@@ -63,6 +63,7 @@ class Config:
     config_file: str | None = None
     discovery: tuple[str, ...] = ()  # human-readable: what was found where
     name: str = ""  # node name shown in the header
+    demo: bool = False  # the target is the embedded simulated platform (no real OpenSIPS process)
 
     @property
     def mi_target(self) -> str:

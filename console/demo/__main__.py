@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import contextlib
 import signal
 
@@ -18,6 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between simulation steps")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplier for the emulated ul_dump cost")
+    parser.add_argument("--json", action="store_true", help="print the addresses as one JSON line (for scripts, bench/)")
     return parser.parse_args(argv)
 
 
@@ -25,6 +27,8 @@ async def serve(args: argparse.Namespace) -> None:
     async with DemoPlatform(size=args.size, version=args.version, real_rtpengine=False if args.sim_media else None,
                             seed=args.seed, tick=args.tick, time_scale=args.time_scale) as demo:
         media = "real rtpengine" if demo.media.real else "simulated rtpengine"
+        if args.json:
+            print(json.dumps({"mi_url": demo.mi_url, "ng": list(demo.ng), "cli": list(demo.cli), "media": media}), flush=True)
         print(f"OpenSIPS {args.version} MI: {demo.mi_url}", flush=True)
         print(f"RTPengine ng: {demo.ng[0]}:{demo.ng[1]}  cli: {demo.cli[0]}:{demo.cli[1]}  ({media})", flush=True)
         print(f"try: opsconsole snapshot --mi-url {demo.mi_url} --ng {demo.ng[0]}:{demo.ng[1]}"

@@ -353,6 +353,7 @@ class OpsConsoleApp(App[None]):
             self._terminal_lost()
 
     def _terminal_lost(self) -> None:
+        open("/tmp/opsconsole_debug.txt","a").write(f"lost {time.time()}\n")
         self.exit(return_code=129)
 
 

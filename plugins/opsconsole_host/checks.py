@@ -219,6 +219,8 @@ def describe_opensips(proc: ProcessInfo) -> str:
 
 def check_opensips_process(ctx: CheckContext) -> CheckResult:
     cid = "opensips.process"
+    if ctx.config.demo:
+        return CheckResult(cid, Status.SKIP, "demo platform: OpenSIPS is simulated in-process, there is no daemon to find")
     host = _host_or_unknown(ctx, cid)
     if isinstance(host, CheckResult):
         return host

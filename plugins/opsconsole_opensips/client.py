@@ -22,7 +22,7 @@ import httpx
 
 from console.errors import ConfigError, ConnectionRefused, OpsError, ProtocolError, Timeout, TransportError
 
-from .codec import DEFAULT_MAX_BYTES, check_size, decode_response, encode_request
+from .codec import CHEAP_MAX_BYTES, DEFAULT_MAX_BYTES, check_size, decode_response, encode_request
 from .commands import is_heavy_method, is_write_method
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -34,6 +34,11 @@ class MIClient(Protocol):
     async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any: ...
 
     async def aclose(self) -> None: ...
+
+
+def _size_limit(method: str, max_bytes: int) -> int:
+    """Only whole-table walks may be large; a huge answer to a cheap call is capped early."""
+    return max_bytes if is_heavy_method(method) else min(max_bytes, CHEAP_MAX_BYTES)
 
 
 def _heavy_timeout(timeout: float) -> float:
@@ -87,15 +92,16 @@ class HTTPMIClient:
             body = encode_request(method, params, next(self._ids))
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
+        limit = _size_limit(method, self.max_bytes)
         try:
             async with asyncio.timeout(deadline):
                 try:
-                    status, content_type, data = await self._post(body)
+                    status, content_type, data = await self._post(body, limit)
                 except httpx.RemoteProtocolError:
                     if is_write_method(method):  # never send a write twice
                         raise
                     # A kept-alive connection the server dropped meanwhile: one fresh try.
-                    status, content_type, data = await self._post(body)
+                    status, content_type, data = await self._post(body, limit)
         except (TimeoutError, httpx.TimeoutException):
             raise Timeout(f"OpenSIPS MI did not answer {method!r} within {deadline:g} s", target=self.target,
                           hint="mi_http serves one request at a time: a long ul_dump blocks it") from None
@@ -105,18 +111,18 @@ class HTTPMIClient:
             raise TransportError(f"MI request {method!r} failed: {type(exc).__name__}: {exc}",
                                  target=self.target) from None
         return decode_response(data, status=status, content_type=content_type, method=method,
-                               target=self.target, max_bytes=self.max_bytes)
+                               target=self.target, max_bytes=limit)
 
-    async def _post(self, body: bytes) -> tuple[int, str, bytes]:
+    async def _post(self, body: bytes, limit: int) -> tuple[int, str, bytes]:
         async with self._http.stream("POST", self.url, content=body) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit():
-                check_size(int(declared), self.max_bytes, target=self.target)
+                check_size(int(declared), limit, target=self.target)
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                check_size(size, self.max_bytes, target=self.target)
+                check_size(size, limit, target=self.target)
                 chunks.append(chunk)
             return response.status_code, response.headers.get("content-type", ""), b"".join(chunks)
 
@@ -178,8 +184,9 @@ class FIFOMIClient:
                 body = encode_request(method, params, next(self._ids))
             except (TypeError, ValueError) as exc:
                 raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
-            data = await asyncio.to_thread(self._exchange, body, method, deadline)
-            return decode_response(data, method=method, target=self.fifo_path, max_bytes=self.max_bytes)
+            limit = _size_limit(method, self.max_bytes)
+            data = await asyncio.to_thread(self._exchange, body, method, deadline, limit)
+            return decode_response(data, method=method, target=self.fifo_path, max_bytes=limit)
 
         return await self._serializer.run(method, run)
 
@@ -188,7 +195,7 @@ class FIFOMIClient:
 
     # ------------------------------------------------------------------ blocking part (worker thread)
 
-    def _exchange(self, body: bytes, method: str, deadline: float) -> bytes:
+    def _exchange(self, body: bytes, method: str, deadline: float, limit: int) -> bytes:
         if b"\n" in body:
             raise ProtocolError("MI request for the FIFO must be a single line")
         self._check_fifo()
@@ -206,7 +213,7 @@ class FIFOMIClient:
         try:
             reply_fd = os.open(reply_path, os.O_RDONLY | os.O_NONBLOCK)
             self._write_request(b":" + name.encode() + b":" + body + b"\n")
-            return self._read_reply(reply_fd, method, time.monotonic() + deadline, deadline)
+            return self._read_reply(reply_fd, method, time.monotonic() + deadline, deadline, limit)
         finally:
             if reply_fd >= 0:
                 os.close(reply_fd)
@@ -248,7 +255,7 @@ class FIFOMIClient:
         finally:
             os.close(fd)
 
-    def _read_reply(self, fd: int, method: str, until: float, deadline: float) -> bytes:
+    def _read_reply(self, fd: int, method: str, until: float, deadline: float, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -266,7 +273,7 @@ class FIFOMIClient:
             if not chunk:  # the writer closed: the reply is complete
                 return b"".join(chunks)
             size += len(chunk)
-            check_size(size, self.max_bytes, target=self.fifo_path)
+            check_size(size, limit, target=self.fifo_path)
             chunks.append(chunk)
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 from console.errors import ProtocolError, RemoteError, ResponseTooLarge
 
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # whole-table walks: a 100k-contact ul_dump is ~30 MB
+# Every other command answers in kilobytes (10k TCP connections ~1.5 MB): anything far
+# bigger is a wrong peer, and must not cost the console tens of MB of memory.
+CHEAP_MAX_BYTES = 8 * 1024 * 1024
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602

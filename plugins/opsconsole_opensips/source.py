@@ -5,12 +5,17 @@ concurrently; heavy table walks (ul_dump, dlg_list_ctx) run after them, one at
 a time, and only when CollectOptions asks.  A full ul_dump is skipped above
 `full_sync_max` contacts: in OpenSIPS 3.4 it is quadratic and holds the single
 mi_http process (10k: 0.39 s, 100k: 162 s measured).
+
+With `CollectOptions.live` (a long-running console) contacts and dialogs come
+from event-fed tables instead (live.py): one full dump at start while small,
+counters every collect.  The one-shot path (live=False) is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from typing import Any, Callable
 
 from console.errors import OpsError, ProtocolError, RemoteError
 from console.model import Contact, Dialog, SignallingOverview, SignallingState
@@ -19,6 +24,7 @@ from console.plugins import CollectOptions
 from .client import MIClient, make_client
 from .codec import METHOD_NOT_FOUND, MIError
 from .commands import CommandMap, detect_version, is_namespaced
+from .live import LiveSync, estimate_dump_seconds  # noqa: F401  (estimate_dump_seconds: public here too)
 from .parse import (
     parse_connections,
     parse_contacts,
@@ -43,11 +49,6 @@ _CORE_PREFIXES_40 = {"core", "statistics", "tcp", "mem", "cache", "status_report
 _PREFIX_MODULE_40 = {"ws": "proto_ws"}
 
 
-def estimate_dump_seconds(contacts: int) -> float:
-    """ul_dump time measured on OpenSIPS 3.4 (10k: 0.39 s, 100k: 162 s): ~n^2.6 growth."""
-    return 0.39 * (contacts / 10_000) ** 2.6
-
-
 def modules_from_commands(commands: frozenset[str] | tuple[str, ...]) -> tuple[str, ...]:
     found: set[str] = set()
     for name in commands:
@@ -67,12 +68,15 @@ class OpenSIPSSource:
     name = "opensips"
     kind = "signalling"
 
-    def __init__(self, config, client: MIClient | None = None) -> None:
+    def __init__(self, config, client: MIClient | None = None, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._client = client
         self._commands: CommandMap | None = None
         self._version_result: Any = None
         self._last_uptime: int | None = None
+        self._clock, self._monotonic = clock, monotonic
+        self._live: LiveSync | None = None  # created by the first live collection
 
     @property
     def target(self) -> str:
@@ -88,7 +92,14 @@ class OpenSIPSSource:
             self._client = make_client(self.config)
         return self._client
 
+    @property
+    def live(self) -> LiveSync | None:
+        """Live-mode state (event listener, stores); None until a live collection ran."""
+        return self._live
+
     async def aclose(self) -> None:
+        if self._live is not None:
+            await self._live.aclose()  # unsubscribe (expire 0) while the MI client is still open
         if self._client is not None:
             await self._client.aclose()
 
@@ -104,10 +115,12 @@ class OpenSIPSSource:
             raise ProtocolError(f"OpenSIPS collection failed unexpectedly: {type(exc).__name__}: {exc}",
                                 target=self.target) from exc
 
-    async def call(self, logical: str, params: dict | list | None = None) -> Any:
+    async def call(self, logical: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any:
         """Call a command by its 3.x name, translated for the detected version."""
         commands = self._commands or await self._detect()
-        return await self.client().call(commands.name(logical), params)
+        if timeout is None:  # clients/fakes without a timeout keyword keep working
+            return await self.client().call(commands.name(logical), params)
+        return await self.client().call(commands.name(logical), params, timeout=timeout)
 
     async def _detect(self) -> CommandMap:
         client = self.client()
@@ -145,8 +158,17 @@ class OpenSIPSSource:
         uptime, stats, relays, conns = replies
         overview = self._overview(uptime, stats, errors)
         self._note_restart(overview.uptime_s)
-        contacts, note = await self._contacts(commands, overview, options, errors)
-        dialogs = await self._dialogs(commands, overview, errors) if options.dialogs else None
+        events_status = ""
+        if options.live:
+            live = self._live_sync()
+            await live.ensure_listener()
+            contacts, note, mode = await live.contacts(overview.registered_contacts, options, errors)
+            dialogs = await live.dialogs(lambda: self._dialogs(commands, overview, errors), options)
+            events_status = live.events_status()
+        else:
+            contacts, note = await self._contacts(commands, overview, options, errors)
+            mode = "full" if contacts is not None else "none"
+            dialogs = await self._dialogs(commands, overview, errors) if options.dialogs else None
         relay_nodes = self._parse_optional(parse_relays, relays, "rtpengine_show", errors, ())
         connections = self._parse_optional(parse_connections, conns, "list_tcp_conns", errors, None)
         return SignallingState(
@@ -163,12 +185,22 @@ class OpenSIPSSource:
             listeners=_listeners(contacts, dialogs, connections),
             statistics=self._statistics(stats),
             errors=tuple(errors),
+            contacts_mode=mode,
+            events_status=events_status,
         )
+
+    def _live_sync(self) -> LiveSync:
+        if self._live is None:
+            self._live = LiveSync(self.call, self.config, target=self.config.name or self.target,
+                                  clock=self._clock, monotonic=self._monotonic)
+        return self._live
 
     def _note_restart(self, uptime: int | None) -> None:
         """Uptime went backwards: OpenSIPS restarted (maybe upgraded); detect the version again next time."""
         if uptime is not None and self._last_uptime is not None and uptime < self._last_uptime:
             self._commands = None
+            if self._live is not None:
+                self._live.opensips_restarted()
         self._last_uptime = uptime
 
     async def _optional(self, commands: CommandMap, logical: str, params, errors: list[str]) -> Any:
