@@ -67,12 +67,14 @@ class Config:
 
     @property
     def mi_target(self) -> str:
-        return self.mi_fifo if self.mi_fifo and not self.mi_url else (self.mi_url or self.mi_fifo or "")
+        """Where MI goes, for messages, logs and the audit: never with user:password@."""
+        target = self.mi_fifo if self.mi_fifo and not self.mi_url else (self.mi_url or self.mi_fifo or "")
+        return without_userinfo(target)
 
     def redacted(self) -> dict[str, Any]:
         """A printable view: secrets never leave the process."""
         out = {
-            "mi_url": self.mi_url,
+            "mi_url": without_userinfo(self.mi_url) if self.mi_url else self.mi_url,
             "mi_fifo": self.mi_fifo,
             "mi_user": self.mi_user,
             "mi_password": "***" if self.mi_password else None,
@@ -104,6 +106,15 @@ def security_warnings(config: "Config") -> list[str]:
                 + " — use an ssh tunnel or keep mi_http on 127.0.0.1"
             )
     return warnings
+
+
+def without_userinfo(url: str) -> str:
+    """'http://user:secret@host:8888/mi' -> 'http://host:8888/mi' (only a URL's authority)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _fmt_hostport(hp: HostPort | None) -> str | None:

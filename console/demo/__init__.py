@@ -19,6 +19,7 @@ from .events import EventHub
 from .media import MediaDriver, start_media
 from .mi_render import MiRenderer
 from .mi_server import DEFAULT_BUFFER, MiHttpServer
+from .sip import SipEndpoint
 from .state import DemoState
 
 __all__ = ["DemoPlatform", "DemoState"]
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 class DemoPlatform:
     def __init__(self, size: int = 70, version: str = "3.4", real_rtpengine: bool | None = None, seed: int = 1,
                  tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
-                 buffer_size: int = DEFAULT_BUFFER, calls: int | None = None) -> None:
+                 buffer_size: int = DEFAULT_BUFFER, calls: int | None = None, sip: bool = False) -> None:
         if version not in ("3.4", "4.0"):
             raise ConfigError(f"the demo imitates OpenSIPS 3.4 or 4.0, not {version!r}")
         self.size, self.version, self.seed = size, version, seed
@@ -37,6 +38,8 @@ class DemoPlatform:
         self.tick, self.time_scale, self.buffer_size = tick, time_scale, buffer_size
         self.clock = clock
         self.calls = calls
+        self.sip_enabled = sip
+        self.sip_endpoint: SipEndpoint | None = None
         self.state: DemoState | None = None
         self.media: MediaDriver | None = None
         self.events: EventHub | None = None
@@ -48,6 +51,11 @@ class DemoPlatform:
     @property
     def mi_url(self) -> str:
         return self.server.url
+
+    @property
+    def sip(self) -> tuple[str, int] | None:
+        """(host, port) of the UDP SIP registrar, or None when started without sip=True."""
+        return self.sip_endpoint.address if self.sip_endpoint is not None else None
 
     @property
     def ng(self) -> tuple[str, int]:
@@ -84,6 +92,9 @@ class DemoPlatform:
         self.server = MiHttpServer(renderer, time_scale=self.time_scale, buffer_size=self.buffer_size)
         await self.server.start()
         renderer.httpd = f"{self.server.host}:{self.server.port}"
+        if self.sip_enabled:
+            self.sip_endpoint = SipEndpoint(self.state, on_change=self._publish_events)
+            await self.sip_endpoint.start()
         if self.tick:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo")
 
@@ -92,7 +103,7 @@ class DemoPlatform:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        for part in (self.server, self.events, self.media):
+        for part in (self.sip_endpoint, self.server, self.events, self.media):
             if part is not None:
                 try:
                     await part.close()
@@ -113,6 +124,10 @@ class DemoPlatform:
         """Advance the simulation once, run its media work, then deliver its events."""
         self.state.advance(now)
         await self._run_media_work()
+        self.events.publish(self.state.take_events())
+
+    def _publish_events(self) -> None:
+        """A REGISTER changed the state: its E_UL_* events go out now, not at the next tick."""
         self.events.publish(self.state.take_events())
 
     async def _run_media_work(self) -> None:

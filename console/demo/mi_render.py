@@ -307,14 +307,18 @@ class MiRenderer:
             "Cflags": contact.cflags,
             "Socket": contact.socket,
             "Methods": 4294967295,
-        }
+        } | ({"Received": contact.received} if contact.received else {})
 
     def _mi_ul_dump(self, brief: Any = None) -> dict:
         key = self.state.aor_key
+        by_aor: dict[str, list[SimContact]] = {}  # one entry per AoR, however many contacts it has
+        for contact in self.state.online_contacts():
+            by_aor.setdefault(contact.aor, []).append(contact)
         if brief:
-            aors = [{"AOR": key(c.aor)} for c in self.state.online_contacts()]
+            aors = [{"AOR": key(aor)} for aor in by_aor]
         else:
-            aors = [{"AOR": key(c.aor), "Contacts": [self.contact_entry(c)]} for c in self.state.online_contacts()]
+            aors = [{"AOR": key(aor), "Contacts": [self.contact_entry(c) for c in contacts]}
+                    for aor, contacts in by_aor.items()]
         return {"Domains": [{"name": "location", "hash_size": 512, "AORs": aors}]}
 
     def _mi_ul_show_contact(self, table_name: Any, aor: Any) -> dict:
@@ -325,12 +329,12 @@ class MiRenderer:
             if "@" not in aor:
                 raise MiError(400, "Domain missing in AOR")
             user, _, domain = aor.partition("@")
-            contact = self.state.find_contact(user) if domain == "127.0.0.1" else None
+            contacts = self.state.contacts_of(user if domain == "127.0.0.1" else aor)  # see DemoState.aor_key
         else:
-            contact = self.state.find_contact(aor)
-        if contact is None:
+            contacts = self.state.contacts_of(aor)
+        if not contacts:
             raise MiError(404, "AOR not found")
-        return {"AOR": aor, "Contacts": [self.contact_entry(contact)]}
+        return {"AOR": aor, "Contacts": [self.contact_entry(c) for c in contacts]}
 
     def _mi_list_tcp_conns(self) -> dict:
         connections = []

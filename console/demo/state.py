@@ -56,10 +56,16 @@ class SimContact:
     remote_port: int = 0
     conn_touched: int = 0
     in_call: bool = False
+    # Set for contacts registered by a real SIP REGISTER (console/demo/sip.py): the
+    # simulation never refreshes them, they carry what the UA sent, and only expire.
+    external: bool = False
+    ua: str | None = None
+    sock: str | None = None
+    received: str | None = None
 
     @property
     def socket(self) -> str:
-        return SOCKETS[self.transport]
+        return self.sock if self.sock is not None else SOCKETS[self.transport]
 
     @property
     def cflags(self) -> str:
@@ -67,7 +73,7 @@ class SimContact:
 
     @property
     def user_agent(self) -> str:
-        return USER_AGENTS[self.transport]
+        return self.ua if self.ua is not None else USER_AGENTS[self.transport]
 
 
 @dataclass(slots=True)
@@ -182,6 +188,8 @@ class DemoState:
         self._online = 0
         self.dialogs: dict[str, SimDialog] = {}
         self.by_aor: dict[str, SimContact] = {}
+        self.bindings: dict[str, list[SimContact]] = {}  # SIP-registered contacts per AoR (online only)
+        self._binding_ids = random.Random(seed ^ 0x5199)  # leaves the simulation's draws untouched
         udp, tcp, ws = _split(size)
         self.ranges = {"udp": (0, udp), "tcp": (udp, udp + tcp), "ws": (udp + tcp, size)}
         self.contacts: list[SimContact] = []
@@ -246,7 +254,8 @@ class DemoState:
     # ------------------------------------------------------------------ queries
 
     def aor_key(self, aor: str) -> str:
-        return f"{aor}@127.0.0.1" if self.version.startswith("4") else aor
+        # SIP-registered AoRs on 4.0 already carry their domain
+        return f"{aor}@127.0.0.1" if self.version.startswith("4") and "@" not in aor else aor
 
     def online_contacts(self):
         return (c for c in self.contacts if c.online)
@@ -258,6 +267,11 @@ class DemoState:
     def find_contact(self, aor: str) -> SimContact | None:
         contact = self.by_aor.get(aor)
         return contact if contact is not None and contact.online else None
+
+    def contacts_of(self, aor: str) -> list[SimContact]:
+        """Every online contact of `aor`: the simulated one and those registered over SIP."""
+        simulated = self.find_contact(aor)
+        return ([simulated] if simulated is not None else []) + list(self.bindings.get(aor, ()))
 
     def active_dialogs(self) -> list[SimDialog]:
         return list(self.dialogs.values())
@@ -292,6 +306,11 @@ class DemoState:
             contact = self.contacts[slot]
             if version != contact.version:
                 continue  # superseded by a later schedule
+            if contact.external:
+                if contact.online and contact.expires_at <= self.now:
+                    self.counters.add("usrloc:location-expires")
+                    self._remove_binding(contact)
+                continue
             if not contact.online:
                 self._reregister(contact)
             elif contact.expires_at <= self.now:
@@ -343,7 +362,7 @@ class DemoState:
             "domain": "location",
             "aor": self.aor_key(contact.aor),
             "uri": contact.uri,
-            "received": None,
+            "received": contact.received,
             "path": None,
             "qval": -1,
             "user_agent": contact.user_agent,
@@ -356,6 +375,75 @@ class DemoState:
             "latency": 0,
             "shtag": "",
         }))
+
+    # ------------------------------------------------------------------ real SIP registrations
+
+    def register(self, aor: str, contact_uri: str, *, user_agent: str, callid: str, cseq: int, expires: int,
+                 transport: str = "udp", received: str | None = None, socket: str | None = None) -> SimContact | None:
+        """Apply one binding of a REGISTER, like registrar save(): insert, refresh, or remove (expires 0).
+
+        `aor` is the usrloc key (user part on 3.4, user@domain on 4.0; see `aor_key`).
+        Returns the stored contact, or None when it was removed (or was not there)."""
+        if transport not in SOCKETS:
+            raise ConfigError(f"demo registrar: transport must be one of {', '.join(SOCKETS)}, got {transport!r}")
+        self.now = max(self.now, int(self.clock()))
+        self._count_register()
+        contact = next((c for c in self.bindings.get(aor, ()) if c.uri == contact_uri), None)
+        if expires <= 0:
+            if contact is not None:
+                self._remove_binding(contact)
+            return None
+        if contact is None:
+            return self._insert_binding(aor, contact_uri, user_agent=user_agent, callid=callid, cseq=cseq,
+                                        expires=expires, transport=transport, received=received, socket=socket)
+        contact.ua, contact.callid, contact.cseq, contact.received = user_agent, callid, cseq, received
+        contact.expires_len, contact.expires_at = expires, self.now + expires
+        contact.conn_touched = self.now
+        self._schedule(contact, contact.expires_at)
+        self._emit_contact("E_UL_CONTACT_UPDATE", contact)
+        return contact
+
+    def unregister_all(self, aor: str) -> int:
+        """`Contact: *` with `Expires: 0`: every contact of the AoR goes, the simulated one too."""
+        self.now = max(self.now, int(self.clock()))
+        self._count_register()
+        removed = 0
+        for contact in list(self.bindings.get(aor, ())):
+            self._remove_binding(contact)
+            removed += 1
+        simulated = self.find_contact(aor)
+        if simulated is not None:
+            self._remove(simulated)
+            removed += 1
+        return removed
+
+    def _insert_binding(self, aor: str, uri: str, *, user_agent: str, callid: str, cseq: int, expires: int,
+                        transport: str, received: str | None, socket: str | None) -> SimContact:
+        first = not self.contacts_of(aor)
+        contact = SimContact(len(self.contacts), aor, transport, uri=uri, callid=callid, cseq=cseq,
+                             expires_len=expires, expires_at=self.now + expires, online=True, external=True,
+                             ua=user_agent, sock=socket, received=received, conn_touched=self.now)
+        contact.contact_id = self._binding_ids.getrandbits(62) | (1 << 61)
+        self.contacts.append(contact)
+        self.bindings.setdefault(aor, []).append(contact)
+        self._online += 1
+        self._schedule(contact, contact.expires_at)
+        if first:
+            self.events.append(StateEvent("E_UL_AOR_INSERT", {"domain": "location", "aor": self.aor_key(aor)}))
+        self._emit_contact("E_UL_CONTACT_INSERT", contact)
+        return contact
+
+    def _remove_binding(self, contact: SimContact) -> None:
+        self._emit_contact("E_UL_CONTACT_DELETE", contact)
+        contact.online = False
+        contact.version += 1  # cancels its expiry timer
+        self._online -= 1
+        remaining = self.bindings.get(contact.aor, [])
+        remaining.remove(contact)
+        if not remaining:
+            self.bindings.pop(contact.aor, None)
+        if not self.contacts_of(contact.aor):
+            self.events.append(StateEvent("E_UL_AOR_DELETE", {"domain": "location", "aor": self.aor_key(contact.aor)}))
 
     # ------------------------------------------------------------------ calls
 

@@ -11,7 +11,8 @@ import enum
 import json
 from typing import Any
 
-from ..model import Call, CheckResult, Contact, Dialog, MediaSession, Snapshot, overall_status
+from ..model import (Call, CheckResult, Contact, Dialog, HostState, MediaSession, ProcessInfo, Snapshot,
+                     overall_status)
 
 
 def _plain(obj: Any) -> Any:
@@ -133,6 +134,23 @@ def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
         },
         "calls": [call_dict(c) for c in snap.calls],
         "errors": list((sig.errors if sig else ()) + (media.errors if media else ())),
+        "host": host_dict(snap.host) if snap.host else None,
+    }
+
+
+def host_dict(host: HostState) -> dict[str, Any]:
+    """Daemons as found (a denied or suspect process says why), kernel modules, host errors.
+    Process settings stay out: a parsed opensips.cfg may hold database passwords."""
+    def process(p: ProcessInfo) -> dict[str, Any]:
+        return {"pid": p.pid, "name": p.name, "user": p.user, "cmdline": list(p.cmdline),
+                "error": p.error, "suspect": p.suspect}
+
+    return {
+        "hostname": host.hostname,
+        "rtpengine": [process(p) for p in host.rtpengine],
+        "opensips": [process(p) for p in host.opensips],
+        "kernel_modules": _plain(host.kernel_modules),
+        "errors": list(host.errors),
     }
 
 

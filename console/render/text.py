@@ -7,6 +7,7 @@ may come from the network goes through `safe_text` — never through markup.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 
@@ -138,5 +139,9 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
 
 
 def make_console(stderr: bool = False) -> Console:
-    # Rich already honours NO_COLOR, TERM=dumb and non-TTY output (plain text).
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # Rich already honours TERM=dumb and non-TTY output (plain text).  For NO_COLOR it
+    # drops colours only and keeps bold; we drop every escape sequence (no-color.org:
+    # any non-empty value).
+    no_color = bool(os.environ.get("NO_COLOR"))
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, no_color=no_color,
+                   color_system=None if no_color else "auto")

@@ -353,7 +353,6 @@ class OpsConsoleApp(App[None]):
             self._terminal_lost()
 
     def _terminal_lost(self) -> None:
-        open("/tmp/opsconsole_debug.txt","a").write(f"lost {time.time()}\n")
         self.exit(return_code=129)
 
 

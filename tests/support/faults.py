@@ -9,7 +9,8 @@ stops (closing its sockets) on exit, also when the test failed.
     NgResponder(mode="normal")    an ng peer answering from the captures; `.mode` switchable at any time:
                                   normal, silent, foreign_cookie (a `pong` under another cookie),
                                   foreign_then_real, truncated (bencode cut short), error (`result: error`
-                                  for every command), big_list (a `list` reply of `list_size` call-ids);
+                                  for every command), big_list (a `list` reply of `list_size` call-ids),
+                                  proxy (relay to `.upstream`, e.g. a real daemon's ng or -u listener);
                                   `.commands` = ng commands received, in order
     CliResponder(mode="normal")   an rtpengine `--listen-cli` peer answering from the captures;
                                   modes: normal, silent, unknown (rtpengine's "Unknown or incomplete
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import bencodepy
+import pytest
 
 from support.mi_server import MIServer, _HTTPServer, _Handler
 
@@ -56,11 +58,11 @@ def _payload(name: str) -> bytes:
 class _Peer:
     """A thread serving one socket until `stop()`."""
 
-    def __init__(self, kind: int) -> None:
+    def __init__(self, kind: int, port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, kind)
         if kind == socket.SOCK_STREAM:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((HOST, 0))
+        self.sock.bind((HOST, port))
         self.sock.settimeout(0.05)
         self.address = self.sock.getsockname()[:2]
         self.stop_event = threading.Event()
@@ -86,8 +88,8 @@ class _Peer:
 
 
 class _TCPPeer(_Peer):
-    def __init__(self) -> None:
-        super().__init__(socket.SOCK_STREAM)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(socket.SOCK_STREAM, port)
         self.sock.listen(16)
         self.connections: list[socket.socket] = []
 
@@ -176,8 +178,8 @@ class CliResponder(_TCPPeer):
         "list numsessions": "ctl.list_numsessions.txt",
     }
 
-    def __init__(self, mode: str = "normal") -> None:
-        super().__init__()
+    def __init__(self, mode: str = "normal", port: int = 0) -> None:
+        super().__init__(port)
         self.mode = mode
         self.commands: list[str] = []
 
@@ -209,10 +211,11 @@ class CliResponder(_TCPPeer):
 class NgResponder(_Peer):
     """An ng peer over UDP whose behaviour is `mode` (see the module docstring)."""
 
-    def __init__(self, mode: str = "normal", list_size: int = 100) -> None:
+    def __init__(self, mode: str = "normal", list_size: int = 100, upstream: tuple[str, int] | None = None) -> None:
         super().__init__(socket.SOCK_DGRAM)
         self.mode = mode
         self.list_size = list_size
+        self.upstream = upstream  # mode "proxy": relay every datagram to this address
         self.commands: list[str] = []
 
     def _serve(self) -> None:
@@ -222,6 +225,7 @@ class NgResponder(_Peer):
             except (TimeoutError, OSError):
                 continue
             cookie, _, body = data.partition(b" ")
+            self.last_body = body
             try:
                 command = bencodepy.decode(body).get(b"command", b"").decode()
             except Exception:
@@ -237,6 +241,8 @@ class NgResponder(_Peer):
         mode = self.mode
         if mode == "silent":
             return []
+        if mode == "proxy":
+            return self.relay(cookie + b" " + self.last_body)
         foreign = secrets.token_hex(6).encode() + b" " + _payload("ng.ping.response.bencode")
         if mode == "foreign_cookie":
             return [foreign]
@@ -247,6 +253,15 @@ class NgResponder(_Peer):
             return [cookie + b" " + _payload("ng.error.unknown_command.response.bencode")]
         real = cookie + b" " + self.payload(command)
         return [foreign, real] if mode == "foreign_then_real" else [real]
+
+    def relay(self, datagram: bytes) -> list[bytes]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+            upstream.settimeout(1.0)
+            upstream.sendto(datagram, self.upstream)
+            try:
+                return [upstream.recv(65535)]
+            except OSError:
+                return []
 
     def payload(self, command: str) -> bytes:
         if command == "list" and self.mode == "big_list":
@@ -278,3 +293,63 @@ def release_hung(server: MIServer) -> None:
     server.stop_event.set()
     with server.serve_lock:  # every parked handler has let go
         server.stop_event.clear()
+
+
+# --------------------------------------------------------------------------- shared assertions
+
+def targets(mi_url: str | None, ng: tuple[str, int] | None, cli: tuple[str, int] | None,
+            timeout: str = "0.5") -> list[str]:
+    """CLI target options; an unused channel points at a port nobody listens on."""
+    ng = ng or (HOST, free_port(socket.SOCK_DGRAM))
+    cli = cli or (HOST, free_port())
+    return ["--mi-url", mi_url or f"http://{HOST}:{free_port()}/mi", "--ng", f"{ng[0]}:{ng[1]}",
+            "--cli", f"{cli[0]}:{cli[1]}", "--timeout", timeout]
+
+
+def assert_clean_output(*streams: str) -> None:
+    """No traceback and no raw exception dump reached the operator."""
+    for text in streams:
+        assert "Traceback" not in text, text[-2000:]
+        assert 'File "' not in text, text[-2000:]
+
+
+def assert_mi_read_only(server: MIServer | None) -> None:
+    """Nothing written to the platform: every MI method the fake received is read-only."""
+    from opsconsole_opensips.commands import is_write_method
+
+    if server is None:
+        return
+    written = [method for method, _params in server.requests if is_write_method(method)]
+    assert not written, f"write methods sent: {written}"
+
+
+def assert_ng_read_only(commands: list[str]) -> None:
+    assert set(commands) <= READ_ONLY_NG, f"ng commands beyond ping/list/query/statistics: {commands}"
+
+
+@pytest.fixture
+def ng_commands(monkeypatch) -> list[str]:
+    """Every ng command any NgClient sends during the test (real daemons included)."""
+    from opsconsole_rtpengine.ng import NgClient
+
+    sent: list[str] = []
+    original = NgClient.request
+
+    async def recording(self, message):
+        sent.append(str(message.get("command")))
+        return await original(self, message)
+
+    monkeypatch.setattr(NgClient, "request", recording)
+    return sent
+
+
+@pytest.fixture(autouse=False)
+def clean_home(monkeypatch, tmp_path):
+    """No operator config file or OPSCONSOLE_* variable leaks into a test."""
+    import os
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in list(os.environ):
+        if name.startswith("OPSCONSOLE_"):
+            monkeypatch.delenv(name)
+    return tmp_path
