@@ -17,7 +17,7 @@ from console.config import Config
 from console.plugins import CollectOptions
 from opsconsole_opensips.live import dump_timeout, estimate_dump_seconds, explain_dump_failure
 from opsconsole_opensips.codec import MIServerError
-from opsconsole_opensips.parse import parse_contacts
+from opsconsole_opensips.parse import parse_contacts, parse_dialogs
 from opsconsole_opensips.source import OpenSIPSSource
 from console.errors import Timeout, TransportError
 
@@ -175,6 +175,28 @@ async def test_force_full_sync_does_exactly_one_dump(clock):
             await source.aclose()
 
 
+async def test_dialogs_follow_events_between_slow_dialog_lists(clock):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=11, clock=clock) as demo:
+        recorder, published = Recorder(demo), PublishedCounter(demo)
+        source = make_source(demo, clock, heavy_interval=1000)
+        try:
+            first = await source.collect(LIVE)
+            assert first.dialogs
+            await advance(demo, clock, 5, steps=20)
+            await settle(source, demo, published.sent)
+            state = await source.collect(LIVE)
+            assert recorder.count("dlg_list_ctx") == 1
+            listed = parse_dialogs(demo.server.renderer.call("dlg_list"))
+            answered = {d.id: d.state for d in listed if 1 < d.state < 5}
+            assert answered != {d.id: d.state for d in first.dialogs if 1 < d.state < 5}, "calls should have moved"
+            assert {d.id: d.state for d in state.dialogs if 1 < d.state < 5} == answered
+            clock.now += 1000
+            await source.collect(LIVE)
+            assert recorder.count("dlg_list_ctx") == 2  # the slow cadence
+        finally:
+            await source.aclose()
+
+
 async def test_events_unavailable_falls_back_to_bounded_polling(clock):
     async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock) as demo:
         demo.server.renderer.subscriptions = None  # event_subscribe -> -32601 Method not found
@@ -189,6 +211,7 @@ async def test_events_unavailable_falls_back_to_bounded_polling(clock):
             assert "event_subscribe" in state.events_status
             assert recorder.count("ul_dump") == 1  # three polls inside one heavy_interval
             assert recorder.count("dlg_list_ctx") == 1
+            assert recorder.count("list_tcp_conns") == 1 and state.connections  # cached between heavy polls
             assert live_set(state) == await fresh_dump(demo)
             clock.now += 31
             await source.collect(LIVE)
@@ -267,6 +290,22 @@ async def test_lost_subscriptions_trigger_one_resync_below_the_threshold(clock):
             assert state.contacts_mode == "full" and live_set(state) == await fresh_dump(demo)
             await source.collect(LIVE)
             assert recorder.count("ul_dump") == 2  # the gap is handled once
+        finally:
+            await source.aclose()
+
+
+async def test_contacts_leave_the_list_at_their_absolute_expiry(clock):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock) as demo:
+        source = make_source(demo, clock)
+        try:
+            first = await source.collect(LIVE)
+            soonest = min(c.expires for c in first.contacts if c.expires)
+            demo.events.subscribers.clear()  # no DELETE events will come
+            clock.now += soonest + 1
+            later = await source.collect(CollectOptions(live=True, dialogs=False))
+            gone = {(c.aor, c.contact) for c in first.contacts if c.expires is not None and c.expires <= soonest + 1}
+            assert gone and not gone & live_set(later)
+            assert live_set(later) == live_set(first) - gone
         finally:
             await source.aclose()
 

@@ -66,6 +66,7 @@ class OpsConsoleApp(App[None]):
     BINDINGS = [
         *(Binding(key, f"show('{name}')", PANE_TITLES[name]) for key, name, _ in PANES),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("S", "full_sync", "Full sync", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "back", "Back", show=False),
@@ -85,6 +86,7 @@ class OpsConsoleApp(App[None]):
         self.current = "overview"
         self.poll_count = 0
         self.last_options: CollectOptions | None = None
+        self.full_sync_requested = False  # the operator pressed S: one full ul_dump on the next poll
         self._poll_timer = None
         self._parent_pid = os.getppid()
         config = getattr(service, "config", None)
@@ -151,8 +153,18 @@ class OpsConsoleApp(App[None]):
         contacts = self.current == "registrations" or due(self.state.contacts_at)
         dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at)
         details = self.current in ("calls", "media") or dialogs
-        return CollectOptions(contacts=contacts, dialogs=dialogs, media_details=details,
-                              full_sync_max=self.full_sync_max)
+        force = self.full_sync_requested
+        self.full_sync_requested = False
+        # live: between full syncs the sources keep lists current from events, not dumps.
+        return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=details,
+                              full_sync_max=self.full_sync_max, force_full_sync=force, live=True)
+
+    def action_full_sync(self) -> None:
+        """A full ul_dump holds OpenSIPS MI (quadratic in contacts): only when the operator asks."""
+        self.full_sync_requested = True
+        self.notify("full sync requested: OpenSIPS MI is busy while the contact list is dumped", markup=False)
+        if not self.polling:
+            self.poll_now()
 
     def poll_now(self) -> None:
         if self._poll_timer is not None:

@@ -30,6 +30,10 @@ from .parse import parse_aors, parse_contacts
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
 EVENTS_RETRY_AFTER = 300.0  # try subscribing again this long after events were unavailable
+# Recomputing `expires` costs ~5 us a contact (0.5 s at 100k): big tables are rebuilt at most
+# every len/VIEW_CONTACTS_PER_SECOND seconds, so the list may lag events by that much (10 s at 100k).
+VIEW_ALWAYS_BELOW = 20_000
+VIEW_CONTACTS_PER_SECOND = 10_000
 _FALLBACK_SUFFIX = " — falling back to bounded polling"
 
 Caller = Callable[..., Awaitable[Any]]  # call(logical_name, params=None, *, timeout=None)
@@ -102,6 +106,22 @@ class LiveSync:
         self._polled_at: float | None = None
         self._dialog_sync_at: float | None = None
         self._polled_dialogs: tuple[Dialog, ...] | None = None
+        self._view: tuple[Contact, ...] = ()
+        self._view_at: float | None = None
+        self._connections_at: float | None = None
+        self.connections_raw: Any = None  # last list_tcp_conns reply
+
+    # ------------------------------------------------------------------ TCP connections
+
+    def connections_due(self) -> bool:
+        """list_tcp_conns lists every TCP/WS connection (~40k at 100k contacts): heavy cadence only."""
+        last = self._connections_at
+        return last is None or self.monotonic() - last >= self.config.heavy_interval
+
+    def remember_connections(self, raw: Any) -> None:
+        self._connections_at = self.monotonic()
+        if raw is not None:  # on failure keep showing the previous list
+            self.connections_raw = raw
 
     # ------------------------------------------------------------------ events
 
@@ -154,11 +174,18 @@ class LiveSync:
         synced = False
         if self._full_sync_due(count, options):
             synced = await self._full_sync(count, errors)
-        contacts = tuple(self.registrations.contacts(now))
+        contacts = self._contact_view(now, rebuild=synced)
         failure = f"; last full sync failed: {self._sync_error}" if self._sync_error else ""
         if self.registrations.complete:
             return contacts, failure.lstrip("; "), "full" if synced else "events"
         return contacts, self._partial_note(count, options) + failure, "events-partial"
+
+    def _contact_view(self, now: float, rebuild: bool) -> tuple[Contact, ...]:
+        size = len(self.registrations)
+        lag = 0.0 if size <= VIEW_ALWAYS_BELOW else size / VIEW_CONTACTS_PER_SECOND
+        if rebuild or self._view_at is None or now - self._view_at >= lag:
+            self._view, self._view_at = tuple(self.registrations.contacts(now)), now
+        return self._view
 
     def _full_sync_due(self, count: int | None, options: CollectOptions) -> bool:
         if options.force_full_sync:

@@ -145,22 +145,27 @@ class OpenSIPSSource:
     async def _collect(self, options: CollectOptions) -> SignallingState:
         commands = self._commands or await self._detect()
         errors: list[str] = []
+        live = self._live_sync() if options.live else None
+        fetch_conns = live is None or live.connections_due()
         replies = await asyncio.gather(
             self._optional(commands, "uptime", None, errors),
             self._optional(commands, "get_statistics", {"statistics": STAT_GROUPS}, errors),
             self._optional(commands, "rtpengine_show", None, errors),
-            self._optional(commands, "list_tcp_conns", None, errors),
+            self._optional(commands, "list_tcp_conns", None, errors) if fetch_conns else _nothing(),
             return_exceptions=True,  # let every call finish before raising the first failure
         )
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
         uptime, stats, relays, conns = replies
+        if live is not None:
+            if fetch_conns:
+                live.remember_connections(conns)
+            conns = live.connections_raw
         overview = self._overview(uptime, stats, errors)
         self._note_restart(overview.uptime_s)
         events_status = ""
-        if options.live:
-            live = self._live_sync()
+        if live is not None:
             await live.ensure_listener()
             contacts, note, mode = await live.contacts(overview.registered_contacts, options, errors)
             dialogs = await live.dialogs(lambda: self._dialogs(commands, overview, errors), options)
@@ -292,6 +297,10 @@ class OpenSIPSSource:
             index += DIALOG_PAGE
             if not page or total is None or index >= total:
                 return tuple(dialogs)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _listeners(contacts, dialogs, connections) -> tuple[str, ...]:
