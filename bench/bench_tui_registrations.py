@@ -79,7 +79,7 @@ async def run(count: int) -> dict[str, list[float]]:
         for _ in range(8):
             record("s sort cycle (first sort of a column included)", await timed_press(app, pilot, "s"))
         for _ in range(2):
-            record("S reverse", await timed_press(app, pilot, "S"))
+            record("r reverse", await timed_press(app, pilot, "r"))
         record("enter (detail)", await timed_press(app, pilot, "enter"))
         record("escape (back)", await timed_press(app, pilot, "escape"))
         # A fresh full contact list arrives (new tuple: index rebuilt, keyed diff).

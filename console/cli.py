@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
     parser.add_argument("--interval", type=float, default=None, metavar="S", help="TUI poll interval (default 2 s)")
+    parser.add_argument("--no-events", action="store_true",
+                        help="do not subscribe to OpenSIPS events; poll (bounded) instead")
     _add_common(parser, sub=False)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -119,6 +121,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["interval"] = args.interval
     if getattr(args, "allow_write", False):
         out["allow_write"] = True
+    if getattr(args, "no_events", False):
+        out["events"] = False
     return out
 
 

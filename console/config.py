@@ -146,6 +146,8 @@ def parse_hostport(text: str, *, option: str = "address") -> HostPort:
 def _check_secret_file_mode(path: Path, data: Mapping[str, Any]) -> None:
     """Refuse a config holding a secret that others can read, as ssh does."""
     has_secret = any(k in data.get("opensips", {}) for k in ("password", "mi_password")) or "mi_password" in data
+    url = data.get("opensips", {}).get("mi_url")
+    has_secret = has_secret or (isinstance(url, str) and without_userinfo(url) != url)  # user:pass@ in the URL
     if not has_secret:
         return
     mode = path.stat().st_mode
@@ -182,7 +184,8 @@ def _from_toml(data: Mapping[str, Any]) -> dict[str, Any]:
     osips = data.get("opensips", {})
     for key, target in (("mi_url", "mi_url"), ("mi_fifo", "mi_fifo"), ("user", "mi_user"),
                         ("password", "mi_password"), ("version", "opensips_version"),
-                        ("full_sync_max", "full_sync_max"), ("mi_reply_dir", "mi_reply_dir")):
+                        ("full_sync_max", "full_sync_max"), ("mi_reply_dir", "mi_reply_dir"),
+                        ("events", "events")):
         if key in osips:
             out[target] = osips[key]
     rtp = data.get("rtpengine", {})

@@ -157,3 +157,58 @@ async def test_a_50MB_answer_is_cut_off_with_bounded_memory():
         assert status.ok is False and "MI response larger than" in status.error
         assert peak < 24_000_000, f"peak {peak} bytes while reading a capped reply"
         assert peer.sent < 50_000_000  # the console hung up long before the end
+
+
+async def test_the_cap_is_tight_for_cheap_calls_and_roomy_for_table_walks(mi_server):
+    """10 MB is absurd for `version` but plausible for a big ul_dump (100k contacts ~30 MB)."""
+    from console.errors import ResponseTooLarge
+    from opsconsole_opensips.client import HTTPMIClient
+
+    client = HTTPMIClient(mi_server.url, timeout=2.0)
+    try:
+        mi_server.set_fault("huge", size=10_000_000)
+        with pytest.raises(ResponseTooLarge):
+            await client.call("version")
+        assert len(await client.call("ul_dump")) == 10_000_000
+    finally:
+        await client.aclose()
+
+
+# Once the version is known the first failing call is a cheap one (uptime, get_statistics...).
+LATER_REASONS = {
+    "refused": "connection refused",
+    "silent": "did not answer",
+    "http500": "HTTP 500",
+    "html_page": "is not JSON",
+    "non_json": "is not JSON",
+    "truncated_json": "truncated JSON",
+    "jsonrpc_error": "Internal error (code -32000)",
+    "wrong_type": "instead of objects",
+    "drip": "did not answer",
+}
+
+
+@pytest.mark.parametrize("fault", [f for f in MI_FAULTS if f.id in LATER_REASONS], ids=lambda f: f.id)
+async def test_a_fault_after_healthy_polls_fails_the_source_not_just_its_commands(fault, ng_commands):
+    """After detection every call is "optional"; if none of them answers, the source must still FAIL."""
+    port = free_port()
+    server = mi_server_at(port)
+    service = ConsoleService(Config(mi_url=server.url, ng=None, cli=None, timeout=0.5))
+    try:
+        assert (await service.snapshot()).sources["opensips"].ok
+        if fault.id == "refused":
+            server.stop()
+        else:
+            server.set_fault(fault.fault, **fault.opts)
+        broken = await service.snapshot()
+        assert broken.sources["opensips"].ok is False
+        assert LATER_REASONS[fault.id] in broken.sources["opensips"].error
+        if fault.id == "refused":
+            server = mi_server_at(port)
+        else:
+            release_hung(server)
+        assert (await service.snapshot()).sources["opensips"].ok
+    finally:
+        await service.aclose()
+        server.stop()
+    assert_mi_read_only(server)

@@ -212,3 +212,14 @@ async def test_cli_recovers_when_the_fault_clears(faulty_cli):
     finally:
         await service.aclose()
     assert faulty_cli["peer"].commands and all(c.startswith("list ") for c in faulty_cli["peer"].commands)
+
+
+def test_pointing_straight_at_a_real_listen_udp_listener_names_it(start_rtpengine, mi_server, capsys, ng_commands):
+    daemon = start_rtpengine(legacy=True)
+    code = main(["diagnose", "--json", "--only", "rtpengine.ng", *targets(mi_server.url, daemon.legacy, None)])
+    out, err = capsys.readouterr()
+    (check,) = json.loads(out)["checks"]
+    assert code == 2 and check["status"] == "fail"
+    assert "-u/--listen-udp" in check["summary"] and "--listen-ng" in check["remedy"]
+    assert_clean_output(out, err)
+    assert_ng_read_only(ng_commands)

@@ -114,3 +114,15 @@ def test_config_with_a_password_readable_by_others_is_refused(tmp_path, mi_serve
     _assert_no_secret(out, err)
     os.chmod(config, 0o600)
     assert main(["mi", "version", "--config", str(config)]) == 0
+
+
+def test_config_with_credentials_inside_the_mi_url_must_be_private_too(tmp_path, mi_server, capsys):
+    config = _write_config(tmp_path / "url.toml", f'[opensips]\nmi_url = "{_credential_url(mi_server.url)}"\n',
+                           mode=0o640)
+    assert main(["mi", "version", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert "readable by others" in err and "chmod 600" in err
+    _assert_no_secret(out, err)
+    os.chmod(config, 0o600)
+    assert main(["mi", "version", "--config", str(config), "--timeout", "0.5"]) == 0
+    assert mi_server.last_headers.get("Authorization", "").startswith("Basic ")

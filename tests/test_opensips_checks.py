@@ -47,7 +47,9 @@ def test_source_failed():
     assert mi.status == Status.FAIL and "connection refused" in mi.summary and mi.remedy
     for func, cid in ((check_load, "opensips.load"), (check_shm, "opensips.shm"), (check_ws, "opensips.ws")):
         result = func(ctx(None, "boom"))
-        assert result.status == Status.UNKNOWN and "boom" in result.summary and result.id == cid
+        # The cause is reported once, by opensips.mi; the others point there and keep it as evidence.
+        assert result.status == Status.UNKNOWN and result.id == cid
+        assert "opensips.mi" in result.summary and result.evidence["error"] == "boom"
 
 
 def test_not_configured_skips():

@@ -144,14 +144,14 @@ async def test_heavy_calls_never_overlap_but_cheap_ones_do(mi_server, monkeypatc
     peak = {"heavy": 0, "all": 0}
     real_post = client._post
 
-    async def tracking_post(body):
+    async def tracking_post(body, *rest):
         heavy = b"ul_dump" in body or b"dlg_list" in body
         for key in ("all",) + (("heavy",) if heavy else ()):
             active[key] += 1
             peak[key] = max(peak[key], active[key])
         try:
             await asyncio.sleep(0.05)  # hold the slot so overlaps can happen
-            return await real_post(body)
+            return await real_post(body, *rest)
         finally:
             for key in ("all",) + (("heavy",) if heavy else ()):
                 active[key] -= 1

@@ -14,12 +14,13 @@ from collections import Counter
 import pytest
 
 from console.config import Config
+from console.errors import Timeout, TransportError
 from console.plugins import CollectOptions
-from opsconsole_opensips.live import dump_timeout, estimate_dump_seconds, explain_dump_failure
+from opsconsole_opensips import live as live_module
 from opsconsole_opensips.codec import MIServerError
+from opsconsole_opensips.live import dump_timeout, estimate_dump_seconds, explain_dump_failure
 from opsconsole_opensips.parse import parse_contacts, parse_dialogs
 from opsconsole_opensips.source import OpenSIPSSource
-from console.errors import Timeout, TransportError
 
 DemoPlatform = pytest.importorskip("console.demo").DemoPlatform
 
@@ -258,16 +259,17 @@ async def test_http_500_during_full_sync_is_explained_and_the_list_kept(clock):
             await source.aclose()
 
 
-async def test_silent_mi_during_full_sync_times_out_with_an_explanation(clock):
-    # ul_dump emulated ~1000x slower than OpenSIPS: longer than the dump's own deadline
-    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock, time_scale=6000) as demo:
-        source = make_source(demo, clock, timeout=0.1)
+async def test_silent_mi_during_full_sync_times_out_with_an_explanation(clock, monkeypatch):
+    # the dump's own deadline shortened to 0.3 s; the demo holds MI ~1 s for this ul_dump
+    monkeypatch.setattr(live_module, "dump_timeout", lambda contacts, base, brief=False: 0.3)
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock, time_scale=2200) as demo:
+        source = make_source(demo, clock)
         try:
             await source.collect(CollectOptions(live=True, full_sync_max=10, dialogs=False))
             state = await source.collect(CollectOptions(live=True, full_sync_max=10, dialogs=False,
                                                         force_full_sync=True))
             reason = next(e for e in state.errors if e.startswith("ul_dump"))
-            assert "stayed silent" in reason
+            assert "stayed silent for 0.3 s" in reason
             assert state.contacts_mode == "events-partial"
         finally:
             await source.aclose()
@@ -294,6 +296,25 @@ async def test_lost_subscriptions_trigger_one_resync_below_the_threshold(clock):
             await source.aclose()
 
 
+async def test_opensips_restart_resubscribes_and_resyncs(clock):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock) as demo:
+        recorder = Recorder(demo)
+        source = make_source(demo, clock)
+        try:
+            await source.collect(LIVE)
+            await advance(demo, clock, 30)
+            await source.collect(LIVE)
+            demo.events.subscribers.clear()  # a restarted OpenSIPS forgets subscribers ...
+            demo.state.started = demo.state.now  # ... and its uptime starts again
+            await source.collect(LIVE)  # notices the restart (uptime went backwards)
+            state = await source.collect(LIVE)
+            assert {s.event for s in demo.events.subscribers} == set(source.live.listener.subscribed)
+            assert recorder.count("ul_dump") == 2
+            assert live_set(state) == await fresh_dump(demo)
+        finally:
+            await source.aclose()
+
+
 async def test_contacts_leave_the_list_at_their_absolute_expiry(clock):
     async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock) as demo:
         source = make_source(demo, clock)
@@ -310,15 +331,17 @@ async def test_contacts_leave_the_list_at_their_absolute_expiry(clock):
             await source.aclose()
 
 
-async def test_aclose_unsubscribes_with_expire_zero(clock):
-    async with DemoPlatform(size=30, real_rtpengine=False, tick=None, clock=clock) as demo:
+@pytest.mark.parametrize(("version", "subscribe"), [("3.4", "event_subscribe"), ("4.0", "evi:subscribe")])
+async def test_aclose_unsubscribes_with_expire_zero(clock, version, subscribe):
+    async with DemoPlatform(size=30, version=version, real_rtpengine=False, tick=None, clock=clock) as demo:
         recorder = Recorder(demo)
         source = make_source(demo, clock)
-        await source.collect(LIVE)
+        state = await source.collect(LIVE)
+        assert state.contacts_mode == "full" and live_set(state) == await fresh_dump(demo)
         subscribed = set(source.live.listener.subscribed)
         assert subscribed and demo.events.subscribers
         await source.aclose()
-        zero = {p["event"] for p in recorder.params_of("event_subscribe") if p.get("expire") == 0}
+        zero = {p["event"] for p in recorder.params_of(subscribe) if p.get("expire") == 0}
         assert zero == subscribed
         assert demo.events.subscribers == []
 

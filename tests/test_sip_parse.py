@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.demo.mi_render import MiRenderer
 from console.demo.sip import (MAX_MESSAGE, SipRegistrar, effective_expires, parse_name_addr, parse_request,
-                              split_list)
+                              read_stream_message, split_list)
 from console.demo.state import DemoState
 from console.errors import ProtocolError
 
@@ -85,7 +87,7 @@ def test_split_list_keeps_escaped_quotes_inside_display_names():
 
 @pytest.mark.parametrize(("param", "header", "expected"), [
     ("600", None, 600), (None, "120", 120), (None, None, 3600), ("0", "3600", 0),
-    ("5", None, 10), ("99999", None, 7200), ("abc", "30", 30),
+    ("5", None, 10), ("99999", None, 7200), ("abc", "30", 30), ("9" * 5000, "9" * 5000, 3600), ("\u0663", None, 3600),
 ])
 def test_expires_comes_from_the_contact_then_the_header_then_the_default(param, header, expected):
     contact = "<sip:a@h>" + (f";expires={param}" if param is not None else "")
@@ -114,6 +116,23 @@ def test_any_datagram_is_answered_or_dropped_and_counted(data):
         assert reg.stats["dropped"] == 1
     else:
         assert reply.startswith(b"SIP/2.0 ") and reply.endswith(b"\r\n\r\n")
+
+
+header_text = st.lists(st.sampled_from(list('<>";,=*: \t@abc09\x1b\u202e[]/') + ["sip:", "expires", "\\"]),
+                       max_size=20).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(contact=header_text, expires=header_text, to=header_text, cseq=header_text)
+def test_any_header_values_get_a_reply_never_an_exception(contact, expires, to, cseq):
+    data = register(contacts=(contact,), extra=f"Expires: {expires}")
+    data = data.replace(b"To: <sip:alice@127.0.0.1>", f"To: {to}".encode()).replace(b"CSeq: 1", f"CSeq: {cseq}".encode())
+    reg = registrar()
+    reply = reg.handle(data, SOURCE)
+    if reply is None:  # only when the header text broke the message itself (e.g. To: lost its name)
+        assert reg.stats["dropped"] == 1
+    else:
+        assert reply_lines(reply)[0] == "SIP/2.0 200 OK" or reply_lines(reply)[0].startswith("SIP/2.0 400 ")
 
 
 # ------------------------------------------------------------------ registrar
@@ -205,7 +224,8 @@ def test_bad_to_uri_and_bad_cseq_get_400_and_change_nothing():
     before = reg.state.contact_count
     no_user = register().replace(b"To: <sip:alice@127.0.0.1>", b"To: <sip:127.0.0.1>")
     bad_cseq = register().replace(b"CSeq: 1 REGISTER", b"CSeq: one REGISTER")
-    for data in (no_user, bad_cseq):
+    huge_cseq = register().replace(b"CSeq: 1 REGISTER", b"CSeq: " + b"9" * 5000 + b" REGISTER")
+    for data in (no_user, bad_cseq, huge_cseq):
         assert reply_lines(reg.handle(data, SOURCE))[0].startswith("SIP/2.0 400 ")
     assert reg.state.contact_count == before
 
@@ -217,3 +237,51 @@ def test_bytes_that_are_not_utf8_round_trip_exactly():
     reg.handle(data, SOURCE)
     stored = reg.state.contacts_of("alice")[0].user_agent
     assert stored.encode("utf-8", "surrogateescape") == raw_ua
+
+
+# ------------------------------------------------------------------ TCP framing
+
+
+async def read_all(data: bytes) -> list[bytes]:
+    reader = asyncio.StreamReader(limit=MAX_MESSAGE)
+    reader.feed_data(data)
+    reader.feed_eof()
+    messages = []
+    while (message := await read_stream_message(reader)) is not None:
+        messages.append(message)
+    return messages
+
+
+async def test_stream_framing_uses_content_length_full_or_compact():
+    with_body = register().replace(b"Content-Length: 0\r\n", b"l: 5\r\n") + b"hello"
+    keepalive = b"\r\n\r\n"
+    assert await read_all(keepalive + register() + keepalive + with_body + keepalive) == [register(), with_body]
+    assert parse_request(with_body).body == b"hello"
+
+
+@pytest.mark.parametrize("data", [
+    register()[:-10],  # cut inside the head
+    register().replace(b"Content-Length: 0", b"Content-Length: 9") + b"short",  # cut inside the body
+    register().replace(b"Content-Length: 0", b"Content-Length: 999999"),
+    b"X" * (MAX_MESSAGE + 10),  # no end of head within the limit
+])
+async def test_stream_framing_errors_are_protocol_errors(data):
+    with pytest.raises(ProtocolError):
+        await read_all(data)
+
+
+def test_a_real_ua_takes_over_a_simulated_contact_with_the_same_uri():
+    reg = registrar()
+    state = reg.state
+    simulated = state.find_contact("1000")
+    count = state.contact_count
+    uri = simulated.uri
+    reg.handle(register(user="1000", contacts=(f"<{uri}>;expires=60",), extra="User-Agent: real-phone"), SOURCE)
+    assert state.contact_count == count  # refreshed, not duplicated
+    (contact,) = state.contacts_of("1000")
+    assert (contact.uri, contact.user_agent, contact.socket) == (uri, "real-phone", "udp:127.0.0.1:5060")
+    assert [e.name for e in state.take_events()] == ["E_UL_CONTACT_UPDATE"]
+    state.advance(state.clock.now + 61)
+    assert state.contacts_of("1000") == []  # expired like any SIP contact
+    state.advance(state.clock.now + 7200)
+    assert state.contacts_of("1000") == []  # and the simulation no longer brings it back

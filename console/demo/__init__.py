@@ -58,6 +58,11 @@ class DemoPlatform:
         return self.sip_endpoint.address if self.sip_endpoint is not None else None
 
     @property
+    def sip_tcp(self) -> tuple[str, int] | None:
+        """(host, port) of the same registrar over TCP (usually the UDP port number)."""
+        return self.sip_endpoint.tcp_address if self.sip_endpoint is not None else None
+
+    @property
     def ng(self) -> tuple[str, int]:
         return self.media.ng
 

@@ -19,7 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between simulation steps")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplier for the emulated ul_dump cost")
-    parser.add_argument("--sip", action="store_true", help="also run a UDP SIP registrar (REGISTER/OPTIONS) on loopback")
+    parser.add_argument("--sip", action="store_true", help="also run a SIP registrar (UDP+TCP; REGISTER/OPTIONS) on loopback")
     parser.add_argument("--json", action="store_true", help="print the addresses as one JSON line (for scripts, bench/)")
     return parser.parse_args(argv)
 
@@ -30,13 +30,15 @@ async def serve(args: argparse.Namespace) -> None:
         media = "real rtpengine" if demo.media.real else "simulated rtpengine"
         if args.json:
             print(json.dumps({"mi_url": demo.mi_url, "ng": list(demo.ng), "cli": list(demo.cli), "media": media,
-                              "sip": list(demo.sip) if demo.sip else None}), flush=True)
+                              "sip": list(demo.sip) if demo.sip else None,
+                              "sip_tcp": list(demo.sip_tcp) if demo.sip_tcp else None}), flush=True)
         print(f"OpenSIPS {args.version} MI: {demo.mi_url}", flush=True)
         print(f"RTPengine ng: {demo.ng[0]}:{demo.ng[1]}  cli: {demo.cli[0]}:{demo.cli[1]}  ({media})", flush=True)
         print(f"try: opsconsole snapshot --mi-url {demo.mi_url} --ng {demo.ng[0]}:{demo.ng[1]}"
               f" --cli {demo.cli[0]}:{demo.cli[1]}", flush=True)
         if demo.sip:
-            print(f"SIP registrar: udp:{demo.sip[0]}:{demo.sip[1]}  (REGISTER, OPTIONS)", flush=True)
+            print(f"SIP registrar: udp:{demo.sip[0]}:{demo.sip[1]}  tcp:{demo.sip_tcp[0]}:{demo.sip_tcp[1]}"
+                  "  (REGISTER, OPTIONS)", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

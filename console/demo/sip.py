@@ -1,4 +1,4 @@
-"""A small SIP registrar on loopback for the demo platform, so real SIP (sipp) feeds DemoState.
+"""A small SIP registrar on loopback (UDP and TCP) for the demo platform, so real SIP (sipp) feeds DemoState.
 
 REGISTER adds, refreshes or removes contacts through `DemoState.register` (so MI ul_dump and
 the E_UL_* events stay consistent); OPTIONS gets 200; every other method 501.  Parsing is
@@ -72,8 +72,13 @@ class Binding:
 
     @property
     def expires(self) -> int | None:
-        value = self.param("expires")
-        return int(value) if value is not None and value.strip().isdigit() else None
+        return small_int(self.param("expires"))
+
+
+def small_int(text: str | None) -> int | None:
+    """A non-negative decimal below 2**32 (SIP's Expires/CSeq range), else None."""
+    text = (text or "").strip(_LWS)
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) < 2**32 else None
 
 
 # ------------------------------------------------------------------ parsing (I/O-free)
@@ -113,11 +118,13 @@ def parse_request(data: bytes) -> SipRequest:
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        head, found, body = data.partition(separator)
-        if found:
-            return head.lstrip(b"\r\n"), body
-    return data.lstrip(b"\r\n").rstrip(b"\r\n"), b""
+    """Head and body at the first blank line (CRLF or bare LF endings)."""
+    data = data.lstrip(b"\r\n")
+    ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := data.find(sep)) >= 0]
+    if not ends:
+        return data.rstrip(b"\r\n"), b""
+    index, length = min(ends)
+    return data[:index], data[index + length:]
 
 
 def _unfold(lines: list[str]) -> list[str]:
@@ -212,17 +219,17 @@ def uri_user_host(uri: str) -> tuple[str, str]:
 
 
 def cseq_number(request: SipRequest) -> int:
-    number = (request.first("cseq") or "").split(" ")[0]
-    if not number.isdigit():
+    number = small_int((request.first("cseq") or "").split(" ")[0])
+    if number is None or number >= 2**31:
         raise SipError(400, "Bad Request (CSeq)")
-    return int(number)
+    return number
 
 
 def effective_expires(binding: Binding, expires_header: str | None) -> int:
     """Contact ;expires=, else Expires:, else the default; clamped like the lab registrar."""
     expires = binding.expires
-    if expires is None and expires_header is not None and expires_header.strip(_LWS).isdigit():
-        expires = int(expires_header.strip(_LWS))
+    if expires is None:
+        expires = small_int(expires_header)
     if expires is None:
         expires = DEFAULT_EXPIRES
     return 0 if expires == 0 else min(max(expires, MIN_EXPIRES), MAX_EXPIRES)
@@ -233,13 +240,14 @@ def effective_expires(binding: Binding, expires_header: str | None) -> int:
 class SipRegistrar:
     """Turns parsed requests into DemoState changes and reply bytes."""
 
-    def __init__(self, state: DemoState, *, socket: str = "udp:127.0.0.1:5060", on_change: Callable[[], None] | None = None):
+    def __init__(self, state: DemoState, *, socket: str = "udp:127.0.0.1:5060", on_change: Callable[[], None] | None = None,
+                 stats: Counter[str] | None = None):
         self.state = state
-        self.socket = socket
+        self.socket = socket  # usrloc shows the socket the REGISTER arrived on
         self.transport = socket.split(":", 1)[0]
         self.on_change = on_change
         self.to_tag = secrets.token_hex(6)
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = stats if stats is not None else Counter()
 
     def handle(self, data: bytes, source: tuple[str, int]) -> bytes | None:
         """Reply bytes for one datagram, or None if it was dropped."""
@@ -249,6 +257,8 @@ class SipRegistrar:
         except ProtocolError as exc:
             self.stats["dropped"] += 1
             log.debug("demo sip: dropped a datagram from %s: %s", source, exc)
+            return None
+        if request.method == "ACK":  # for a final reply of ours: never answered
             return None
         try:
             status, reason, extra = self._dispatch(request)
@@ -265,8 +275,6 @@ class SipRegistrar:
         if request.method == "OPTIONS":
             self.stats["options"] += 1
             return 200, "OK", [("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")]
-        if request.method == "ACK":
-            return 0, "", []  # never answered
         return 501, "Not Implemented", []
 
     def _register(self, request: SipRequest) -> list[tuple[str, str]]:
@@ -300,9 +308,7 @@ class SipRegistrar:
             return f"{user}@{host}"  # the demo's own domain is implied (DemoState.aor_key)
         return user
 
-    def reply(self, request: SipRequest, status: int, reason: str, extra: list[tuple[str, str]]) -> bytes | None:
-        if status == 0:
-            return None
+    def reply(self, request: SipRequest, status: int, reason: str, extra: list[tuple[str, str]]) -> bytes:
         to = request.first("to") or ""
         if ";tag=" not in to.lower().replace(" ", ""):
             to = f"{to};tag={self.to_tag}"
@@ -316,14 +322,16 @@ class SipRegistrar:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, registrar: SipRegistrar) -> None:
-        self.registrar = registrar
+    def __init__(self, registrar: SipRegistrar | None) -> None:
+        self.registrar = registrar  # set right after the bind (the socket name goes into it)
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
+        if self.registrar is None:  # not bound yet
+            return
         try:
             reply = self.registrar.handle(data, addr)
         except Exception:  # a bug here must not take the endpoint down
@@ -337,36 +345,99 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("demo sip: %s", exc)
 
 
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+
+
+async def read_stream_message(reader: asyncio.StreamReader) -> bytes | None:
+    """One SIP message from a stream (head up to the blank line, then Content-Length bytes); None at EOF."""
+    head = b""
+    while not head.strip(b"\r\n"):  # skip CRLF keep-alives (RFC 5626)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial.strip(b"\r\n"):
+                raise ProtocolError("SIP stream closed inside a message") from None
+            return None
+        except asyncio.LimitOverrunError:
+            raise ProtocolError(f"SIP message head above {MAX_MESSAGE} bytes") from None
+    match = _CONTENT_LENGTH.search(head)
+    length = int(match.group(1)) if match else 0
+    if len(head) + length > MAX_MESSAGE:
+        raise ProtocolError(f"SIP message of {len(head) + length} bytes is above {MAX_MESSAGE}")
+    try:
+        return head + await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise ProtocolError("SIP stream closed inside a message body") from None
+
+
 class SipEndpoint:
-    """UDP SIP on 127.0.0.1:<free port>; `.address` once started."""
+    """SIP on 127.0.0.1: UDP on a free port, TCP on the same port number when it is free too."""
 
     def __init__(self, state: DemoState, *, host: str = "127.0.0.1", port: int = 0,
                  on_change: Callable[[], None] | None = None) -> None:
         if host != "127.0.0.1":
             raise ValueError("the demo SIP endpoint listens on loopback only")
-        self.host, self.port = host, port
+        self.host, self.port, self.tcp_port = host, port, 0
         self.state, self.on_change = state, on_change
+        self.stats: Counter[str] = Counter()  # both transports
         self.registrar: SipRegistrar | None = None
+        self.tcp_registrar: SipRegistrar | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
 
     @property
-    def stats(self) -> Counter[str]:
-        return self.registrar.stats if self.registrar else Counter()
+    def tcp_address(self) -> tuple[str, int]:
+        return self.host, self.tcp_port
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.registrar = SipRegistrar(self.state, on_change=self.on_change)
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self.registrar), local_addr=(self.host, self.port))
         self.port = self._transport.get_extra_info("sockname")[1]
-        # usrloc shows the socket the REGISTER arrived on
-        self.registrar.socket = f"udp:{self.host}:{self.port}"
+        self.registrar = SipRegistrar(self.state, socket=f"udp:{self.host}:{self.port}", on_change=self.on_change,
+                                      stats=self.stats)
+        self._transport.get_protocol().registrar = self.registrar
+        try:
+            self._server = await asyncio.start_server(self._serve_tcp, self.host, self.port, limit=MAX_MESSAGE)
+        except OSError:  # the number is taken for TCP: any free one
+            self._server = await asyncio.start_server(self._serve_tcp, self.host, 0, limit=MAX_MESSAGE)
+        self.tcp_port = self._server.sockets[0].getsockname()[1]
+        self.tcp_registrar = SipRegistrar(self.state, socket=f"tcp:{self.host}:{self.tcp_port}",
+                                          on_change=self.on_change, stats=self.stats)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")[:2]
+        self._writers.add(writer)
+        try:
+            while (message := await read_stream_message(reader)) is not None:
+                reply = self.tcp_registrar.handle(message, peer)
+                if reply is not None:
+                    writer.write(reply)
+                    await writer.drain()
+        except ProtocolError as exc:  # framing is lost: drop the connection, as a proxy would
+            self.stats["dropped"] += 1
+            log.debug("demo sip: closing TCP from %s: %s", peer, exc)
+        except ConnectionError:
+            pass
+        except Exception:  # a bug here must not take the endpoint down
+            self.stats["dropped"] += 1
+            log.warning("demo sip: TCP connection from %s failed", peer, exc_info=True)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
 
     async def close(self) -> None:
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await server.wait_closed()

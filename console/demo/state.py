@@ -271,7 +271,8 @@ class DemoState:
     def contacts_of(self, aor: str) -> list[SimContact]:
         """Every online contact of `aor`: the simulated one and those registered over SIP."""
         simulated = self.find_contact(aor)
-        return ([simulated] if simulated is not None else []) + list(self.bindings.get(aor, ()))
+        own = [simulated] if simulated is not None and not simulated.external else []
+        return own + list(self.bindings.get(aor, ()))
 
     def active_dialogs(self) -> list[SimDialog]:
         return list(self.dialogs.values())
@@ -388,7 +389,10 @@ class DemoState:
             raise ConfigError(f"demo registrar: transport must be one of {', '.join(SOCKETS)}, got {transport!r}")
         self.now = max(self.now, int(self.clock()))
         self._count_register()
-        contact = next((c for c in self.bindings.get(aor, ()) if c.uri == contact_uri), None)
+        contact = next((c for c in self.contacts_of(aor) if c.uri == contact_uri), None)
+        if contact is not None and not contact.external:  # a real UA took over a simulated contact
+            contact.external = True
+            self.bindings.setdefault(aor, []).append(contact)
         if expires <= 0:
             if contact is not None:
                 self._remove_binding(contact)
@@ -397,6 +401,7 @@ class DemoState:
             return self._insert_binding(aor, contact_uri, user_agent=user_agent, callid=callid, cseq=cseq,
                                         expires=expires, transport=transport, received=received, socket=socket)
         contact.ua, contact.callid, contact.cseq, contact.received = user_agent, callid, cseq, received
+        contact.transport, contact.sock = transport, socket
         contact.expires_len, contact.expires_at = expires, self.now + expires
         contact.conn_touched = self.now
         self._schedule(contact, contact.expires_at)
@@ -412,7 +417,7 @@ class DemoState:
             self._remove_binding(contact)
             removed += 1
         simulated = self.find_contact(aor)
-        if simulated is not None:
+        if simulated is not None and not simulated.external:
             self._remove(simulated)
             removed += 1
         return removed

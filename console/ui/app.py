@@ -281,6 +281,8 @@ class OpsConsoleApp(App[None]):
         yield SystemCommand("Pause / resume polling", "p", self.action_toggle_pause)
         yield SystemCommand("Poll now", "collect every source once, now", self.poll_now)
         yield SystemCommand("Re-run checks", "run the diagnose checks again", self.rerun_checks)
+        yield SystemCommand("Full contact sync", "S: one ul_dump now (holds OpenSIPS MI while it runs)",
+                            self.action_full_sync)
 
     # ------------------------------------------------------------------ MI
 

@@ -85,3 +85,22 @@ def transport_label(transport: str, ws: bool = False) -> Text:
         out.append(" [web]", style="magenta")
         return out
     return Text(name, end="")
+
+
+# contacts_mode -> (word, what the list is); the word carries the meaning without colour.
+CONTACTS_MODES = {
+    "full": ("COMPLETE", "full dump (ul_dump) by the last poll", "bold green"),
+    "events": ("COMPLETE", "kept current by OpenSIPS events since the last full sync", "bold green"),
+    "events-partial": ("PARTIAL", "only the contacts seen in events since subscribing; S runs a full sync",
+                       "bold reverse yellow"),
+    "polling": ("POLLED", "events unavailable: bounded periodic dumps", "bold yellow"),
+    "none": ("NOT LISTED", "no contact list", "bold yellow"),
+}
+
+
+def contacts_mode_word(mode: str) -> Text:
+    """'list PARTIAL' for the header; empty when the source does not say."""
+    if mode not in CONTACTS_MODES:
+        return Text("")
+    word, _, style = CONTACTS_MODES[mode]
+    return Text.assemble("list ", (word, style), (" (S: full sync)" if mode == "events-partial" else ""))

@@ -31,6 +31,10 @@ class StatusHeader(Static):
             out.append("  PAUSED (p)", style="bold reverse")
         elif app.polling:
             out.append("  polling…", style="dim")
+        mode = fmt.contacts_mode_word(state.contacts_mode)
+        if mode.plain:  # never let a partial contact list pass for the whole one
+            out.append("  ")
+            out.append_text(mode)
         out.append("\n")
         sources = state.sources
         if not sources:

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Sparkline, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from console.model import Call, CheckResult, Contact, MediaSession, Status, overall_status
+from console.model import Call, CheckResult, Contact, MediaLeg, MediaSession, Status, overall_status
 from console.snapshot import media_label
 
 from . import format as fmt
@@ -224,7 +224,7 @@ class RegistrationsPane(Pane):
         Binding("slash", "open_filter", "Filter"),
         Binding("t", "cycle_transport", "Transport"),
         Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse", show=False),
+        Binding("r", "reverse_sort", "Reverse", show=False),  # S is the app's full sync
         Binding("escape", "clear_filter", "Clear", show=False),
     ]
 
@@ -367,14 +367,30 @@ class RegistrationsPane(Pane):
 
 
 def contacts_note(state: LiveState, now: float) -> Text:
-    """Age of the list, STALE when OpenSIPS stopped answering, and why a list is missing."""
+    """What the list is (complete, partial, polled), its age (STALE when OpenSIPS stopped
+    answering), the source's note (why missing / partial) and the event subscription status."""
+    mode = state.contacts_mode
+    out = Text(end="")
+    if mode in fmt.CONTACTS_MODES:
+        word, meaning, style = fmt.CONTACTS_MODES[mode]
+        out.append("List ", style="bold")
+        out.append(word, style=style)
+        out.append(f": {meaning}")
+        registered = state.registered_count()
+        if state.contacts is not None and registered is not None and registered != len(state.contacts):
+            out.append(f" ({len(state.contacts):,} listed of {registered:,} registered)", style="bold")
+        out.append("\n")
     if state.contacts is None:
         message = state.contacts_note or "contact list not fetched yet"
-        return Text.assemble(("Contacts not listed: ", "bold"), safe_text(message, None, multiline=True))
-    out = stale_note("contacts", state.contacts_at, now, state.signalling_stale())
-    if state.contacts_note:  # e.g. a partial list
-        out.append("  ")
-        out.append(safe_text(state.contacts_note, None))
+        out.append_text(Text.assemble(("Contacts not listed: ", "bold"), safe_text(message, None, multiline=True)))
+    else:
+        out.append_text(stale_note("contacts", state.contacts_at, now, state.signalling_stale()))
+        if state.contacts_note:  # e.g. why the list is partial, how long a full sync would take
+            out.append("  ")
+            out.append_text(safe_text(state.contacts_note, None))
+    if state.events_status:
+        out.append("\nevents: ", style="bold")
+        out.append_text(safe_text(state.events_status, None))
     return out
 
 
@@ -425,10 +441,12 @@ def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, 
 # --------------------------------------------------------------------------- 3 Calls
 
 
-# The orphan marks sit early so they stay visible at 80 columns.
-CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("mark", "Note"), ("bridge", "Bridge"),
-                ("state", "State"), ("duration", "Duration"), ("codec", "Codec"), ("leg_a", "A pkts/err"),
-                ("leg_b", "B pkts/err"))
+# The orphan marks (in State), the bridge and the media ports sit early so they stay visible at
+# 80 columns; at 120 every column fits.
+CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("state", "State"), ("bridge", "Bridge"),
+                ("ports", "Media ports"), ("duration", "Age"), ("codec", "Codecs"),
+                ("packets", "Pkts A/B"))
+NARROW = 100  # columns: below this the Calls and Media cells shrink (the detail screen has everything)
 
 
 def _user(uri: str) -> str:
@@ -461,32 +479,84 @@ def call_mark(call: Call) -> Text:
     return Text("")
 
 
-def call_cells(call: Call, now: float) -> tuple[Text, ...]:
+def leg_ports(leg: MediaLeg | None) -> str:
+    """'30788/30789': RTPengine's local ports of one leg (RTP/RTCP)."""
+    return "/".join(str(p) for p in leg.ports) if leg is not None and leg.ports else "-"
+
+
+def media_ports_text(legs: Sequence[MediaLeg | None]) -> str:
+    """'A 30788/30789 B 30780/30781': legs in order, lettered as in the pkts/err columns."""
+    return " ".join(f"{chr(ord('A') + n)} {leg_ports(leg)}" for n, leg in enumerate(legs))
+
+
+def call_ports(call: Call) -> Text:
+    """RTPengine's ports per leg; without a media session, the ports of the SDPs OpenSIPS sent
+    (they came from RTPengine too, so they say which ports the call *should* hold)."""
+    a, b = call_legs(call)
+    if a is not None or b is not None:
+        return Text(media_ports_text((a, b)))
+    dialog = call.dialog
+    if dialog is not None and (dialog.caller.media_ports or dialog.callee.media_ports):
+        sdp = lambda leg: "/".join(str(p) for p in leg.media_ports) or "-"  # noqa: E731
+        return Text.assemble(f"A {sdp(dialog.caller)} B {sdp(dialog.callee)} ", ("SDP", "dim"))
+    return Text("-")
+
+
+def legs_codecs(legs: Sequence[MediaLeg | None], short: bool = False) -> str:
+    """'PCMA' when every leg uses it, else 'A PCMA B opus' ('-' for a leg without one).
+    `short` drops the clock rate ('PCMA/8000' -> 'PCMA'); the detail screen has it."""
+    if not any(leg is not None for leg in legs):
+        return "-"
+    names = [(leg.codec if leg else "") or "-" for leg in legs]
+    if short:
+        names = [name.split("/", 1)[0] for name in names]
+    if len(set(names)) == 1:
+        return names[0]
+    return " ".join(f"{chr(ord('A') + n)} {name}" for n, name in enumerate(names))
+
+
+def legs_packets(a: MediaLeg | None, b: MediaLeg | None) -> Text:
+    """'236/236', plus the errors only when there are some (they should stand out)."""
+    if a is None and b is None:
+        return Text("-", justify="right")
+    count = lambda leg, attr: "-" if leg is None else str(getattr(leg, attr))  # noqa: E731
+    out = Text(f"{count(a, 'packets')}/{count(b, 'packets')}", justify="right")
+    if (a.errors if a else 0) or (b.errors if b else 0):
+        out.append(f" err {count(a, 'errors')}/{count(b, 'errors')}", style="bold red")
+    return out
+
+
+def call_state(call: Call, now: float) -> tuple[Text, str]:
+    """(state word, duration): an orphan mark wins over the dialog state."""
+    dialog = call.dialog
+    mark = call_mark(call)
+    if dialog is not None:
+        return (mark if mark.plain else Text(dialog.state_name)), fmt.duration(dialog.duration(now))
+    created = call.media.created if call.media is not None else 0
+    return mark, (fmt.duration(now - created) if created else "-")
+
+
+def call_cells(call: Call, now: float, narrow: bool = False) -> tuple[Text, ...]:
     dialog = call.dialog
     a, b = call_legs(call)
-    if dialog is not None:
-        caller = safe_text(_user(dialog.from_uri), 12)
-        caller.append(f" {(dialog.caller_transport or '?').upper()}", style="bold")
-        callee = safe_text(_user(dialog.to_uri), 12)
-        callee.append(f" {(dialog.callee_transport or '?').upper()}", style="bold")
-        state, duration = dialog.state_name, fmt.duration(dialog.duration(now))
+    user = 10 if narrow else 14
+    if dialog is not None:  # the transports are in the bridge column ('WS->UDP')
+        caller, callee = safe_text(_user(dialog.from_uri), user), safe_text(_user(dialog.to_uri), user)
     else:
-        caller = safe_text(call.callid, 16)
-        callee = Text("-")
-        state = "deleted" if call.media is not None and call.media.deleted else "media only"
-        created = call.media.created if call.media is not None else 0
-        duration = fmt.duration(now - created) if created else "-"
-    codec = (a.codec if a else "") or (b.codec if b else "")
+        caller, callee = safe_text(call.callid, 10), Text("-")
+    state, duration = call_state(call, now)
+    bridge = call.bridge or "-"
+    if narrow and dialog is not None:
+        bridge = bridge.split(" ", 1)[0]  # 'WS->UDP': the media protocols are in the detail
     return (
-        Text.assemble(caller, " →"),
+        caller,
         callee,
-        call_mark(call),
-        safe_text(call.bridge or "-", 32),
-        Text(state),
+        state,
+        safe_text(bridge, 14 if narrow else 32),
+        call_ports(call),
         Text(duration, justify="right"),
-        safe_text(codec or "-", 16),
-        Text(f"{a.packets}/{a.errors}" if a else "-", justify="right"),
-        Text(f"{b.packets}/{b.errors}" if b else "-", justify="right"),
+        safe_text(legs_codecs((a, b), short=True), 20),
+        legs_packets(a, b),
     )
 
 
@@ -507,7 +577,8 @@ class CallsPane(Pane):
     def refresh_view(self, state: LiveState, now: float) -> None:
         calls = sorted(state.calls, key=lambda c: (c.dialog.start if c.dialog else (c.media.created if c.media else 0), c.callid))
         self.calls = {c.key: c for c in calls}
-        sync_table(self.query_one("#calls-table", DataTable), [(c.key, call_cells(c, now)) for c in calls])
+        narrow = self.app.size.width < NARROW
+        sync_table(self.query_one("#calls-table", DataTable), [(c.key, call_cells(c, now, narrow)) for c in calls])
         no_media = sum(1 for c in calls if not c.has_media)
         no_dialog = sum(1 for c in calls if not c.has_dialog)
         status = Text(f"{len(calls)} calls, {no_media} without media, {no_dialog} media without dialog  ")
@@ -525,7 +596,9 @@ def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
     sections: list[tuple[str, Text]] = []
     summary: list[tuple[str, Text | str]] = [("Call-ID", safe_text(call.callid, None)),
                                               ("Bridge", safe_text(call.bridge or "-", None)),
-                                              ("Note", call_mark(call))]
+                                              ("Note", call_mark(call)),
+                                              ("Media ports", call_ports(call)),
+                                              ("Codecs", safe_text(legs_codecs(call_legs(call)), None))]
     dialog = call.dialog
     if dialog is not None:
         summary += [
@@ -578,8 +651,8 @@ def session_text(session: MediaSession, now: float) -> Text:
 PORT_COLUMNS = (("name", "Interface"), ("address", "Address"), ("usage", "Ports used"), ("left", "Calls possible"),
                 ("range", "Range"))
 SESSION_COLUMNS = (("callid", "Call-ID"), ("note", "Note"), ("age", "Age"), ("protocols", "Media"),
-                   ("codec", "Codec"), ("packets", "Packets"), ("errors", "Errors"), ("legs", "Legs"),
-                   ("ports", "Ports"))
+                   ("ports", "Ports"), ("codec", "Codecs"), ("packets", "Packets"), ("errors", "Errors"),
+                   ("legs", "Legs"))
 
 
 class MediaPane(Pane):
@@ -616,7 +689,8 @@ class MediaPane(Pane):
         sync_table(self.query_one("#ports", DataTable), port_rows)
         sessions = sorted(media.sessions, key=lambda s: (s.created, s.callid))
         self.sessions = {s.callid: s for s in sessions}
-        sync_table(self.query_one("#sessions", DataTable), [(s.callid, session_cells(s, now)) for s in sessions])
+        narrow = self.app.size.width < NARROW
+        sync_table(self.query_one("#sessions", DataTable), [(s.callid, session_cells(s, now, narrow)) for s in sessions])
         self.query_one("#media-totals", Static).update(totals_text(state))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -627,19 +701,18 @@ class MediaPane(Pane):
                                               [("Media session", session_text(session, self.ops.now()))]))
 
 
-def session_cells(session: MediaSession, now: float) -> tuple[Text, ...]:
+def session_cells(session: MediaSession, now: float, narrow: bool = False) -> tuple[Text, ...]:
     protocols = "<->".join(media_label(leg.protocol) for leg in session.legs) or "-"
-    codec = next((leg.codec for leg in session.legs if leg.codec), "-")
     return (
-        safe_text(session.callid, 32),
+        safe_text(session.callid, 20 if narrow else 32),
         Text("DELETED" if session.deleted else ("foreign" if session.foreign else "")),
         Text(fmt.duration(now - session.created) if session.created else "-", justify="right"),
-        safe_text(protocols, 28),
-        safe_text(codec, 16),
+        safe_text(protocols, 16 if narrow else 28),
+        Text(media_ports_text(session.legs) if session.legs else "-"),
+        safe_text(legs_codecs(session.legs, short=narrow), 14 if narrow else 28),
         Text(fmt.count(sum(leg.packets for leg in session.legs)), justify="right"),
         Text(fmt.count(sum(leg.errors for leg in session.legs)), justify="right"),
         Text(str(len(session.legs)), justify="right"),
-        Text(str(len(session.ports)), justify="right"),
     )
 
 

@@ -56,7 +56,9 @@ def field_lines(fields: list[tuple[str, Text | str]]) -> Text:
 HELP_KEYS = [
     ("Screens", [("1", "Overview"), ("2", "Registrations"), ("3", "Calls"), ("4", "Media"),
                  ("5", "Checks"), ("6", "MI commands")]),
-    ("Everywhere", [("p", "pause / resume polling"), ("?", "this help"), (":", "command palette"),
+    ("Everywhere", [("p", "pause / resume polling"),
+                    ("S", "full contact sync now (one ul_dump; fixes a PARTIAL list)"),
+                    ("?", "this help"), (":", "command palette"),
                     ("Esc", "back (close detail, clear filter, go to Overview)"), ("q", "quit"),
                     ("Ctrl+C", "quit")]),
     ("Tables", [("↑ ↓ PgUp PgDn", "move (large lists page on past the edge)"), ("Enter", "detail of the row"),
@@ -64,7 +66,7 @@ HELP_KEYS = [
                 ("click header", "sort registrations by that column")]),
     ("Registrations", [("/", "filter on AoR, contact, user agent (Enter keeps, Esc clears)"),
                        ("t", "transport filter: all → ws → udp → tcp → tls"),
-                       ("s / S", "next sort column / reverse order")]),
+                       ("s / r", "next sort column / reverse order"),]),
     ("Checks", [("r", "re-run the diagnose checks")]),
     ("MI", [("Tab / →", "accept the completion"), ("Enter", "run (write methods need --allow-write "
                                                                   "and a confirmation)")]),

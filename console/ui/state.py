@@ -37,6 +37,8 @@ class LiveState:
     contacts: tuple[Contact, ...] | None = None
     contacts_at: float | None = None
     contacts_note: str = ""
+    contacts_mode: str = ""  # what the list is: full / events / events-partial / polling / none ("" unknown)
+    events_status: str = ""  # the OpenSIPS event subscription's one-line status (live mode)
     dialogs: tuple[Dialog, ...] | None = None
     dialogs_at: float | None = None
     calls: tuple[Call, ...] = ()
@@ -68,13 +70,17 @@ class LiveState:
 
     def _apply_signalling(self, state: SignallingState, requested: CollectOptions, at: float) -> None:
         self.signalling, self.signalling_at = state, at
+        self.events_status = getattr(state, "events_status", "")
+        mode = getattr(state, "contacts_mode", "")
         if state.contacts is not None:
             if state.contacts is not self.contacts:
                 self._index = None
             self.contacts, self.contacts_at, self.contacts_note = state.contacts, at, state.contacts_note
+            self.contacts_mode = mode
         elif requested.contacts:
             # Asked for and still missing: the note says why (too many, failed).
             self.contacts, self.contacts_at, self.contacts_note = None, at, state.contacts_note
+            self.contacts_mode = mode
             self._index = None
         if state.dialogs is not None:
             self.dialogs, self.dialogs_at = state.dialogs, at
@@ -116,6 +122,11 @@ class LiveState:
         for contact in self.contacts or ():
             counts[contact.transport or "?"] += 1
         return counts
+
+    def registered_count(self) -> int | None:
+        """What OpenSIPS counts as registered (statistics), whatever the list holds."""
+        ov = self.signalling.overview if self.signalling else None
+        return ov.registered_contacts if ov is not None else None
 
     def last_good_poll(self) -> float | None:
         return max(self.last_ok.values()) if self.last_ok else None

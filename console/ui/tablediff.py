@@ -54,7 +54,7 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
             current = table._data[row_key]  # read-only peek; the public get_row copies
             for column_key, cell in zip(column_keys, cells):
                 if current.get(column_key) != cell:
-                    table.update_cell(row_key, column_key, cell)
+                    table.update_cell(row_key, column_key, cell, update_width=True)  # a longer value widens its column
                     updated += 1
         reordered = _apply_order(table, [key for key, _ in desired])
         if cursor_key is not None and RowKey(cursor_key) in table.rows:

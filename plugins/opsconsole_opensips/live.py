@@ -19,7 +19,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from console.errors import OpsError, TimeoutError_
-from console.model import Contact, Dialog
+from console.model import Connection, Contact, Dialog
 from console.plugins import CollectOptions
 
 from .codec import MIServerError
@@ -58,7 +58,7 @@ def explain_dump_failure(wire: str, exc: OpsError, contacts: int | None, timeout
         return (f"{wire}{size} failed: OpenSIPS mi_http answered HTTP {exc.code} — the reply did not fit its "
                 f"buffer; start OpenSIPS with more pkg memory (-M 256) or raise modparam(\"httpd\",\"buf_size\",…)")
     if isinstance(exc, TimeoutError_):
-        return (f"{wire}{size}: OpenSIPS MI stayed silent for {timeout:.0f} s — the dump may still be running and "
+        return (f"{wire}{size}: OpenSIPS MI stayed silent for {timeout:.3g} s — the dump may still be running and "
                 f"holds mi_http; if the reply is too big raise -M or modparam(\"httpd\",\"buf_size\",…)")
     return f"{wire}{size} failed: {exc}"
 
@@ -97,6 +97,7 @@ class LiveSync:
         self.dialog_store = DialogStore()
         self.listener: EventListener | None = None
         self._listener_tried_at: float | None = None
+        self._restarted = False
         self._contact_sync_at: float | None = None  # last full contact sync attempt (monotonic)
         self._synced_gap: float | None = None  # listener.coverage_gap_at already re-synced
         self._drops_seen = 0
@@ -109,7 +110,7 @@ class LiveSync:
         self._view: tuple[Contact, ...] = ()
         self._view_at: float | None = None
         self._connections_at: float | None = None
-        self.connections_raw: Any = None  # last list_tcp_conns reply
+        self.connections: tuple[Connection, ...] | None = None  # last parsed list_tcp_conns
 
     # ------------------------------------------------------------------ TCP connections
 
@@ -118,10 +119,10 @@ class LiveSync:
         last = self._connections_at
         return last is None or self.monotonic() - last >= self.config.heavy_interval
 
-    def remember_connections(self, raw: Any) -> None:
+    def remember_connections(self, connections: tuple[Connection, ...] | None) -> None:
         self._connections_at = self.monotonic()
-        if raw is not None:  # on failure keep showing the previous list
-            self.connections_raw = raw
+        if connections is not None:  # on failure keep showing the previous list
+            self.connections = connections
 
     # ------------------------------------------------------------------ events
 
@@ -131,7 +132,12 @@ class LiveSync:
 
     async def ensure_listener(self) -> None:
         """Subscribe once; retry later when MI was unreachable or events were unavailable."""
-        if not self.config.events or self.events_live:
+        if not self.config.events:
+            return
+        if self.events_live:
+            if self._restarted:  # a restarted OpenSIPS forgot our subscriptions
+                self._restarted = False
+                await self.listener.resubscribe()
             return
         now = self.monotonic()
         if self.listener is None:
@@ -152,10 +158,12 @@ class LiveSync:
         self.registrations.complete = False
         self._contact_sync_at = None
         self._dialog_sync_at = None
+        self._restarted = True
 
     async def aclose(self) -> None:
-        if self.listener is not None:
-            await self.listener.aclose()  # unsubscribes (expire 0) and releases the socket
+        listener, self.listener = self.listener, None  # a later live collection starts afresh
+        if listener is not None:
+            await listener.aclose()  # unsubscribes (expire 0) and releases the socket
 
     # ------------------------------------------------------------------ contacts
 

@@ -145,6 +145,7 @@ class OpenSIPSSource:
     async def _collect(self, options: CollectOptions) -> SignallingState:
         commands = self._commands or await self._detect()
         errors: list[str] = []
+        self._failed_calls: list[OpsError] = []
         live = self._live_sync() if options.live else None
         fetch_conns = live is None or live.connections_due()
         replies = await asyncio.gather(
@@ -158,10 +159,7 @@ class OpenSIPSSource:
             if isinstance(reply, BaseException):
                 raise reply
         uptime, stats, relays, conns = replies
-        if live is not None:
-            if fetch_conns:
-                live.remember_connections(conns)
-            conns = live.connections_raw
+        self._require_liveness(uptime, stats)
         overview = self._overview(uptime, stats, errors)
         self._note_restart(overview.uptime_s)
         events_status = ""
@@ -175,7 +173,12 @@ class OpenSIPSSource:
             mode = "full" if contacts is not None else "none"
             dialogs = await self._dialogs(commands, overview, errors) if options.dialogs else None
         relay_nodes = self._parse_optional(parse_relays, relays, "rtpengine_show", errors, ())
-        connections = self._parse_optional(parse_connections, conns, "list_tcp_conns", errors, None)
+        if fetch_conns:
+            connections = self._parse_optional(parse_connections, conns, "list_tcp_conns", errors, None)
+            if live is not None:
+                live.remember_connections(connections)
+        else:
+            connections = live.connections
         return SignallingState(
             backend="opensips",
             target=self.target,
@@ -208,6 +211,18 @@ class OpenSIPSSource:
                 self._live.opensips_restarted()
         self._last_uptime = uptime
 
+    def _require_liveness(self, uptime: Any, stats: Any) -> None:
+        """Neither uptime nor statistics usable (HTTP 500 or garbage to everything): the MI is
+        down, not degraded, and the source must say so instead of showing an empty OK."""
+        if isinstance(uptime, dict) or isinstance(stats, dict):
+            return
+        if self._failed_calls:
+            raise self._failed_calls[0]
+        if uptime is not None and stats is not None:
+            raise ProtocolError(f"OpenSIPS MI answered 'uptime' and 'get_statistics' with a "
+                                f"{type(uptime).__name__} and a {type(stats).__name__} instead of objects",
+                                target=self.target, hint="is this URL an OpenSIPS mi_http root?")
+
     async def _optional(self, commands: CommandMap, logical: str, params, errors: list[str]) -> Any:
         """A command whose failure is reported, not fatal.  Transport failures still raise."""
         wire = commands.name(logical)
@@ -218,6 +233,7 @@ class OpenSIPSSource:
             return await self.client().call(wire, params)
         except (RemoteError, ProtocolError) as exc:
             errors.append(f"{wire}: {exc}")
+            self._failed_calls.append(exc)
             return None
 
     @staticmethod

@@ -168,7 +168,7 @@ async def test_sort_key_and_reverse(make_app):
         await press(app, pilot, "2")
         table = app.query_one(ContactTable)
         assert table.get_row_at(0)[0].plain == "1000"
-        await press(app, pilot, "S")
+        await press(app, pilot, "r")
         assert table.get_row_at(0)[0].plain == "ws2009"
         await press(app, pilot, "s")  # next column: transport
         assert app.query_one(RegistrationsPane).sort == "transport"
