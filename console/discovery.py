@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import without_userinfo
+
 OPENSIPS_CLI_ETC = (Path("/etc/opensips-cli.cfg"), Path("/etc/opensips/opensips-cli.cfg"))
 OPENSIPS_CLI_DEFAULTS = {
     "communication_type": "fifo",
@@ -169,7 +171,7 @@ def _from_opensips_cli(home: str | Path | None, etc_paths: Iterable[str | Path] 
         kind = section.get("communication_type", OPENSIPS_CLI_DEFAULTS["communication_type"]).strip().lower()
         if kind == "http":
             url = section.get("url", OPENSIPS_CLI_DEFAULTS["url"]).strip()
-            found.offer("mi_url", url, f"mi_http {url} (opensips-cli config {path} url)")
+            found.offer("mi_url", url, f"mi_http {without_userinfo(url)} (opensips-cli config {path} url)")
         elif kind == "fifo":
             fifo = section.get("fifo_file", OPENSIPS_CLI_DEFAULTS["fifo_file"]).strip()
             found.offer("mi_fifo", fifo, f"mi_fifo {fifo} (opensips-cli config {path} fifo_file)")

@@ -23,7 +23,6 @@ from opsconsole_host.source import HostSource
 from support.faults import assert_clean_output, clean_home, targets
 
 pytestmark = pytest.mark.usefixtures("clean_home")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _deny(monkeypatch, pid: int, error: type[psutil.Error]) -> None:

@@ -19,7 +19,7 @@ from console.cli import main
 from console.config import Config
 from console.model import Status
 from console.service import ConsoleService
-from support.faults import (HugeHTTP, assert_clean_output, assert_mi_read_only, assert_ng_read_only, clean_home,
+from support.faults import (HugeHTTP, SlowHTTP, assert_clean_output, assert_mi_read_only, assert_ng_read_only, clean_home,
                             free_port, mi_server_at, ng_commands, release_hung, targets)
 from support.mi_server import MIServer
 
@@ -35,20 +35,22 @@ class MIFault:
     reason: str  # what the operator must read in the source error / check summary
     fault: str = ""
     opts: dict[str, Any] = field(default_factory=dict)
+    hint: str = ""  # what usually fixes it, as the error says
 
 
 MI_FAULTS = [
-    MIFault("refused", "connection refused"),
-    MIFault("silent", "did not answer 'version' within 0.5 s", "silent"),
-    MIFault("http500", "HTTP 500", "http500"),
-    MIFault("http400_html", "MI URL path is wrong", "http400_html"),
-    MIFault("html_page", "is not JSON", "html"),
-    MIFault("non_json", "is not JSON", "non_json"),
-    MIFault("truncated_json", "truncated JSON", "truncated"),
+    MIFault("refused", "connection refused", hint="is mi_http loaded"),
+    MIFault("silent", "did not answer 'version' within 0.5 s", "silent", hint="one request at a time"),
+    MIFault("http500", "HTTP 500", "http500", hint="buf_size"),
+    MIFault("http400_html", "MI URL path is wrong", "http400_html", hint="check the mi_http root"),
+    MIFault("html_page", "is not JSON", "html", hint="mi_http root"),
+    MIFault("non_json", "is not JSON", "non_json", hint="mi_http root"),
+    MIFault("truncated_json", "truncated JSON", "truncated", hint="cut short"),
     MIFault("jsonrpc_error", "Internal error (code -32000)", "jsonrpc_error"),
     MIFault("wrong_type", "no 'Server' string", "wrong_type"),
-    MIFault("huge_50MB", "larger than", "huge", {"size": 50_000_000}),
-    MIFault("huge_50MB_unsized", "larger than", "huge", {"size": 50_000_000, "declare_length": False}),
+    MIFault("huge_50MB", "larger than", "huge", {"size": 50_000_000}, hint="ask for less"),
+    MIFault("huge_50MB_unsized", "larger than", "huge", {"size": 50_000_000, "declare_length": False},
+            hint="ask for less"),
     MIFault("drip", "did not answer 'version' within 0.5 s", "drip", {"delay": 0.2}),
 ]
 
@@ -98,7 +100,7 @@ def test_snapshot_shows_mi_failed_and_the_other_sources(faulty_mi, rtpengine, ca
     assert code == 1
     opensips = data["sources"]["opensips"]
     assert opensips["ok"] is False
-    assert faulty_mi.fault.reason in opensips["error"]
+    assert faulty_mi.fault.reason in opensips["error"] and faulty_mi.fault.hint in opensips["error"]
     assert data["sources"]["rtpengine"]["ok"] is True and data["media"] is not None
     assert data["sources"]["host"]["ok"] is True
     assert_clean_output(out, err)
@@ -212,3 +214,81 @@ async def test_a_fault_after_healthy_polls_fails_the_source_not_just_its_command
         await service.aclose()
         server.stop()
     assert_mi_read_only(server)
+
+
+FIFO_FAULTS = {  # mi_fifo has no HTTP status: the rows that exist on a FIFO
+    "silent": "did not answer 'version' on the FIFO within 0.5 s",
+    "non_json": "is not JSON",
+    "truncated": "truncated JSON",
+    "jsonrpc_error": "Internal error (code -32000)",
+    "wrong_type": "no 'Server' string",
+    "huge": "larger than",
+    "drip": "did not answer 'version' on the FIFO within 0.5 s",
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FIFO_FAULTS))
+async def test_mi_fifo_fault_is_named_and_the_source_recovers(fault, mi_fifo_server):
+    mi_fifo_server.set_fault(fault, **({"size": 50_000_000} if fault == "huge" else {}))
+    config = Config(mi_url=None, mi_fifo=mi_fifo_server.fifo_path, mi_reply_dir=mi_fifo_server.reply_dir,
+                    ng=None, cli=None, timeout=0.5)
+    service = ConsoleService(config)
+    try:
+        broken = (await service.snapshot()).sources["opensips"]
+        assert broken.ok is False
+        assert FIFO_FAULTS[fault] in broken.error and mi_fifo_server.fifo_path in broken.error
+        release_hung(mi_fifo_server)
+        healed = await service.snapshot()
+        assert healed.sources["opensips"].ok, healed.sources["opensips"].error
+        assert healed.signalling.contacts
+    finally:
+        await service.aclose()
+    assert_mi_read_only(mi_fifo_server)
+
+
+@pytest.mark.parametrize("fault", [f for f in MI_FAULTS if f.id in ("refused", "silent", "http500", "huge_50MB")],
+                         ids=lambda f: f.id)
+def test_snapshot_text_names_the_failed_source_and_still_prints_the_others(fault, rtpengine, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    mi = FaultyMI(fault)
+    try:
+        code = main(["snapshot", *targets(mi.url, rtpengine.ng, rtpengine.cli)])
+    finally:
+        mi.stop()
+    out, err = capsys.readouterr()
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ") and len(line.split()) > 3}
+    assert code == 1
+    assert " FAIL " in rows["opensips"] and fault.reason in rows["opensips"]
+    assert " OK " in rows["rtpengine"] and " OK " in rows["host"]
+    assert "RTPengine " in out  # the media section is still printed
+    assert_clean_output(out, err)
+
+
+async def test_a_hung_table_walk_is_cut_at_the_collection_deadline(mi_server):
+    """Only ul_dump drips: the source's overall deadline (3 x timeout + 1 s) still holds, and says so."""
+    mi_server.set_fault("drip", methods=["ul_dump"])
+    service = ConsoleService(Config(mi_url=mi_server.url, ng=None, cli=None, timeout=0.5))
+    try:
+        broken = (await service.snapshot()).sources["opensips"]
+        assert broken.ok is False and "no answer within 2.5 s" in broken.error
+        release_hung(mi_server)
+        assert (await service.snapshot()).sources["opensips"].ok
+    finally:
+        await service.aclose()
+    assert_mi_read_only(mi_server)
+
+
+async def test_a_heavy_call_gets_its_own_deadline_not_the_cheap_one():
+    """The HTTP client's default timeout must not cut ul_dump at the cheap deadline (and then
+    blame the heavy one in its message); a cheap call still times out at its own."""
+    from console.errors import Timeout
+    from opsconsole_opensips.client import HTTPMIClient
+
+    with SlowHTTP(delay=0.4) as peer:
+        client = HTTPMIClient(peer.url, timeout=0.2, heavy_timeout=5)
+        try:
+            assert await client.call("ul_dump") == {}
+            with pytest.raises(Timeout, match="'version' within 0.2 s"):
+                await client.call("version")
+        finally:
+            await client.aclose()

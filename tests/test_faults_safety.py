@@ -126,3 +126,29 @@ def test_config_with_credentials_inside_the_mi_url_must_be_private_too(tmp_path,
     os.chmod(config, 0o600)
     assert main(["mi", "version", "--config", str(config), "--timeout", "0.5"]) == 0
     assert mi_server.last_headers.get("Authorization", "").startswith("Basic ")
+
+
+def test_credentials_in_a_discovered_opensips_cli_url_are_not_shown(clean_home, mi_server, capsys):
+    """No --mi-url: discovery takes opensips-cli's url (with user:password@) and notes where it came from."""
+    (clean_home / ".opensips-cli.cfg").write_text(
+        f"[default]\ncommunication_type: http\nurl: {_credential_url(mi_server.url)}\n")
+    ng_cli = targets(None, None, None)[2:]  # --ng/--cli/--timeout only
+    for command in (["snapshot", "--json"], ["diagnose", "--json", "-v"], ["mi", "version"]):
+        main([*command, *ng_cli])
+        out, err = capsys.readouterr()
+        _assert_no_secret(out, err)
+    assert mi_server.requests  # the discovered URL was really used
+
+
+def test_a_write_is_refused_when_it_cannot_be_audited(mi_server, tmp_path, capsys):
+    """No record, no change: an unwritable audit log stops the write before it is sent."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    config = _write_config(tmp_path / "c.toml", f'[opensips]\nmi_url = "{mi_server.url}"\n'
+                                                f'[console]\naudit_log = "{blocker}/audit.log"\n')
+    code = main(["mi", WRITE_METHOD, *WRITE_PARAMS, "--config", str(config), "--allow-write", "--timeout", "0.5"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "cannot write the audit log" in err and "audit_log" in err
+    assert WRITE_METHOD not in [method for method, _ in mi_server.requests]
+    assert_clean_output(out, err)

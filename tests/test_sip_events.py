@@ -101,3 +101,39 @@ def test_python_m_console_demo_sip_announces_a_port_that_answers_options():
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+async def test_bytes_that_are_not_utf8_reach_event_subscribers_raw_and_the_ua_still_gets_its_200():
+    async with DemoPlatform(size=3, real_rtpengine=False, tick=None, calls=0, sip=True) as demo:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[bytes] = asyncio.Queue()
+        listener, _ = await loop.create_datagram_endpoint(
+            lambda: Collector(events), local_addr=("127.0.0.1", 0))
+        sip, client = await loop.create_datagram_endpoint(lambda: Collector(asyncio.Queue()), local_addr=("127.0.0.1", 0))
+        try:
+            port = listener.get_extra_info("sockname")[1]
+            mi = HTTPMIClient(demo.mi_url, timeout=5.0)
+            try:
+                await mi.call("event_subscribe", {"event": "E_UL_CONTACT_INSERT", "socket": f"udp:127.0.0.1:{port}"})
+            finally:
+                await mi.aclose()
+            raw_ua = b"ua-\xff\xfe-\x1b[2J"
+            sip.sendto(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-r\r\n"
+                       b"From: <sip:raw1@127.0.0.1>;tag=1\r\nTo: <sip:raw1@127.0.0.1>\r\nCall-ID: raw-1@h\r\n"
+                       b"CSeq: 1 REGISTER\r\nContact: <sip:raw1@127.0.0.1:5070>\r\nUser-Agent: " + raw_ua
+                       + b"\r\nContent-Length: 0\r\n\r\n", demo.sip)
+            reply = await asyncio.wait_for(client.queue.get(), 10)
+            assert reply.startswith(b"SIP/2.0 200 OK\r\n")
+            event = await asyncio.wait_for(events.get(), 10)
+            assert b'"user_agent":"' + raw_ua.replace(b"\x1b", b"\\u001b") + b'"' in event
+        finally:
+            listener.close()
+            sip.close()
+
+
+class Collector(asyncio.DatagramProtocol):
+    def __init__(self, queue: asyncio.Queue) -> None:
+        self.queue = queue
+
+    def datagram_received(self, data, addr) -> None:
+        self.queue.put_nowait(data)

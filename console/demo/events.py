@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .mi_render import MiError
+from .mi_server import utf8_bytes
 from .state import StateEvent
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ def parse_socket(socket: str, event: str) -> tuple[str, str, int, str]:
 
 
 def encode(method: str, params: dict) -> bytes:
-    return json.dumps({"jsonrpc": "2.0", "method": method, "params": params},
-                      separators=(",", ":"), ensure_ascii=False).encode()
+    return utf8_bytes(json.dumps({"jsonrpc": "2.0", "method": method, "params": params},
+                                 separators=(",", ":"), ensure_ascii=False))
 
 
 class EventHub:

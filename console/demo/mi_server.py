@@ -145,7 +145,7 @@ class MiHttpServer:
             if not brief and contacts * BYTES_PER_CONTACT > 1.5 * self.buffer_size:
                 return self._too_large()  # clearly too big: do not build a huge reply to throw it away
         response = error if request is None else self.renderer.answer(request)
-        payload = _utf8(json.dumps(response, separators=(",", ":"), ensure_ascii=False))
+        payload = utf8_bytes(json.dumps(response, separators=(",", ":"), ensure_ascii=False))
         if len(payload) > self.buffer_size:
             return self._too_large()
         return 200, "OK", payload
@@ -161,7 +161,7 @@ def _wants_brief(params) -> bool:
     return bool(params[0]) if isinstance(params, list) and params else False
 
 
-def _utf8(text: str) -> bytes:
+def utf8_bytes(text: str) -> bytes:
     """Bytes a SIP UA sent that were not UTF-8 go back out raw (as OpenSIPS prints them)."""
     try:
         return text.encode("utf-8", "surrogateescape")

@@ -7,7 +7,11 @@ is stored exactly as the UA sent it.  A datagram that is not a SIP request is dr
 counted — the endpoint never stops for bad input.
 
 Registrar behaviour follows the lab's opensips.cfg: min_expires 10, max_expires 7200,
-default 3600; the AoR is the To user (use_domain 0) on 3.4 and user@domain on 4.0.
+default 3600; the AoR is the To user (use_domain 0) on 3.4 and user@domain on 4.0.  A REGISTER
+for a simulated contact's exact URI takes that contact over (the simulation lets go of it).
+
+    python -m console.demo --sip          # prints "SIP registrar: udp:127.0.0.1:PORT ..."
+    cd tests/fixtures/sipp && sipp -sf register.xml -inf users_udp.csv -m 5 127.0.0.1:PORT -i 127.0.0.1
 """
 
 from __future__ import annotations

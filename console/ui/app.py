@@ -54,6 +54,7 @@ PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls"
                "checks": "Checks", "mi": "MI"}
 
 PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
+DETAIL_QUERIES_PER_S = 100  # budget of per-session ng queries: 1000 calls -> details every 10 s
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
 
 
@@ -152,7 +153,11 @@ class OpsConsoleApp(App[None]):
 
         contacts = self.current == "registrations" or due(self.state.contacts_at)
         dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at)
-        details = self.current in ("calls", "media") or dialogs
+        # One ng query per media session: with many calls, fewer rounds (RTPengine's load and ours);
+        # between them the last details are kept (LiveState) and the session list stays live.
+        sessions = len(self.state.media.sessions) if self.state.media is not None else 0
+        details_every, details_at = sessions / DETAIL_QUERIES_PER_S, self.state.details_at
+        details = self.current in ("calls", "media") and (details_every <= self.interval or details_at is None or now - details_at >= details_every)
         force = self.full_sync_requested
         self.full_sync_requested = False
         # live: between full syncs the sources keep lists current from events, not dumps.
@@ -230,8 +235,12 @@ class OpsConsoleApp(App[None]):
             self.pane().refresh_view(self.state, self.now())
 
     def _tick(self) -> None:
-        # Ages and countdowns move even between polls; cheap: header + visible pane.
-        self.render_all()
+        # Ages and countdowns move even between polls; cheap: header + what is on screen.
+        with self.batch_update():
+            for screen in self.screen_stack:
+                for header in screen.query(StatusHeader):
+                    header.show(self)
+            self.pane().tick(self.state, self.now())
 
     # ------------------------------------------------------------------ actions
 

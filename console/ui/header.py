@@ -10,7 +10,7 @@ from textual.widgets import Static
 from console.model import SourceStatus
 
 from . import format as fmt
-from .safe import safe_text
+from .safe import safe_text, show_text
 
 if TYPE_CHECKING:
     from .app import OpsConsoleApp
@@ -43,7 +43,7 @@ class StatusHeader(Static):
             if number:
                 out.append(" · ")
             out.append(source_text(status, state.last_ok.get(status.name), now))
-        self.update(out)
+        show_text(self, out)
 
 
 def source_text(status: SourceStatus, last_ok: float | None, now: float) -> Text:

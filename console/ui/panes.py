@@ -16,7 +16,7 @@ from console.model import Call, CheckResult, Contact, MediaLeg, MediaSession, St
 from console.snapshot import media_label
 
 from . import format as fmt
-from .safe import safe_text
+from .safe import safe_text, show_text
 from .screens import DetailScreen, field_lines
 from .state import LiveState
 from .tablediff import sync_table
@@ -38,10 +38,27 @@ class Pane(Vertical):
     def refresh_view(self, state: LiveState, now: float) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def tick(self, state: LiveState, now: float) -> None:
+        """Between polls (every second): move ages and countdowns.  Big tables override this
+        to touch only the rows on screen, so the tick costs the same at 10 or 10 000 rows."""
+        self.refresh_view(state, now)
+
     def focus_main(self) -> None:
         tables = self.query(DataTable)
         if tables:
             tables.first().focus()
+
+
+def visible_keys(table: DataTable) -> list[str]:
+    """Keys of the rows currently scrolled into view (rows are one line high)."""
+    first = int(table.scroll_y)
+    return [row.key.value or "" for row in table.ordered_rows[first:first + max(1, table.size.height)]]
+
+
+def update_cells(table: DataTable, column: str, cells: dict[str, Text]) -> None:
+    for key, cell in cells.items():
+        if table.get_cell(key, column) != cell:
+            table.update_cell(key, column, cell)
 
 
 def stale_note(label: str, at: float | None, now: float, stale: bool) -> Text:
@@ -51,6 +68,13 @@ def stale_note(label: str, at: float | None, now: float, stale: bool) -> Text:
     if stale:
         return Text(f"{label}: STALE, last good {fmt.age(now - at)}", style="bold reverse yellow")
     return Text(f"{label}: {fmt.age(now - at)}", style="dim")
+
+
+def details_note(state: LiveState, now: float) -> Text:
+    """With many calls the per-session queries run less often: say how old ports/packets are."""
+    if state.details_at is None or state.media_at is None or state.media_at - state.details_at <= 0:
+        return Text("")
+    return Text(f"  ports/codecs/packets: {fmt.age(now - state.details_at)}", style="dim")
 
 
 # --------------------------------------------------------------------------- 1 Overview
@@ -79,14 +103,14 @@ class OverviewPane(Pane):
         self.query_one("#overview-scroll").focus()
 
     def refresh_view(self, state: LiveState, now: float) -> None:
-        self.query_one("#overview-sip", Static).update(self._sip(state, now))
-        self.query_one("#overview-media", Static).update(self._media(state, now))
-        self.query_one("#overview-checks", Static).update(self._checks(state, now))
-        self.query_one("#overview-sources", Static).update(sources_text(state, now))
+        show_text(self.query_one("#overview-sip", Static), self._sip(state, now))
+        show_text(self.query_one("#overview-media", Static), self._media(state, now))
+        show_text(self.query_one("#overview-checks", Static), self._checks(state, now))
+        show_text(self.query_one("#overview-sources", Static), sources_text(state, now))
         for key, _ in self.SPARKS:
             data = state.history[key].data()
             self.query_one(f"#spark-{key}", Sparkline).data = data
-            self.query_one(f"#last-{key}", Static).update(Text(fmt.count(data[-1]) if data else "-"))
+            show_text(self.query_one(f"#last-{key}", Static), Text(fmt.count(data[-1]) if data else "-"))
 
     def _sip(self, state: LiveState, now: float) -> Text:
         out = Text("OpenSIPS\n", style="bold", end="")
@@ -340,7 +364,7 @@ class RegistrationsPane(Pane):
             self.query_one(ContactTable).move_cursor(row=select_index - self.window_start, animate=False)
 
     def refresh_view(self, state: LiveState, now: float) -> None:
-        self.query_one("#contacts-note", Static).update(contacts_note(state, now))
+        show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
         index = state.contact_index()
         self.matches = index.select(self.filter_text, self.transport, self.sort, self.reverse)
         self.window_start = min(self.window_start, max(0, len(self.matches) - self.WINDOW))
@@ -348,7 +372,12 @@ class RegistrationsPane(Pane):
         self.shown = {c.key: c for c in window}
         elapsed = now - state.contacts_at if state.contacts_at is not None else 0.0
         sync_table(self.query_one(ContactTable), [(c.key, contact_cells(c, elapsed)) for c in window])
-        self.query_one("#contacts-status", Static).update(self._status_line(len(index.contacts), len(window)))
+        show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))
+
+    def tick(self, state: LiveState, now: float) -> None:
+        # Only the ages: the expiry countdowns move on each poll, not each second, since any
+        # changed cell repaints every visible row of the table.
+        show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
 
     def _status_line(self, total: int, shown: int) -> Text:
         out = Text(end="")
@@ -566,6 +595,7 @@ class CallsPane(Pane):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: dict[str, Call] = {}
+        self.no_media = self.no_dialog = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="calls-status")
@@ -579,11 +609,22 @@ class CallsPane(Pane):
         self.calls = {c.key: c for c in calls}
         narrow = self.app.size.width < NARROW
         sync_table(self.query_one("#calls-table", DataTable), [(c.key, call_cells(c, now, narrow)) for c in calls])
-        no_media = sum(1 for c in calls if not c.has_media)
-        no_dialog = sum(1 for c in calls if not c.has_dialog)
-        status = Text(f"{len(calls)} calls, {no_media} without media, {no_dialog} media without dialog  ")
+        self.no_media = sum(1 for c in calls if not c.has_media)
+        self.no_dialog = sum(1 for c in calls if not c.has_dialog)
+        self._show_status(state, now)
+
+    def tick(self, state: LiveState, now: float) -> None:
+        table = self.query_one("#calls-table", DataTable)
+        ages = {key: Text(call_state(self.calls[key], now)[1], justify="right")
+                for key in visible_keys(table) if key in self.calls}
+        update_cells(table, "duration", ages)
+        self._show_status(state, now)
+
+    def _show_status(self, state: LiveState, now: float) -> None:
+        status = Text(f"{len(self.calls)} calls, {self.no_media} without media, {self.no_dialog} media without dialog  ")
         status.append(stale_note("dialogs", state.dialogs_at, now, state.signalling_stale()))
-        self.query_one("#calls-status", Static).update(status)
+        status.append_text(details_note(state, now))
+        show_text(self.query_one("#calls-status", Static), status)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -679,7 +720,8 @@ class MediaPane(Pane):
 
     def refresh_view(self, state: LiveState, now: float) -> None:
         media = state.media
-        self.query_one("#media-status", Static).update(stale_note("media", state.media_at, now, state.media_stale()))
+        show_text(self.query_one("#media-status", Static),
+                  stale_note("media", state.media_at, now, state.media_stale()) + details_note(state, now))
         if media is None:
             return
         port_rows = [(f"{i.name}\x00{i.address}", (safe_text(i.name, 20), safe_text(i.address, 40), fmt.bar(i.used, i.total, 20),
@@ -691,7 +733,14 @@ class MediaPane(Pane):
         self.sessions = {s.callid: s for s in sessions}
         narrow = self.app.size.width < NARROW
         sync_table(self.query_one("#sessions", DataTable), [(s.callid, session_cells(s, now, narrow)) for s in sessions])
-        self.query_one("#media-totals", Static).update(totals_text(state))
+        show_text(self.query_one("#media-totals", Static), totals_text(state))
+
+    def tick(self, state: LiveState, now: float) -> None:
+        show_text(self.query_one("#media-status", Static),
+                  stale_note("media", state.media_at, now, state.media_stale()) + details_note(state, now))
+        table = self.query_one("#sessions", DataTable)
+        ages = {key: session_age(self.sessions[key], now) for key in visible_keys(table) if key in self.sessions}
+        update_cells(table, "age", ages)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -701,12 +750,16 @@ class MediaPane(Pane):
                                               [("Media session", session_text(session, self.ops.now()))]))
 
 
+def session_age(session: MediaSession, now: float) -> Text:
+    return Text(fmt.duration(now - session.created) if session.created else "-", justify="right")
+
+
 def session_cells(session: MediaSession, now: float, narrow: bool = False) -> tuple[Text, ...]:
     protocols = "<->".join(media_label(leg.protocol) for leg in session.legs) or "-"
     return (
         safe_text(session.callid, 20 if narrow else 32),
         Text("DELETED" if session.deleted else ("foreign" if session.foreign else "")),
-        Text(fmt.duration(now - session.created) if session.created else "-", justify="right"),
+        session_age(session, now),
         safe_text(protocols, 16 if narrow else 28),
         Text(media_ports_text(session.legs) if session.legs else "-"),
         safe_text(legs_codecs(session.legs, short=narrow), 14 if narrow else 28),
@@ -771,7 +824,7 @@ class ChecksPane(Pane):
             status.append(f" {len(state.checks)} checks, {fmt.age(now - state.checks_at) if state.checks_at else ''}  (r re-runs, Enter for evidence)")
         elif not self.ops.checks_running:
             status.append("no checks run yet (r runs them)", style="dim")
-        self.query_one("#checks-status", Static).update(status)
+        show_text(self.query_one("#checks-status", Static), status)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -823,7 +876,7 @@ class MiPane(Pane):
             self.ops.submit_mi(event.value)
 
     def show_status(self, text: Text) -> None:
-        self.query_one("#mi-status", Static).update(text)
+        show_text(self.query_one("#mi-status", Static), text)
 
     def show_result(self, method: str, result: Any) -> None:
         tree = self.query_one("#mi-result", Tree)

@@ -9,6 +9,7 @@ overrides) are replaced by a visible escape such as `\\x1b` or `\\u202e`.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rich.text import Text
 
@@ -59,3 +60,16 @@ def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool 
 def safe_plain(value: object, limit: int | None = None) -> str:
     """The escaped string without styles (for keys, notifications, tests)."""
     return safe_text(value, limit).plain
+
+
+def show_text(widget: Any, text: Text) -> None:
+    """`Static.update` that skips unchanged text and reflows the screen only when the text's
+    shape changed: every Static update re-lays-out the whole screen, and the 1 s tick would
+    otherwise do that for every panel, every second, for an age moving from 3s to 4s."""
+    previous = getattr(widget, "_ops_shown", None)
+    if previous is not None and previous == text:
+        return
+    same_shape = previous is not None and previous.cell_len == text.cell_len \
+        and previous.plain.count("\n") == text.plain.count("\n")
+    widget._ops_shown = text
+    widget.update(text, layout=not same_shape)

@@ -5,7 +5,7 @@ instead of nothing (or, worse, silently old numbers)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from console.model import (
     Call,
@@ -33,6 +33,7 @@ class LiveState:
     signalling_at: float | None = None
     media: MediaState | None = None
     media_at: float | None = None
+    details_at: float | None = None  # when the media sessions were last queried one by one
     host: HostState | None = None
     contacts: tuple[Contact, ...] | None = None
     contacts_at: float | None = None
@@ -61,7 +62,7 @@ class LiveState:
         if snapshot.signalling is not None:
             self._apply_signalling(snapshot.signalling, requested, at)
         if snapshot.media is not None:
-            self.media, self.media_at = snapshot.media, at
+            self.media, self.media_at = self._with_details(snapshot.media, requested, at), at
         if snapshot.host is not None:
             self.host = snapshot.host
         sessions = self.media.sessions if self.media else None
@@ -86,6 +87,20 @@ class LiveState:
             self.dialogs, self.dialogs_at = state.dialogs, at
         elif requested.dialogs:
             self.dialogs, self.dialogs_at = None, at
+
+    def _with_details(self, media: MediaState, requested: CollectOptions, at: float) -> MediaState:
+        """Sessions listed without legs keep the legs of their last detailed query (ports and
+        codecs rarely change; the age of the details is shown)."""
+        if requested.media_details:
+            self.details_at = at
+            return media
+        previous = {s.callid: s for s in self.media.sessions if s.legs} if self.media is not None else {}
+        if not previous:
+            return media
+        sessions = tuple(
+            replace(previous[s.callid], deleted=s.deleted, foreign=s.foreign) if not s.legs and s.callid in previous else s
+            for s in media.sessions)
+        return replace(media, sessions=sessions)
 
     def _record_history(self) -> None:
         ov = self.signalling.overview if self.signalling else None

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 Row = tuple[str, Sequence[object]]
 
@@ -54,7 +55,7 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
             current = table._data[row_key]  # read-only peek; the public get_row copies
             for column_key, cell in zip(column_keys, cells):
                 if current.get(column_key) != cell:
-                    table.update_cell(row_key, column_key, cell, update_width=True)  # a longer value widens its column
+                    table.update_cell(row_key, column_key, cell, update_width=_wider(table, column_key, cell))
                     updated += 1
         reordered = _apply_order(table, [key for key, _ in desired])
         if cursor_key is not None and RowKey(cursor_key) in table.rows:
@@ -62,6 +63,13 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
             if index != table.cursor_row:
                 table.move_cursor(row=index, animate=False)
     return DiffStats(added, updated, len(stale), reordered)
+
+
+def _wider(table: DataTable, column_key: ColumnKey, cell: object) -> bool:
+    """Only a value wider than its column needs a width update: DataTable re-measures the whole
+    column for every updated cell that got narrower (O(rows) each, O(rows²) per poll)."""
+    width = cell.cell_len if isinstance(cell, Text) else len(str(cell))
+    return width > table.columns[column_key].content_width
 
 
 BULK_REMOVE = 32  # remove_row is O(rows) each; beyond this, drop them in one pass

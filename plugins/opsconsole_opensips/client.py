@@ -96,12 +96,12 @@ class HTTPMIClient:
         try:
             async with asyncio.timeout(deadline):
                 try:
-                    status, content_type, data = await self._post(body, limit)
+                    status, content_type, data = await self._post(body, limit, deadline)
                 except httpx.RemoteProtocolError:
                     if is_write_method(method):  # never send a write twice
                         raise
                     # A kept-alive connection the server dropped meanwhile: one fresh try.
-                    status, content_type, data = await self._post(body, limit)
+                    status, content_type, data = await self._post(body, limit, deadline)
         except (TimeoutError, httpx.TimeoutException):
             raise Timeout(f"OpenSIPS MI did not answer {method!r} within {deadline:g} s", target=self.target,
                           hint="mi_http serves one request at a time: a long ul_dump blocks it") from None
@@ -113,8 +113,10 @@ class HTTPMIClient:
         return decode_response(data, status=status, content_type=content_type, method=method,
                                target=self.target, max_bytes=limit)
 
-    async def _post(self, body: bytes, limit: int) -> tuple[int, str, bytes]:
-        async with self._http.stream("POST", self.url, content=body) as response:
+    async def _post(self, body: bytes, limit: int, deadline: float | None = None) -> tuple[int, str, bytes]:
+        # Per request: the client-wide timeout would cut a heavy call (ul_dump) at the cheap deadline.
+        timeout = httpx.Timeout(deadline) if deadline else httpx.USE_CLIENT_DEFAULT
+        async with self._http.stream("POST", self.url, content=body, timeout=timeout) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit():
                 check_size(int(declared), limit, target=self.target)

@@ -70,8 +70,10 @@ def decode_response(body: bytes, *, status: int = 200, content_type: str = "", m
     try:
         reply = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ProtocolError(_not_json_message(body, method), target=target,
-                            hint="is this URL an OpenSIPS mi_http root?") from None
+        message = _not_json_message(body, method)
+        hint = ("the reply was cut short: OpenSIPS may have restarted or crashed while answering"
+                if "truncated" in message else "is this URL an OpenSIPS mi_http root?")
+        raise ProtocolError(message, target=target, hint=hint) from None
     if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
         raise ProtocolError(f"MI reply{_for(method)} is not a JSON-RPC response object", target=target)
     if "error" in reply and reply["error"] is not None:

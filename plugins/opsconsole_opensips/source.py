@@ -107,8 +107,9 @@ class OpenSIPSSource:
         options = options or CollectOptions()
         try:
             return await self._collect(options)
-        except OpsError:
+        except OpsError as exc:
             self._commands = None  # re-detect: OpenSIPS may have been restarted/upgraded
+            exc.target = exc.target or self.target  # parsers raise without knowing where from
             raise
         except Exception as exc:  # a bug must not escape as a traceback
             self._commands = None

@@ -4,6 +4,7 @@ Every peer is a context manager running one daemon thread on loopback and
 stops (closing its sockets) on exit, also when the test failed.
 
     SilentTCP()                   accepts TCP connections, reads, never answers (MI or CLI "silent")
+    SlowHTTP(delay)               answers every POST in one piece after `delay` s of silence
     HugeHTTP(size=50_000_000)     answers every POST with a `size`-byte JSON-looking body, streamed
                                   from one small buffer (no big allocation here); `declare_length`
     NgResponder(mode="normal")    an ng peer answering from the captures; `.mode` switchable at any time:
@@ -20,6 +21,14 @@ stops (closing its sockets) on exit, also when the test failed.
     release_hung(server)          unsticks MI fake handlers parked by `silent`/`drip` (their clients
                                   gave up long ago) and clears the fault: "OpenSIPS recovered"
     free_port(kind)               a loopback port nobody listens on
+
+Shared row assertions and fixtures (import them into the test module):
+    targets(mi_url, ng, cli)      CLI target options (--timeout 0.5); None = a port nobody listens on
+    assert_clean_output(*texts)   no traceback reached the operator
+    assert_mi_read_only(server)   every MI method the fake received is read-only (is_write_method)
+    assert_ng_read_only(commands) only ping/list/query/statistics were sent
+    ng_commands                   fixture: every ng command any NgClient sent (real daemons too)
+    clean_home                    fixture: HOME = tmp_path, no OPSCONSOLE_* variables
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from typing import Any
 import bencodepy
 import pytest
 
-from support.mi_server import MIServer, _HTTPServer, _Handler
+from support.mi_server import FIFOServer, MIServer, _HTTPServer, _Handler
 
 HOST = "127.0.0.1"
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "faults"
@@ -168,6 +177,30 @@ class HugeHTTP(_TCPPeer):
         conn.close()
 
 
+class SlowHTTP(_TCPPeer):
+    """Answers every POST with `body`, all at once, after `delay` seconds of silence."""
+
+    def __init__(self, delay: float, body: bytes = b'{"jsonrpc":"2.0","result":{},"id":1}') -> None:
+        super().__init__()
+        self.delay = delay
+        self.body = body
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(2)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        if self.stop_event.wait(self.delay):
+            return
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+                "Connection: close\r\n\r\n")
+        conn.sendall(head.encode() + self.body)
+        conn.close()
+
+
 class CliResponder(_TCPPeer):
     """rtpengine's --listen-cli: one command line in, text out, then close."""
 
@@ -287,10 +320,13 @@ def mi_server_at(port: int, version: str = "3.4") -> MIServer:
     return server
 
 
-def release_hung(server: MIServer) -> None:
-    """Clear the fault and wake handlers parked in `hang()`/`drip` (they hold the serve lock)."""
+def release_hung(server: MIServer | FIFOServer) -> None:
+    """Clear the fault and wake HTTP handlers parked in `hang()`/`drip` (they hold the serve lock).
+    The FIFO fake never parks (its drip ends when the client closes the reply FIFO), and its
+    serving loop ends on `stop_event`: it only needs the lock to come free."""
     server.clear_fault()
-    server.stop_event.set()
+    if isinstance(server, MIServer):
+        server.stop_event.set()
     with server.serve_lock:  # every parked handler has let go
         server.stop_event.clear()
 
@@ -343,7 +379,7 @@ def ng_commands(monkeypatch) -> list[str]:
     return sent
 
 
-@pytest.fixture(autouse=False)
+@pytest.fixture
 def clean_home(monkeypatch, tmp_path):
     """No operator config file or OPSCONSOLE_* variable leaks into a test."""
     import os
