@@ -172,6 +172,34 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+# Setting -> (accepted types, what to tell the operator).  TOML gives any type; catch it here,
+# not as a TypeError deep inside a collection.
+_TEXT, _NUMBER = (str,), (int, float)
+_SETTING_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "mi_url": (_TEXT, "a URL string"), "mi_fifo": (_TEXT, "a path string"),
+    "mi_reply_dir": (_TEXT, "a directory string"), "mi_user": (_TEXT, "a string"),
+    "mi_password": (_TEXT, "a string"), "opensips_version": (_TEXT, 'a string like "3.4"'),
+    "audit_log": (_TEXT, "a path string"), "name": (_TEXT, "a string"),
+    "timeout": (_NUMBER, "a positive number of seconds"), "interval": (_NUMBER, "a positive number of seconds"),
+    "heavy_interval": (_NUMBER, "a positive number of seconds"), "full_sync_max": ((int,), "a whole number"),
+    "events": ((bool,), "true or false"),
+}
+
+
+def _check_types(values: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the setting when a value has the wrong type (or is not positive)."""
+    for key, value in values.items():
+        if value is None or key not in _SETTING_TYPES:
+            continue
+        types, wanted = _SETTING_TYPES[key]
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if wrong or (_NUMBER == types and value <= 0):
+            raise ConfigError(f"setting {key} must be {wanted}, got {value!r}")
+    for name, value in vars(values.get("thresholds") or Thresholds()).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"[thresholds] {name} must be a number, got {value!r}")
+
+
 def _from_toml(data: Mapping[str, Any]) -> dict[str, Any]:
     """Map the TOML layout to Config fields.
 
@@ -290,6 +318,7 @@ def load_config(
 
     values["discovery"] = tuple(notes)
     values["config_file"] = str(path) if path else None
+    _check_types(values)
     try:
         return Config(**values)
     except TypeError as exc:

@@ -237,6 +237,7 @@ async def test_mi_fifo_fault_is_named_and_the_source_recovers(fault, mi_fifo_ser
         broken = (await service.snapshot()).sources["opensips"]
         assert broken.ok is False
         assert FIFO_FAULTS[fault] in broken.error and mi_fifo_server.fifo_path in broken.error
+        assert "mi_http" not in broken.error  # no HTTP advice for a FIFO
         release_hung(mi_fifo_server)
         healed = await service.snapshot()
         assert healed.sources["opensips"].ok, healed.sources["opensips"].error
@@ -267,10 +268,10 @@ def test_snapshot_text_names_the_failed_source_and_still_prints_the_others(fault
 async def test_a_hung_table_walk_is_cut_at_the_collection_deadline(mi_server):
     """Only ul_dump drips: the source's overall deadline (3 x timeout + 1 s) still holds, and says so."""
     mi_server.set_fault("drip", methods=["ul_dump"])
-    service = ConsoleService(Config(mi_url=mi_server.url, ng=None, cli=None, timeout=0.5))
+    service = ConsoleService(Config(mi_url=mi_server.url, ng=None, cli=None, timeout=0.2))
     try:
         broken = (await service.snapshot()).sources["opensips"]
-        assert broken.ok is False and "no answer within 2.5 s" in broken.error
+        assert broken.ok is False and "no answer within 1.6 s" in broken.error
         release_hung(mi_server)
         assert (await service.snapshot()).sources["opensips"].ok
     finally:
@@ -292,3 +293,12 @@ async def test_a_heavy_call_gets_its_own_deadline_not_the_cheap_one():
                 await client.call("version")
         finally:
             await client.aclose()
+
+
+def test_a_hostile_error_text_is_printed_literally_by_snapshot(mi_server, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "400")
+    mi_server.set_fault("jsonrpc_error", message="[bold red]pwned[/] \x1b[2J")
+    assert main(["snapshot", *targets(mi_server.url, None, None)]) == 1
+    out, err = capsys.readouterr()
+    assert "[bold red]pwned[/]" in out and "\x1b" not in out
+    assert_clean_output(out, err)

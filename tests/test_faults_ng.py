@@ -39,26 +39,38 @@ NG_FAULTS = [
 ]
 
 
+class FaultyNg:
+    """An ng peer showing `fault` until `clear()`, then healthy at the same address."""
+
+    def __init__(self, fault: NgFault, start_rtpengine) -> None:
+        self.fault = fault
+        self.healthy_upstream = None
+        upstream = None
+        if fault.mode == "proxy":  # a real daemon: its -u listener now, its ng listener once fixed
+            daemon = start_rtpengine(legacy=True)
+            upstream, self.healthy_upstream = daemon.legacy, daemon.ng
+        self.peer = NgResponder(fault.mode, upstream=upstream).start()
+        self.address = self.peer.address
+
+    @property
+    def commands(self) -> list[str]:
+        return self.peer.commands
+
+    def clear(self) -> None:
+        if self.healthy_upstream:
+            self.peer.upstream = self.healthy_upstream
+        else:
+            self.peer.mode = "normal"
+
+
 @pytest.fixture(params=NG_FAULTS, ids=lambda f: f.id)
 def faulty_ng(request):
-    fault: NgFault = request.param
-    upstream = None
-    if fault.mode == "proxy":
-        daemon = request.getfixturevalue("start_rtpengine")(legacy=True)
-        upstream = daemon.legacy
-        healthy = daemon.ng
-    responder = NgResponder(fault.mode, upstream=upstream)
-    responder.fault = fault
-
-    def clear() -> None:
-        if fault.mode == "proxy":
-            responder.upstream = healthy  # the operator pointed it at --listen-ng
-        else:
-            responder.mode = "normal"
-
-    responder.clear = clear
-    with responder:
-        yield responder
+    starter = request.getfixturevalue("start_rtpengine") if request.param.mode == "proxy" else None
+    ng = FaultyNg(request.param, starter)
+    try:
+        yield ng
+    finally:
+        ng.peer.stop()
 
 
 def test_snapshot_shows_rtpengine_failed_and_the_other_sources(faulty_ng, mi_server, capsys, ng_commands):
@@ -150,60 +162,61 @@ CLI_FAULTS = [
 ]
 
 
+class FaultyCli:
+    """An rtpengine CLI showing `fault` until `clear()`, then healthy on the same port."""
+
+    def __init__(self, fault: CliFault) -> None:
+        self.fault = fault
+        self.peer = None if fault.mode == "refused" else CliResponder(fault.mode).start()
+        self.address = self.peer.address if self.peer else ("127.0.0.1", free_port())
+
+    def clear(self) -> None:
+        if self.peer is None:
+            self.peer = CliResponder("normal", port=self.address[1]).start()
+        else:
+            self.peer.mode = "normal"
+
+
 @pytest.fixture(params=CLI_FAULTS, ids=lambda f: f.id)
 def faulty_cli(request):
-    fault: CliFault = request.param
-    state = {"peer": None, "port": free_port()}
-    if fault.mode != "refused":
-        state["peer"] = CliResponder(fault.mode).start()
-        state["port"] = state["peer"].address[1]
-
-    def clear() -> None:
-        if state["peer"] is None:
-            state["peer"] = CliResponder("normal", port=state["port"]).start()
-        else:
-            state["peer"].mode = "normal"
-
-    state["clear"] = clear
-    state["fault"] = fault
-    state["address"] = ("127.0.0.1", state["port"])
+    cli = FaultyCli(request.param)
     try:
-        yield state
+        yield cli
     finally:
-        if state["peer"] is not None:
-            state["peer"].stop()
+        if cli.peer is not None:
+            cli.peer.stop()
 
 
 def test_snapshot_shows_rtpengine_cli_failure(faulty_cli, mi_server, capsys, ng_commands):
-    code = main(["snapshot", "--json", *targets(mi_server.url, None, faulty_cli["address"])])
+    code = main(["snapshot", "--json", *targets(mi_server.url, None, faulty_cli.address)])
     out, err = capsys.readouterr()
     data = json.loads(out)
     assert code == 1
     media = data["sources"]["rtpengine"]
     assert media["ok"] is False
-    assert "cli: " in media["error"] and faulty_cli["fault"].reason in media["error"]
+    assert "cli: " in media["error"] and faulty_cli.fault.reason in media["error"]
     assert data["sources"]["opensips"]["ok"] is True and data["sources"]["host"]["ok"] is True
     assert_clean_output(out, err)
 
 
 def test_diagnose_fails_rtpengine_cli_with_reason_and_remedy(faulty_cli, mi_server, capsys):
     code = main(["diagnose", "--json", "--only", "rtpengine.cli",
-                 *targets(mi_server.url, None, faulty_cli["address"])])
+                 *targets(mi_server.url, None, faulty_cli.address)])
     out, err = capsys.readouterr()
     (check,) = json.loads(out)["checks"]
     assert code == 2
-    assert check["status"] == "fail" and faulty_cli["fault"].reason in check["evidence"]["error"]
+    assert check["status"] == "fail" and faulty_cli.fault.reason in check["evidence"]["error"]
     assert "--listen-cli" in check["remedy"]
     assert_clean_output(out, err)
 
 
 async def test_cli_recovers_when_the_fault_clears(faulty_cli):
-    service = ConsoleService(Config(mi_url=None, ng=None, cli=faulty_cli["address"], timeout=0.5))
+    service = ConsoleService(Config(mi_url=None, ng=None, cli=faulty_cli.address, timeout=0.5))
     try:
         broken = await service.snapshot()
         assert broken.sources["rtpengine"].ok is False
-        assert faulty_cli["fault"].reason in broken.sources["rtpengine"].error
-        faulty_cli["clear"]()
+        assert faulty_cli.fault.reason in broken.sources["rtpengine"].error
+        faulty_cli.clear()
         healed = await service.snapshot()
         assert healed.sources["rtpengine"].ok, healed.sources["rtpengine"].error
         assert healed.media.cli_ok is True and healed.media.sessions
@@ -211,7 +224,7 @@ async def test_cli_recovers_when_the_fault_clears(faulty_cli):
         assert results[0].status is Status.OK
     finally:
         await service.aclose()
-    assert faulty_cli["peer"].commands and all(c.startswith("list ") for c in faulty_cli["peer"].commands)
+    assert faulty_cli.peer.commands and all(c.startswith("list ") for c in faulty_cli.peer.commands)
 
 
 def test_pointing_straight_at_a_real_listen_udp_listener_names_it(start_rtpengine, mi_server, capsys, ng_commands):

@@ -22,6 +22,7 @@ CHECKS = "rtpengine.ng,opensips.mi"  # both fail against dead targets: status wo
 def _base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPSCONSOLE_", "FORCE_COLOR", "NO_COLOR", "TERM", "COLUMNS", "LINES", "TTY_"))}
+    env["HOME"] = "/nonexistent"  # no operator config file
     env.update(extra)
     return env
 

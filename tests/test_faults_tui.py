@@ -13,7 +13,8 @@ import pytest
 from console.config import Config
 from console.service import ConsoleService
 from console.ui.app import create_app
-from support.faults import CliResponder, NgResponder, free_port, mi_server_at, release_hung
+from support.faults import (LIVE_SUBSCRIPTIONS, CliResponder, NgResponder, assert_mi_read_only, assert_ng_read_only, free_port,
+                            mi_server_at, release_hung)
 from ui.helpers import screen_text, settle
 
 SIZE = (120, 40)
@@ -91,6 +92,8 @@ async def test_mi_fault_while_running_shows_fail_stale_and_recovers(platform, fa
             assert "opensips OK" in text and "opensips FAIL" not in text
     finally:
         await service.aclose()
+    assert_mi_read_only(platform.mi, allow=LIVE_SUBSCRIPTIONS)
+    assert_ng_read_only(platform.ng.commands)
 
 
 async def test_ng_silent_while_running_shows_fail_stale_and_recovers(platform):
@@ -113,11 +116,13 @@ async def test_ng_silent_while_running_shows_fail_stale_and_recovers(platform):
             assert "rtpengine OK" in text
     finally:
         await service.aclose()
+    assert_ng_read_only(platform.ng.commands)
+    assert_mi_read_only(platform.mi, allow=LIVE_SUBSCRIPTIONS)
 
 
 async def test_resize_to_40x10_and_back_keeps_running(platform):
     platform.break_mi("http500")
-    service = ConsoleService(platform.config())
+    service = ConsoleService(replace(platform.config(), events=False))  # --no-events: strictly read-only
     app = create_app(service, interval=3600)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -131,6 +136,8 @@ async def test_resize_to_40x10_and_back_keeps_running(platform):
             assert app.size == SIZE and "opensips FAIL" in text and "HTTP 500" in text
     finally:
         await service.aclose()
+    assert_mi_read_only(platform.mi)
+    assert platform.mi.requests  # it did talk to the MI
 
 
 async def test_no_color_keeps_the_status_words(platform, monkeypatch):
@@ -159,5 +166,20 @@ async def test_header_never_shows_mi_credentials(platform):
             text = header_text(app)
             assert "opensips OK" in text and f"127.0.0.1:{platform.mi_port}/mi" in text
             assert secret not in text
+    finally:
+        await service.aclose()
+
+
+async def test_a_hostile_error_text_from_the_peer_is_shown_literally(platform):
+    """An MI error message is untrusted: markup stays visible text, control bytes never reach the terminal."""
+    platform.mi.set_fault("jsonrpc_error", message="[bold red]pwned[/] \x1b[2J")
+    service = ConsoleService(platform.config())
+    app = create_app(service, interval=3600)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            text = header_text(app)
+            assert "opensips FAIL" in text and "[bold red]pwned[/]" in text
+            assert "\x1b" not in screen_text(app)
     finally:
         await service.aclose()

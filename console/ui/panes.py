@@ -39,26 +39,15 @@ class Pane(Vertical):
         raise NotImplementedError
 
     def tick(self, state: LiveState, now: float) -> None:
-        """Between polls (every second): move ages and countdowns.  Big tables override this
-        to touch only the rows on screen, so the tick costs the same at 10 or 10 000 rows."""
+        """Between polls (every second): move the ages.  Panes with big tables override this to
+        touch only their status line: any changed cell repaints every visible row, so the
+        tables' own ages and countdowns move on each poll instead."""
         self.refresh_view(state, now)
 
     def focus_main(self) -> None:
         tables = self.query(DataTable)
         if tables:
             tables.first().focus()
-
-
-def visible_keys(table: DataTable) -> list[str]:
-    """Keys of the rows currently scrolled into view (rows are one line high)."""
-    first = int(table.scroll_y)
-    return [row.key.value or "" for row in table.ordered_rows[first:first + max(1, table.size.height)]]
-
-
-def update_cells(table: DataTable, column: str, cells: dict[str, Text]) -> None:
-    for key, cell in cells.items():
-        if table.get_cell(key, column) != cell:
-            table.update_cell(key, column, cell)
 
 
 def stale_note(label: str, at: float | None, now: float, stale: bool) -> Text:
@@ -375,8 +364,6 @@ class RegistrationsPane(Pane):
         show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))
 
     def tick(self, state: LiveState, now: float) -> None:
-        # Only the ages: the expiry countdowns move on each poll, not each second, since any
-        # changed cell repaints every visible row of the table.
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
 
     def _status_line(self, total: int, shown: int) -> Text:
@@ -475,6 +462,7 @@ def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, 
 CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("state", "State"), ("bridge", "Bridge"),
                 ("ports", "Media ports"), ("duration", "Age"), ("codec", "Codecs"),
                 ("packets", "Pkts A/B"))
+AGE_COLUMN = [key for key, _ in CALL_COLUMNS].index("duration")
 NARROW = 100  # columns: below this the Calls and Media cells shrink (the detail screen has everything)
 
 
@@ -596,6 +584,7 @@ class CallsPane(Pane):
         super().__init__(**kwargs)
         self.calls: dict[str, Call] = {}
         self.no_media = self.no_dialog = 0
+        self._cell_cache: dict[str, tuple[tuple[Call, bool], tuple[Text, ...]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="calls-status")
@@ -607,18 +596,27 @@ class CallsPane(Pane):
     def refresh_view(self, state: LiveState, now: float) -> None:
         calls = sorted(state.calls, key=lambda c: (c.dialog.start if c.dialog else (c.media.created if c.media else 0), c.callid))
         self.calls = {c.key: c for c in calls}
+        self._cell_cache = {key: value for key, value in self._cell_cache.items() if key in self.calls}
         narrow = self.app.size.width < NARROW
-        sync_table(self.query_one("#calls-table", DataTable), [(c.key, call_cells(c, now, narrow)) for c in calls])
+        sync_table(self.query_one("#calls-table", DataTable), [(c.key, self._cells(c, now, narrow)) for c in calls])
         self.no_media = sum(1 for c in calls if not c.has_media)
         self.no_dialog = sum(1 for c in calls if not c.has_dialog)
         self._show_status(state, now)
 
     def tick(self, state: LiveState, now: float) -> None:
-        table = self.query_one("#calls-table", DataTable)
-        ages = {key: Text(call_state(self.calls[key], now)[1], justify="right")
-                for key in visible_keys(table) if key in self.calls}
-        update_cells(table, "duration", ages)
         self._show_status(state, now)
+
+    def _cells(self, call: Call, now: float, narrow: bool) -> tuple[Text, ...]:
+        """Cells of an unchanged call are reused (1000 calls: most are unchanged each poll);
+        only the age moves."""
+        cached = self._cell_cache.get(call.key)
+        if cached is not None and cached[0] == (call, narrow):
+            cells = cached[1]
+            age = Text(call_state(call, now)[1], justify="right")
+            return cells if cells[AGE_COLUMN] == age else cells[:AGE_COLUMN] + (age,) + cells[AGE_COLUMN + 1:]
+        cells = call_cells(call, now, narrow)
+        self._cell_cache[call.key] = ((call, narrow), cells)
+        return cells
 
     def _show_status(self, state: LiveState, now: float) -> None:
         status = Text(f"{len(self.calls)} calls, {self.no_media} without media, {self.no_dialog} media without dialog  ")
@@ -738,9 +736,6 @@ class MediaPane(Pane):
     def tick(self, state: LiveState, now: float) -> None:
         show_text(self.query_one("#media-status", Static),
                   stale_note("media", state.media_at, now, state.media_stale()) + details_note(state, now))
-        table = self.query_one("#sessions", DataTable)
-        ages = {key: session_age(self.sessions[key], now) for key in visible_keys(table) if key in self.sessions}
-        update_cells(table, "age", ages)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

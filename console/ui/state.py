@@ -13,6 +13,7 @@ from console.model import (
     Contact,
     Dialog,
     HostState,
+    MediaSession,
     MediaState,
     SignallingState,
     Snapshot,
@@ -49,6 +50,7 @@ class LiveState:
     history: dict[str, History] = field(default_factory=lambda: {m: History() for m in METRICS})
     polls: int = 0
     _index: ContactIndex | None = None
+    _counts: tuple[tuple[Contact, ...] | None, Counter] | None = None
 
     # ------------------------------------------------------------------ update
 
@@ -97,9 +99,7 @@ class LiveState:
         previous = {s.callid: s for s in self.media.sessions if s.legs} if self.media is not None else {}
         if not previous:
             return media
-        sessions = tuple(
-            replace(previous[s.callid], deleted=s.deleted, foreign=s.foreign) if not s.legs and s.callid in previous else s
-            for s in media.sessions)
+        sessions = tuple(_detailed(s, previous.get(s.callid)) for s in media.sessions)
         return replace(media, sessions=sessions)
 
     def _record_history(self) -> None:
@@ -133,10 +133,11 @@ class LiveState:
         return self._index
 
     def transport_counts(self) -> Counter:
-        counts: Counter = Counter()
-        for contact in self.contacts or ():
-            counts[contact.transport or "?"] += 1
-        return counts
+        """Per transport; counted once per contact list (the overview asks every second)."""
+        if self._counts is None or self._counts[0] is not self.contacts:
+            counts: Counter = Counter(contact.transport or "?" for contact in self.contacts or ())
+            self._counts = (self.contacts, counts)
+        return self._counts[1]
 
     def registered_count(self) -> int | None:
         """What OpenSIPS counts as registered (statistics), whatever the list holds."""
@@ -145,3 +146,13 @@ class LiveState:
 
     def last_good_poll(self) -> float | None:
         return max(self.last_ok.values()) if self.last_ok else None
+
+
+def _detailed(listed: MediaSession, previous: MediaSession | None) -> MediaSession:
+    """The last detailed session for a listed one; the same object when nothing changed, so
+    the screens can tell unchanged rows by identity."""
+    if listed.legs or previous is None:
+        return listed
+    if (previous.deleted, previous.foreign) == (listed.deleted, listed.foreign):
+        return previous
+    return replace(previous, deleted=listed.deleted, foreign=listed.foreign)

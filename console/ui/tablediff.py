@@ -54,7 +54,8 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
                 continue
             current = table._data[row_key]  # read-only peek; the public get_row copies
             for column_key, cell in zip(column_keys, cells):
-                if current.get(column_key) != cell:
+                previous = current.get(column_key)
+                if previous is not cell and previous != cell:
                     table.update_cell(row_key, column_key, cell, update_width=_wider(table, column_key, cell))
                     updated += 1
         reordered = _apply_order(table, [key for key, _ in desired])

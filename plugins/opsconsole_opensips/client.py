@@ -26,6 +26,7 @@ from .codec import CHEAP_MAX_BYTES, DEFAULT_MAX_BYTES, check_size, decode_respon
 from .commands import is_heavy_method, is_write_method
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+FIFO_NOT_JSON_HINT = "OpenSIPS before 3.0 speaks a text protocol on mi_fifo; opsconsole needs 3.x JSON-RPC"
 
 
 class MIClient(Protocol):
@@ -188,7 +189,8 @@ class FIFOMIClient:
                 raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
             limit = _size_limit(method, self.max_bytes)
             data = await asyncio.to_thread(self._exchange, body, method, deadline, limit)
-            return decode_response(data, method=method, target=self.fifo_path, max_bytes=limit)
+            return decode_response(data, method=method, target=self.fifo_path, max_bytes=limit,
+                                   not_json_hint=FIFO_NOT_JSON_HINT)
 
         return await self._serializer.run(method, run)
 

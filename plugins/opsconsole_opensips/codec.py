@@ -63,7 +63,8 @@ def check_size(size: int, max_bytes: int = DEFAULT_MAX_BYTES, *, target: str = "
 
 
 def decode_response(body: bytes, *, status: int = 200, content_type: str = "", method: str = "",
-                    target: str = "", max_bytes: int = DEFAULT_MAX_BYTES, expected_type: type | tuple | None = None) -> Any:
+                    target: str = "", max_bytes: int = DEFAULT_MAX_BYTES, expected_type: type | tuple | None = None,
+                    not_json_hint: str = "is this URL an OpenSIPS mi_http root?") -> Any:
     """Return `result` of a JSON-RPC response body or raise a typed OpsError."""
     check_size(len(body), max_bytes, target=target)
     _check_http_status(body, status, content_type, method, target)
@@ -72,7 +73,7 @@ def decode_response(body: bytes, *, status: int = 200, content_type: str = "", m
     except (UnicodeDecodeError, ValueError, RecursionError):
         message = _not_json_message(body, method)
         hint = ("the reply was cut short: OpenSIPS may have restarted or crashed while answering"
-                if "truncated" in message else "is this URL an OpenSIPS mi_http root?")
+                if "truncated" in message else not_json_hint)
         raise ProtocolError(message, target=target, hint=hint) from None
     if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
         raise ProtocolError(f"MI reply{_for(method)} is not a JSON-RPC response object", target=target)

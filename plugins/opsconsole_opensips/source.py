@@ -75,6 +75,7 @@ class OpenSIPSSource:
         self._commands: CommandMap | None = None
         self._version_result: Any = None
         self._last_uptime: int | None = None
+        self._failed_calls: list[OpsError] = []  # this collection's failed cheap calls
         self._clock, self._monotonic = clock, monotonic
         self._live: LiveSync | None = None  # created by the first live collection
 
