@@ -49,7 +49,9 @@ def serve_demo(size: int, calls: int, time_scale: float) -> None:
     from console.demo import DemoPlatform
 
     async def serve() -> None:
-        async with DemoPlatform(size=size, calls=calls, real_rtpengine=False, time_scale=time_scale) as demo:
+        # A reply buffer big enough for a 100k ul_dump (the default imitates OpenSIPS's, which fails).
+        async with DemoPlatform(size=size, calls=calls, real_rtpengine=False, time_scale=time_scale,
+                                buffer_size=1 << 30) as demo:
             print(json.dumps({"mi_url": demo.mi_url, "ng": list(demo.ng), "cli": list(demo.cli)}), flush=True)
             stop = asyncio.Event()
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -164,7 +166,7 @@ def measure_rss(args: argparse.Namespace) -> float:
         app.keys("2")
         time.sleep(2)
         app.keys("S")  # above full_sync_max the list comes only on request
-        shown = app.wait_for(f"{args.rss_size:,} contacts", 120)
+        shown = app.wait_for("List COMPLETE", 180)
         time.sleep(2 * 2.0 + 1)  # a couple of polls with the list held
         rss = app.rss_mb()
         cpu = app.cpu_percent(min(args.seconds, 20))
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print("tmux is required", file=sys.stderr)
         return 2
     os.environ.setdefault("TERM", "xterm-256color")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups (tmux session, demo child)
     print(f"opsconsole TUI CPU: demo {args.size:,} contacts, {args.calls:,} calls, default 2 s poll, 120x40 tmux",
           flush=True)
     measure_cpu(args)

@@ -21,7 +21,7 @@ from ui.scenes import SCENES, prepare, scene_app  # noqa: E402  (needs the path 
 
 
 async def shoot(name: str, keys: tuple[str, ...], size: tuple[int, int], out: Path) -> Path:
-    app = scene_app()
+    app = scene_app(name)
     async with app.run_test(size=size) as pilot:
         await prepare(keys)(pilot)
         return Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))

@@ -228,6 +228,8 @@ class OpsConsoleApp(App[None]):
 
     def render_all(self) -> None:
         """Header always; only the visible pane (hidden ones render when shown)."""
+        if self._exit:
+            return  # a poll finishing while the app closes: the widgets are being removed
         with self.batch_update():
             for screen in self.screen_stack:  # the main screen's header and a detail pane's
                 for header in screen.query(StatusHeader):
@@ -236,6 +238,8 @@ class OpsConsoleApp(App[None]):
 
     def _tick(self) -> None:
         # Ages and countdowns move even between polls; cheap: header + what is on screen.
+        if self._exit:
+            return
         with self.batch_update():
             for screen in self.screen_stack:
                 for header in screen.query(StatusHeader):

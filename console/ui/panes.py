@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Sparkline, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from console.model import Call, CheckResult, Contact, MediaLeg, MediaSession, Status, overall_status
+from console.model import Call, CheckResult, Contact, DialogLeg, MediaLeg, MediaSession, Status, overall_status
 from console.snapshot import media_label
 
 from . import format as fmt
@@ -502,7 +502,7 @@ def leg_ports(leg: MediaLeg | None) -> str:
 
 
 def media_ports_text(legs: Sequence[MediaLeg | None]) -> str:
-    """'A 30788/30789 B 30780/30781': legs in order, lettered as in the pkts/err columns."""
+    """'A 30788/30789 B 30780/30781': legs in order, lettered as in the Pkts A/B column."""
     return " ".join(f"{chr(ord('A') + n)} {leg_ports(leg)}" for n, leg in enumerate(legs))
 
 
@@ -514,9 +514,12 @@ def call_ports(call: Call) -> Text:
         return Text(media_ports_text((a, b)))
     dialog = call.dialog
     if dialog is not None and (dialog.caller.media_ports or dialog.callee.media_ports):
-        sdp = lambda leg: "/".join(str(p) for p in leg.media_ports) or "-"  # noqa: E731
-        return Text.assemble(f"A {sdp(dialog.caller)} B {sdp(dialog.callee)} ", ("SDP", "dim"))
+        return Text.assemble(f"A {_sdp_ports(dialog.caller)} B {_sdp_ports(dialog.callee)} ", ("SDP", "dim"))
     return Text("-")
+
+
+def _sdp_ports(leg: DialogLeg) -> str:
+    return "/".join(str(p) for p in leg.media_ports) or "-"
 
 
 def legs_codecs(legs: Sequence[MediaLeg | None], short: bool = False) -> str:
@@ -536,11 +539,14 @@ def legs_packets(a: MediaLeg | None, b: MediaLeg | None) -> Text:
     """'236/236', plus the errors only when there are some (they should stand out)."""
     if a is None and b is None:
         return Text("-", justify="right")
-    count = lambda leg, attr: "-" if leg is None else str(getattr(leg, attr))  # noqa: E731
-    out = Text(f"{count(a, 'packets')}/{count(b, 'packets')}", justify="right")
+    out = Text(f"{_count(a, 'packets')}/{_count(b, 'packets')}", justify="right")
     if (a.errors if a else 0) or (b.errors if b else 0):
-        out.append(f" err {count(a, 'errors')}/{count(b, 'errors')}", style="bold red")
+        out.append(f" err {_count(a, 'errors')}/{_count(b, 'errors')}", style="bold red")
     return out
+
+
+def _count(leg: MediaLeg | None, counter: str) -> str:
+    return "-" if leg is None else str(getattr(leg, counter))
 
 
 def call_state(call: Call, now: float) -> tuple[Text, str]:

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from .header import StatusHeader
 
@@ -26,12 +26,13 @@ class DetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
-        yield Static(Text(self.detail_title, style="bold"), classes="detail-title")
+        yield Static(Text.assemble((self.detail_title, "bold"), ("   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit",
+                                                                   "dim")), classes="detail-title")
         with VerticalScroll(id="detail-body"):
             for heading, body in self.sections:
                 yield Static(Text(heading, style="bold underline"), classes="detail-heading")
                 yield Static(body, classes="detail-section")
-        yield Footer()
+        # No Footer here: composing one (a widget per key) was most of the time Enter took.
 
     def on_mount(self) -> None:
         self.query_one(StatusHeader).show(self.app)  # type: ignore[arg-type]

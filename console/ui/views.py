@@ -7,6 +7,7 @@ computed once per (list, column) and reused while the operator types.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -65,9 +66,10 @@ class ContactIndex:
     def __init__(self, contacts: Sequence[Contact]) -> None:
         self.contacts = tuple(contacts)
         self._haystack: list[str] | None = None
-        self._orders: dict[str, list[int]] = {}
-        self._transport: dict[str, frozenset[int]] = {}
-        self._last: tuple[tuple[str, str, str, bool], list[int]] | None = None
+        # Compact at 100k contacts: an array("i") takes 4 bytes per entry, a list of ints ~36.
+        self._orders: dict[str, array] = {}
+        self._transport: dict[str, bytearray] = {}  # per transport: 1 where the contact matches
+        self._last: tuple[tuple[str, str, str, bool], Sequence[int]] | None = None
 
     def prepare(self) -> "ContactIndex":
         """Build what the first filter/sort would need (call off the key path,
@@ -84,20 +86,20 @@ class ContactIndex:
             self._haystack = [f"{c.aor}\x00{c.contact}\x00{c.user_agent}".lower() for c in self.contacts]
         return self._haystack
 
-    def _order(self, sort: str, reverse: bool) -> list[int]:
+    def _order(self, sort: str, reverse: bool) -> Sequence[int]:
         order = self._orders.get(sort)
         if order is None:
             key = SORT_KEYS.get(sort, SORT_KEYS["aor"])
             keys = [key(c) for c in self.contacts]
             start = range(len(keys)) if sort == "aor" else self._order("aor", False)
-            order = sorted(start, key=keys.__getitem__)
+            order = array("i", sorted(start, key=keys.__getitem__))
             self._orders[sort] = order
         return order[::-1] if reverse else order
 
-    def _in_transport(self, transport: str) -> frozenset[int]:
+    def _in_transport(self, transport: str) -> bytearray:
         members = self._transport.get(transport)
         if members is None:
-            members = frozenset(i for i, c in enumerate(self.contacts) if transport_matches(c, transport))
+            members = bytearray(transport_matches(c, transport) for c in self.contacts)
             self._transport[transport] = members
         return members
 
@@ -114,7 +116,7 @@ class ContactIndex:
             order = self._order(sort, reverse)
             if transport != "all":
                 members = self._in_transport(transport)
-                order = [i for i in order if i in members]
+                order = [i for i in order if members[i]]
         if needle:
             haystack = self._search_text()
             order = [i for i in order if needle in haystack[i]]

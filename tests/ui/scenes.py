@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.ui.app import OpsConsoleApp, create_app
 
-from .data import NOW, FakeService
+from .data import NOW, FakeService, lab_snapshot
 from .helpers import settle
 
 # (file stem, keys pressed after the first poll; "type:TEXT" inserts TEXT in the focused input)
@@ -18,12 +20,26 @@ SCENES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("4-media", ("4",)),
     ("5-checks", ("5",)),
     ("6-mi", ("6", "type:version", "enter")),
+    ("7-registrations-live", ("2",)),  # live mode: a PARTIAL list fed by events, S offered
 )
 
+LIVE_NOTE = ("70 registered (statistics); list live from events since 05:12 (5 seen); "
+             "full sync would hold OpenSIPS MI for ~1 s — press S to run it")
+LIVE_EVENTS = "live via udp:127.0.0.1:40000: 12 events since 05:12:03"
 
-def scene_app() -> OpsConsoleApp:
+
+def scene_app(name: str = "") -> OpsConsoleApp:
     """The real app on the lab captures, frozen clock, no background polling."""
-    return create_app(FakeService(), interval=3600, clock=lambda: NOW)
+    service = FakeService([live_snapshot()]) if name.endswith("-live") else FakeService()
+    return create_app(service, interval=3600, clock=lambda: NOW)
+
+
+def live_snapshot():
+    """The lab as live mode reports it right after subscribing: only 5 contacts seen yet."""
+    snap = lab_snapshot()
+    sig = replace(snap.signalling, contacts=snap.signalling.contacts[:5], contacts_note=LIVE_NOTE,
+                  contacts_mode="events-partial", events_status=LIVE_EVENTS)
+    return replace(snap, signalling=sig)
 
 
 def prepare(keys: tuple[str, ...]):

@@ -15,6 +15,7 @@ from console.ui.screens import HelpScreen
 
 from .data import NG, FakeService, lab_snapshot
 from .helpers import screen_text, settle
+from .scenes import LIVE_EVENTS, live_snapshot
 
 WS_TO_UDP = "gqc9y5p4vytlkldkolvytokm"  # the lab's WS->UDP call (caller ws2000)
 UDP_TO_WS = "call-udp2ws-2-27552@127.0.0.1"
@@ -78,20 +79,8 @@ async def test_media_sessions_list_ports_per_leg(clock):
 
 # --------------------------------------------------------------------------- live mode
 
-NOTE = ("70 registered (statistics); list live from events since 05:12 (5 seen); "
-        "full sync would hold OpenSIPS MI for ~1 s — press S to run it")
-EVENTS = "live via udp:127.0.0.1:40000 [bold]E_UL_CONTACT_INSERT[/bold] 12 events"
-
-
-def partial_snapshot():
-    snap = lab_snapshot()
-    sig = replace(snap.signalling, contacts=snap.signalling.contacts[:5], contacts_note=NOTE,
-                  contacts_mode="events-partial", events_status=EVENTS)
-    return replace(snap, signalling=sig)
-
-
 async def test_partial_list_is_never_shown_as_the_whole(clock):
-    service = FakeService([partial_snapshot()])
+    service = FakeService([live_snapshot()])
     app = OpsConsoleApp(service, interval=3600, clock=clock)
     async with app.run_test(size=(160, 40)) as pilot:
         overview = await open_screen(app, pilot, "1")
@@ -100,11 +89,21 @@ async def test_partial_list_is_never_shown_as_the_whole(clock):
         assert app.query_one(ContactTable).row_count == 5
         assert "PARTIAL" in text and "5 listed of 70 registered" in text
         assert "press S to run it" in text
-        assert EVENTS in text  # the subscription status, literally (markup stays text)
+        assert LIVE_EVENTS in text  # the subscription status
+
+
+async def test_event_status_and_note_are_never_markup(clock):
+    hostile = "[bold red]fake OK[/bold red] \x1b[2J"
+    snap = live_snapshot()
+    snap = replace(snap, signalling=replace(snap.signalling, events_status=hostile, contacts_note=hostile))
+    app = OpsConsoleApp(FakeService([snap]), interval=3600, clock=clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        text = await open_screen(app, pilot, "2")
+        assert text.count("[bold red]fake OK[/bold red] \\x1b[2J") == 2
 
 
 async def test_capital_s_on_registrations_asks_for_a_full_sync(clock):
-    service = FakeService([partial_snapshot()])
+    service = FakeService([live_snapshot()])
     app = OpsConsoleApp(service, interval=3600, clock=clock)
     async with app.run_test(size=(160, 40)) as pilot:
         await open_screen(app, pilot, "2")
@@ -139,3 +138,57 @@ async def test_help_lists_full_sync(clock):
         assert isinstance(app.screen, HelpScreen)
         line = next(line for line in screen_text(app).splitlines() if " S " in line)
         assert "full contact sync" in line
+
+
+# --------------------------------------------------------------------------- many calls
+
+
+def test_polls_without_details_keep_the_last_ports():
+    from console.plugins import CollectOptions
+    from console.ui.state import LiveState
+
+    snap = lab_snapshot()
+    state = LiveState()
+    state.apply(snap, CollectOptions(media_details=True))
+    listed = tuple(replace(s, legs=(), detailed=False) for s in snap.media.sessions)
+    state.apply(replace(snap, collected_at=snap.collected_at + 10, media=replace(snap.media, sessions=listed)),
+                CollectOptions(media_details=False))
+    by_callid = {s.callid: s for s in state.media.sessions}
+    assert by_callid[WS_TO_UDP].legs and set(by_callid[WS_TO_UDP].ports) == capture_ports("query.ws_to_udp")
+    assert state.details_at == snap.collected_at
+
+
+async def test_many_sessions_are_detailed_less_often(clock):
+    from console.model import MediaSession
+
+    snap = lab_snapshot()
+    many = tuple(MediaSession(callid=f"c{n}") for n in range(1000))
+    service = FakeService([replace(snap, media=replace(snap.media, sessions=many))])
+    app = OpsConsoleApp(service, interval=2.0, clock=clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_screen(app, pilot, "3")
+        app.paused = True
+        first = app.collect_options()
+        clock.advance(2)
+        soon = app.collect_options()
+        clock.advance(10)
+        later = app.collect_options()
+        # 1000 sessions at 100 queries/s: every 10 s, not every 2 s poll; the list itself every poll
+        assert first.dialogs and soon.dialogs and not soon.media_details and later.media_details
+        assert first.media_details is False  # the poll opening the screen just detailed them
+
+
+def test_codecs_and_packets_cells():
+    from console.model import Media, MediaLeg, MediaStream
+    from console.ui.panes import legs_codecs, legs_packets
+
+    def leg(codec: str, packets: int, errors: int) -> MediaLeg:
+        return MediaLeg(tag=codec, medias=(Media(codec=codec, streams=(MediaStream(packets=packets, errors=errors),)),))
+
+    pcma, opus = leg("PCMA/8000", 236, 0), leg("opus/48000/2", 230, 3)
+    assert legs_codecs((pcma, pcma)) == "PCMA/8000"
+    assert legs_codecs((pcma, opus), short=True) == "A PCMA B opus"
+    assert legs_codecs((pcma, None), short=True) == "A PCMA B -"
+    assert legs_codecs((None, None)) == "-"
+    assert legs_packets(pcma, pcma).plain == "236/236"
+    assert legs_packets(pcma, opus).plain == "236/230 err 0/3"

@@ -13,4 +13,4 @@ from .scenes import SCENES, prepare, scene_app
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
 @pytest.mark.parametrize("name,keys", SCENES, ids=[name for name, _ in SCENES])
 def test_screen_snapshot(snap_compare, name, keys, size):
-    assert snap_compare(scene_app(), terminal_size=size, run_before=prepare(keys))
+    assert snap_compare(scene_app(name), terminal_size=size, run_before=prepare(keys))

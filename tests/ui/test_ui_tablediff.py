@@ -97,3 +97,16 @@ async def test_bulk_removal_keeps_table_consistent():
         stats = sync_table(table, rows(("z", 1), *keep[1:]))
         assert (stats.added, stats.removed) == (1, 1)
         assert keys(table)[0] == "z"
+
+
+async def test_a_longer_value_widens_its_column_and_a_shorter_one_costs_no_remeasure():
+    app = TableApp()
+    async with app.run_test() as pilot:
+        table = app.query_one(DataTable)
+        sync_table(table, rows(("a", 1), ("b", 2)))
+        await pilot.pause()
+        sync_table(table, rows(("a", "1m00s and more"), ("b", 2)))
+        await pilot.pause()
+        assert table.columns[table.ordered_columns[1].key].content_width == len("1m00s and more")
+        sync_table(table, rows(("a", 3), ("b", 2)))
+        assert not table._updated_cells  # narrower: no O(rows) column re-measure queued
