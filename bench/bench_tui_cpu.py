@@ -128,7 +128,16 @@ class TmuxApp:
         return self.process.memory_info().rss / 2**20
 
     def close(self) -> None:
+        """Close the terminal; the app must notice and exit by itself (else: killed, and said)."""
         subprocess.run(["tmux", "kill-session", "-t", self.session], check=False, capture_output=True)
+        try:
+            self.process.wait(timeout=15)
+        except psutil.TimeoutExpired:
+            print(f"WARNING: opsconsole (pid {self.process.pid}) did not exit after its terminal closed; killing it",
+                  flush=True)
+            self.process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -56,6 +57,7 @@ PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls"
 PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
 DETAIL_QUERIES_PER_S = 100  # budget of per-session ng queries: 1000 calls -> details every 10 s
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
+HARD_EXIT_AFTER = 5.0  # seconds a terminal-loss exit may take before the process is ended outright
 
 
 class OpsConsoleApp(App[None]):
@@ -90,6 +92,7 @@ class OpsConsoleApp(App[None]):
         self.full_sync_requested = False  # the operator pressed S: one full ul_dump on the next poll
         self._poll_timer = None
         self._parent_pid = os.getppid()
+        self._hard_exit: threading.Timer | None = None
         config = getattr(service, "config", None)
         self.heavy_interval = float(getattr(config, "heavy_interval", 30.0) or 30.0)
         self.full_sync_max = int(getattr(config, "full_sync_max", 10_000) or 10_000)
@@ -380,6 +383,13 @@ class OpsConsoleApp(App[None]):
             self._terminal_lost()
 
     def _terminal_lost(self) -> None:
+        if self._hard_exit is None and not self.is_headless:  # headless = tests: never end their process
+            # Textual's shutdown writes the terminal reset to the dead tty and was seen blocking
+            # for good (main thread in WriterThread.stop, the console polling on as an orphan):
+            # whatever happens, the process ends HARD_EXIT_AFTER seconds from now.
+            self._hard_exit = threading.Timer(HARD_EXIT_AFTER, os._exit, args=(129,))
+            self._hard_exit.daemon = True
+            self._hard_exit.start()
         self.exit(return_code=129)
 
 
