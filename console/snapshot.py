@@ -106,6 +106,11 @@ class Collector:
         self._started = True
 
     async def _one(self, source: Source, options: CollectOptions, timeout: float):
+        # A source that runs long table dumps (each with its own deadline) may widen
+        # the safety-net budget; otherwise the net would cut a legitimate dump short.
+        widen = getattr(source, "collect_budget", None)
+        if widen is not None:
+            timeout = widen(options, timeout)
         started = time.perf_counter()
         try:
             state = await asyncio.wait_for(source.collect(options), timeout)

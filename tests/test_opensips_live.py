@@ -375,3 +375,19 @@ def test_dump_failures_are_explained():
     assert "stayed silent for 42 s" in silent
     other = explain_dump_failure("ul_dump", TransportError("connection reset"), 5, 10.0)
     assert other.endswith("connection reset")
+
+
+def test_collect_budget_leaves_room_for_a_dump_deadline():
+    """The collector's safety net must not cut a legitimate (slow) dump short."""
+    from console.config import Config
+    from console.plugins import CollectOptions
+    from opsconsole_opensips.live import DUMP_TIMEOUT_CAP, dump_timeout
+    from opsconsole_opensips.source import OpenSIPSSource
+
+    source = OpenSIPSSource(Config(timeout=2.0))
+    cheap = CollectOptions(contacts=False, dialogs=False)
+    assert source.collect_budget(cheap, 7.0) == 7.0
+    lists = CollectOptions(full_sync_max=10_000)
+    assert source.collect_budget(lists, 7.0) == 7.0 + dump_timeout(10_000, 2.0) > 7.0
+    forced = CollectOptions(force_full_sync=True)
+    assert source.collect_budget(forced, 7.0) == 7.0 + DUMP_TIMEOUT_CAP

@@ -121,6 +121,27 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
         for err in media.errors:
             parts.append(Text("RTPengine: ", style="yellow") + safe_text(err))
 
+    host = snap.host
+    if host is not None:
+        t = Text()
+        t.append("Host ", style="bold")
+        t.append_text(safe_text(host.hostname or "?"))
+        for label, procs in (("rtpengine", host.rtpengine), ("opensips", host.opensips)):
+            t.append(f"  {label}: ")
+            if not procs:
+                t.append("not running")
+            for proc in procs:
+                t.append(f"pid {proc.pid}")
+                note = proc.error or getattr(proc, "suspect", "")
+                if note:
+                    t.append(" (")
+                    t.append_text(safe_text(note, 80))
+                    t.append(")")
+                t.append(" ")
+        parts.append(t)
+        for err in host.errors:
+            parts.append(Text("Host: ", style="yellow") + safe_text(err))
+
     if snap.calls:
         table = Table(title=f"Calls ({len(snap.calls)})", title_justify="left")
         for col in ("call-id", "state", "bridge", "dialog", "media", "ports"):

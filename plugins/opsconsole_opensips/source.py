@@ -24,7 +24,7 @@ from console.plugins import CollectOptions
 from .client import MIClient, make_client
 from .codec import METHOD_NOT_FOUND, MIError
 from .commands import CommandMap, detect_version, is_namespaced
-from .live import LiveSync, estimate_dump_seconds  # noqa: F401  (estimate_dump_seconds: public here too)
+from .live import DUMP_TIMEOUT_CAP, LiveSync, dump_timeout, estimate_dump_seconds  # noqa: F401  (estimate_dump_seconds: public here too)
 from .parse import (
     parse_connections,
     parse_contacts,
@@ -103,6 +103,14 @@ class OpenSIPSSource:
             await self._live.aclose()  # unsubscribe (expire 0) while the MI client is still open
         if self._client is not None:
             await self._client.aclose()
+
+    def collect_budget(self, options: CollectOptions, default: float) -> float:
+        """The collector's outer deadline for one collect: room for the dumps' own deadlines."""
+        if not (options.contacts or options.dialogs):
+            return default
+        if options.force_full_sync:
+            return default + DUMP_TIMEOUT_CAP
+        return default + dump_timeout(options.full_sync_max, self.config.timeout)
 
     async def collect(self, options: CollectOptions | None = None) -> SignallingState:
         options = options or CollectOptions()
