@@ -16,21 +16,13 @@ import pytest
 from console.cli import main
 from opsconsole_rtpengine.cli import CliClient
 from opsconsole_rtpengine.ng import NgClient
-from support.rtpengine_daemon import make_call
+from support.rtpengine_daemon import place_captured_calls
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _captured(name: str):
     return json.loads((FIXTURES / "opensips-3.4" / "mi" / name).read_text())["result"]
-
-
-def _kind(dialog) -> str:
-    caller = dialog["caller_bind_addr"].split(":")[0]
-    callee = dialog["CALLEES"][0]["callee_bind_addr"].split(":")[0]
-    kinds = {("udp", "udp"): "udp_udp", ("tcp", "tcp"): "tcp_tcp", ("udp", "ws"): "udp_to_ws",
-             ("ws", "udp"): "ws_to_udp", ("ws", "ws"): "ws_to_ws"}
-    return kinds[(caller, callee)]
 
 
 @pytest.fixture
@@ -41,8 +33,7 @@ def platform(mi_server, start_rtpengine):
     async def place_calls():
         ng = NgClient(*daemon.ng, timeout=2.0)
         try:
-            for d in dialogs:
-                await make_call(ng, d["callid"], _kind(d))
+            await place_captured_calls(ng, dialogs)
         finally:
             await ng.aclose()
 

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import re
 
-# C0 (except none), DEL, C1, BiDi embeddings/overrides/isolates, zero-width and
-# line/paragraph separators, BOM.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
-)
+# Everything but C0: DEL, C1, the Arabic letter mark, zero-width characters and
+# BiDi marks, line/paragraph separators, BiDi embeddings/overrides/isolates,
+# invisible operators, BOM, interlinear annotation.  One definition, shared by
+# the text renderers and the TUI (console/ui/safe.py).
+UNSAFE_NON_C0 = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
+UNSAFE = re.compile(f"[\x00-\x1f{UNSAFE_NON_C0}]")
+UNSAFE_KEEP_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{UNSAFE_NON_C0}]")
+
+
+
+def escape_char(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _escape(match: re.Match[str]) -> str:
-    ch = match.group()
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return escape_char(match.group())
 
 
 def escape_controls(value: object) -> str:
@@ -29,7 +35,7 @@ def escape_controls(value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if text.isprintable() and text.isascii():  # fast path: the common case
         return text
-    return _UNSAFE.sub(_escape, text)
+    return UNSAFE.sub(_escape, text)
 
 
 def clip(text: str, limit: int) -> str:

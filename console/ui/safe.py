@@ -13,19 +13,12 @@ from typing import Any
 
 from rich.text import Text
 
+from console.render.safe import UNSAFE, UNSAFE_KEEP_NEWLINE, escape_char
+
 ESCAPE_STYLE = "reverse"
 ELLIPSIS = "…"
 CELL_LIMIT = 60
 
-# C0 controls, DEL, C1 controls; BiDi embeddings/overrides/isolates and marks;
-# line/paragraph separators (they break a one-line cell).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_KEEP_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def escape_char(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool = False, style: str = "") -> Text:
@@ -38,7 +31,7 @@ def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool 
     text = "" if value is None else str(value)
     if multiline:
         text = text.replace("\r\n", "\n")
-    pattern = _UNSAFE_KEEP_NEWLINE if multiline else _UNSAFE
+    pattern = UNSAFE_KEEP_NEWLINE if multiline else UNSAFE  # defined once, in console.render.safe
     truncated = limit is not None and len(text) > limit
     if truncated:
         text = text[:limit]  # escaping only lengthens: cut early, trim exactly below

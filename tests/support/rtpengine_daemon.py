@@ -269,3 +269,18 @@ async def make_call(ng_client, callid: str, kind: str = "udp_udp") -> tuple[str,
     answer = webrtc_sdp(callee_port, "active") if callee_ws else plain_sdp(callee_port)
     await ng_client.answer(callid, from_tag, to_tag, answer, dict(answer_flags))
     return from_tag, to_tag
+
+
+def call_kind(dialog: dict) -> str:
+    """The make_call kind matching a captured dlg_list dialog's caller/callee transports."""
+    caller = dialog["caller_bind_addr"].split(":")[0]
+    callee = dialog["CALLEES"][0]["callee_bind_addr"].split(":")[0]
+    kinds = {("udp", "udp"): "udp_udp", ("tcp", "tcp"): "tcp_tcp", ("udp", "ws"): "udp_to_ws",
+             ("ws", "udp"): "ws_to_udp", ("ws", "ws"): "ws_to_ws"}
+    return kinds[(caller, callee)]
+
+
+async def place_captured_calls(ng_client, dialogs: list[dict]) -> None:
+    """One real offer/answer per captured dialog, with the dialog's own Call-ID."""
+    for dialog in dialogs:
+        await make_call(ng_client, dialog["callid"], call_kind(dialog))

@@ -21,15 +21,11 @@ from console.ui.panes import ContactTable
 from console.ui.screens import DetailScreen
 from opsconsole_rtpengine.cli import CliClient
 from opsconsole_rtpengine.ng import NgClient
-from support.rtpengine_daemon import make_call
+from support.rtpengine_daemon import place_captured_calls
 
 from .helpers import screen_text, settle
 
 MI = Path(__file__).parent.parent / "fixtures" / "opensips-3.4" / "mi"
-KINDS = {("udp", "udp"): "udp_udp", ("tcp", "tcp"): "tcp_tcp", ("udp", "ws"): "udp_to_ws",
-         ("ws", "udp"): "ws_to_udp", ("ws", "ws"): "ws_to_ws"}
-
-
 def captured(name: str):
     return json.loads((MI / f"{name}.json").read_text())["result"]
 
@@ -52,8 +48,7 @@ def platform(mi_server, start_rtpengine):
     async def place_calls():
         ng = NgClient(*daemon.ng, timeout=2.0)
         try:
-            for dialog in dialogs:
-                await make_call(ng, dialog["callid"], KINDS[transports(dialog)])
+            await place_captured_calls(ng, dialogs)
             ports = {d["callid"]: local_ports(await ng.query(d["callid"])) for d in dialogs}
         finally:
             await ng.aclose()
