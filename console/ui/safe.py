@@ -8,7 +8,6 @@ overrides) are replaced by a visible escape such as `\\x1b` or `\\u202e`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rich.text import Text
