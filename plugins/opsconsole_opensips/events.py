@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Union
 from console.errors import OpsError, ProtocolError, RemoteError
 from console.model import Contact, DIALOG_STATES
 
+from .parse import shared_text
+
 # --------------------------------------------------------------------------- event types
 
 CONTACT_EVENTS = {
@@ -354,20 +356,21 @@ def _contact_fields(fields: "_Fields", now: float | None, target: str) -> tuple[
     uri = fields.text("uri", required=True)
     transport = transport_of(bound, uri)
     seconds_left, expires_state = expires_left(expires_at, time.time() if now is None else now)
+    # user agent, socket, q, transport: shared with every other contact that repeats them
     contact = Contact(
         aor=fields.text("aor", required=True),
         contact=uri,
-        socket=bound,
-        transport=transport,
+        socket=shared_text(bound),
+        transport=shared_text(transport),
         ws=transport in ("ws", "wss"),
         received=fields.text("received"),
         path=fields.text("path"),
-        user_agent=fields.text("user_agent"),
+        user_agent=shared_text(fields.text("user_agent")),
         expires=seconds_left,
         expires_state=expires_state,
         callid=fields.text("callid"),
         cseq=fields.integer("cseq"),
-        q=q_text(fields.integer("qval", default=-1)),
+        q=shared_text(q_text(fields.integer("qval", default=-1))),
         target=target,
     )
     return contact, expires_at

@@ -30,10 +30,11 @@ from .parse import parse_aors, parse_contacts
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
 EVENTS_RETRY_AFTER = 300.0  # try subscribing again this long after events were unavailable
-# Recomputing `expires` costs ~5 us a contact (0.5 s at 100k): big tables are rebuilt at most
-# every len/VIEW_CONTACTS_PER_SECOND seconds, so the list may lag events by that much (10 s at 100k).
+# Refreshing `expires` costs ~1.3 us a contact (0.13 s at 100k, bench/bench_memory.py): big tables
+# are refreshed at most every len/VIEW_CONTACTS_PER_SECOND seconds, so the list may lag events by
+# that much (2.5 s at 100k; ~5 % of one core either way).
 VIEW_ALWAYS_BELOW = 20_000
-VIEW_CONTACTS_PER_SECOND = 10_000
+VIEW_CONTACTS_PER_SECOND = 40_000
 _FALLBACK_SUFFIX = " — falling back to bounded polling"
 
 Caller = Callable[..., Awaitable[Any]]  # call(logical_name, params=None, *, timeout=None)

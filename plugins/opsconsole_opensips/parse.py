@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import operator
+import sys
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -91,6 +92,11 @@ def _dict(value: Any, name: str) -> dict:
 # --------------------------------------------------------------------------- contacts
 
 
+def shared_text(text: str) -> str:
+    """One shared object for a string many contacts repeat (user agent, socket, q, state)."""
+    return sys.intern(text) if type(text) is str else text
+
+
 def transport_of(socket: str) -> str:
     """'ws:127.0.0.1:8080' -> 'ws'."""
     proto, sep, _ = socket.partition(":")
@@ -170,6 +176,7 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
     transports: dict[str, str] = {}
     flag_sets: dict[str, tuple[tuple[str, ...], bool]] = {"": ((), False)}
     ws_transports = _WS_TRANSPORTS
+    share = shared_text
     for entry in _aor_entries(result):
         aor = entry["AOR"]
         if type(aor) is not str:
@@ -211,8 +218,13 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
                 if type(cflags_text) is str:
                     flag_sets[cflags_text] = flag_info
             cflags, ws = flag_info
-            append(make(aor, uri, cid, socket, transport, ws or transport in ws_transports, flags, cflags,
-                        received, path, ua, expires, state, callid, cseq, q, cstate, methods, target))
+            # Thousands of contacts carry the same user agent, socket, q and state: share one
+            # string object each instead of one decoded copy per contact (~30 MB at 100k).
+            if received:
+                received = share(received)
+            append(make(aor, uri, cid, share(socket), transport, ws or transport in ws_transports, flags, cflags,
+                        received, path, share(ua), expires, state, callid, cseq, share(q), share(cstate),
+                        methods, target))
     return tuple(out)
 
 
