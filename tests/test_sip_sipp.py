@@ -362,10 +362,7 @@ def test_hostile_values_in_diagnose_evidence_via_the_mi_path(platform, capsys, m
     assert "ws\\u202e[bold red]x[/]" in snapshot
 
 
-@pytest.mark.xfail(strict=True, reason="known bug outside the demo: opsconsole_opensips.codec.decode_response runs "
-                   "json.loads on the raw bytes, so one contact whose User-Agent is not UTF-8 makes the whole ul_dump "
-                   "'not JSON' and the registrations disappear (OpenSIPS prints such bytes raw)")
-def test_a_user_agent_that_is_not_utf8_does_not_hide_the_registrations(platform, capsys):
+def test_a_user_agent_that_is_not_utf8_does_not_hide_the_registrations(platform, capsys, monkeypatch):
     message = (b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-b\r\n"
                b"From: <sip:bad1@127.0.0.1>;tag=1\r\nTo: <sip:bad1@127.0.0.1>\r\nCall-ID: bad-1@h\r\n"
                b"CSeq: 1 REGISTER\r\nContact: <sip:bad1@127.0.0.1:5070>\r\nUser-Agent: ua-\xff\xfe\r\n"
@@ -377,3 +374,9 @@ def test_a_user_agent_that_is_not_utf8_does_not_hide_the_registrations(platform,
     data = snapshot_json(platform, capsys)
     assert data["registrations"] is not None, data.get("registrations_note")
     assert "bad1" in contacts_by_aor(data)
+    # The raw bytes survive (surrogateescape) and are shown escaped, never written raw.
+    agents = {r["user_agent"] for r in data["registrations"] if r["aor"] == "bad1"}
+    assert agents == {"ua-\udcff\udcfe"}
+    assert "ua-\xff\xfe".encode("latin-1") == "ua-\udcff\udcfe".encode("utf-8", "surrogateescape")
+    snapshot_text, _ = text_outputs(platform, capsys, monkeypatch)
+    assert "ua-\\udcff\\udcfe" in snapshot_text

@@ -13,9 +13,10 @@ import re
 
 # Everything but C0: DEL, C1, the Arabic letter mark, zero-width characters and
 # BiDi marks, line/paragraph separators, BiDi embeddings/overrides/isolates,
-# invisible operators, BOM, interlinear annotation.  One definition, shared by
+# invisible operators, lone surrogates (non-UTF-8 bytes kept by surrogateescape:
+# they cannot even be written to a UTF-8 terminal), BOM, interlinear annotation.  One definition, shared by
 # the text renderers and the TUI (console/ui/safe.py).
-UNSAFE_NON_C0 = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
+UNSAFE_NON_C0 = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ud800-\udfff\ufeff\ufff9-\ufffb"
 UNSAFE = re.compile(f"[\x00-\x1f{UNSAFE_NON_C0}]")
 UNSAFE_KEEP_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{UNSAFE_NON_C0}]")
 

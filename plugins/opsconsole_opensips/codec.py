@@ -69,7 +69,11 @@ def decode_response(body: bytes, *, status: int = 200, content_type: str = "", m
     check_size(len(body), max_bytes, target=target)
     _check_http_status(body, status, content_type, method, target)
     try:
-        reply = json.loads(body)
+        # OpenSIPS copies SIP header bytes into its JSON as they came: one phone with a
+        # non-UTF-8 User-Agent must not hide every registration.  surrogateescape keeps
+        # those bytes recoverable; the renderers show them escaped.
+        text = bytes(body).decode("utf-8", "surrogateescape") if isinstance(body, (bytes, bytearray, memoryview)) else body
+        reply = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         message = _not_json_message(body, method)
         hint = ("the reply was cut short: OpenSIPS may have restarted or crashed while answering"
