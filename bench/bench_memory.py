@@ -1,7 +1,8 @@
 """Memory (and CPU) of the 100k-contact path: parse ul_dump, load a RegistrationStore, take contacts() twice.
 
 Body generated like bench_registrations.py (captured contact schema, one contact per AoR).
-Prints RSS (psutil) after each stage, the full-sync peak RSS, tracemalloc's top allocation
+Follows live.py's full sync (parse, pack, drop the reply, unpack, load, release_free_heap);
+--unpacked measures the old path.  Prints RSS (psutil) after each stage, the full-sync peak RSS, tracemalloc's top allocation
 sites (by file:line) and the time of each contacts(now) call.
 Usage: .venv/bin/python bench/bench_memory.py [--count 100000] [--no-tracemalloc] [--top 12]
 """
@@ -24,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_registrations import make_body  # noqa: E402
 from opsconsole_opensips.codec import decode_response  # noqa: E402
 from opsconsole_opensips.events_store import RegistrationStore  # noqa: E402
-from opsconsole_opensips.parse import parse_contacts  # noqa: E402
+from opsconsole_opensips.parse import pack_contacts, parse_contacts, release_free_heap, unpack_contacts  # noqa: E402
 
 MB = 1 << 20
 
@@ -62,7 +63,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--no-tracemalloc", action="store_true")
-    parser.add_argument("--trim", action="store_true", help="call glibc malloc_trim(0) after the sync")
+    parser.add_argument("--trim", action="store_true", help="call glibc malloc_trim(0) again after the sync")
+    parser.add_argument("--unpacked", action="store_true", help="skip pack/unpack + heap release (the old path)")
     args = parser.parse_args()
 
     body = make_body(args.count)
@@ -72,11 +74,15 @@ def main() -> None:
     base = rss()
     now = time.time()
     with PeakRss() as peak:
-        contacts = parse_contacts(decode_response(body, max_bytes=1 << 30), "node1")
         store = RegistrationStore()
         store.begin_sync()
-        store.load_full(contacts, now=now)
-        del contacts
+        if args.unpacked:  # the pre-pack path, for comparison
+            store.load_full(parse_contacts(decode_response(body, max_bytes=1 << 30), "node1"), now=now)
+        else:  # what live.py does on a full sync
+            packed = pack_contacts(parse_contacts(decode_response(body, max_bytes=1 << 30), "node1"))
+            store.load_full(unpack_contacts(packed), now=now)
+            del packed
+            release_free_heap()
     print(f"after full sync: RSS {rss():.0f} MB (+{rss() - base:.0f}), peak during sync {peak.peak / MB:.0f} MB")
     del body
     print(f"body dropped:    RSS {rss():.0f} MB")

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from console.model import Contact, Dialog, DialogLeg, replace
 
 from .events import AorEvent, ContactEvent, DialogStateEvent, Event
-from .fastbuild import fast_constructor
+from .fastbuild import fast_constructor, gc_paused
 
 DIALOG_DELETED = 5
 DIALOG_CONFIRMED = 4
@@ -160,15 +160,16 @@ class RegistrationStore:
         if now is None:
             return list(self._contacts.values())
         table, expires_at, whole = self._contacts, self._expires_at, int(now)
-        for ident, contact in table.items():
-            at = expires_at[ident]
-            if at:
-                left = at - whole
-                if left > 0:
-                    if contact.expires != left or contact.expires_state:
-                        table[ident] = _with_expiry(contact, left, "")  # same key: no resize mid-loop
-                elif contact.expires is not None or contact.expires_state != "expired":
-                    table[ident] = _with_expiry(contact, None, "expired")
+        with gc_paused():
+            for ident, contact in table.items():
+                at = expires_at[ident]
+                if at:
+                    left = at - whole
+                    if left > 0:
+                        if contact.expires != left or contact.expires_state:
+                            table[ident] = _with_expiry(contact, left, "")  # same key: no resize mid-loop
+                    elif contact.expires is not None or contact.expires_state != "expired":
+                        table[ident] = _with_expiry(contact, None, "expired")
         return list(table.values())
 
     def get(self, aor: str, uri: str, now: float | None = None) -> Contact | None:

@@ -25,16 +25,17 @@ from console.plugins import CollectOptions
 from .codec import MIServerError
 from .events import EventListener
 from .events_store import DialogStore, EventRouter, RegistrationStore
-from .parse import parse_aors, parse_contacts
+from .parse import pack_contacts, parse_aors, parse_contacts, release_free_heap, unpack_contacts
 
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
 EVENTS_RETRY_AFTER = 300.0  # try subscribing again this long after events were unavailable
-# Refreshing `expires` costs ~1.3 us a contact (0.13 s at 100k, bench/bench_memory.py): big tables
-# are refreshed at most every len/VIEW_CONTACTS_PER_SECOND seconds, so the list may lag events by
-# that much (2.5 s at 100k; ~5 % of one core either way).
+# Refreshing `expires` costs ~1.2 us a contact (0.12 s at 100k, bench/bench_memory.py), but every
+# new view makes the UI re-sort/re-filter the whole list: big tables are refreshed at most every
+# len/VIEW_CONTACTS_PER_SECOND seconds, so the list may lag events by that much (10 s at 100k).
+# bench_tui_cpu at 100k on Registrations: 6 % of one core at 10 000/s, 12.6 % at 40 000/s.
 VIEW_ALWAYS_BELOW = 20_000
-VIEW_CONTACTS_PER_SECOND = 40_000
+VIEW_CONTACTS_PER_SECOND = 10_000
 _FALLBACK_SUFFIX = " — falling back to bounded polling"
 
 Caller = Callable[..., Awaitable[Any]]  # call(logical_name, params=None, *, timeout=None)
@@ -227,13 +228,15 @@ class LiveSync:
         self.registrations.begin_sync()
         try:
             raw = await self._call("ul_dump", None, timeout=timeout)
-            contacts = parse_contacts(raw, self.target)
+            packed = pack_contacts(parse_contacts(raw, self.target))
         except OpsError as exc:
             self.registrations.journal.take()  # stop recording: nothing to replay onto
             self._sync_error = explain_dump_failure("ul_dump", exc, count, timeout)
             errors.append(self._sync_error)
             return False
-        self.registrations.load_full(contacts, now=self.clock())
+        del raw  # drop the decoded reply before the long-lived contacts are built (see pack_contacts)
+        self.registrations.load_full(unpack_contacts(packed), now=self.clock())
+        release_free_heap()
         self._sync_error = ""
         return True
 
@@ -268,7 +271,10 @@ class LiveSync:
         try:
             if full:
                 raw = await self._call("ul_dump", None, timeout=timeout)
-                self._polled = parse_contacts(raw, self.target)
+                packed = pack_contacts(parse_contacts(raw, self.target))
+                del raw  # see _full_sync
+                self._polled = unpack_contacts(packed)
+                release_free_heap()
                 self._polled_what = f"full list at {stamp}"
             else:
                 raw = await self._call("ul_dump", {"brief": 1}, timeout=timeout)
