@@ -67,20 +67,30 @@ def _process_evidence(procs: list[ProcessInfo]) -> dict[str, Any]:
     return evidence
 
 
-def check_rtpengine_process(ctx: CheckContext) -> CheckResult:
-    cid = "rtpengine.process"
+def _running_daemons(ctx: CheckContext, cid: str, which: str, missing: str, remedy: str):
+    """The trusted daemons of one kind, their evidence and a note tail — or the result that ends the check."""
     host = _host_or_unknown(ctx, cid)
     if isinstance(host, CheckResult):
         return host
-    daemons = _trusted(host.rtpengine)
-    impostors = [p for p in host.rtpengine if p.suspect]
-    evidence = _process_evidence(list(host.rtpengine))
+    procs = getattr(host, which)
+    daemons = _trusted(procs)
+    impostors = [p for p in procs if p.suspect]
+    evidence = _process_evidence(list(procs))
     if not daemons:
         extra = "".join(f"; pid {p.pid} ignored: {p.suspect}" for p in impostors)
-        return CheckResult(cid, Status.FAIL, f"no rtpengine daemon running{extra}", evidence, RTPENGINE_START)
+        return CheckResult(cid, Status.FAIL, f"{missing}{extra}", evidence, remedy)
     notes = [f"config: {p.settings['config_error']}" for p in daemons if p.settings.get("config_error")]
     notes += [f"pid {p.pid} ignored: {p.suspect}" for p in impostors]
     tail = f" ({'; '.join(notes)})" if notes else ""
+    return daemons, evidence, tail
+
+
+def check_rtpengine_process(ctx: CheckContext) -> CheckResult:
+    cid = "rtpengine.process"
+    found = _running_daemons(ctx, cid, "rtpengine", "no rtpengine daemon running", RTPENGINE_START)
+    if isinstance(found, CheckResult):
+        return found
+    daemons, evidence, tail = found
     if len(daemons) == 1:
         return CheckResult(cid, Status.OK, f"rtpengine running: {describe_rtpengine(daemons[0])}{tail}", evidence)
     listed = "; ".join(describe_rtpengine(p) for p in daemons)
@@ -221,17 +231,10 @@ def check_opensips_process(ctx: CheckContext) -> CheckResult:
     cid = "opensips.process"
     if ctx.config.demo:
         return CheckResult(cid, Status.SKIP, "demo platform: OpenSIPS is simulated in-process, there is no daemon to find")
-    host = _host_or_unknown(ctx, cid)
-    if isinstance(host, CheckResult):
-        return host
-    daemons = _trusted(host.opensips)
-    impostors = [p for p in host.opensips if p.suspect]
-    evidence = _process_evidence(list(host.opensips))
-    if not daemons:
-        extra = "".join(f"; pid {p.pid} ignored: {p.suspect}" for p in impostors)
-        return CheckResult(cid, Status.FAIL, f"no OpenSIPS running{extra}", evidence, OPENSIPS_START)
-    notes = [f"config: {p.settings['config_error']}" for p in daemons if p.settings.get("config_error")]
-    tail = f" ({'; '.join(notes)})" if notes else ""
+    found = _running_daemons(ctx, cid, "opensips", "no OpenSIPS running", OPENSIPS_START)
+    if isinstance(found, CheckResult):
+        return found
+    daemons, evidence, tail = found
     listed = "; ".join(describe_opensips(p) for p in daemons)
     prefix = "OpenSIPS running" if len(daemons) == 1 else f"{len(daemons)} OpenSIPS instances"
     return CheckResult(cid, Status.OK, f"{prefix}: {listed}{tail}", evidence)
