@@ -95,15 +95,22 @@ def _scan_processes(found: _Found) -> list[Any]:
     return daemons
 
 
+def _trusted(proc: Any, who: str, found: _Found) -> bool:
+    """A process we could not read, or that only looks like the daemon, is noted, not used."""
+    if proc.error:
+        found.notes.append(f"{who}: {proc.error}")
+        return False
+    if proc.suspect:
+        found.notes.append(f"{who} ignored: {proc.suspect}")
+        return False
+    return True
+
+
 def _from_rtpengine(proc: Any, found: _Found) -> None:
     from opsconsole_host.processes import ng_address
 
     who = f"rtpengine pid {proc.pid}"
-    if proc.error:
-        found.notes.append(f"{who}: {proc.error}")
-        return
-    if proc.suspect:
-        found.notes.append(f"{who} ignored: {proc.suspect}")
+    if not _trusted(proc, who, found):
         return
     settings = proc.settings
     sources = settings.get("sources", {})
@@ -133,11 +140,7 @@ def _where(option: str, sources: dict[str, str], settings: dict[str, Any]) -> st
 
 def _from_opensips(proc: Any, found: _Found) -> None:
     who = f"opensips pid {proc.pid}"
-    if proc.error:
-        found.notes.append(f"{who}: {proc.error}")
-        return
-    if proc.suspect:
-        found.notes.append(f"{who} ignored: {proc.suspect}")
+    if not _trusted(proc, who, found):
         return
     settings = proc.settings
     cfg = settings.get("config-file", "?")
