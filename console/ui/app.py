@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 
 from rich.text import Text
 from textual import work
+from textual.css.query import NoMatches
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -247,7 +248,10 @@ class OpsConsoleApp(App[None]):
             for screen in self.screen_stack:
                 for header in screen.query(StatusHeader):
                     header.show(self)
-            self.pane().tick(self.state, self.now())
+            try:
+                self.pane().tick(self.state, self.now())
+            except NoMatches:
+                pass  # the pane is still being composed (screen just switched): nothing to age yet
 
     # ------------------------------------------------------------------ actions
 
