@@ -84,7 +84,7 @@ class ConsoleService:
         if self._mi is not None:
             try:
                 await self._mi.aclose()
-            except Exception:
+            except Exception:  # best effort, as for the sources
                 pass
 
 

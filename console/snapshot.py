@@ -161,7 +161,7 @@ class Collector:
         for source in self.sources:
             try:
                 await source.aclose()
-            except Exception:
+            except Exception:  # best effort: one source failing to close must not keep others open
                 pass
 
 
