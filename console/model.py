@@ -44,6 +44,15 @@ def overall_status(statuses: list[Status]) -> Status:
     return Status.OK
 
 
+def threshold_status(value: float, warn: float, fail: float) -> Status:
+    """One rule for every "warn at X %, fail at Y %" check (load, shm, ports)."""
+    if value >= fail:
+        return Status.FAIL
+    if value >= warn:
+        return Status.WARN
+    return Status.OK
+
+
 TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss", "sctp")
 
 

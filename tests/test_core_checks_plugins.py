@@ -76,3 +76,12 @@ def test_third_party_and_broken_plugins_load_through_entry_points(tmp_path):
     assert {"opensips", "rtpengine", "host", "thirdparty"} <= set(data["names"])
     assert "thirdparty.hello" in data["checks"]
     assert "missing dependency foo" in data["failures"]["broken"]
+
+
+def test_threshold_status_boundaries():
+    from console.model import threshold_status
+
+    assert threshold_status(79.9, 80, 95) is Status.OK
+    assert threshold_status(80, 80, 95) is Status.WARN
+    assert threshold_status(94.99, 80, 95) is Status.WARN
+    assert threshold_status(95, 80, 95) is Status.FAIL

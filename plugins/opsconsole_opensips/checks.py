@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.model import CheckResult, Contact, SignallingState, Status
+from console.model import CheckResult, Contact, SignallingState, Status, threshold_status
 from console.plugins import CheckContext, CheckSpec
 
 MI_REMEDY = ("check that OpenSIPS runs and loads mi_http (httpd listening on the MI URL) or mi_fifo; "
@@ -59,11 +59,7 @@ def check_load(ctx: CheckContext) -> CheckResult:
         return CheckResult(cid, Status.UNKNOWN, "OpenSIPS load not reported (get_statistics load: failed)", evidence,
                            "check that get_statistics answers over MI")
     text = f"OpenSIPS load {load:g}% (1m {sig.overview.load_1m if sig.overview.load_1m is not None else '?'}%)"
-    if load >= th.load_fail:
-        return CheckResult(cid, Status.FAIL, f"{text} ≥ {th.load_fail:g}%", evidence, LOAD_REMEDY)
-    if load >= th.load_warn:
-        return CheckResult(cid, Status.WARN, f"{text} ≥ {th.load_warn:g}%", evidence, LOAD_REMEDY)
-    return CheckResult(cid, Status.OK, text, evidence)
+    return _graded(cid, load, th.load_warn, th.load_fail, text, evidence, LOAD_REMEDY)
 
 
 def check_shm(ctx: CheckContext) -> CheckResult:
@@ -79,11 +75,15 @@ def check_shm(ctx: CheckContext) -> CheckResult:
         return CheckResult(cid, Status.UNKNOWN, "OpenSIPS shared memory not reported (get_statistics shmem:)", evidence,
                            "check that get_statistics answers over MI")
     text = f"OpenSIPS shared memory {percent:.1f}% used ({_mb(ov.shm_used)} of {_mb(ov.shm_total)})"
-    if percent >= th.shm_fail:
-        return CheckResult(cid, Status.FAIL, f"{text} ≥ {th.shm_fail:g}%", evidence, SHM_REMEDY)
-    if percent >= th.shm_warn:
-        return CheckResult(cid, Status.WARN, f"{text} ≥ {th.shm_warn:g}%", evidence, SHM_REMEDY)
-    return CheckResult(cid, Status.OK, text, evidence)
+    return _graded(cid, percent, th.shm_warn, th.shm_fail, text, evidence, SHM_REMEDY)
+
+
+def _graded(cid: str, value: float, warn: float, fail: float, text: str, evidence: dict, remedy: str) -> CheckResult:
+    status = threshold_status(value, warn, fail)
+    if status is Status.OK:
+        return CheckResult(cid, status, text, evidence)
+    limit = fail if status is Status.FAIL else warn
+    return CheckResult(cid, status, f"{text} ≥ {limit:g}%", evidence, remedy)
 
 
 def _mb(value: int | None) -> str:

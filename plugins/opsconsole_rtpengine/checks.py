@@ -14,7 +14,7 @@ import psutil
 
 from console.config import parse_hostport
 from console.errors import ConfigError, ConnectionRefused, OpsError, Timeout
-from console.model import CheckResult, PortUsage, ProcessInfo, Status
+from console.model import CheckResult, PortUsage, ProcessInfo, Status, overall_status, threshold_status
 from console.plugins import CheckContext, CheckSpec
 
 from . import parse
@@ -137,24 +137,17 @@ async def check_ports(ctx: CheckContext) -> CheckResult:
             status = Status.FAIL
             problems.append(f"interface {label} is not an address of this host: rtpengine cannot bind media "
                             f"ports there (\"Cannot assign requested address\" / \"Ran out of ports\")")
-        elif iface.percent >= thresholds.ports_fail:
-            status = Status.FAIL
+        elif (level := threshold_status(iface.percent, thresholds.ports_warn, thresholds.ports_fail)) is not Status.OK:
+            status = overall_status([status, level])
             problems.append(f"{label}: {iface.used} of {iface.total} media ports used ({iface.percent:.1f}%), "
-                            f"room for {iface.calls_left} more calls; new calls fail with \"Ran out of ports\"")
-        elif iface.percent >= thresholds.ports_warn:
-            status = max(status, Status.WARN, key=_severity)
-            problems.append(f"{label}: {iface.used} of {iface.total} media ports used ({iface.percent:.1f}%), "
-                            f"room for {iface.calls_left} more calls")
+                            f"room for {iface.calls_left} more calls"
+                            + ("; new calls fail with \"Ran out of ports\"" if level is Status.FAIL else ""))
     if status is Status.OK:
         summary = (f"{usage.used} of {usage.total} media ports used, room for "
                    f"{sum(i.calls_left for i in usage.interfaces)} more calls")
         return CheckResult("rtpengine.ports", status, summary, evidence)
     remedy = ADDRESS_REMEDY if any("not an address" in p for p in problems) else PORTS_REMEDY
     return CheckResult("rtpengine.ports", status, "; ".join(problems), evidence, remedy=remedy)
-
-
-def _severity(status: Status) -> int:
-    return [Status.OK, Status.SKIP, Status.UNKNOWN, Status.WARN, Status.FAIL].index(status)
 
 
 # --------------------------------------------------------------------------- rtpengine.kernel_forwarding
