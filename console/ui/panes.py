@@ -200,25 +200,26 @@ CONTACT_COLUMNS = (("aor", "AoR"), ("transport", "Transport"), ("expires", "Expi
 class ContactTable(DataTable):
     """Holds only a window of the filtered list; moving past its edge pages."""
 
+    def _paged(self, direction: int) -> bool:
+        """At the window's edge, move the window instead of the cursor."""
+        at_edge = (self.row_count and self.cursor_row >= self.row_count - 1) if direction > 0 else self.cursor_row <= 0
+        return bool(at_edge) and self._pane().page(direction)
+
     def action_cursor_down(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1 and self._pane().page(+1):
-            return
-        super().action_cursor_down()
+        if not self._paged(+1):
+            super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        if self.cursor_row <= 0 and self._pane().page(-1):
-            return
-        super().action_cursor_up()
+        if not self._paged(-1):
+            super().action_cursor_up()
 
     def action_page_down(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1 and self._pane().page(+1):
-            return
-        super().action_page_down()
+        if not self._paged(+1):
+            super().action_page_down()
 
     def action_page_up(self) -> None:
-        if self.cursor_row <= 0 and self._pane().page(-1):
-            return
-        super().action_page_up()
+        if not self._paged(-1):
+            super().action_page_up()
 
     def action_scroll_top(self) -> None:
         self._pane().jump(last=False)
