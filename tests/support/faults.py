@@ -148,6 +148,18 @@ class SilentTCP(_TCPPeer):
                 continue
 
 
+def _read_request_head(conn: socket.socket) -> bytes | None:
+    """Read up to the end of the HTTP headers; None if the client hung up first."""
+    conn.settimeout(2)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 class HugeHTTP(_TCPPeer):
     """An HTTP peer whose every answer is `size` bytes, streamed (bounded memory on this side)."""
 
@@ -158,13 +170,8 @@ class HugeHTTP(_TCPPeer):
         self.sent = 0
 
     def handle(self, conn: socket.socket) -> None:
-        conn.settimeout(2)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            data += chunk
+        if _read_request_head(conn) is None:
+            return
         head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         head += f"Content-Length: {self.size}\r\n" if self.declare_length else "Connection: close\r\n"
         conn.sendall(head.encode() + b"\r\n")
@@ -188,13 +195,8 @@ class SlowHTTP(_TCPPeer):
         self.body = body
 
     def handle(self, conn: socket.socket) -> None:
-        conn.settimeout(2)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            data += chunk
+        if _read_request_head(conn) is None:
+            return
         if self.stop_event.wait(self.delay):
             return
         head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
