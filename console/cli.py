@@ -202,8 +202,9 @@ async def _diagnose(args: argparse.Namespace) -> int:
             return 0
         _report_plugin_failures(service)
         try:
-            # Diagnose needs counters and lists, but never a dump that would hold MI.
-            snap = await service.snapshot(CollectOptions(media_details=True, full_sync_max=config.full_sync_max))
+            # Checks need the session list, not each session's legs (one ng query per call);
+            # contact lists only below the size where a dump would hold OpenSIPS MI.
+            snap = await service.snapshot(CollectOptions(media_details=False, full_sync_max=config.full_sync_max))
             only = args.only.split(",") if args.only else None
             skip = args.skip.split(",") if args.skip else None
             results = await service.checks(snap, only=only, skip=skip)
