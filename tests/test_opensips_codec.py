@@ -155,3 +155,27 @@ def test_fuzz_json_objects_give_typed_errors(obj, status):
         decode_response(json.dumps(obj).encode(), status=status)
     except OpsError:
         pass
+
+
+def test_decoding_pauses_the_cyclic_gc_and_restores_it(monkeypatch):
+    """A 100k-contact dump allocates ~1.3M containers: the GC must not rescan them while they
+    are being built (bench/bench_registrations.py), and must be back on afterwards, also after
+    a body that is not JSON."""
+    import gc
+
+    from opsconsole_opensips import codec
+
+    seen = []
+    real_loads = codec.json.loads
+
+    def spy(text, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(codec.json, "loads", spy)
+    assert gc.isenabled()
+    assert decode_response(b'{"jsonrpc":"2.0","result":{"a":1},"id":1}') == {"a": 1}
+    with pytest.raises(ProtocolError):
+        decode_response(b'{"jsonrpc":"2.0","result":')
+    assert seen == [False, False]
+    assert gc.isenabled()

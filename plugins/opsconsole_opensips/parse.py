@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import gc
 import operator
 import pickle
 import sys
@@ -122,14 +121,8 @@ def parse_contacts(ul_dump_result: Any, target: str = "", *,
                    ws_flags: Iterable[str] = DEFAULT_WS_FLAGS) -> tuple[Contact, ...]:
     """`ul_dump` / `usrloc:dump` result (or one `ul_show_contact` result) -> contacts."""
     ws_set = frozenset(ws_flags)
-    # Building 100k objects would trigger many useless GC passes (nothing here is cyclic).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():  # building 100k objects would trigger many useless GC passes (nothing here is cyclic)
         return _guard("ul_dump", lambda: _build_contacts(ul_dump_result, target, ws_set))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _aor_entries(result: Any) -> Iterable[dict]:
@@ -179,7 +172,7 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
     transports: dict[str, str] = {}
     flag_sets: dict[str, tuple[tuple[str, ...], bool]] = {"": ((), False)}
     ws_transports = _WS_TRANSPORTS
-    share = shared_text
+    share = sys.intern  # every value shared below is a str by now (checked on both paths)
     for entry in _aor_entries(result):
         aor = entry["AOR"]
         if type(aor) is not str:
@@ -212,6 +205,7 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
                 transport = transports.get(socket)
                 if transport is None:
                     transport = transports[socket] = transport_of(socket)
+                socket = share(socket)
             else:
                 transport = uri_transport(uri)
             flag_info = flag_sets.get(cflags_text) if type(cflags_text) is str else None
@@ -225,7 +219,7 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
             # string object each instead of one decoded copy per contact (~30 MB at 100k).
             if received:
                 received = share(received)
-            append(make(aor, uri, cid, share(socket), transport, ws or transport in ws_transports, flags, cflags,
+            append(make(aor, uri, cid, socket, transport, ws or transport in ws_transports, flags, cflags,
                         received, path, share(ua), expires, state, callid, cseq, share(q), share(cstate),
                         methods, target))
     return tuple(out)
