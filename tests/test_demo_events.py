@@ -177,3 +177,38 @@ async def test_subscribe_errors_and_subscribers_list(clock):
         {"socket": "udp:127.0.0.1:18902", "expire": 3600, "ttl": 3597},
     ]
     assert [s["socket"] for s in later["result"]["Events"][0]["Subscribers"]] == ["udp:127.0.0.1:18902"]
+
+
+async def test_event_stream_keeps_one_connection_when_a_send_task_runs_late():
+    """A send task queued before the connection was up but run after it must write on that
+    connection: a second one could deliver its event after later events."""
+    from console.demo.events import EventHub
+
+    connections: list[bytes] = []
+    finished = asyncio.Event()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(b"")
+        index = len(connections) - 1
+        while data := await reader.read(65536):
+            connections[index] += data
+        writer.close()
+        finished.set()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hub = EventHub(clock=lambda: 0.0)
+    await hub.start()
+    try:
+        hub.subscribe("E_UL_AOR_INSERT", f"tcp:127.0.0.1:{port}")
+        sub = hub.subscribers[0]
+        await hub._connect_and_send(sub, b'{"n":1}')  # connects, writes the first event
+        await hub._connect_and_send(sub, b'{"n":2}')  # the late task
+        hub._send(sub, b'{"n":3}')
+        await sub.writer.drain()
+        sub.writer.close()
+        await asyncio.wait_for(finished.wait(), 5)
+    finally:
+        await hub.close()
+        server.close()
+    assert connections == [b'{"n":1}{"n":2}{"n":3}']

@@ -157,6 +157,11 @@ class EventHub:
 
     async def _connect_and_send(self, sub: Subscriber, payload: bytes) -> None:
         """event_stream connects on the first event; later events reuse the connection."""
+        if sub.writer is not None and not sub.writer.is_closing():
+            # Connected while this task waited its turn: a second connection could deliver
+            # this event after later ones (seen as a rare test flake under load).
+            sub.writer.write(payload)
+            return
         if sub.pending is not None:
             sub.pending.append(payload)
             return
