@@ -79,6 +79,10 @@ class ConsoleService:
             audit(self.config, method, params)
         return await session.call(method, params)
 
+    async def show_contacts(self, aor: str) -> tuple:
+        """Contacts of one AoR, asked on demand (read-only): for lists known by AoR name only."""
+        return await self._mi_session().show_contacts(aor)
+
     async def aclose(self) -> None:
         await self.collector.aclose()
         if self._mi is not None:

@@ -55,3 +55,21 @@ def test_write_methods_and_static_40_names():
 def test_plugin_offers_the_session():
     (plugin,) = load_plugins(only={"opensips"}).plugins
     assert isinstance(plugin.extras["mi_session"](Config()), MISession)
+
+
+async def test_show_contacts_of_one_aor(session_for, mi_server):
+    """ul_show_contact on demand (lists known by AoR name only): the captured WS contact comes
+    back as a Contact, flagged WS; the request has the captured shape."""
+    contacts = await asyncio.wait_for(session_for(mi_server.url).show_contacts("ws2003"), 10)
+    assert [(c.aor, c.transport, c.ws, c.user_agent) for c in contacts] == [
+        ("ws2003", "ws", True, "lab-ws-client (WebRTC-like)")]
+    assert mi_server.requests[-1] == ("ul_show_contact", {"table_name": "location", "aor": "ws2003"})
+
+
+async def test_show_contacts_of_an_unregistered_aor_is_empty(session_for, mi_server):
+    assert await asyncio.wait_for(session_for(mi_server.url).show_contacts("nobody"), 10) == ()
+
+
+async def test_show_contacts_in_a_missing_table_is_an_error(session_for, mi_server):
+    with pytest.raises(MIError, match="Table not found"):
+        await asyncio.wait_for(session_for(mi_server.url).show_contacts("1000", table="nosuchtable"), 10)

@@ -12,6 +12,9 @@ from typing import Any
 from .client import MIClient, make_client
 from .codec import METHOD_NOT_FOUND, MIError
 from .commands import RENAMES_40, CommandMap, detect_version, is_namespaced, is_write_method
+from .parse import parse_contacts
+
+AOR_NOT_FOUND = 404  # usrloc's answer to ul_show_contact for an AoR with no contacts (captured)
 
 
 class MISession:
@@ -60,6 +63,17 @@ class MISession:
                 raise
             commands = CommandMap(version=self.config.opensips_version or "")
         return await self.client().call(commands.name(method.strip()), params)
+
+    async def show_contacts(self, aor: str, table: str = "location") -> tuple:
+        """One AoR's contacts (`ul_show_contact`): cheap at any table size, unlike a dump.
+        An AoR that is not registered (any more) gives (); other errors are raised."""
+        try:
+            result = await self.call("ul_show_contact", {"table_name": table, "aor": aor})
+        except MIError as exc:
+            if exc.code == AOR_NOT_FOUND and "aor" in str(exc).lower():
+                return ()
+            raise
+        return parse_contacts(result, self.config.name or self.config.mi_target)
 
     async def aclose(self) -> None:
         if self._client is not None:
