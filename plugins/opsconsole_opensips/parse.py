@@ -228,19 +228,28 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
 # A full dump's contacts keep ~4 strings each from the decoded reply, scattered over the
 # heap between the reply's dead dicts: those survivors pin the pages, so RSS stays at the
 # full-sync peak (bench/bench_memory.py: 209 MB at 100k).  Packing the contacts' values,
-# dropping the reply, then rebuilding them lays them out densely (151 MB; 0.4 s at 100k).
-_CONTACT_VALUES = operator.attrgetter(*(f.name for f in dataclasses.fields(Contact)))
+# dropping the reply, then rebuilding them lays them out densely.  Packed by column: the
+# rebuild maps the constructor over the columns (no per-contact tuple left between the
+# contacts), and equal numbers (seconds left, flags, methods) become one object each.
+_CONTACT_FIELDS = tuple(f.name for f in dataclasses.fields(Contact))
+_NUMBER_FIELDS = frozenset(f.name for f in dataclasses.fields(Contact) if "int" in str(f.type))
 
 
 def pack_contacts(contacts: Iterable[Contact]) -> bytes:
     """Contacts -> compact bytes for `unpack_contacts` (our own data only, never wire input)."""
-    return pickle.dumps([_CONTACT_VALUES(c) for c in contacts], protocol=pickle.HIGHEST_PROTOCOL)
+    contacts = tuple(contacts)
+    columns = [list(map(operator.attrgetter(name), contacts)) for name in _CONTACT_FIELDS]
+    return pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unpack_contacts(packed: bytes) -> tuple[Contact, ...]:
-    make = _new_contact
+    columns = pickle.loads(packed)  # noqa: S301 - bytes we packed
+    for name, column in zip(_CONTACT_FIELDS, columns):
+        if name in _NUMBER_FIELDS:
+            shared: dict = {}
+            column[:] = map(shared.setdefault, column, column)
     with gc_paused():
-        return tuple([make(*values) for values in pickle.loads(packed)])  # noqa: S301 - bytes we packed
+        return tuple(map(_new_contact, *columns))
 
 
 def release_free_heap() -> None:
