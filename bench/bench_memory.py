@@ -1,6 +1,7 @@
 """Memory (and CPU) of the 100k-contact path: parse ul_dump, load a RegistrationStore, take contacts() twice.
 
 Body generated like bench_registrations.py (captured contact schema, one contact per AoR).
+Then the live console's view (counted from a fixed moment: nothing rebuilt, same tuple while unchanged).
 Follows live.py's full sync (parse, pack, drop the reply, unpack, load, release_free_heap);
 --unpacked measures the old path.  Prints RSS (psutil) after each stage, the full-sync peak RSS, tracemalloc's top allocation
 sites (by file:line) and the time of each contacts(now) call.
@@ -80,7 +81,7 @@ def main() -> None:
             store.load_full(parse_contacts(decode_response(body, max_bytes=1 << 30), "node1"), now=now)
         else:  # what live.py does on a full sync
             packed = pack_contacts(parse_contacts(decode_response(body, max_bytes=1 << 30), "node1"))
-            store.load_full(unpack_contacts(packed), now=now)
+            store.load_full(unpack_contacts(packed), now=now, report=False)  # as live.py
             del packed
             release_free_heap()
     print(f"after full sync: RSS {rss():.0f} MB (+{rss() - base:.0f}), peak during sync {peak.peak / MB:.0f} MB")
@@ -90,6 +91,14 @@ def main() -> None:
         import ctypes
         ctypes.CDLL("libc.so.6").malloc_trim(0)
         print(f"malloc_trim(0):  RSS {rss():.0f} MB")
+    # The live console's path: views counted from a fixed moment (the load), the same tuple while unchanged.
+    started = time.perf_counter()
+    live = store.view(int(now))
+    print(f"view(epoch) first: {time.perf_counter() - started:.3f} s, RSS {rss():.0f} MB")
+    started = time.perf_counter()
+    same = store.view(int(now)) is live
+    print(f"view(epoch) unchanged: {time.perf_counter() - started:.4f} s, same tuple: {same}")
+    del live
     view: tuple = ()
     for n, later in enumerate((now + 1.5, now + 3.5)):
         started = time.perf_counter()

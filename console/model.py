@@ -218,6 +218,9 @@ class SignallingState:
     # (events unavailable: bounded polling), "none" (no list); "" when the source does not say
     contacts_mode: str = ""
     events_status: str = ""  # the event listener's status line (live mode), "" otherwise
+    # the moment (epoch s) every Contact.expires counts from; None: the collection time.  Live lists
+    # keep it fixed so time passing rebuilds no contact: seconds left = expires - (now - contacts_as_of)
+    contacts_as_of: float | None = None
 
 
 # --------------------------------------------------------------------------- media side

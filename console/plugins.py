@@ -35,6 +35,11 @@ class CollectOptions:
     contacts: bool = True  # fetch the contact list (subject to full_sync_max)
     dialogs: bool = True  # fetch the dialog list (with SDPs)
     media_details: bool = True  # query every media session (legs, codecs, stats)
+    # with media_details: query only these Call-IDs (e.g. the rows on screen); None: every session
+    media_detail_callids: frozenset[str] | None = None
+    # re-read the slow host facts (daemons, kernel modules, kernel log); False: a source may return
+    # its last reading (a long-running console reads them on its checks cadence)
+    host_facts: bool = True
     full_sync_max: int = 10_000  # full ul_dump only while the contact count is below this
     force_full_sync: bool = False  # operator asked for it explicitly
     live: bool = False  # a long-running console: keep lists current from events between polls

@@ -11,6 +11,7 @@ import asyncio
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from .config import Config
 from .errors import OpsError
@@ -65,19 +66,31 @@ def bridge_label(dialog: Dialog | None, media: MediaSession | None) -> str:
     return " ".join(parts)
 
 
-def join_calls(dialogs: tuple[Dialog, ...] | None, sessions: tuple[MediaSession, ...] | None) -> tuple[Call, ...]:
-    """Dialogs joined with media by Call-ID; unmatched ones on either side are kept."""
+def join_calls(dialogs: tuple[Dialog, ...] | None, sessions: tuple[MediaSession, ...] | None,
+               previous: Mapping[str, Call] | None = None) -> tuple[Call, ...]:
+    """Dialogs joined with media by Call-ID; unmatched ones on either side are kept.
+
+    `previous` (Call-ID -> Call of the last join): a call whose dialog and session are the same
+    objects is reused as is (no new bridge label; screens skip unchanged rows by identity)."""
     by_callid = {s.callid: s for s in (sessions or ())}
+    known = previous or {}
     calls: list[Call] = []
     seen: set[str] = set()
     for dialog in dialogs or ():
         media = by_callid.get(dialog.callid)
         seen.add(dialog.callid)
-        calls.append(Call(dialog.callid, dialog, media, bridge_label(dialog, media)))
+        calls.append(_joined(dialog.callid, dialog, media, known))
     for session in sessions or ():
         if session.callid not in seen:
-            calls.append(Call(session.callid, None, session, bridge_label(None, session)))
+            calls.append(_joined(session.callid, None, session, known))
     return tuple(calls)
+
+
+def _joined(callid: str, dialog: Dialog | None, media: MediaSession | None, known: Mapping[str, Call]) -> Call:
+    call = known.get(callid)
+    if call is not None and call.dialog is dialog and call.media is media:
+        return call
+    return Call(callid, dialog, media, bridge_label(dialog, media))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -96,6 +109,7 @@ class Collector:
     plugins: LoadedPlugins | None = None
     sources: list[Source] = field(default_factory=list)
     _started: bool = False
+    _calls: dict[str, Call] = field(default_factory=dict)  # the last join, reused for unchanged calls
 
     def start(self) -> None:
         if self._started:
@@ -146,7 +160,9 @@ class Collector:
         calls = join_calls(
             signalling.dialogs if signalling else None,
             media.sessions if media else None,
+            self._calls,
         )
+        self._calls = {call.callid: call for call in calls}
         return Snapshot(
             collected_at=time.time(),
             sources=sources,

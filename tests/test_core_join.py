@@ -38,3 +38,14 @@ def test_join_with_unknown_sides():
     assert join_calls(None, None) == ()
     only_media = join_calls(None, (_session("m", [("x", "RTP/SAVPF", 5)]),))
     assert only_media == (Call("m", None, only_media[0].media, "SRTP"),)
+
+
+def test_join_reuses_a_call_whose_dialog_and_session_are_the_same_objects():
+    dialog, other = _dialog("c1", "udp", "ws"), _dialog("c2", "udp", "udp")
+    session = _session("c1", [("a", "RTP/AVP", 1), ("b", "UDP/TLS/RTP/SAVPF", 2)])
+    first = {c.callid: c for c in join_calls((dialog, other), (session,))}
+    updated = _session("c1", [("a", "RTP/AVP", 1), ("b", "UDP/TLS/RTP/SAVPF", 4)])  # new packets/ports
+    again = {c.callid: c for c in join_calls((dialog, other), (updated,), first)}
+    assert again["c2"] is first["c2"]  # nothing changed: the same Call
+    assert again["c1"] is not first["c1"] and again["c1"].media is updated
+    assert again["c1"].bridge == "UDP->WS RTP<->DTLS-SRTP"

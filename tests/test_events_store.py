@@ -276,3 +276,40 @@ def test_dialog_events_during_dlg_list_are_replayed():
     store.load_full([Dialog(id="638.bf81ae34", callid="ev-call-1-2159", state=2, from_uri="sip:a@h")])
     dialog = store.get("638.bf81ae34")
     assert (dialog.state, dialog.from_uri, dialog.start) == (4, "sip:a@h", NOW)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(1, 50)), max_size=6,
+                unique_by=lambda t: t[:2]),
+       st.lists(st.tuples(st.sampled_from(["insert", "update", "delete", "aor-delete"]), st.integers(0, 3),
+                          st.integers(0, 2), st.integers(1, 50)), max_size=50),
+       st.integers(0, 60))
+def test_several_contacts_per_aor_match_a_plain_model(dump, ops, expire_at):
+    """AoRs of one and of several contacts (stored differently) behave alike, from a dump on."""
+    store, model = RegistrationStore(), {}
+    names = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
+    store.load_full([dumped(f"u{a}", f"sip:u{a}-{c}@h", expires=left) for a, c, left in dump], now=NOW)
+    model = {(f"u{a}", f"sip:u{a}-{c}@h"): NOW + left for a, c, left in dump}
+    for kind, a, c, expiry in ops:
+        aor, uri = f"u{a}", f"sip:u{a}-{c}@h"
+        if kind == "aor-delete":
+            change = store.apply(AorEvent(kind="delete", aor=aor))
+            gone = sorted(f"{k[0]}\x00{k[1]}" for k in model if k[0] == aor)
+            assert sorted(change.removed) == gone
+            model = {k: v for k, v in model.items() if k[0] != aor}
+            continue
+        change = store.apply(event(names[kind], aor=aor, uri=uri, expires=NOW + expiry))
+        if kind == "delete":
+            assert bool(change.removed) == ((aor, uri) in model)
+            model.pop((aor, uri), None)
+        else:
+            model[(aor, uri)] = NOW + expiry
+    assert sorted((c.aor, c.contact) for c in store.contacts()) == sorted(model)
+    assert store.aor_count == len({aor for aor, _ in model})
+    for aor, uri in model:
+        assert store.expires_at(aor, uri) == model[(aor, uri)]
+        assert store.get(aor, uri).contact == uri
+        assert sorted(c.contact for c in store.contacts_of(aor)) == sorted(u for a, u in model if a == aor)
+    store.expire(NOW + expire_at)
+    assert sorted((c.aor, c.contact) for c in store.contacts()) == sorted(k for k, at in model.items()
+                                                                          if at > NOW + expire_at)

@@ -67,3 +67,34 @@ async def test_plugin_loads_through_the_entry_point_and_runs_in_a_collection():
     results = {spec.id: await spec(ctx) for spec in loaded.checks()}
     assert results["kernel.iptables"].status is Status.OK  # built in, per the fixture tree
     assert all(r.summary for r in results.values())
+
+
+async def test_host_facts_are_reused_until_asked_for_again():
+    calls: list[str] = []
+
+    def counting(name):
+        calls.append(name)
+        return ()
+
+    source = HostSource(Config(proc_root=str(HOST / "proc_loaded")), kmsg_path=str(KMSG_DUMP), finder=counting)
+    first = await source.collect(CollectOptions(host_facts=False))  # nothing read yet: reads anyway
+    again = await source.collect(CollectOptions(host_facts=False))
+    assert again is first and calls == ["rtpengine", "opensips"]
+    fresh = await source.collect(CollectOptions(host_facts=True))
+    assert fresh is not first and calls == ["rtpengine", "opensips"] * 2
+
+
+def test_kernel_config_is_parsed_once_per_file_version(tmp_path, monkeypatch):
+    import gzip
+
+    from opsconsole_host import procfs
+
+    (tmp_path / "config.gz").write_bytes(gzip.compress(b"CONFIG_MODULES=y\n"))
+    parsed: list[str] = []
+    real = procfs._parse_kernel_config
+    monkeypatch.setattr(procfs, "_parse_kernel_config", lambda text: parsed.append(text) or real(text))
+    assert procfs.read_kernel_config(tmp_path) == procfs.read_kernel_config(tmp_path) == {"CONFIG_MODULES": "y"}
+    assert len(parsed) == 1
+    (tmp_path / "config.gz").write_bytes(gzip.compress(b"# CONFIG_MODULES is not set\nCONFIG_X=m\n"))
+    assert procfs.read_kernel_config(tmp_path) == {"CONFIG_MODULES": "n", "CONFIG_X": "m"}
+    assert len(parsed) == 2

@@ -232,6 +232,7 @@ async def test_polling_above_threshold_asks_only_for_aor_names(clock):
             assert recorder.params_of("ul_dump") == [{"brief": 1}]
             assert {c.aor for c in state.contacts} == {aor for aor, _ in await fresh_dump(demo)}
             assert "switched off" in state.contacts_note and "AoR names only" in state.contacts_note
+            assert "Enter on an AoR asks for its contacts" in state.contacts_note
             assert state.contacts_mode == "polling"
         finally:
             await source.aclose()
@@ -391,3 +392,28 @@ def test_collect_budget_leaves_room_for_a_dump_deadline():
     assert source.collect_budget(lists, 7.0) == 7.0 + dump_timeout(10_000, 2.0) > 7.0
     forced = CollectOptions(force_full_sync=True)
     assert source.collect_budget(forced, 7.0) == 7.0 + DUMP_TIMEOUT_CAP
+
+
+async def test_an_unchanged_live_table_yields_the_same_tuple_counted_from_a_fixed_moment(clock):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=5, clock=clock) as demo:
+        published = PublishedCounter(demo)
+        source = make_source(demo, clock)
+        try:
+            first = await source.collect(LIVE)
+            assert first.contacts_mode == "full" and first.contacts_as_of == int(clock.now)
+            clock.now += 7  # time passes, no event: nothing to rebuild
+            again = await source.collect(LIVE)
+            assert again.contacts is first.contacts and again.contacts_as_of == first.contacts_as_of
+            await advance(demo, clock, 20, steps=3)
+            await settle(source, demo, published.sent)
+            later = await source.collect(LIVE)
+            assert later.contacts is not first.contacts and later.contacts_as_of == first.contacts_as_of
+            shared = {id(c) for c in first.contacts} & {id(c) for c in later.contacts}
+            assert shared, "contacts no event touched are the same objects"
+            elapsed = clock.now - later.contacts_as_of
+            for contact in later.contacts:  # seconds left now, from the fixed moment
+                if contact.expires is not None:
+                    left = contact.expires - elapsed
+                    assert left == source.live.registrations.expires_at(contact.aor, contact.contact) - int(clock.now)
+        finally:
+            await source.aclose()

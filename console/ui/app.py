@@ -32,13 +32,15 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import ContentSwitcher, Footer, Input
+from textual.widgets import ContentSwitcher, Input
 
 from console.errors import OpsError
+from console.heap import release_free_heap
 from console.model import Snapshot, SourceStatus
 from console.plugins import CollectOptions
 
 from .header import StatusHeader
+from .keybar import KeyBar
 from .panes import CallsPane, ChecksPane, MediaPane, MiPane, OverviewPane, Pane, RegistrationsPane
 from .safe import safe_text
 from .screens import ConfirmScreen, DetailScreen, HelpScreen
@@ -56,7 +58,9 @@ PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls"
                "checks": "Checks", "mi": "MI"}
 
 PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
-DETAIL_QUERIES_PER_S = 100  # budget of per-session ng queries: 1000 calls -> details every 10 s
+# Budget of per-session ng queries (one per call on screen, decoded here): a 40-row screen's
+# ports and packet counters every ~3 s (the age is shown when older than the last poll).
+DETAIL_QUERIES_PER_S = 15
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
 HARD_EXIT_AFTER = 5.0  # seconds a terminal-loss exit may take before the process is ended outright
 
@@ -91,6 +95,7 @@ class OpsConsoleApp(App[None]):
         self.poll_count = 0
         self.last_options: CollectOptions | None = None
         self.full_sync_requested = False  # the operator pressed S: one full ul_dump on the next poll
+        self._prepared: Any = None  # the contact index last prepared off the key path
         self._poll_timer = None
         self._parent_pid = os.getppid()
         self._hard_exit: threading.Timer | None = None
@@ -125,7 +130,7 @@ class OpsConsoleApp(App[None]):
         with ContentSwitcher(initial="overview", id="panes"):
             for _key, name, pane_class in PANES:
                 yield pane_class(id=name)
-        yield Footer()
+        yield KeyBar()  # not Footer: it recomposes a widget per key on every focus change
 
     def on_mount(self) -> None:
         self.main_screen.query_one(StatusHeader).show(self)
@@ -157,16 +162,29 @@ class OpsConsoleApp(App[None]):
 
         contacts = self.current == "registrations" or due(self.state.contacts_at)
         dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at)
-        # One ng query per media session: with many calls, fewer rounds (RTPengine's load and ours);
-        # between them the last details are kept (LiveState) and the session list stays live.
-        sessions = len(self.state.media.sessions) if self.state.media is not None else 0
+        # One ng query per media session shown (the rows on screen): the others keep their last
+        # details (LiveState) and the session list stays live.  Should that still be many
+        # sessions, fewer rounds (RTPengine's load and ours).
+        wanted = self._detail_keys()
+        sessions = len(wanted) if wanted is not None else (len(self.state.media.sessions) if self.state.media is not None else 0)
         details_every, details_at = sessions / DETAIL_QUERIES_PER_S, self.state.details_at
         details = self.current in ("calls", "media") and (details_every <= self.interval or details_at is None or now - details_at >= details_every)
         force = self.full_sync_requested
         self.full_sync_requested = False
+        # Host facts (daemons, modules, kernel log) feed only the checks: read them for those polls.
+        checks_due = self.state.checks_at is None or now - self.state.checks_at >= self.heavy_interval
         # live: between full syncs the sources keep lists current from events, not dumps.
         return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=details,
+                              media_detail_callids=wanted if details else None, host_facts=checks_due,
                               full_sync_max=self.full_sync_max, force_full_sync=force, live=True)
+
+    def _detail_keys(self) -> frozenset[str] | None:
+        """The Call-IDs the visible pane shows in detail (rows scrolled into view get theirs
+        at the next poll; until then they keep their last details)."""
+        try:
+            return self.pane().detail_keys()
+        except NoMatches:
+            return None  # the pane is still being composed
 
     def action_full_sync(self) -> None:
         """A full ul_dump holds OpenSIPS MI (quadratic in contacts): only when the operator asks."""
@@ -194,10 +212,12 @@ class OpsConsoleApp(App[None]):
         self.state.apply(snapshot, options)
         self.poll_count += 1
         index = self.state.contact_index()
-        if len(index.contacts) >= PREPARE_IN_THREAD:
-            # Search text and sort order for a big list: built off the key path.
-            await asyncio.to_thread(index.prepare)
-            calm_gc()
+        if len(index.contacts) >= PREPARE_IN_THREAD and index is not self._prepared:
+            self._prepared = index  # an unchanged list keeps its index: nothing to build again
+            # What the Registrations screen shows of a big list: built off the key path.
+            await asyncio.to_thread(index.prepare, *self.pane("registrations").selection_query)
+            if index.new_contacts >= PREPARE_IN_THREAD:
+                calm_gc()  # only after many new objects: a full collection costs ~100 ms at 100k
         if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
             await self._run_checks(snapshot)
         self.polling = False
@@ -407,6 +427,7 @@ def calm_gc() -> None:
     """
     gc.collect()
     gc.freeze()
+    release_free_heap()
 
 
 def terminal_gone(parent_pid: int, streams: Iterable[Any] | None = None) -> bool:

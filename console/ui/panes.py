@@ -3,7 +3,7 @@ tables are updated by key (see tablediff), never cleared per tick."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Sparkline, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from console.errors import OpsError
 from console.model import Call, CheckResult, Contact, DialogLeg, MediaLeg, MediaSession, Status, overall_status
 from console.snapshot import media_label
 
@@ -19,7 +20,7 @@ from . import format as fmt
 from .safe import safe_text, show_text
 from .screens import DetailScreen, field_lines
 from .state import LiveState
-from .tablediff import sync_table
+from .tablediff import SteadyTable, sync_table
 from .views import TRANSPORT_FILTERS
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ class Pane(Vertical):
         touch only their status line: any changed cell repaints every visible row, so the
         tables' own ages and countdowns move on each poll instead."""
         self.refresh_view(state, now)
+
+    def detail_keys(self) -> frozenset[str] | None:
+        """Call-IDs whose media sessions this pane shows in detail now (None: it shows none)."""
+        return None
+
 
     def focus_main(self) -> None:
         tables = self.query(DataTable)
@@ -251,6 +257,9 @@ class RegistrationsPane(Pane):
         self.window_start = 0
         self.matches: Sequence[Contact] = ()
         self.shown: dict[str, Contact] = {}
+        # id(contact) -> (contact, cells) of the rows shown last / being built (see _row_cells)
+        self._cells: dict[int, tuple[Contact, tuple[Text, ...]]] = {}
+        self._next_cells: dict[int, tuple[Contact, tuple[Text, ...]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="contacts-note")
@@ -323,11 +332,17 @@ class RegistrationsPane(Pane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         contact = self.shown.get(event.row_key.value or "")
-        if contact is not None:
-            state = self.ops.state
-            elapsed = self.ops.now() - state.contacts_at if state.contacts_at is not None else 0.0
-            self.app.push_screen(DetailScreen(f"Contact {safe_text(contact.aor, 80).plain}",
-                                              contact_sections(contact, elapsed)))
+        if contact is None:
+            return
+        if not contact.contact:  # known by AoR name only (ul_dump brief): ask for this one AoR
+            aor, service = contact.aor, self.ops.service
+            waiting = [("Contacts", Text.assemble("asking OpenSIPS: ul_show_contact ", safe_text(aor, 80), " …"))]
+            self.app.push_screen(DetailScreen(f"AoR {safe_text(aor, 80).plain}", waiting,
+                                              loader=lambda: aor_sections(service, aor)))
+            return
+        elapsed = self.ops.state.contacts_elapsed(self.ops.now())
+        self.app.push_screen(DetailScreen(f"Contact {safe_text(contact.aor, 80).plain}",
+                                          contact_sections(contact, elapsed)))
 
     def page(self, direction: int) -> bool:
         """Move the window by half its size; False when already at that end."""
@@ -353,19 +368,41 @@ class RegistrationsPane(Pane):
         if select_index is not None:
             self.query_one(ContactTable).move_cursor(row=select_index - self.window_start, animate=False)
 
+    @property
+    def selection_query(self) -> tuple[str, str, str, bool]:
+        """What ContactIndex.select is asked for: (filter text, transport, sort, reverse)."""
+        return self.filter_text, self.transport, self.sort, self.reverse
+
     def refresh_view(self, state: LiveState, now: float) -> None:
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
         index = state.contact_index()
-        self.matches = index.select(self.filter_text, self.transport, self.sort, self.reverse)
+        self.matches = index.select(*self.selection_query)
         self.window_start = min(self.window_start, max(0, len(self.matches) - self.WINDOW))
         window = self.matches[self.window_start:self.window_start + self.WINDOW]
         self.shown = {c.key: c for c in window}
-        elapsed = now - state.contacts_at if state.contacts_at is not None else 0.0
-        sync_table(self.query_one(ContactTable), [(c.key, contact_cells(c, elapsed)) for c in window])
+        elapsed = state.contacts_elapsed(now)
+        rows = [(c.key, self._row_cells(c, elapsed)) for c in window]
+        self._cells, self._next_cells = self._next_cells, {}
+        sync_table(self.query_one(ContactTable), rows)
         show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))
 
     def tick(self, state: LiveState, now: float) -> None:
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
+
+    def _row_cells(self, contact: Contact, elapsed: float) -> tuple[Text, ...]:
+        """A shown contact's cells: the last ones while it is the same object (live lists keep
+        unchanged contacts), only the countdown renewed; escaping 100 rows each poll was most
+        of this screen's CPU."""
+        cached = self._cells.get(id(contact))
+        if cached is None or cached[0] is not contact:
+            cells = contact_cells(contact, elapsed)
+        else:
+            cells = cached[1]
+            expires = expires_text(contact, elapsed)
+            if cells[EXPIRES_CELL].plain != expires:
+                cells = (*cells[:EXPIRES_CELL], Text(expires, justify="right"), *cells[EXPIRES_CELL + 1:])
+        self._next_cells[id(contact)] = (contact, cells)
+        return cells
 
     def _status_line(self, total: int, shown: int) -> Text:
         out = Text(end="")
@@ -411,6 +448,9 @@ def contacts_note(state: LiveState, now: float) -> Text:
     return out
 
 
+EXPIRES_CELL = [key for key, _ in CONTACT_COLUMNS].index("expires")  # the one cell that changes by itself
+
+
 def contact_cells(contact: Contact, elapsed: float) -> tuple[Text, ...]:
     return (
         safe_text(contact.aor, 32),
@@ -453,6 +493,23 @@ def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, 
         ("Node", safe_text(contact.target, None)),
     ]
     return [("Contact", field_lines(fields))]
+
+
+async def aor_sections(service: Any, aor: str) -> list[tuple[str, Text]]:
+    """Every contact of one AoR, asked now (ul_show_contact: cheap at any table size)."""
+    try:
+        contacts = await service.show_contacts(aor)
+    except Exception as exc:  # shown, never raised: the console keeps running
+        reason = str(exc) if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
+        return [("Contacts", Text.assemble(("FAIL ", "bold red"), "ul_show_contact ", safe_text(aor, 80), ": ",
+                                           safe_text(reason, None)))]
+    if not contacts:
+        return [("Contacts", Text.assemble(safe_text(aor, 80), " has no contact now (unregistered or expired)"))]
+    sections = []
+    for number, contact in enumerate(contacts, 1):
+        for heading, body in contact_sections(contact):
+            sections.append((f"{heading} {number} of {len(contacts)}", body))
+    return sections
 
 
 # --------------------------------------------------------------------------- 3 Calls
@@ -584,46 +641,113 @@ def call_cells(call: Call, now: float, narrow: bool = False) -> tuple[Text, ...]
     )
 
 
+def call_age(call: Call, now: float) -> Text:
+    return Text(call_state(call, now)[1], justify="right")
+
+
+# Rows beyond the viewport whose ages move too (scrolling a line shows a current age; scrolling
+# further, the next tick refreshes them) and whose media sessions are queried each poll.
+AGE_MARGIN = 3
+DETAIL_MARGIN = 3
+
+
+def view_rows(table: DataTable, margin: int = 0) -> range:
+    """Indexes of the rows on screen, plus `margin` rows either side (one-line rows)."""
+    height = table.scrollable_content_region.height - (table.header_height if table.show_header else 0)
+    if height <= 0:
+        height = table.app.size.height  # not laid out yet: at most a terminal's height
+    top = int(table.scroll_y)
+    return range(max(0, top - margin), top + height + margin)
+
+
+def covers(outer: range, inner: range) -> bool:
+    return outer.start <= inner.start and inner.stop <= outer.stop
+
+
+def call_order(call: Call) -> tuple[float, str]:
+    """Oldest first.  A dialog not yet answered has no start: its media session's creation
+    (the offer) places it, else it is the newest; it must not sit at the top and then jump."""
+    started = call.dialog.start if call.dialog is not None else 0
+    created = call.media.created if call.media is not None else 0
+    return (started or created or float("inf"), call.callid)
+
+
+def shown_keys(table: DataTable, order: Sequence[str]) -> frozenset[str]:
+    """Keys of the rows on screen (with DETAIL_MARGIN) and of the cursor row."""
+    rows = view_rows(table, DETAIL_MARGIN)
+    keys = set(order[rows.start:rows.stop])
+    if 0 <= table.cursor_row < len(order):
+        keys.add(order[table.cursor_row])
+    return frozenset(keys)
+
+
+class RowCells:
+    """A big table's cells per row key: rebuilt only when the row's item changed, and the age
+    cell moved only for the rows asked (those on screen).  Any changed cell repaints the table
+    and costs a DataTable update, so off-screen ages would cost O(rows) per poll for nothing;
+    the pane refreshes them when they scroll into view."""
+
+    def __init__(self, build: Callable[[Any, float, bool], tuple[Text, ...]],
+                 age: Callable[[Any, float], Text], age_column: int) -> None:
+        self.build, self.age, self.age_column = build, age, age_column
+        self.cache: dict[str, tuple[Any, bool, tuple[Text, ...]]] = {}
+
+    def rows(self, items: Sequence[tuple[str, Any]], now: float, narrow: bool, aged: range) -> list[tuple[str, tuple[Text, ...]]]:
+        cache, fresh, column = self.cache, {}, self.age_column
+        out: list[tuple[str, tuple[Text, ...]]] = []
+        for index, (key, item) in enumerate(items):
+            cached = cache.get(key)
+            if cached is None or cached[1] != narrow or (cached[0] is not item and cached[0] != item):
+                cells = self.build(item, now, narrow)
+            else:
+                cells = cached[2]
+                if index in aged:
+                    age = self.age(item, now)
+                    if age != cells[column]:
+                        cells = cells[:column] + (age,) + cells[column + 1:]
+            fresh[key] = (item, narrow, cells)
+            out.append((key, cells))
+        self.cache = fresh
+        return out
+
+
 class CallsPane(Pane):
     title = "Calls"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: dict[str, Call] = {}
+        self.order: list[str] = []  # row keys in table order
         self.no_media = self.no_dialog = 0
-        self._cell_cache: dict[str, tuple[tuple[Call, bool], tuple[Text, ...]]] = {}
+        self.cells = RowCells(call_cells, call_age, AGE_COLUMN)
+        self.aged = range(0)  # the rows whose ages moved at the last refresh
 
     def compose(self) -> ComposeResult:
         yield Static(id="calls-status")
-        table = DataTable(id="calls-table", cursor_type="row", zebra_stripes=True)
+        table = SteadyTable(id="calls-table", cursor_type="row", zebra_stripes=True)
         for key, label in CALL_COLUMNS:
             table.add_column(label, key=key)
         yield table
 
     def refresh_view(self, state: LiveState, now: float) -> None:
-        calls = sorted(state.calls, key=lambda c: (c.dialog.start if c.dialog else (c.media.created if c.media else 0), c.callid))
+        calls = sorted(state.calls, key=call_order)
         self.calls = {c.key: c for c in calls}
-        self._cell_cache = {key: value for key, value in self._cell_cache.items() if key in self.calls}
+        self.order = list(self.calls)
         narrow = self.app.size.width < NARROW
-        sync_table(self.query_one("#calls-table", DataTable), [(c.key, self._cells(c, now, narrow)) for c in calls])
+        table = self.query_one("#calls-table", DataTable)
+        self.aged = view_rows(table, AGE_MARGIN)
+        sync_table(table, self.cells.rows([(c.key, c) for c in calls], now, narrow, self.aged))
         self.no_media = sum(1 for c in calls if not c.has_media)
         self.no_dialog = sum(1 for c in calls if not c.has_dialog)
         self._show_status(state, now)
 
     def tick(self, state: LiveState, now: float) -> None:
         self._show_status(state, now)
+        if not covers(self.aged, view_rows(self.query_one("#calls-table", DataTable))):
+            self.refresh_view(state, now)  # scrolled: the rows now on screen get their ages
 
-    def _cells(self, call: Call, now: float, narrow: bool) -> tuple[Text, ...]:
-        """Cells of an unchanged call are reused (1000 calls: most are unchanged each poll);
-        only the age moves."""
-        cached = self._cell_cache.get(call.key)
-        if cached is not None and cached[0] == (call, narrow):
-            cells = cached[1]
-            age = Text(call_state(call, now)[1], justify="right")
-            return cells if cells[AGE_COLUMN] == age else cells[:AGE_COLUMN] + (age,) + cells[AGE_COLUMN + 1:]
-        cells = call_cells(call, now, narrow)
-        self._cell_cache[call.key] = ((call, narrow), cells)
-        return cells
+    def detail_keys(self) -> frozenset[str]:
+        return shown_keys(self.query_one("#calls-table", DataTable), self.order)
 
     def _show_status(self, state: LiveState, now: float) -> None:
         status = Text(f"{len(self.calls)} calls, {self.no_media} without media, {self.no_dialog} media without dialog  ")
@@ -699,6 +823,7 @@ PORT_COLUMNS = (("name", "Interface"), ("address", "Address"), ("usage", "Ports 
 SESSION_COLUMNS = (("callid", "Call-ID"), ("note", "Note"), ("age", "Age"), ("protocols", "Media"),
                    ("ports", "Ports"), ("codec", "Codecs"), ("packets", "Packets"), ("errors", "Errors"),
                    ("legs", "Legs"))
+SESSION_AGE_COLUMN = [key for key, _ in SESSION_COLUMNS].index("age")
 
 
 class MediaPane(Pane):
@@ -707,6 +832,9 @@ class MediaPane(Pane):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sessions: dict[str, MediaSession] = {}
+        self.order: list[str] = []  # row keys in table order
+        self.cells = RowCells(session_cells, session_age, SESSION_AGE_COLUMN)
+        self.aged = range(0)  # the rows whose ages moved at the last refresh
 
     def compose(self) -> ComposeResult:
         yield Static(id="media-status")
@@ -714,7 +842,7 @@ class MediaPane(Pane):
         for key, label in PORT_COLUMNS:
             ports.add_column(label, key=key)
         yield ports
-        sessions = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        sessions = SteadyTable(id="sessions", cursor_type="row", zebra_stripes=True)
         for key, label in SESSION_COLUMNS:
             sessions.add_column(label, key=key)
         yield sessions
@@ -736,13 +864,21 @@ class MediaPane(Pane):
         sync_table(self.query_one("#ports", DataTable), port_rows)
         sessions = sorted(media.sessions, key=lambda s: (s.created, s.callid))
         self.sessions = {s.callid: s for s in sessions}
+        self.order = list(self.sessions)
         narrow = self.app.size.width < NARROW
-        sync_table(self.query_one("#sessions", DataTable), [(s.callid, session_cells(s, now, narrow)) for s in sessions])
+        table = self.query_one("#sessions", DataTable)
+        self.aged = view_rows(table, AGE_MARGIN)
+        sync_table(table, self.cells.rows([(s.callid, s) for s in sessions], now, narrow, self.aged))
         show_text(self.query_one("#media-totals", Static), totals_text(state))
 
     def tick(self, state: LiveState, now: float) -> None:
         show_text(self.query_one("#media-status", Static),
                   stale_note("media", state.media_at, now, state.media_stale()) + details_note(state, now))
+        if state.media is not None and not covers(self.aged, view_rows(self.query_one("#sessions", DataTable))):
+            self.refresh_view(state, now)  # scrolled: the rows now on screen get their ages
+
+    def detail_keys(self) -> frozenset[str]:
+        return shown_keys(self.query_one("#sessions", DataTable), self.order)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

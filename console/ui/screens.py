@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +14,7 @@ from textual.widgets import Button, Static
 from .header import StatusHeader
 
 Section = tuple[str, Text]
+SectionLoader = Callable[[], Awaitable[list[Section]]]
 
 
 class DetailScreen(Screen[None]):
@@ -19,24 +22,41 @@ class DetailScreen(Screen[None]):
 
     BINDINGS = [Binding("escape", "dismiss_detail", "Back")]
 
-    def __init__(self, title: str, sections: list[Section]) -> None:
+    def __init__(self, title: str, sections: list[Section], loader: SectionLoader | None = None) -> None:
+        """`loader`, when given, fetches the real sections (shown in place of `sections` once there)."""
         super().__init__()
         self.detail_title = title
         self.sections = sections
+        self.loader = loader
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
         yield Static(Text.assemble((self.detail_title, "bold"), ("   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit",
                                                                    "dim")), classes="detail-title")
         with VerticalScroll(id="detail-body"):
-            for heading, body in self.sections:
-                yield Static(Text(heading, style="bold underline"), classes="detail-heading")
-                yield Static(body, classes="detail-section")
+            yield from self._section_widgets(self.sections)
         # No Footer here: composing one (a widget per key) was most of the time Enter took.
+
+    @staticmethod
+    def _section_widgets(sections: list[Section]) -> list[Static]:
+        widgets = []
+        for heading, body in sections:
+            widgets.append(Static(Text(heading, style="bold underline"), classes="detail-heading"))
+            widgets.append(Static(body, classes="detail-section"))
+        return widgets
 
     def on_mount(self) -> None:
         self.query_one(StatusHeader).show(self.app)  # type: ignore[arg-type]
         self.query_one("#detail-body").focus()
+        if self.loader is not None:
+            self.run_worker(self._load(self.loader), exclusive=True, group="detail")
+
+    async def _load(self, loader: SectionLoader) -> None:
+        sections = await loader()  # the loader turns its own failures into a section
+        body = self.query_one("#detail-body")
+        await body.remove_children()
+        await body.mount_all(self._section_widgets(sections))
+        self.sections = sections
 
     def action_dismiss_detail(self) -> None:
         self.dismiss(None)

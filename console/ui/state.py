@@ -38,6 +38,7 @@ class LiveState:
     host: HostState | None = None
     contacts: tuple[Contact, ...] | None = None
     contacts_at: float | None = None
+    contacts_as_of: float | None = None  # when Contact.expires of the list counts from (live lists: fixed)
     contacts_note: str = ""
     contacts_mode: str = ""  # what the list is: full / events / events-partial / polling / none ("" unknown)
     events_status: str = ""  # the OpenSIPS event subscription's one-line status (live mode)
@@ -68,7 +69,10 @@ class LiveState:
         if snapshot.host is not None:
             self.host = snapshot.host
         sessions = self.media.sessions if self.media else None
-        self.calls = join_calls(self.dialogs, sessions) if (self.dialogs or sessions) else snapshot.calls
+        if self.dialogs or sessions:
+            self.calls = join_calls(self.dialogs, sessions, {call.callid: call for call in self.calls})
+        else:
+            self.calls = snapshot.calls
         self._record_history()
 
     def _apply_signalling(self, state: SignallingState, requested: CollectOptions, at: float) -> None:
@@ -76,13 +80,14 @@ class LiveState:
         self.events_status = getattr(state, "events_status", "")
         mode = getattr(state, "contacts_mode", "")
         if state.contacts is not None:
-            if state.contacts is not self.contacts:
-                self._index = None
+            # contact_index() builds the new list's index from the previous one (live lists share contacts)
             self.contacts, self.contacts_at, self.contacts_note = state.contacts, at, state.contacts_note
+            self.contacts_as_of = getattr(state, "contacts_as_of", None) or at
             self.contacts_mode = mode
         elif requested.contacts:
             # Asked for and still missing: the note says why (too many, failed).
             self.contacts, self.contacts_at, self.contacts_note = None, at, state.contacts_note
+            self.contacts_as_of = None
             self.contacts_mode = mode
             self._index = None
         if state.dialogs is not None:
@@ -92,10 +97,12 @@ class LiveState:
 
     def _with_details(self, media: MediaState, requested: CollectOptions, at: float) -> MediaState:
         """Sessions listed without legs keep the legs of their last detailed query (ports and
-        codecs rarely change; the age of the details is shown)."""
+        codecs rarely change; the age of the details is shown).  When only some sessions were
+        queried (the rows on screen), the others keep theirs too."""
         if requested.media_details:
             self.details_at = at
-            return media
+            if requested.media_detail_callids is None:
+                return media  # every session was queried
         previous = {s.callid: s for s in self.media.sessions if s.legs} if self.media is not None else {}
         if not previous:
             return media
@@ -128,9 +135,14 @@ class LiveState:
         return self.latest is not None and self.latest.media is None and self.media is not None
 
     def contact_index(self) -> ContactIndex:
-        if self._index is None:
-            self._index = ContactIndex(self.contacts or ())
+        contacts = self.contacts or ()
+        if self._index is None or self._index.contacts is not contacts:
+            self._index = ContactIndex(contacts, previous=self._index)
         return self._index
+
+    def contacts_elapsed(self, now: float) -> float:
+        """Seconds to take off every Contact.expires of the list to get seconds left now."""
+        return now - self.contacts_as_of if self.contacts_as_of is not None else 0.0
 
     def transport_counts(self) -> Counter:
         """Per transport; counted once per contact list (the overview asks every second)."""

@@ -10,10 +10,15 @@ repainted once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
@@ -32,25 +37,49 @@ class DiffStats:
         return bool(self.added or self.updated or self.removed or self.reordered)
 
 
+@dataclass
+class _Synced:
+    """What the last sync left in a table: per key the cells tuple it applied, the row order,
+    and the table's update counter and row count then (any other change voids the memo)."""
+
+    cells: dict[str, Sequence[object]]
+    order: list[str]
+    update_count: int
+
+
 def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
     """Make `table` show exactly `rows` (in order) touching only what changed.
 
-    Cells are compared by equality (rich `Text` compares text and spans).
+    Cells are compared by equality (rich `Text` compares text and spans).  A row whose cells
+    are the very tuple the last sync applied is skipped without looking at its cells (callers
+    that cache cells make an unchanged 1000-row table an O(rows) dict walk).
     The cursor stays on the same row key when that row survives.
     """
     desired = list(rows)
+    memo: _Synced | None = getattr(table, "_ops_synced", None)
+    if memo is not None and (memo.update_count != table._update_count or len(memo.cells) != table.row_count):
+        memo = None  # changed behind our back (sort, resize, clear, ...): compare everything
     column_keys = [column.key for column in table.ordered_columns]
     cursor_key = _cursor_key(table)
     wanted = {key for key, _ in desired}
-    stale = [row_key for row_key in table.rows if row_key.value not in wanted]
-    added = updated = 0
+    if memo is not None:
+        stale = [RowKey(key) for key in memo.cells if key not in wanted]
+    else:
+        stale = [row_key for row_key in table.rows if row_key.value not in wanted]
+    known = memo.cells if memo is not None else {}
+    applied: dict[str, Sequence[object]] = {}
+    added_keys: list[str] = []
+    updated = 0
     with table.app.batch_update():
         _remove_rows(table, stale)
         for key, cells in desired:
+            applied[key] = cells
+            if known.get(key) is cells:
+                continue  # the same cells object as last time: nothing changed
             row_key = RowKey(key)
             if row_key not in table.rows:
                 table.add_row(*cells, key=key)
-                added += 1
+                added_keys.append(key)
                 continue
             current = table._data[row_key]  # read-only peek; the public get_row copies
             for column_key, cell in zip(column_keys, cells):
@@ -58,12 +87,19 @@ def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
                 if previous is not cell and previous != cell:
                     table.update_cell(row_key, column_key, cell, update_width=_wider(table, column_key, cell))
                     updated += 1
-        reordered = _apply_order(table, [key for key, _ in desired])
+        order = [key for key, _ in desired]
+        if memo is not None:
+            gone = {row_key.value for row_key in stale}
+            current_order = [key for key in memo.order if key not in gone] + added_keys
+        else:
+            current_order = None
+        reordered = _apply_order(table, order, current_order)
         if cursor_key is not None and RowKey(cursor_key) in table.rows:
             index = table.get_row_index(cursor_key)
             if index != table.cursor_row:
                 table.move_cursor(row=index, animate=False)
-    return DiffStats(added, updated, len(stale), reordered)
+    table._ops_synced = _Synced(applied, order, table._update_count)
+    return DiffStats(len(added_keys), updated, len(stale), reordered)
 
 
 def _wider(table: DataTable, column_key: ColumnKey, cell: object) -> bool:
@@ -73,7 +109,7 @@ def _wider(table: DataTable, column_key: ColumnKey, cell: object) -> bool:
     return width > table.columns[column_key].content_width
 
 
-BULK_REMOVE = 32  # remove_row is O(rows) each; beyond this, drop them in one pass
+BULK_REMOVE = 1  # remove_row is O(rows) each (1000 calls, a few ending per poll): beyond one, drop them in one pass
 
 
 def _remove_rows(table: DataTable, stale: list[RowKey]) -> None:
@@ -101,16 +137,98 @@ def _cursor_key(table: DataTable) -> str | None:
     return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
 
-def _apply_order(table: DataTable, keys: list[str]) -> bool:
-    """Reorder rows to `keys` without re-adding them.
+def _apply_order(table: DataTable, keys: list[str], current: list[str] | None = None) -> bool:
+    """Reorder rows to `keys` without re-adding them (`current`: the table's order, when known).
 
     DataTable.sort only passes cell values to its key function, so we set the
     row locations exactly as sort() does (textual 8.2: `_row_locations`).
     """
-    current = [row.key.value for row in table.ordered_rows]
+    if current is None:
+        current = [row.key.value for row in table.ordered_rows]
     if current == keys:
         return False
     table._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
     table._update_count += 1
     table.refresh()
     return True
+
+
+class SteadyTable(DataTable):
+    """A DataTable that lays out a cell's text once, not on every repaint.
+
+    DataTable keys its rendered cells on a table-wide update counter: one changed cell (an
+    age ticking) re-renders every visible cell from scratch, and a row moving (a call above
+    it ended) changes its row index and zebra style, which are baked into the rendering.
+    Here the costly part, the cell's text laid out in its width, is kept per cell object
+    (sync_table keeps the objects of unchanged cells); the row's styles and its position
+    (the mouse metadata) are applied on each render, exactly as DataTable applies them.
+    Header, label, fixed and multi-line cells take DataTable's own path.
+    """
+
+    LAYOUT_CACHE = 4096  # cells kept: a few screenfuls of a wide table
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._laid_out: dict[tuple[RowKey, ColumnKey], tuple[object, int, int, list[list[Segment]]]] = {}
+        self._pass_styles: dict[object, Style] | None = None  # styles computed once per repaint
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's and the rows' styles walk the DOM each time they are asked (per line):
+        # within one repaint they cannot change, so they are computed once.
+        self._pass_styles = {}
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_styles = None
+
+    @property
+    def rich_style(self) -> Style:
+        memo = self._pass_styles
+        if memo is None:
+            return super().rich_style
+        style = memo.get("widget")
+        if style is None:
+            style = memo["widget"] = super().rich_style
+        return style
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        memo = self._pass_styles
+        if memo is None or row_index < self.fixed_rows:  # also the header (-1)
+            return super()._get_row_style(row_index, base_style)
+        key = (row_index % 2, base_style)
+        style = memo.get(key)
+        if style is None:
+            style = memo[key] = super()._get_row_style(row_index, base_style)
+        return style
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        if row_index < self.fixed_rows or column_index < self.fixed_columns:  # also header (-1) and label (-1)
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        if self.rows[row_key].height != 1:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        column_key = self._column_locations.get_key(column_index)
+        lines = self._layout(row_index, column_index, row_key, column_key, width)
+        component_style, post_style = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        return [list(Segment.apply_style(line, pre_style, post_style)) for line in lines]
+
+    def _layout(self, row_index: int, column_index: int, row_key: RowKey, column_key: ColumnKey,
+                width: int) -> list[list[Segment]]:
+        """The cell's text in its padded width, one line, no table styles (cached per value)."""
+        value = self._data[row_key].get(column_key)
+        cached = self._laid_out.get((row_key, column_key))
+        if cached is not None and cached[0] is value and cached[1] == width and cached[2] == self.cell_padding:
+            return cached[3]
+        cell = self._get_row_renderables(row_index).cells[column_index]
+        options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
+        lines = self.app.console.render_lines(Padding(cell, (0, self.cell_padding)), options)
+        if len(self._laid_out) >= self.LAYOUT_CACHE:
+            self._laid_out = {key: entry for key, entry in self._laid_out.items() if key[0] in self.rows}
+            if len(self._laid_out) >= self.LAYOUT_CACHE // 2:
+                self._laid_out.clear()  # scrolled through a big table: start over
+        self._laid_out[(row_key, column_key)] = (value, width, self.cell_padding, lines)
+        return lines

@@ -52,13 +52,28 @@ def read_modules(proc_root: str | os.PathLike = "/proc") -> ModuleTable | None:
     return modules
 
 
+# The kernel config cannot change while the kernel runs: parsed once per file version, not per poll.
+_config_cache: dict[tuple[str, int, int, int], dict[str, str]] = {}
+
+
 def read_kernel_config(proc_root: str | os.PathLike = "/proc") -> dict[str, str] | None:
     """CONFIG_* values from /proc/config.gz (`=y`, `=m`, or "n" for `# ... is not set`); None if absent."""
+    path = Path(proc_root) / "config.gz"
     try:
-        with gzip.open(Path(proc_root) / "config.gz", "rt", encoding="utf-8", errors="replace") as fh:
+        st = path.stat()
+        key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+        if key in _config_cache:
+            return _config_cache[key]
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
             text = fh.read()
     except (OSError, EOFError, zlib.error):
         return None
+    config = _parse_kernel_config(text)
+    _config_cache[key] = config
+    return config
+
+
+def _parse_kernel_config(text: str) -> dict[str, str]:
     config: dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith("CONFIG_") and "=" in line:

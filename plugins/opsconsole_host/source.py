@@ -29,10 +29,16 @@ class HostSource:
         self.kmsg_path = kmsg_path
         self.finder = finder
         self.monotonic = monotonic
+        self.last: HostState | None = None  # the last reading, reused while host facts are not due
 
     async def collect(self, options: CollectOptions) -> HostState:
+        # A process scan, the module list and the kernel log cost CPU every poll while only the
+        # checks read them: a long-running console asks for them on its checks cadence.
+        if not options.host_facts and self.last is not None:
+            return self.last
         try:
-            return await asyncio.to_thread(self.collect_blocking)
+            self.last = await asyncio.to_thread(self.collect_blocking)
+            return self.last
         except OpsError:
             raise
         except Exception as exc:  # a bug here must read as data, not a traceback

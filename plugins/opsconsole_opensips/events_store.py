@@ -109,10 +109,66 @@ def _with_expiry(contact: Contact, left: int | None, state: str) -> Contact:
     return _new_contact(*values[:_EXPIRES_AT], left, state, *values[_EXPIRES_AT + 2:])
 
 
-def _identity(aor: str, uri: str) -> tuple[str, str]:
-    # usrloc matches contacts of an AoR by URI; events carry no ContactID, so the
-    # URI is the one identity both ul_dump rows and events share.
-    return aor, uri
+def _rebased(contact: Contact, expires_at: int, epoch: int) -> Contact:
+    """`contact` with `expires` counted from `epoch` (the same object when it already is)."""
+    if not expires_at:
+        return contact  # permanent: nothing counts down
+    left = expires_at - epoch
+    expires, state = (left, "") if left > 0 else (None, "expired")
+    if contact.expires == expires and contact.expires_state == state:
+        return contact
+    return _with_expiry(contact, expires, state)
+
+
+class _ExpiryQueue:
+    """Identities by expiry second, earliest first; entries may be stale (the caller checks).
+
+    Buckets per second instead of an (at, ident) tuple per contact: contacts expire within
+    an hour or so, so ~3600 buckets hold 100k contacts (6 MB of tuples saved at 100k)."""
+
+    def __init__(self, expiries: Iterable[tuple[Key, int]] = ()) -> None:
+        self._buckets: dict[int, list[Key]] = {}
+        self._entries = 0
+        for ident, at in expiries:
+            if at:
+                self._add(at, ident)
+        self._times = list(self._buckets)
+        heapq.heapify(self._times)  # one O(n) build instead of n pushes
+
+    def __len__(self) -> int:
+        return self._entries
+
+    def _add(self, at: int, ident: Key) -> bool:
+        self._entries += 1
+        bucket = self._buckets.get(at)
+        if bucket is None:
+            self._buckets[at] = [ident]
+            return True
+        bucket.append(ident)
+        return False
+
+    def push(self, at: int, ident: Key) -> None:
+        if self._add(at, ident):
+            heapq.heappush(self._times, at)
+
+    def pop_due(self, until: float) -> list[tuple[int, Key]]:
+        """(at, ident) of every entry with at <= until, removed from the queue."""
+        due: list[tuple[int, Key]] = []
+        times = self._times
+        while times and times[0] <= until:
+            at = heapq.heappop(times)
+            bucket = self._buckets.pop(at)
+            self._entries -= len(bucket)
+            due.extend((at, ident) for ident in bucket)
+        return due
+
+
+# Where a contact is stored: its AoR while it is the AoR's only contact (the common case), else
+# (AoR, URI).  usrloc matches contacts of an AoR by URI; events carry no ContactID, so (AoR, URI)
+# is the one identity both ul_dump rows and events share.  Keying a lone contact by its AoR (the
+# contact's own string) needs neither an (AoR, URI) tuple per contact nor an AoR -> contacts
+# index (5 + 4 MB at 100k).
+Key = Any  # str | tuple[str, str]
 
 
 class RegistrationStore:
@@ -125,19 +181,26 @@ class RegistrationStore:
     Order for a full sync: listener.start(), begin_sync(), ul_dump, load_full().
 
     Memory at 100k: one Contact per row, shared with every view handed out
-    (`contacts(now)` stores the contacts it refreshes back); a contact is only
-    rebuilt when its seconds-left changed since the last refresh.
+    (`contacts(now)` / `view(epoch)` store the contacts they recount back); a
+    contact is only rebuilt when its seconds-left from that moment changed.  A
+    live console asks `view(epoch)` with a fixed epoch: time passing rebuilds
+    nothing, and an unchanged table hands out the same tuple (`version`).
     """
 
     def __init__(self) -> None:
-        self._contacts: dict[tuple[str, str], Contact] = {}
-        self._expires_at: dict[tuple[str, str], int] = {}  # 0 = permanent
-        # tuples, not sets: an AoR has a contact or two, and a set costs 200+ bytes (20 MB at 100k)
-        self._by_aor: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._expiry_heap: list[tuple[int, tuple[str, str]]] = []
+        self._contacts: dict[Key, Contact] = {}  # see Key, _find and _place
+        # Every stored contact counts `expires` from _base: its absolute expiry is _base + expires
+        # (no expiry dict: 5 MB at 100k).  Only contacts already past it (expires None, state
+        # "expired") keep their expiry in _expired_at; expires None otherwise = permanent.
+        self._base: int | None = None
+        self._expired_at: dict[Key, int] = {}
+        self._multi: dict[str, tuple[tuple[str, str], ...]] = {}  # AoR -> its keys, AoRs of several contacts
+        self._expiry = _ExpiryQueue()
         self.complete = False
         self.loaded_at: float | None = None
         self.journal = SyncJournal()
+        self.version = 0  # bumped by every change of the table: an unchanged table keeps its view
+        self._view: tuple[int, tuple[Contact, ...]] | None = None  # (version, contacts)
 
     # -- reads
 
@@ -150,89 +213,163 @@ class RegistrationStore:
 
     @property
     def aor_count(self) -> int:
-        return len(self._by_aor)
+        grouped = sum(len(keys) for keys in self._multi.values())
+        return len(self._contacts) - grouped + len(self._multi)
 
     def contacts(self, now: float | None = None) -> list[Contact]:
         """All contacts; with `now`, `expires` is recomputed as seconds left.
 
         Refreshed contacts replace the stored ones, so the table and its views share
         one object per contact, and unchanged contacts are not rebuilt."""
-        if now is None:
-            return list(self._contacts.values())
-        table, expires_at, whole = self._contacts, self._expires_at, int(now)
-        with gc_paused():
-            for ident, contact in table.items():
-                at = expires_at[ident]
-                if at:
-                    left = at - whole
-                    if left > 0:
-                        if contact.expires != left or contact.expires_state:
-                            table[ident] = _with_expiry(contact, left, "")  # same key: no resize mid-loop
-                    elif contact.expires is not None or contact.expires_state != "expired":
-                        table[ident] = _with_expiry(contact, None, "expired")
-        return list(table.values())
+        if now is not None:
+            self._rebase(int(now))
+        return list(self._contacts.values())
+
+    def view(self, epoch: int) -> tuple[Contact, ...]:
+        """All contacts, `expires` counted in seconds from `epoch` (not from now): time passing
+        rebuilds nothing, and with a fixed epoch only the contacts events change are new
+        objects.  The same tuple while the table is unchanged (see `version`);
+        seconds left = expires - (now - epoch)."""
+        if self._view is not None and self._view[0] == self.version and self._base == epoch:
+            return self._view[1]
+        self._rebase(epoch)
+        self._view = (self.version, tuple(self._contacts.values()))
+        return self._view[1]
 
     def get(self, aor: str, uri: str, now: float | None = None) -> Contact | None:
-        ident = _identity(aor, uri)
-        if ident not in self._contacts:
-            return None
-        if now is not None:
-            self._contacts[ident] = self._fresh(ident, now)
-        return self._contacts[ident]
+        ident = self._find(aor, uri)
+        contact = None if ident is None else self._contacts[ident]
+        if contact is None or now is None or int(now) == self._base:
+            return contact
+        return _rebased(contact, self._at(ident, contact), int(now))
 
     def contacts_of(self, aor: str) -> list[Contact]:
-        return [self._contacts[i] for i in self._by_aor.get(aor, ())]
+        return [self._contacts[i] for i in self._members(aor)]
+
+    def _members(self, aor: str) -> tuple[Key, ...]:
+        return (aor,) if aor in self._contacts else self._multi.get(aor, ())
+
+    def _find(self, aor: str, uri: str) -> Key | None:
+        """Where (aor, uri) is stored; None when it is not."""
+        table = self._contacts
+        alone = table.get(aor)
+        if alone is not None:
+            return aor if alone.contact == uri else None
+        if aor not in self._multi:
+            return None
+        pair = (aor, uri)
+        return pair if pair in table else None
+
+    def _place(self, aor: str, uri: str) -> Key:
+        """Where (aor, uri) is stored or goes: under the AoR while it is its only contact."""
+        key = self._find(aor, uri)
+        if key is not None:
+            return key
+        if aor not in self._contacts and aor not in self._multi:
+            return aor
+        if aor in self._contacts:  # a second contact: the first moves under (aor, uri) too
+            self._rekey(aor, (aor, self._contacts[aor].contact))
+        pair = (aor, uri)
+        self._multi[aor] += (pair,)
+        return pair
+
+    def _rekey(self, old: Key, new: Key) -> None:
+        contact = self._contacts.pop(old)
+        self._contacts[new] = contact
+        if old in self._expired_at:
+            self._expired_at[new] = self._expired_at.pop(old)
+        at = self._at(new, contact)
+        if at:
+            self._expiry.push(at, new)  # entries under the old key are stale now
+        if isinstance(new, tuple):
+            self._multi[new[0]] = self._multi.get(new[0], ()) + (new,)
 
     def expires_at(self, aor: str, uri: str) -> int | None:
-        return self._expires_at.get(_identity(aor, uri))
+        ident = self._find(aor, uri)
+        return None if ident is None else self._at(ident, self._contacts[ident])
 
-    def _fresh(self, ident: tuple[str, str], now: float) -> Contact:
-        contact, at = self._contacts[ident], self._expires_at[ident]
-        if at == 0:
-            return contact
-        left = at - int(now)
-        expires, state = (left, "") if left > 0 else (None, "expired")
-        if contact.expires == expires and contact.expires_state == state:
-            return contact
-        return _with_expiry(contact, expires, state)
+    def _at(self, ident: Key, contact: Contact) -> int:
+        """Absolute expiry of a stored contact; 0 = permanent."""
+        if contact.expires is not None:
+            return self._base + contact.expires
+        if contact.expires_state == "expired":
+            return self._expired_at.get(ident, self._base or 0)
+        return 0
+
+    def _expiries(self) -> Iterable[tuple[Key, int]]:
+        at = self._at
+        return ((ident, at(ident, contact)) for ident, contact in self._contacts.items())
 
     # -- writes
+
+    def _store(self, ident: Key, contact: Contact, at: int) -> None:
+        """Store `contact` (expiring at `at`, 0 = permanent) counted from _base."""
+        if self._base is None:  # the first contact's own moment: it needs no rebuild
+            self._base = at - contact.expires if at and contact.expires is not None else int(time.time())
+        stored = _rebased(contact, at, self._base)
+        self._contacts[ident] = stored
+        if at and stored.expires is None:
+            self._expired_at[ident] = at
+        elif self._expired_at:
+            self._expired_at.pop(ident, None)
+
+    def _rebase(self, base: int) -> None:
+        """Count every stored contact from `base` (contacts whose seconds-left change are rebuilt)."""
+        old = self._base
+        if base == old:
+            return
+        table, expired_at = self._contacts, self._expired_at
+        with gc_paused():
+            for ident, contact in table.items():
+                if contact.expires is not None:
+                    at = old + contact.expires
+                elif contact.expires_state == "expired":
+                    at = expired_at.get(ident, old or 0)
+                else:
+                    continue  # permanent: nothing counts down
+                left = at - base
+                if left > 0:
+                    if contact.expires != left or contact.expires_state:
+                        table[ident] = _with_expiry(contact, left, "")  # same key: no resize mid-loop
+                    if contact.expires is None:
+                        expired_at.pop(ident, None)
+                else:
+                    if contact.expires is not None or contact.expires_state != "expired":
+                        table[ident] = _with_expiry(contact, None, "expired")
+                    expired_at[ident] = at
+        self._base = base
+        self.version += 1
 
     def begin_sync(self) -> None:
         """Call right before requesting the ul_dump that `load_full` will get."""
         self.journal.start()
 
-    def load_full(self, contacts: Iterable[Contact], now: float | None = None) -> Change:
+    def load_full(self, contacts: Iterable[Contact], now: float | None = None, *, report: bool = True) -> Change:
         """Replace the table with a full dump (parse_contacts of ul_dump).
 
         Dump `expires` is seconds left at `now`; expired/deleted rows are
         dropped (usrloc only keeps them until its timer runs).  Events recorded
-        since `begin_sync` are replayed on top (see SyncJournal).
+        since `begin_sync` are replayed on top (see SyncJournal).  `report=False`:
+        no keyed diff is computed (NO_CHANGE returned): a key string per contact
+        (~10 MB of short-lived strings at 100k) nobody would read.
         """
         now = time.time() if now is None else now
         old = self._contacts
-        table: dict[tuple[str, str], Contact] = {}
-        expires_at: dict[tuple[str, str], int] = {}
-        by_aor: dict[str, tuple[tuple[str, str], ...]] = {}
+        base = int(now)  # the dump's contacts already count from it: none is rebuilt
+        self._contacts, self._multi, self._expired_at, self._base = {}, {}, {}, base
+        self._expiry = _ExpiryQueue()
         for contact in contacts:
             if contact.expires_state in ("expired", "deleted"):
                 continue
-            ident = _identity(contact.aor, contact.contact)
-            table[ident] = contact
-            expires_at[ident] = 0 if contact.expires is None else int(now) + contact.expires
-            members = by_aor.get(ident[0])
-            if members is None:
-                by_aor[ident[0]] = (ident,)
-            elif ident not in members:
-                by_aor[ident[0]] = members + (ident,)
-        self._contacts, self._expires_at, self._by_aor = table, expires_at, by_aor
-        self._expiry_heap = [(at, ident) for ident, at in expires_at.items() if at]
-        heapq.heapify(self._expiry_heap)  # one O(n) build instead of n pushes
+            ident = self._place(contact.aor, contact.contact)
+            self._store(ident, contact, 0 if contact.expires is None else base + contact.expires)
+        self.version += 1
+        self._expiry = _ExpiryQueue(self._expiries())
         for event in self.journal.take():
             self._apply(event)
         self.complete = not self.journal.overflowed
         self.loaded_at = now
-        return _diff(old, self._contacts)
+        return _diff(old, self._contacts) if report else NO_CHANGE
 
     def apply(self, event: Event) -> Change:
         self.journal.record(event)
@@ -241,11 +378,12 @@ class RegistrationStore:
     def _apply(self, event: Event) -> Change:
         if isinstance(event, ContactEvent):
             if event.kind == "delete":
-                return self._remove(_identity(event.aor, event.contact.contact))
+                ident = self._find(event.aor, event.contact.contact)
+                return NO_CHANGE if ident is None else self._remove(ident)
             return self._upsert(event)
         if isinstance(event, AorEvent) and event.kind == "delete":
             # contact deletes come first; this only sweeps what we might have missed
-            return self._remove_many(list(self._by_aor.get(event.aor, ())))
+            return self._remove_many(list(self._members(event.aor)))
         return NO_CHANGE
 
     def apply_all(self, events: Iterable[Event]) -> Change:
@@ -256,59 +394,57 @@ class RegistrationStore:
 
     def expire(self, now: float, grace: float = 0.0) -> Change:
         """Drop contacts whose absolute expiry passed (a missed DELETE must not
-        leave a ghost).  Heap with lazy invalidation: cost ~ expired contacts."""
-        due: list[tuple[str, str]] = []
-        heap = self._expiry_heap
-        while heap and heap[0][0] <= now - grace:
-            at, ident = heapq.heappop(heap)
-            if self._expires_at.get(ident) == at:
-                due.append(ident)
+        leave a ghost).  Queue with lazy invalidation: cost ~ expired contacts."""
+        table = self._contacts
+        due = [ident for at, ident in self._expiry.pop_due(now - grace)
+               if ident in table and self._at(ident, table[ident]) == at]
         return self._remove_many(due)
 
     def _upsert(self, event: ContactEvent) -> Change:
-        ident = _identity(event.aor, event.contact.contact)
+        ident = self._find(event.aor, event.contact.contact)
         contact = event.contact
-        previous = self._contacts.get(ident)
+        previous = None if ident is None else self._contacts[ident]
+        if ident is None:
+            ident = self._place(event.aor, event.contact.contact)
         if previous is not None and previous.contact_id and not contact.contact_id:
             # events lack what only ul_dump shows (ContactID, named branch flags, ...): keep it
             contact = replace(contact, contact_id=previous.contact_id, state=previous.state,
                               methods=previous.methods, cflags=previous.cflags, flags=previous.flags,
                               ws=contact.ws or previous.ws)
-        self._put(ident, contact, event.expires_at)
+        self._put(ident, contact, event.expires_at, previous)
         if previous is None:
             return Change(added=(contact.key,))
         return Change(updated=(contact.key,))
 
-    def _put(self, ident: tuple[str, str], contact: Contact, expires_at: int) -> None:
-        self._contacts[ident] = contact
-        members = self._by_aor.get(ident[0], ())
-        if ident not in members:
-            self._by_aor[ident[0]] = members + (ident,)
-        if self._expires_at.get(ident) != expires_at:
-            self._expires_at[ident] = expires_at
-            if expires_at:
-                heapq.heappush(self._expiry_heap, (expires_at, ident))
-                self._compact_heap()
+    def _put(self, ident: Key, contact: Contact, expires_at: int, previous: Contact | None) -> None:
+        before = None if previous is None else self._at(ident, previous)
+        self._store(ident, contact, expires_at)
+        self.version += 1
+        if before != expires_at and expires_at:
+            self._expiry.push(expires_at, ident)
+            self._compact_expiry()
 
-    def _compact_heap(self) -> None:
+    def _compact_expiry(self) -> None:
         # stale entries (refreshed contacts) accumulate; rebuild when they dominate
-        if len(self._expiry_heap) > 2 * len(self._contacts) + 1024:
-            self._expiry_heap = [(at, i) for i, at in self._expires_at.items() if at]
-            heapq.heapify(self._expiry_heap)
+        if len(self._expiry) > 2 * len(self._contacts) + 1024:
+            self._expiry = _ExpiryQueue(self._expiries())
 
-    def _remove(self, ident: tuple[str, str]) -> Change:
+    def _remove(self, ident: Key) -> Change:
         contact = self._contacts.pop(ident, None)
         if contact is None:
             return NO_CHANGE
-        self._expires_at.pop(ident, None)
-        members = tuple(i for i in self._by_aor.get(ident[0], ()) if i != ident)
-        if members:
-            self._by_aor[ident[0]] = members
-        else:
-            self._by_aor.pop(ident[0], None)
+        if self._expired_at:
+            self._expired_at.pop(ident, None)
+        self.version += 1
+        if isinstance(ident, tuple):  # one of several contacts of its AoR
+            keys = tuple(key for key in self._multi.get(ident[0], ()) if key != ident)
+            if keys:
+                self._multi[ident[0]] = keys
+            else:
+                self._multi.pop(ident[0], None)
         return Change(removed=(contact.key,))
 
-    def _remove_many(self, idents: list[tuple[str, str]]) -> Change:
+    def _remove_many(self, idents: list[Key]) -> Change:
         removed = [key for ident in idents for key in self._remove(ident).removed]
         return Change(removed=tuple(removed)) if removed else NO_CHANGE
 

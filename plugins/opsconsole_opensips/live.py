@@ -30,10 +30,10 @@ from .parse import pack_contacts, parse_aors, parse_contacts, release_free_heap,
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
 EVENTS_RETRY_AFTER = 300.0  # try subscribing again this long after events were unavailable
-# Refreshing `expires` costs ~1.2 us a contact (0.12 s at 100k, bench/bench_memory.py), but every
-# new view makes the UI re-sort/re-filter the whole list: big tables are refreshed at most every
-# len/VIEW_CONTACTS_PER_SECOND seconds, so the list may lag events by that much (10 s at 100k).
-# bench_tui_cpu at 100k on Registrations: 6 % of one core at 10 000/s, 12.6 % at 40 000/s.
+# Views count `expires` from a fixed moment (contacts_as_of), so time passing rebuilds nothing and
+# an unchanged table is the same tuple; but a view with contacts added or removed makes the UI
+# re-sort the whole list: big tables are refreshed at most every len/VIEW_CONTACTS_PER_SECOND
+# seconds, so the list may lag events by that much (10 s at 100k).
 VIEW_ALWAYS_BELOW = 20_000
 VIEW_CONTACTS_PER_SECOND = 10_000
 _FALLBACK_SUFFIX = " — falling back to bounded polling"
@@ -111,6 +111,9 @@ class LiveSync:
         self._polled_dialogs: tuple[Dialog, ...] | None = None
         self._view: tuple[Contact, ...] = ()
         self._view_at: float | None = None
+        self._view_version: int | None = None  # store version the view shows
+        # live lists count Contact.expires from this moment (SignallingState.contacts_as_of)
+        self.contacts_as_of: int | None = None
         self._connections_at: float | None = None
         self.connections: tuple[Connection, ...] | None = None  # last parsed list_tcp_conns
 
@@ -191,10 +194,20 @@ class LiveSync:
         return contacts, self._partial_note(count, options) + failure, "events-partial"
 
     def _contact_view(self, now: float, rebuild: bool) -> tuple[Contact, ...]:
-        size = len(self.registrations)
+        """The store's view: `expires` counts from `contacts_as_of` (fixed), so time passing
+        changes nothing and an unchanged store hands out the very same tuple."""
+        store = self.registrations
+        if rebuild or self.contacts_as_of is None:
+            # after a full sync count from the dump's own moment: its contacts need no rebasing
+            self.contacts_as_of = int(store.loaded_at if rebuild and store.loaded_at else now)
+            self._view_version = None
+        if self._view_version == store.version:
+            return self._view
+        size = len(store)
         lag = 0.0 if size <= VIEW_ALWAYS_BELOW else size / VIEW_CONTACTS_PER_SECOND
         if rebuild or self._view_at is None or now - self._view_at >= lag:
-            self._view, self._view_at = tuple(self.registrations.contacts(now)), now
+            self._view, self._view_at = store.view(self.contacts_as_of), now
+            self._view_version = store.version
         return self._view
 
     def _full_sync_due(self, count: int | None, options: CollectOptions) -> bool:
@@ -235,7 +248,7 @@ class LiveSync:
             errors.append(self._sync_error)
             return False
         del raw  # drop the decoded reply before the long-lived contacts are built (see pack_contacts)
-        self.registrations.load_full(unpack_contacts(packed), now=self.clock())
+        self.registrations.load_full(unpack_contacts(packed), now=self.clock(), report=False)  # views, not diffs
         release_free_heap()
         self._sync_error = ""
         return True
@@ -280,7 +293,7 @@ class LiveSync:
                 raw = await self._call("ul_dump", {"brief": 1}, timeout=timeout)
                 self._polled = tuple(Contact(aor=aor, contact="", target=self.target) for aor in parse_aors(raw))
                 self._polled_what = (f"AoR names only (ul_dump brief) at {stamp}: {count} registered (statistics), "
-                                     f"full dump skipped above {options.full_sync_max}")
+                                     f"full dump skipped above {options.full_sync_max}; Enter on an AoR asks for its contacts")
         except OpsError as exc:
             reason = explain_dump_failure("ul_dump", exc, count, timeout)
             errors.append(reason)

@@ -8,7 +8,6 @@ construction, one pass.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import operator
 import pickle
@@ -17,6 +16,7 @@ import time
 from typing import Any, Callable, Iterable, TypeVar
 
 from console.errors import ProtocolError
+from console.heap import release_free_heap  # noqa: F401  (re-exported for the collectors)
 from console.model import Connection, Contact, Dialog, DialogLeg, RelayNode, SignallingOverview
 
 from .commands import parse_server_version, parse_which  # noqa: F401  (re-exported)
@@ -250,14 +250,6 @@ def unpack_contacts(packed: bytes) -> tuple[Contact, ...]:
             column[:] = map(shared.setdefault, column, column)
     with gc_paused():
         return tuple(map(_new_contact, *columns))
-
-
-def release_free_heap() -> None:
-    """Hand freed heap pages back to the OS after a big dump (glibc keeps them otherwise)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
-        pass
 
 
 def parse_aors(ul_dump_brief_result: Any) -> tuple[str, ...]:

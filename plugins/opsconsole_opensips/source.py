@@ -173,9 +173,11 @@ class OpenSIPSSource:
         overview = self._overview(uptime, stats, errors)
         self._note_restart(overview.uptime_s)
         events_status = ""
+        as_of = None
         if live is not None:
             await live.ensure_listener()
             contacts, note, mode = await live.contacts(overview.registered_contacts, options, errors)
+            as_of = live.contacts_as_of if mode in ("full", "events", "events-partial") else None
             dialogs = await live.dialogs(lambda: self._dialogs(commands, overview, errors), options)
             events_status = live.events_status()
         else:
@@ -205,6 +207,7 @@ class OpenSIPSSource:
             errors=tuple(errors),
             contacts_mode=mode,
             events_status=events_status,
+            contacts_as_of=as_of,
         )
 
     def _live_sync(self) -> LiveSync:

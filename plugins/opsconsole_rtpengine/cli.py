@@ -194,26 +194,48 @@ def parse_interfaces(text: str) -> tuple[InterfacePorts, ...]:
 
 def parse_sessions_list(text: str) -> tuple[MediaSession, ...]:
     """`list sessions all|own|foreign` -> sessions (call-id, deletion mark, created, proxy, foreign)."""
-    sessions: list[MediaSession] = []
-    for line in text.splitlines():
-        if not line.startswith("callid:"):
-            continue
-        fields: dict[str, str] = {}
-        for part in line.split(" | "):
-            key, _, value = part.partition(":")
-            fields[key.strip()] = value.strip()
-        if not fields.get("callid"):
-            continue
-        sessions.append(MediaSession(
-            callid=fields["callid"],
-            created=int(_number(fields.get("created", "")) or 0),
-            deleted=fields.get("deletionmark") == "yes",
-            foreign=fields.get("foreign") == "yes",
-            proxy=fields.get("proxy", ""),
-        ))
-    if not sessions and text.strip() and not text.strip().startswith("No "):
-        raise ProtocolError(f"not a `list sessions` output ({_first_line(text)!r})")
-    return tuple(sessions)
+    return SessionList().parse(text)
+
+
+class SessionList:
+    """`list sessions` parsed poll after poll: a line unchanged since the previous listing gives
+    back the same MediaSession (no re-parse; the screens tell unchanged rows by identity)."""
+
+    def __init__(self, target: str = "") -> None:
+        self.target = target
+        self._by_line: dict[str, MediaSession] = {}
+
+    def parse(self, text: str) -> tuple[MediaSession, ...]:
+        previous, current = self._by_line, {}
+        sessions: list[MediaSession] = []
+        for line in text.splitlines():
+            if not line.startswith("callid:"):
+                continue
+            session = previous.get(line) or _session_line(line, self.target)
+            if session is not None:
+                current[line] = session
+                sessions.append(session)
+        self._by_line = current
+        if not sessions and text.strip() and not text.strip().startswith("No "):
+            raise ProtocolError(f"not a `list sessions` output ({_first_line(text)!r})")
+        return tuple(sessions)
+
+
+def _session_line(line: str, target: str) -> MediaSession | None:
+    fields: dict[str, str] = {}
+    for part in line.split(" | "):
+        key, _, value = part.partition(":")
+        fields[key.strip()] = value.strip()
+    if not fields.get("callid"):
+        return None
+    return MediaSession(
+        callid=fields["callid"],
+        created=int(_number(fields.get("created", "")) or 0),
+        deleted=fields.get("deletionmark") == "yes",
+        foreign=fields.get("foreign") == "yes",
+        proxy=fields.get("proxy", ""),
+        target=target,
+    )
 
 
 _TAG_RE = re.compile(r"^--- Tag '(?P<tag>.*?)', type: (?P<type>[^,]*), label '(?P<label>.*?)'")

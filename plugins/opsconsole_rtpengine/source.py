@@ -16,7 +16,7 @@ from console.model import MediaSession, MediaState, MediaTotals, PortUsage, repl
 from console.plugins import CollectOptions
 
 from . import parse
-from .cli import CliClient
+from .cli import CliClient, SessionList
 from .ng import NgClient, NgError
 
 LIST_LIMIT = 100_000  # without a limit RTPengine lists only 32 calls
@@ -33,6 +33,7 @@ class RTPengineSource:
         self.config = config
         self.ng = NgClient(*config.ng, timeout=config.timeout) if config.ng else None
         self.cli = CliClient(*config.cli, timeout=config.timeout) if config.cli else None
+        self.session_list = SessionList(self.target)  # reuses the sessions of unchanged lines
 
     @property
     def target(self) -> str:
@@ -58,7 +59,7 @@ class RTPengineSource:
                 _attempt(ng.ping() if ng else None),
                 _attempt(ng.statistics() if ng else None),
                 _attempt(cli.interfaces() if cli else None),
-                _attempt(cli.sessions("all") if cli else None),
+                _attempt(self._list_sessions() if cli else None),
             )
             calls = await self._ng_calls(ng_list, cli_listed=isinstance(listed, tuple))
         finally:
@@ -79,7 +80,7 @@ class RTPengineSource:
         ports = self._ports(interfaces, stats, errors)
         sessions = self._sessions(calls, listed, errors)
         if options.media_details and ng_ok:
-            sessions = await self._detail(sessions, errors)
+            sessions = await self._detail(sessions, errors, options.media_detail_callids)
         return MediaState(
             target=self.target,
             ng_ok=ng_ok,
@@ -102,6 +103,10 @@ class RTPengineSource:
             if not done:
                 return None  # the caller cancels it
         return await ng_list
+
+    async def _list_sessions(self) -> tuple[MediaSession, ...]:
+        assert self.cli is not None
+        return self.session_list.parse(await self.cli.command("list sessions all"))
 
     async def _totals(self, stats: Any, errors: list[str]) -> MediaTotals:
         if isinstance(stats, dict):
@@ -135,7 +140,8 @@ class RTPengineSource:
         """CLI `list sessions all` (has deletion marks) merged with ng `list` call-ids."""
         by_callid: dict[str, MediaSession] = {}
         if isinstance(listed, tuple):
-            by_callid.update((s.callid, replace(s, target=self.target)) for s in listed)
+            by_callid.update((s.callid, s if s.target == self.target else replace(s, target=self.target))
+                             for s in listed)
         elif isinstance(listed, OpsError):
             errors.append(f"cli list sessions all: {listed}")
         if isinstance(calls, list):
@@ -145,7 +151,9 @@ class RTPengineSource:
             errors.append(f"ng list: {calls}")
         return tuple(by_callid.values())
 
-    async def _detail(self, sessions: tuple[MediaSession, ...], errors: list[str]) -> tuple[MediaSession, ...]:
+    async def _detail(self, sessions: tuple[MediaSession, ...], errors: list[str],
+                      wanted: frozenset[str] | None = None) -> tuple[MediaSession, ...]:
+        """One ng query per session (only the `wanted` Call-IDs when given: e.g. the rows on screen)."""
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
         failures: list[str] = []
 
@@ -165,9 +173,11 @@ class RTPengineSource:
             return replace(queried, deleted=listed.deleted, foreign=listed.foreign, proxy=listed.proxy,
                            created=queried.created or listed.created, target=self.target)
 
-        detailed = await asyncio.gather(*(one(s) for s in sessions))
+        asked = [s for s in sessions if wanted is None or s.callid in wanted]
+        queried = dict(zip((s.callid for s in asked), await asyncio.gather(*(one(s) for s in asked))))
+        detailed = [queried.get(s.callid, s) for s in sessions]
         if failures:
-            errors.append(f"ng query failed for {len(failures)} of {len(sessions)} calls, first: {failures[0]}")
+            errors.append(f"ng query failed for {len(failures)} of {len(asked)} calls, first: {failures[0]}")
         return tuple(detailed)
 
     async def aclose(self) -> None:

@@ -154,6 +154,8 @@ class FakeService:
         self.config = config or Config(heavy_interval=30.0)
         self.requests: list[CollectOptions] = []
         self.mi_calls: list[tuple[str, Any, bool]] = []
+        self.aor_contacts: dict[str, Any] = {}
+        self.shown_aors: list[str] = []
         self.checks_runs = 0
         self.closed = False
 
@@ -184,6 +186,14 @@ class FakeService:
 
     def mi_commands(self) -> list[str]:
         return list(self.commands)
+
+    async def show_contacts(self, aor: str) -> tuple[Contact, ...]:
+        """`aor_contacts[aor]`: a tuple, or an exception to raise (as ConsoleService.show_contacts)."""
+        self.shown_aors.append(aor)
+        found = self.aor_contacts.get(aor, ())
+        if isinstance(found, BaseException):
+            raise found
+        return found
 
     def is_write_method(self, name: str) -> bool:
         return name in self.write_methods

@@ -7,13 +7,14 @@ import re
 from dataclasses import replace
 
 import pytest
+from rich.text import Text
 from textual.widgets import DataTable
 
 from console.ui.app import OpsConsoleApp
 from console.ui.panes import ContactTable, RegistrationsPane
 from console.ui.screens import HelpScreen
 
-from .data import NG, FakeService, lab_snapshot
+from .data import NG, NOW, FakeService, lab_snapshot
 from .helpers import screen_text, settle
 from .scenes import LIVE_EVENTS, live_snapshot
 
@@ -158,24 +159,91 @@ def test_polls_without_details_keep_the_last_ports():
     assert state.details_at == snap.collected_at
 
 
-async def test_many_sessions_are_detailed_less_often(clock):
+DETAIL_EVERY = 4  # s: a screenful of sessions at DETAIL_QUERIES_PER_S
+
+
+def many_sessions_service(count: int = 1000) -> FakeService:
     from console.model import MediaSession
 
     snap = lab_snapshot()
-    many = tuple(MediaSession(callid=f"c{n}") for n in range(1000))
-    service = FakeService([replace(snap, media=replace(snap.media, sessions=many))])
-    app = OpsConsoleApp(service, interval=2.0, clock=clock)
+    many = tuple(MediaSession(callid=f"c{n:04d}", created=int(NOW) - 2 * count + n) for n in range(count))
+    return FakeService([replace(snap, media=replace(snap.media, sessions=many))])
+
+
+@pytest.mark.parametrize("key, table_id", [("3", "#calls-table"), ("4", "#sessions")])
+async def test_details_are_asked_only_for_the_sessions_on_screen(clock, key, table_id):
+    from console.ui.panes import DETAIL_MARGIN
+
+    app = OpsConsoleApp(many_sessions_service(), interval=2.0, clock=clock)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_screen(app, pilot, "3")
+        await open_screen(app, pilot, key)
         app.paused = True
+        table = app.screen.query_one(table_id, DataTable)
+        order = [row.key.value for row in table.ordered_rows]
+        just_detailed = app.collect_options()  # the poll opening the screen detailed them
+        clock.advance(DETAIL_EVERY)
         first = app.collect_options()
-        clock.advance(2)
+        clock.advance(DETAIL_EVERY)
         soon = app.collect_options()
-        clock.advance(10)
-        later = app.collect_options()
-        # 1000 sessions at 100 queries/s: every 10 s, not every 2 s poll; the list itself every poll
-        assert first.dialogs and soon.dialogs and not soon.media_details and later.media_details
-        assert first.media_details is False  # the poll opening the screen just detailed them
+        assert not just_detailed.media_details
+        # a screenful (plus a margin) every few seconds, not 1000 queries every 10 s
+        assert first.media_details and soon.media_details
+        assert first.media_detail_callids and first.media_detail_callids <= set(order[:40 + DETAIL_MARGIN])
+        assert order[0] in first.media_detail_callids and order[-1] not in first.media_detail_callids
+        table.scroll_end(animate=False)
+        await settle(app, pilot)
+        clock.advance(DETAIL_EVERY)
+        scrolled = app.collect_options().media_detail_callids
+        assert order[-1] in scrolled and order[1] not in scrolled
+        assert order[0] in scrolled  # the cursor's row (Enter opens its detail)
+
+
+def test_a_ringing_call_sorts_by_its_offer_not_at_the_top():
+    from console.model import Call, Dialog, MediaSession
+    from console.ui.panes import call_order
+
+    answered = Call("a", Dialog(id="1", callid="a", start=1000))
+    ringing = Call("r", Dialog(id="2", callid="r", start=0), MediaSession("r", created=1500))
+    unknown = Call("u", Dialog(id="3", callid="u", start=0))
+    orphan = Call("o", None, MediaSession("o", created=900))
+    assert [c.callid for c in sorted([unknown, ringing, answered, orphan], key=call_order)] == ["o", "a", "r", "u"]
+
+
+async def test_off_screen_ages_wait_until_scrolled_into_view(clock):
+    app = OpsConsoleApp(many_sessions_service(), interval=3600, clock=clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_screen(app, pilot, "4")
+        pane = app.screen.query_one("#media")
+        table = app.screen.query_one("#sessions", DataTable)
+        top_key, bottom_key = pane.order[0], pane.order[-1]
+        top_age, bottom_age = str(table.get_cell(top_key, "age")), str(table.get_cell(bottom_key, "age"))
+        clock.advance(65)
+        pane.refresh_view(app.state, app.now())
+        assert str(table.get_cell(top_key, "age")) != top_age  # on screen: moves
+        assert str(table.get_cell(bottom_key, "age")) == bottom_age  # off screen: untouched
+        table.scroll_end(animate=False)
+        await settle(app, pilot)
+        pane.tick(app.state, app.now())
+        assert str(table.get_cell(bottom_key, "age")) != bottom_age  # scrolled into view: moved
+
+
+def test_row_cells_are_reused_for_unchanged_items():
+    from console.ui.panes import RowCells
+
+    built: list[str] = []
+
+    def build(item, now, narrow):
+        built.append(item)
+        return (Text(item), Text(f"{now:.0f}"))
+
+    cells = RowCells(build, lambda item, now: Text(f"{now:.0f}"), 1)
+    first = dict(cells.rows([("a", "A"), ("b", "B")], 10, False, range(0, 2)))
+    again = dict(cells.rows([("a", "A"), ("b", "B")], 10, False, range(0, 2)))
+    assert built == ["A", "B"] and again["a"] is first["a"] and again["b"] is first["b"]
+    later = dict(cells.rows([("a", "A"), ("b", "B2")], 20, False, range(0, 1)))
+    assert built == ["A", "B", "B2"]  # only the changed item is rebuilt
+    assert later["a"][1].plain == "20" and later["a"][0] is first["a"][0]  # on screen: only the age moved
+    assert dict(cells.rows([("a", "A")], 30, False, range(5, 6)))["a"] is later["a"]  # off screen: untouched
 
 
 def test_codecs_and_packets_cells():

@@ -110,3 +110,56 @@ async def test_a_longer_value_widens_its_column_and_a_shorter_one_costs_no_remea
         assert table.columns[table.ordered_columns[1].key].content_width == len("1m00s and more")
         sync_table(table, rows(("a", 3), ("b", 2)))
         assert not table._updated_cells  # narrower: no O(rows) column re-measure queued
+
+
+async def test_rows_with_the_same_cells_object_are_skipped_and_outside_changes_void_that():
+    app = TableApp()
+    async with app.run_test():
+        table = app.query_one(DataTable)
+        a, b = (Text("a"), Text("1")), (Text("b"), Text("2"))
+        sync_table(table, [("a", a), ("b", b)])
+        table._data[RowKey("a")][table.ordered_columns[1].key] = Text("tampered")  # not seen: same tuple
+        assert not sync_table(table, [("a", a), ("b", b)]).changed
+        table.update_cell("b", "value", Text("elsewhere"))  # a change not made by sync_table
+        stats = sync_table(table, [("a", a), ("b", b)])
+        assert stats.updated == 2 and table.get_cell("b", "value").plain == "2"  # both rows compared again
+        table.clear()
+        stats = sync_table(table, [("a", a), ("b", b)])
+        assert stats.added == 2 and keys(table) == ["a", "b"]
+
+
+class TwinTablesApp(App[None]):
+    """The same rows in a plain DataTable and in a SteadyTable."""
+
+    def compose(self) -> ComposeResult:
+        from console.ui.tablediff import SteadyTable
+
+        for table in (DataTable(id="plain", zebra_stripes=True, cursor_type="row"),
+                      SteadyTable(id="steady", zebra_stripes=True, cursor_type="row")):
+            table.add_column("Name", key="name")
+            table.add_column("Value", key="value")
+            yield table
+
+
+def rendered(table: DataTable) -> list[list[tuple[str, object, object]]]:
+    """Every line as (text, style without meta, meta): meta carries the row a click lands on."""
+    table._styles_cache.clear()
+    return [[(seg.text, seg.style.copy() if seg.style else None, seg.style.meta if seg.style else None)
+             for seg in table.render_line(y)] for y in range(table.size.height)]
+
+
+async def test_steady_table_renders_exactly_like_data_table_as_rows_move_and_change():
+    app = TwinTablesApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", DataTable)
+        app.set_focus(None)  # the focused table styles its header and cursor differently
+        first = [(f"k{n}", (Text(f"row {n}"), Text(str(n), justify="right"))) for n in range(10)]
+        later = first[3:5] + [("k5", (Text("row 5"), Text("changed", style="bold")))] + first[6:]
+        for step in (first, later):  # later: rows above removed (indexes shift), one cell changed
+            for table in (plain, steady):
+                sync_table(table, step)
+                table.move_cursor(row=1)
+            await pilot.pause()
+            assert rendered(steady) == rendered(plain)
+        metas = [line[1][2] for line in rendered(steady)[1:4]]
+        assert [meta["row"] for meta in metas] == [0, 1, 2]  # the moved rows carry their new index

@@ -1,0 +1,41 @@
+"""Registrations on a live list: what is reused between polls (cells, index) and what moves on."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from console.ui.panes import EXPIRES_CELL, ContactTable, RegistrationsPane, expires_text
+
+from .data import lab_snapshot
+from .helpers import screen_text, settle
+
+
+async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves(make_app, service, clock):
+    snap = lab_snapshot()
+    contacts = snap.signalling.contacts
+    live = replace(snap, signalling=replace(snap.signalling, contacts_as_of=clock.now))
+    service.snapshots = [live]
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await settle(app, pilot)
+        pane = app.query_one(RegistrationsPane)
+        first = pane.matches[0]
+        cells = pane._cells[id(first)][1]
+        shown = screen_text(app)
+        clock.advance(30)  # the same tuple again, 30 s later: seconds left count down from contacts_as_of
+        second = contacts.index(pane.matches[1])  # re-registered with a new user agent
+        later = contacts[:second] + (replace(contacts[second], user_agent="Zoiper 5"),) + contacts[second + 1:]
+        service.snapshots = [replace(live, collected_at=clock.now,
+                                     signalling=replace(live.signalling, contacts=later))]
+        app.poll_now()
+        await settle(app, pilot)
+        again = pane._cells[id(first)][1]
+        assert again[:EXPIRES_CELL] == cells[:EXPIRES_CELL] and all(
+            a is b for a, b in zip(again[EXPIRES_CELL + 1:], cells[EXPIRES_CELL + 1:]))
+        assert again[EXPIRES_CELL] is not cells[EXPIRES_CELL]
+        assert again[EXPIRES_CELL].plain == expires_text(first, 30) != cells[EXPIRES_CELL].plain
+        assert "Zoiper 5" in screen_text(app) and shown != screen_text(app)
+        table = app.query_one(ContactTable)
+        assert table.get_row_at(table.get_row_index(first.key))[EXPIRES_CELL].plain == expires_text(first, 30)
