@@ -61,6 +61,8 @@ PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enou
 # Budget of per-session ng queries (one per call on screen, decoded here): a 40-row screen's
 # ports and packet counters every ~3 s (the age is shown when older than the last poll).
 DETAIL_QUERIES_PER_S = 15
+TICK_CHECK = 0.5  # s between "is a poll late?" checks (cheap when it is not)
+TICK_STEADY, TICK_LATE = 2.0, 0.5  # ages repaint when nothing did for min(interval, 2 s) + 0.5 s
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
 HARD_EXIT_AFTER = 5.0  # seconds a terminal-loss exit may take before the process is ended outright
 
@@ -95,6 +97,7 @@ class OpsConsoleApp(App[None]):
         self.poll_count = 0
         self.last_options: CollectOptions | None = None
         self.full_sync_requested = False  # the operator pressed S: one full ul_dump on the next poll
+        self._rendered_at = float("-inf")  # last repaint of the header and the visible pane
         self._prepared: Any = None  # the contact index last prepared off the key path
         self._poll_timer = None
         self._parent_pid = os.getppid()
@@ -134,7 +137,7 @@ class OpsConsoleApp(App[None]):
 
     def on_mount(self) -> None:
         self.main_screen.query_one(StatusHeader).show(self)
-        self.set_interval(1.0, self._tick)
+        self.set_interval(TICK_CHECK, self._tick)
         if not self.is_headless:
             self._install_terminal_watch()
         self.call_after_refresh(self._focus_pane)
@@ -259,11 +262,17 @@ class OpsConsoleApp(App[None]):
                 for header in screen.query(StatusHeader):
                     header.show(self)
             self.pane().refresh_view(self.state, self.now())
+        self._rendered_at = self.now()
 
     def _tick(self) -> None:
-        # Ages and countdowns move even between polls; cheap: header + what is on screen.
+        """Ages and countdowns move when a poll is late (a slow or dead source): header + what is on
+        screen.  While polls come on time each one repaints; a tick between two of them would repaint
+        every visible age a second time (most of the console's CPU on a 1000-call screen)."""
         if self._exit:
             return
+        if self.now() - self._rendered_at < min(self.interval, TICK_STEADY) + TICK_LATE:
+            return
+        self._rendered_at = self.now()
         with self.batch_update():
             for screen in self.screen_stack:
                 for header in screen.query(StatusHeader):

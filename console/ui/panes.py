@@ -665,11 +665,13 @@ def covers(outer: range, inner: range) -> bool:
 
 
 def call_order(call: Call) -> tuple[float, str]:
-    """Oldest first.  A dialog not yet answered has no start: its media session's creation
-    (the offer) places it, else it is the newest; it must not sit at the top and then jump."""
+    """Oldest first, by the earliest time known of the call: its media session's creation (the
+    offer) or its dialog's start (the answer).  A call must keep its place when it is answered:
+    rows jumping under the cursor, and a reorder of the whole table every poll, otherwise."""
     started = call.dialog.start if call.dialog is not None else 0
     created = call.media.created if call.media is not None else 0
-    return (started or created or float("inf"), call.callid)
+    known = [t for t in (started, created) if t]
+    return (min(known) if known else float("inf"), call.callid)
 
 
 def shown_keys(table: DataTable, order: Sequence[str]) -> frozenset[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from console.render.safe import UNSAFE, UNSAFE_KEEP_NEWLINE, escape_char
@@ -61,7 +62,20 @@ def show_text(widget: Any, text: Text) -> None:
     previous = getattr(widget, "_ops_shown", None)
     if previous is not None and previous == text:
         return
-    same_shape = previous is not None and previous.cell_len == text.cell_len \
-        and previous.plain.count("\n") == text.plain.count("\n")
     widget._ops_shown = text
-    widget.update(text, layout=not same_shape)
+    widget.update(text, layout=previous is None or not _same_height(widget, previous, text))
+
+
+def _same_height(widget: Any, previous: Text, text: Text) -> bool:
+    """True when `text` takes the rows `previous` took: same line count, and (the widget's width not
+    following its content) every line fits unwrapped, e.g. "updated 3s" -> "updated 12s"."""
+    lines = text.plain.split("\n")
+    if len(lines) != previous.plain.count("\n") + 1:
+        return False
+    if previous.cell_len == text.cell_len:
+        return True
+    width_rule = widget.styles.width
+    if width_rule is not None and width_rule.is_auto:
+        return False
+    room = widget.content_size.width
+    return room > 0 and all(cell_len(line) <= room for line in (*lines, *previous.plain.split("\n")))

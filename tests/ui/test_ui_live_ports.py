@@ -260,3 +260,16 @@ def test_codecs_and_packets_cells():
     assert legs_codecs((None, None)) == "-"
     assert legs_packets(pcma, pcma).plain == "236/236"
     assert legs_packets(pcma, opus).plain == "236/230 err 0/3"
+
+
+def test_a_call_keeps_its_place_when_answered():
+    """Answering gives the dialog a start later than its offer: the row must not move (a moving
+    row slides under the cursor, and reorders the whole table on every poll)."""
+    from console.model import Call, Dialog, MediaSession
+    from console.ui.panes import call_order
+
+    older = Call("x", Dialog(id="9", callid="x", start=1400), MediaSession("x", created=1390))
+    ringing = Call("r", Dialog(id="2", callid="r", start=0), MediaSession("r", created=1300))
+    answered = Call("r", Dialog(id="2", callid="r", start=1600), MediaSession("r", created=1300))
+    assert [c.dialog.start for c in sorted([older, ringing], key=call_order)] == [0, 1400]
+    assert [c.dialog.start for c in sorted([older, answered], key=call_order)] == [1600, 1400]

@@ -67,3 +67,41 @@ def test_multiline_keeps_sdp_lines_but_escapes_other_controls():
 def test_none_and_non_strings():
     assert safe_plain(None) == ""
     assert safe_plain(42) == "42"
+
+
+class FakeStatic:
+    """What show_text uses of a Static: its width rule, content width, and update()."""
+
+    def __init__(self, width_rule=None, room: int = 40) -> None:
+        from textual.geometry import Size
+
+        self.styles = type("Styles", (), {"width": width_rule})()
+        self.content_size = Size(room, 1)
+        self.updates: list[tuple[str, bool]] = []
+
+    def update(self, text, *, layout: bool) -> None:
+        self.updates.append((text.plain, layout))
+
+
+def test_show_text_lays_out_only_when_the_rows_taken_change():
+    from console.ui.safe import show_text
+
+    widget = FakeStatic(room=20)
+    show_text(widget, Text("updated 3s"))
+    show_text(widget, Text("updated 3s"))  # unchanged: nothing at all
+    show_text(widget, Text("updated 12s"))  # longer, still one row in 20 cells
+    show_text(widget, Text("updated 12s\nsecond line"))  # a row more
+    show_text(widget, Text("updated 12s and a much longer tail\nsecond line"))  # wraps at 20 cells
+    assert widget.updates == [("updated 3s", True), ("updated 12s", False), ("updated 12s\nsecond line", True),
+                              ("updated 12s and a much longer tail\nsecond line", True)]
+
+
+def test_show_text_lays_out_a_widget_sized_by_its_content():
+    from textual.css.scalar import Scalar
+
+    from console.ui.safe import show_text
+
+    widget = FakeStatic(width_rule=Scalar.parse("auto"), room=20)
+    show_text(widget, Text("3s"))
+    show_text(widget, Text("12s"))
+    assert widget.updates == [("3s", True), ("12s", True)]
