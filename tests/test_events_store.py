@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -313,3 +314,32 @@ def test_several_contacts_per_aor_match_a_plain_model(dump, ops, expire_at):
     store.expire(NOW + expire_at)
     assert sorted((c.aor, c.contact) for c in store.contacts()) == sorted(k for k, at in model.items()
                                                                           if at > NOW + expire_at)
+
+
+def test_a_dialog_known_from_events_gets_its_details_and_keeps_the_events_state():
+    """E_DLG_STATE_CHANGED has no From/To: the store says which dialogs lack them, and a dlg_list
+    answer fills them in without rolling back a state the events already moved on."""
+    import json
+
+    from opsconsole_opensips.events import parse_event
+    from opsconsole_opensips.parse import parse_dialogs
+
+    from conftest import FIXTURES
+
+    listed = parse_dialogs(json.loads((FIXTURES / "opensips-3.4" / "mi" / "dlg_list.callid.udp_udp.json")
+                                      .read_text())["result"])[0]
+    store = DialogStore()
+    store.apply(parse_event({"jsonrpc": "2.0", "method": "E_DLG_STATE_CHANGED", "params": {
+        "id": listed.id, "db_id": "1", "callid": listed.callid, "from_tag": listed.caller.tag,
+        "to_tag": "", "old_state": 1, "new_state": 2}}), now=100.0)
+    assert store.undetailed() == [listed.callid]
+    early = dataclasses.replace(listed, state=2)
+    assert store.fill(dataclasses.replace(early, id="someone-else")) is False
+    assert store.fill(early)
+    filled = store.get(listed.id)
+    assert filled.from_uri == listed.from_uri and filled.caller.contact == listed.caller.contact
+    assert filled.state == 2 and store.undetailed() == []
+    store.apply(parse_event({"jsonrpc": "2.0", "method": "E_DLG_STATE_CHANGED", "params": {
+        "id": listed.id, "db_id": "1", "callid": listed.callid, "from_tag": listed.caller.tag,
+        "to_tag": "t", "old_state": 2, "new_state": 4}}), now=200.0)
+    assert store.fill(early) and store.get(listed.id).state == 4  # an older answer keeps the newer state

@@ -417,3 +417,31 @@ async def test_an_unchanged_live_table_yields_the_same_tuple_counted_from_a_fixe
                     assert left == source.live.registrations.expires_at(contact.aor, contact.contact) - int(clock.now)
         finally:
             await source.aclose()
+
+
+async def test_calls_started_between_dialog_lists_get_their_parties(clock):
+    """Events say a dialog exists, not who talks: each new one is asked for once with
+    `dlg_list callid` (bounded per poll), so the Calls screen shows From/To at once."""
+    from opsconsole_opensips.live import DIALOG_DETAILS_PER_POLL
+
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=11, clock=clock) as demo:
+        recorder, published = Recorder(demo), PublishedCounter(demo)
+        source = make_source(demo, clock, heavy_interval=1000)
+        try:
+            first = await source.collect(LIVE)
+            known = {d.id for d in first.dialogs}
+            await advance(demo, clock, 5, steps=20)
+            await settle(source, demo, published.sent)
+            state = await source.collect(LIVE)
+            new = [d for d in state.dialogs if d.id not in known]
+            asked = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
+            assert new, "the demo should have started calls"
+            assert recorder.count("dlg_list_ctx") == 1  # no full list: one cheap call per new dialog
+            assert 0 < len(asked) <= DIALOG_DETAILS_PER_POLL and len(set(asked)) == len(asked)
+            detailed = [d for d in new if d.callid in asked and d.from_uri]
+            assert detailed and all(d.from_uri.startswith("sip:") and d.caller.contact for d in detailed)
+            await source.collect(LIVE)
+            again = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
+            assert not set(asked) & set(again[len(asked):])  # each Call-ID is asked once
+        finally:
+            await source.aclose()

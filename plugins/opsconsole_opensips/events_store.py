@@ -478,6 +478,21 @@ class DialogStore:
     def by_callid(self, callid: str) -> list[Dialog]:
         return [d for d in self._dialogs.values() if d.callid == callid]
 
+    def undetailed(self) -> list[str]:
+        """Call-IDs of dialogs known only from events: E_DLG_STATE_CHANGED carries ids, tags and
+        states, not the From/To URIs, contacts and SDPs a dlg_list answer has."""
+        return [d.callid for d in self._dialogs.values() if not d.from_uri]
+
+    def fill(self, listed: Dialog) -> bool:
+        """Details from a dlg_list answer for a dialog the store holds.  The state stays the
+        events' (they may be newer than the answer); False when the dialog is gone meanwhile."""
+        current = self._dialogs.get(listed.id)
+        if current is None:
+            return False
+        self._dialogs[listed.id] = dataclasses.replace(listed, state=current.state,
+                                                       start=listed.start or current.start)
+        return True
+
     def state_counts(self) -> dict[int, int]:
         counts: dict[int, int] = {}
         for dialog in self._dialogs.values():

@@ -25,9 +25,10 @@ from console.plugins import CollectOptions
 from .codec import MIServerError
 from .events import EventListener
 from .events_store import DialogStore, EventRouter, RegistrationStore
-from .parse import pack_contacts, parse_aors, parse_contacts, release_free_heap, unpack_contacts
+from .parse import pack_contacts, parse_aors, parse_contacts, parse_dialogs, release_free_heap, unpack_contacts
 
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
+DIALOG_DETAILS_PER_POLL = 20  # new calls' parties per poll between dialog lists (cheap MI calls)
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
 EVENTS_RETRY_AFTER = 300.0  # try subscribing again this long after events were unavailable
 # Views count `expires` from a fixed moment (contacts_as_of), so time passing rebuilds nothing and
@@ -109,6 +110,7 @@ class LiveSync:
         self._polled_at: float | None = None
         self._dialog_sync_at: float | None = None
         self._polled_dialogs: tuple[Dialog, ...] | None = None
+        self._detail_tried: set[str] = set()  # Call-IDs asked for details once (see _detail_new_dialogs)
         self._view: tuple[Contact, ...] = ()
         self._view_at: float | None = None
         self._view_version: int | None = None  # store version the view shows
@@ -322,8 +324,23 @@ class LiveSync:
         if options.force_full_sync or last is None or now - last >= self.config.heavy_interval:
             await self._sync_dialogs(fetch)
         if self.events_live:
+            await self._detail_new_dialogs()
             return tuple(self.dialog_store.dialogs())
         return self._polled_dialogs
+
+    async def _detail_new_dialogs(self) -> None:
+        """From/To, contacts and SDPs of calls that started since the last dialog list, one cheap
+        `dlg_list callid` each (a few per poll): without them new calls show blank parties."""
+        store, tried = self.dialog_store, self._detail_tried
+        wanted = store.undetailed()
+        tried &= set(wanted)  # forget dialogs that ended or got their details
+        for callid in [c for c in wanted if c not in tried][:DIALOG_DETAILS_PER_POLL]:
+            tried.add(callid)  # once: a dialog that just ended answers 404 until its event comes
+            try:
+                for dialog in parse_dialogs(await self._call("dlg_list", {"callid": callid}), self.target):
+                    store.fill(dialog)
+            except OpsError:
+                continue  # gone meanwhile or MI busy: the next full list has it
 
     async def _sync_dialogs(self, fetch) -> None:
         self._dialog_sync_at = self.monotonic()
