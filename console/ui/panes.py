@@ -49,7 +49,6 @@ class Pane(Vertical):
         """Call-IDs whose media sessions this pane shows in detail now (None: it shows none)."""
         return None
 
-
     def focus_main(self) -> None:
         tables = self.query(DataTable)
         if tables:
@@ -257,9 +256,10 @@ class RegistrationsPane(Pane):
         self.window_start = 0
         self.matches: Sequence[Contact] = ()
         self.shown: dict[str, Contact] = {}
-        # id(contact) -> (contact, cells) of the rows shown last / being built (see _row_cells)
-        self._cells: dict[int, tuple[Contact, tuple[Text, ...]]] = {}
-        self._next_cells: dict[int, tuple[Contact, tuple[Text, ...]]] = {}
+        # an unchanged contact keeps its cells (live lists keep unchanged contacts), only the
+        # countdown renewed: escaping 100 rows each poll was most of this screen's CPU
+        self.cells = RowCells(lambda contact, elapsed, _narrow: contact_cells(contact, elapsed),
+                              contact_expires_cell, EXPIRES_CELL)
 
     def compose(self) -> ComposeResult:
         yield Static(id="contacts-note")
@@ -381,28 +381,12 @@ class RegistrationsPane(Pane):
         window = self.matches[self.window_start:self.window_start + self.WINDOW]
         self.shown = {c.key: c for c in window}
         elapsed = state.contacts_elapsed(now)
-        rows = [(c.key, self._row_cells(c, elapsed)) for c in window]
-        self._cells, self._next_cells = self._next_cells, {}
+        rows = self.cells.rows([(c.key, c) for c in window], elapsed, False, range(len(window)))
         sync_table(self.query_one(ContactTable), rows)
         show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))
 
     def tick(self, state: LiveState, now: float) -> None:
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
-
-    def _row_cells(self, contact: Contact, elapsed: float) -> tuple[Text, ...]:
-        """A shown contact's cells: the last ones while it is the same object (live lists keep
-        unchanged contacts), only the countdown renewed; escaping 100 rows each poll was most
-        of this screen's CPU."""
-        cached = self._cells.get(id(contact))
-        if cached is None or cached[0] is not contact:
-            cells = contact_cells(contact, elapsed)
-        else:
-            cells = cached[1]
-            expires = expires_text(contact, elapsed)
-            if cells[EXPIRES_CELL].plain != expires:
-                cells = (*cells[:EXPIRES_CELL], Text(expires, justify="right"), *cells[EXPIRES_CELL + 1:])
-        self._next_cells[id(contact)] = (contact, cells)
-        return cells
 
     def _status_line(self, total: int, shown: int) -> Text:
         out = Text(end="")
@@ -451,11 +435,15 @@ def contacts_note(state: LiveState, now: float) -> Text:
 EXPIRES_CELL = [key for key, _ in CONTACT_COLUMNS].index("expires")  # the one cell that changes by itself
 
 
+def contact_expires_cell(contact: Contact, elapsed: float) -> Text:
+    return Text(expires_text(contact, elapsed), justify="right")
+
+
 def contact_cells(contact: Contact, elapsed: float) -> tuple[Text, ...]:
     return (
         safe_text(contact.aor, 32),
         fmt.transport_label(contact.transport, contact.ws),
-        Text(expires_text(contact, elapsed), justify="right"),
+        contact_expires_cell(contact, elapsed),
         safe_text(contact.user_agent, 28),
         safe_text(contact.contact, 48),
         safe_text(contact.socket, 26),

@@ -208,34 +208,37 @@ def _lowered(contacts: tuple[Contact, ...], field: str) -> list[str] | None:
 
 def _patched(haystack: SearchFields, contacts: tuple[Contact, ...], changed: list[int]) -> SearchFields:
     """`haystack` of the previous list, with the changed positions lower-cased again."""
-    out = []
-    for field, values in zip(SEARCHED, haystack):
-        fresh = [getattr(contacts[i], field) for i in changed]
-        if values is None and all(v == v.lower() for v in fresh):
-            out.append(None)
-        elif values is None:
-            out.append(_lowered(contacts, field))
-        else:
-            values, lower = list(values), _Lowered()
-            for i, value in zip(changed, fresh):
-                values[i] = lower(value)
-            out.append(values)
-    return tuple(out)
+    def carry(values: list[str], field: str) -> list[str]:
+        values, lower = list(values), _Lowered()
+        for i in changed:
+            values[i] = lower(getattr(contacts[i], field))
+        return values
+
+    return _carried(haystack, contacts, changed, carry)
 
 
 def _remapped(haystack: SearchFields, contacts: tuple[Contact, ...], moved: list[int]) -> SearchFields:
     """`haystack` of the previous list for a list where contacts were added / removed:
     moved[j] is contact j's position in the previous list (-1: new)."""
+    def carry(values: list[str], field: str) -> list[str]:
+        lower = _Lowered()
+        return [values[i] if i >= 0 else lower(getattr(contacts[j], field)) for j, i in enumerate(moved)]
+
+    return _carried(haystack, contacts, [j for j, i in enumerate(moved) if i < 0], carry)
+
+
+def _carried(haystack: SearchFields, contacts: tuple[Contact, ...], fresh: list[int],
+             carry: Callable[[list[str], str], list[str]]) -> SearchFields:
+    """Per searched field: the previous lowered values carried over by `carry`; a field that was all
+    lower case (None) stays None while the `fresh` positions' values are lower case too."""
     out = []
     for field, values in zip(SEARCHED, haystack):
-        added = [getattr(contacts[j], field) for j, i in enumerate(moved) if i < 0]
-        if values is None and all(v == v.lower() for v in added):
+        if values is not None:
+            out.append(carry(values, field))
+        elif all((v := getattr(contacts[j], field)) == v.lower() for j in fresh):
             out.append(None)
-        elif values is None:
-            out.append(_lowered(contacts, field))
         else:
-            lower = _Lowered()
-            out.append([values[i] if i >= 0 else lower(getattr(contacts[j], field)) for j, i in enumerate(moved)])
+            out.append(_lowered(contacts, field))
     return tuple(out)
 
 

@@ -22,7 +22,7 @@ async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves
         await settle(app, pilot)
         pane = app.query_one(RegistrationsPane)
         first = pane.matches[0]
-        cells = pane._cells[id(first)][1]
+        cells = pane.cells.cache[first.key][2]
         shown = screen_text(app)
         clock.advance(30)  # the same tuple again, 30 s later: seconds left count down from contacts_as_of
         second = contacts.index(pane.matches[1])  # re-registered with a new user agent
@@ -31,7 +31,7 @@ async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves
                                      signalling=replace(live.signalling, contacts=later))]
         app.poll_now()
         await settle(app, pilot)
-        again = pane._cells[id(first)][1]
+        again = pane.cells.cache[first.key][2]
         assert again[:EXPIRES_CELL] == cells[:EXPIRES_CELL] and all(
             a is b for a, b in zip(again[EXPIRES_CELL + 1:], cells[EXPIRES_CELL + 1:]))
         assert again[EXPIRES_CELL] is not cells[EXPIRES_CELL]
