@@ -37,6 +37,9 @@ class CollectOptions:
     media_details: bool = True  # query every media session (legs, codecs, stats)
     # with media_details: query only these Call-IDs (e.g. the rows on screen); None: every session
     media_detail_callids: frozenset[str] | None = None
+    # live: calls that started since the last dialog list are asked for their parties one
+    # `dlg_list callid` each; only these Call-IDs (the rows on screen); None: any, a few per poll
+    dialog_detail_callids: frozenset[str] | None = None
     # re-read the slow host facts (daemons, kernel modules, kernel log); False: a source may return
     # its last reading (a long-running console reads them on its checks cadence)
     host_facts: bool = True

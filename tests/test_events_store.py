@@ -207,6 +207,20 @@ def test_dialog_loaded_from_dlg_list_keeps_its_details_on_events():
     assert [d.id for d in store.by_callid("other")] == ["1.1"]
 
 
+def test_a_new_dialog_list_keeps_the_objects_of_unchanged_dialogs():
+    """The screens tell unchanged rows by identity: equal dialogs keep their objects."""
+    store = DialogStore()
+    store.load_full([Dialog(id="1.1", callid="a", state=4, from_uri="sip:a@h"),
+                     Dialog(id="2.2", callid="b", state=4, from_uri="sip:b@h")])
+    a, b = store.get("1.1"), store.get("2.2")
+    change = store.load_full([Dialog(id="1.1", callid="a", state=4, from_uri="sip:a@h"),
+                              Dialog(id="2.2", callid="b", state=4, from_uri="sip:b2@h"),
+                              Dialog(id="3.3", callid="c", state=2)])
+    assert store.get("1.1") is a
+    assert store.get("2.2") is not b and store.get("2.2").from_uri == "sip:b2@h"
+    assert change.added == ("3.3",) and change.updated == ("2.2",)
+
+
 def test_router_sends_each_event_to_its_store():
     router = EventRouter(RegistrationStore(), DialogStore())
     assert router.apply(event(INSERT)).added == (KEY_1001,)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -193,7 +194,10 @@ async def test_dialogs_follow_events_between_slow_dialog_lists(clock):
             assert {d.id: d.state for d in state.dialogs if 1 < d.state < 5} == answered
             clock.now += 1000
             await source.collect(LIVE)
-            assert recorder.count("dlg_list_ctx") == 2  # the slow cadence
+            assert recorder.count("dlg_list_ctx") == 1  # events live: not every heavy interval...
+            clock.now += 1000 * (live_module.LIVE_DIALOG_RESYNC_FACTOR - 1)
+            await source.collect(LIVE)
+            assert recorder.count("dlg_list_ctx") == 2  # ...but every few, as a safety net
         finally:
             await source.aclose()
 
@@ -443,5 +447,31 @@ async def test_calls_started_between_dialog_lists_get_their_parties(clock):
             await source.collect(LIVE)
             again = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
             assert not set(asked) & set(again[len(asked):])  # each Call-ID is asked once
+        finally:
+            await source.aclose()
+
+
+async def test_new_dialogs_get_parties_only_for_the_rows_on_screen(clock):
+    """A Calls screen at 1 000 calls shows a few dozen rows: only their Call-IDs are asked for
+    (one HTTP request each); the others keep blank parties until the next full list."""
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=11, clock=clock) as demo:
+        recorder, published = Recorder(demo), PublishedCounter(demo)
+        source = make_source(demo, clock, heavy_interval=1000)
+        try:
+            first = await source.collect(LIVE)
+            known = {d.id for d in first.dialogs}
+            await advance(demo, clock, 5, steps=20)
+            await settle(source, demo, published.sent)
+            undetailed = source.live.dialog_store.undetailed()
+            assert len(undetailed) >= 2, "the demo should have started calls"
+            shown = frozenset(undetailed[:1])
+            state = await source.collect(replace(LIVE, dialog_detail_callids=shown))
+            asked = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
+            assert asked == list(shown)
+            by_callid = {d.callid: d for d in state.dialogs if d.id not in known}
+            assert by_callid[undetailed[0]].from_uri.startswith("sip:")
+            assert not by_callid[undetailed[1]].from_uri  # not on screen: not asked
+            await source.collect(replace(LIVE, dialog_detail_callids=frozenset()))
+            assert len([p for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]) == 1
         finally:
             await source.aclose()

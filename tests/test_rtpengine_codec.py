@@ -131,3 +131,60 @@ def test_arbitrary_payload_after_a_cookie_never_escapes_other_exceptions(payload
                                                           st.lists(st.text(max_size=5), max_size=3)), max_size=5))
 def test_encode_decode_roundtrip(message):
     assert codec.decode(codec.encode("rt", message)) == ("rt", message)
+
+
+# The decoder is ours (speed); bencode.py, the reference implementation, is the oracle.
+_bencode_values = st.recursive(
+    st.one_of(st.integers(), st.binary(max_size=12), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(st.binary(max_size=6), st.text(max_size=6)), inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+def _as_str(value):
+    """bencode.py's bytes, as our decoder returns them: str, undecodable bytes replaced."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_as_str(k): _as_str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_str(v) for v in value]
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(_bencode_values)
+def test_decoder_agrees_with_bencode_py(value):
+    import bencodepy
+
+    encoded = bencodepy.encode(value)
+    assert codec.decode_value(encoded) == _as_str(bencodepy.decode(encoded))
+
+
+@pytest.mark.parametrize("path", RESPONSES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_decoder_agrees_with_bencode_py_on_every_capture(path):
+    import bencodepy
+
+    payload = codec.split_cookie(path.read_bytes())[1]
+    try:
+        expected = _as_str(bencodepy.decode(payload))
+    except bencodepy.BencodeDecodeError:
+        with pytest.raises(ProtocolError):
+            codec.decode(path.read_bytes())
+        return
+    assert codec.decode_value(payload) == expected
+
+
+@pytest.mark.parametrize("payload", [
+    b"d3:keyi-e", b"d3:key4:abce", b"d-1:ae", b"d3:key1_0:0123456789e", b"d3:key 1:ae", b"i12", b"d3:keyi1e",
+    b"d3:keyi1eX", b"d3:keyx3:abce", b"le", b"d4:spami1ee5:extra", b"d3:key:e", b"i--1e",
+])
+def test_malformed_bencode_is_a_protocol_error(payload):
+    with pytest.raises(ProtocolError):
+        codec.decode(b"c " + payload)
+
+
+def test_deep_nesting_is_a_protocol_error_not_a_crash():
+    with pytest.raises(ProtocolError, match="not valid bencode"):
+        codec.decode(b"c d1:a" + b"l" * 10_000 + b"e" * 10_000 + b"e")

@@ -93,7 +93,8 @@ async def test_ng_down_cli_answers(busy_daemon):
     assert sorted(s.callid for s in state.sessions) == sorted(tags)
     assert state.ports.used == 4 * len(KINDS)
     assert state.totals.total_sessions == len(KINDS)  # from CLI `list totals`
-    assert any(e.startswith("ng list") for e in state.errors)
+    assert any(e.startswith("ng statistics") for e in state.errors)
+    assert not any(e.startswith("ng list") for e in state.errors)  # the CLI listed them: no ng list asked
 
 
 async def test_cli_down_ng_answers(busy_daemon):

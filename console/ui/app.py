@@ -35,7 +35,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import ContentSwitcher, Input
 
 from console.errors import OpsError
-from console.heap import release_free_heap
+from console.heap import FrozenHeap, release_free_heap
 from console.model import Snapshot, SourceStatus
 from console.plugins import CollectOptions
 
@@ -95,6 +95,7 @@ class OpsConsoleApp(App[None]):
         self.checks_running = False
         self.current = "overview"
         self.poll_count = 0
+        self.heap = FrozenHeap()  # see console/heap.py: what survives a poll is frozen
         self.last_options: CollectOptions | None = None
         self.full_sync_requested = False  # the operator pressed S: one full ul_dump on the next poll
         self._rendered_at = float("-inf")  # last repaint of the header and the visible pane
@@ -178,7 +179,9 @@ class OpsConsoleApp(App[None]):
         checks_due = self.state.checks_at is None or now - self.state.checks_at >= self.heavy_interval
         # live: between full syncs the sources keep lists current from events, not dumps.
         return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=details,
-                              media_detail_callids=wanted if details else None, host_facts=checks_due,
+                              media_detail_callids=wanted if details else None,
+                              dialog_detail_callids=(wanted or frozenset()) if self.current == "calls" else frozenset(),
+                              host_facts=checks_due,
                               full_sync_max=self.full_sync_max, force_full_sync=force, live=True)
 
     def _detail_keys(self) -> frozenset[str] | None:
@@ -220,11 +223,13 @@ class OpsConsoleApp(App[None]):
             # What the Registrations screen shows of a big list: built off the key path.
             await asyncio.to_thread(index.prepare, *self.pane("registrations").selection_query)
             if index.new_contacts >= PREPARE_IN_THREAD:
-                calm_gc()  # only after many new objects: a full collection costs ~100 ms at 100k
+                calm_gc(self.heap)  # only after many new objects: a full collection costs ~100 ms at 100k
         if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
             await self._run_checks(snapshot)
         self.polling = False
         self.render_all()
+        if not self.is_headless:  # tests share their process: its heap is not ours to freeze
+            self.heap.after_poll()
         if not self.paused:
             self._poll_timer = self.set_timer(self.interval, self._poll)
 
@@ -426,7 +431,7 @@ class OpsConsoleApp(App[None]):
         self.exit(return_code=129)
 
 
-def calm_gc() -> None:
+def calm_gc(heap: FrozenHeap) -> None:
     """Keep the cyclic GC from rescanning a big contact list on every key press.
 
     100k contacts are ~1M tracked objects; a full collection over them takes
@@ -434,8 +439,7 @@ def calm_gc() -> None:
     reference cycles, so moving them to the permanent generation is safe:
     reference counting still frees them when the next list replaces them.
     """
-    gc.collect()
-    gc.freeze()
+    heap.sweep()
     release_free_heap()
 
 

@@ -658,8 +658,11 @@ def call_order(call: Call) -> tuple[float, str]:
     rows jumping under the cursor, and a reorder of the whole table every poll, otherwise."""
     started = call.dialog.start if call.dialog is not None else 0
     created = call.media.created if call.media is not None else 0
-    known = [t for t in (started, created) if t]
-    return (min(known) if known else float("inf"), call.callid)
+    first = min(started, created) if started and created else (started or created or _NEVER)
+    return (first, call.callid)
+
+
+_NEVER = float("inf")
 
 
 def shown_keys(table: DataTable, order: Sequence[str]) -> frozenset[str]:

@@ -17,6 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -166,9 +167,20 @@ class SteadyTable(DataTable):
     """
 
     LAYOUT_CACHE = 4096  # cells kept: a few screenfuls of a wide table
+    RENDER_CACHE = 256  # DataTable's own render caches (rows, lines, header cells): two screenfuls
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._header_cells: dict[tuple, list[list[Segment]]] = {}  # before DataTable's init clears caches
         super().__init__(*args, **kwargs)
+        # DataTable keys these caches on its table-wide update counter: after each poll every
+        # entry is stale, but sized for 1 000-10 000 entries they keep thousands of dead lines
+        # (Strips with their own caches) alive into the oldest GC generation, whose full
+        # collections then cost more than the painting (~0.5 % of a core at 1 000 calls).
+        # A few screenfuls is all a repaint reuses.
+        self._row_render_cache = LRUCache(self.RENDER_CACHE)
+        self._cell_render_cache = LRUCache(self.RENDER_CACHE)
+        self._row_renderable_cache = LRUCache(self.RENDER_CACHE)
+        self._line_cache = LRUCache(self.RENDER_CACHE)
         self._laid_out: dict[tuple[RowKey, ColumnKey], tuple[object, int, int, list[list[Segment]]]] = {}
         self._pass_styles: dict[object, Style] | None = None  # styles computed once per repaint
 
@@ -201,9 +213,19 @@ class SteadyTable(DataTable):
             style = memo[key] = super()._get_row_style(row_index, base_style)
         return style
 
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._header_cells.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._header_cells.clear()
+
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
-        if row_index < self.fixed_rows or column_index < self.fixed_columns:  # also header (-1) and label (-1)
+        if row_index == -1 and column_index >= 0:
+            return self._header_cell(column_index, base_style, width, cursor, hover)
+        if row_index < self.fixed_rows or column_index < self.fixed_columns:  # also the label column (-1)
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         if self.rows[row_key].height != 1:
@@ -215,6 +237,21 @@ class SteadyTable(DataTable):
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
         pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
         return [list(Segment.apply_style(line, pre_style, post_style)) for line in lines]
+
+    def _header_cell(self, column_index: int, base_style: Style, width: int, cursor: bool,
+                     hover: bool) -> list[list[Segment]]:
+        """A column label, rendered by DataTable once per look (DataTable's own cache is keyed on the
+        table-wide update counter: it rendered the whole header again after every changed cell)."""
+        column_key = self._column_locations.get_key(column_index)
+        label = self.columns[column_key].label
+        key = (column_index, column_key, label.plain, str(label.style), tuple(label.spans), base_style, width,
+               cursor, hover, self._show_hover_cursor, self._pseudo_class_state, self.cell_padding, self.header_height)
+        lines = self._header_cells.get(key)
+        if lines is None:
+            if len(self._header_cells) >= self.LAYOUT_CACHE:
+                self._header_cells.clear()
+            lines = self._header_cells[key] = super()._render_cell(-1, column_index, base_style, width, cursor, hover)
+        return lines
 
     def _layout(self, row_index: int, column_index: int, row_key: RowKey, column_key: ColumnKey,
                 width: int) -> list[list[Segment]]:

@@ -24,10 +24,11 @@ from console.plugins import CollectOptions
 
 from .codec import MIServerError
 from .events import EventListener
-from .events_store import DialogStore, EventRouter, RegistrationStore
+from .events_store import DialogStore, EventRouter, RegistrationStore, reuse_if_equal
 from .parse import pack_contacts, parse_aors, parse_contacts, parse_dialogs, release_free_heap, unpack_contacts
 
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
+LIVE_DIALOG_RESYNC_FACTOR = 4  # with events live, a full dialog list every 4 heavy intervals (2 min)
 DIALOG_DETAILS_PER_POLL = 20  # new calls' parties per poll between dialog lists (cheap MI calls)
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
 EVENTS_RETRY_AFTER = 300.0  # try subscribing again this long after events were unavailable
@@ -315,25 +316,32 @@ class LiveSync:
 
     async def dialogs(self, fetch: Callable[[], Awaitable[tuple[Dialog, ...] | None]], options: CollectOptions
                       ) -> tuple[Dialog, ...] | None:
-        """Full dialog list at start, every heavy_interval or when forced; between, the
+        """Full dialog list at start, every heavy_interval (4x with events live) or when forced; between, the
         event-fed store (or, without events, the previous list)."""
         if not options.dialogs:
             return None
         now = self.monotonic()
         last = self._dialog_sync_at
-        if options.force_full_sync or last is None or now - last >= self.config.heavy_interval:
+        # Events keep the store current: the full list (every dialog with its SDPs; OpenSIPS
+        # holds the dialog table while it prints it) is only a safety net then, so rarer.
+        every = self.config.heavy_interval * (LIVE_DIALOG_RESYNC_FACTOR if self.events_live else 1)
+        if options.force_full_sync or last is None or now - last >= every:
             await self._sync_dialogs(fetch)
         if self.events_live:
-            await self._detail_new_dialogs()
+            await self._detail_new_dialogs(options.dialog_detail_callids)
             return tuple(self.dialog_store.dialogs())
         return self._polled_dialogs
 
-    async def _detail_new_dialogs(self) -> None:
+    async def _detail_new_dialogs(self, shown: frozenset[str] | None) -> None:
         """From/To, contacts and SDPs of calls that started since the last dialog list, one cheap
-        `dlg_list callid` each (a few per poll): without them new calls show blank parties."""
+        `dlg_list callid` each (a few per poll): without them new calls show blank parties.
+        `shown`: only these Call-IDs (the rows on screen; one HTTP request each is most of what a
+        Calls screen costs at 1 000 calls), the others wait for the next full list."""
         store, tried = self.dialog_store, self._detail_tried
         wanted = store.undetailed()
         tried &= set(wanted)  # forget dialogs that ended or got their details
+        if shown is not None:
+            wanted = [c for c in wanted if c in shown]
         for callid in [c for c in wanted if c not in tried][:DIALOG_DETAILS_PER_POLL]:
             tried.add(callid)  # once: a dialog that just ended answers 404 until its event comes
             try:
@@ -355,4 +363,5 @@ class LiveSync:
         if live:
             self.dialog_store.load_full(listed)
         else:
-            self._polled_dialogs = listed
+            previous = {d.id: d for d in self._polled_dialogs or ()}
+            self._polled_dialogs = tuple(reuse_if_equal(previous.get(d.id), d) for d in listed)

@@ -79,6 +79,7 @@ class OpenSIPSSource:
         self._failed_calls: list[OpsError] = []  # this collection's failed cheap calls
         self._clock, self._monotonic = clock, monotonic
         self._live: LiveSync | None = None  # created by the first live collection
+        self._contact_sockets: tuple[object, frozenset[str]] = ((), frozenset())  # (contacts, their sockets)
 
     @property
     def target(self) -> str:
@@ -203,13 +204,27 @@ class OpenSIPSSource:
             connections=connections,
             commands=tuple(sorted(commands.commands)),
             modules=modules_from_commands(commands.commands),
-            listeners=_listeners(contacts, dialogs, connections),
+            listeners=self._listeners(contacts, dialogs, connections),
             statistics=self._statistics(stats),
             errors=tuple(errors),
             contacts_mode=mode,
             events_status=events_status,
             contacts_as_of=as_of,
         )
+
+    def _listeners(self, contacts, dialogs, connections) -> tuple[str, ...]:
+        """Sockets OpenSIPS listens on, as far as the data shows: contact sockets, dialog bind
+        addresses, and the local side of WS connections (OpenSIPS never dials out over WS)."""
+        seen, sockets = self._contact_sockets
+        if contacts is not seen:  # live: the same tuple while no contact changed (10k every poll otherwise)
+            sockets = frozenset(map(_SOCKET, contacts or ())) - {""}
+            self._contact_sockets = (contacts, sockets)
+        found = set(sockets)
+        found.update(leg.bind_addr for dialog in dialogs or () for leg in (dialog.caller, *dialog.callees))
+        found.discard("")
+        found.update(f"{conn.type}:{conn.local}" for conn in connections or ()
+                     if conn.type in ("ws", "wss") and conn.local)
+        return tuple(sorted(found))
 
     def _live_sync(self) -> LiveSync:
         if self._live is None:
@@ -336,16 +351,3 @@ async def _nothing() -> None:
 _SOCKET = operator.attrgetter("socket")
 
 
-def _listeners(contacts, dialogs, connections) -> tuple[str, ...]:
-    """Sockets OpenSIPS listens on, as far as the data shows: contact sockets, dialog bind
-    addresses, and the local side of WS connections (OpenSIPS never dials out over WS)."""
-    found: set[str] = set(map(_SOCKET, contacts or ()))  # C-level: 10k contacts every poll
-    found.discard("")
-    for dialog in dialogs or ():
-        for leg in (dialog.caller, *dialog.callees):
-            if leg.bind_addr:
-                found.add(leg.bind_addr)
-    for conn in connections or ():
-        if conn.type in ("ws", "wss") and conn.local:
-            found.add(f"{conn.type}:{conn.local}")
-    return tuple(sorted(found))

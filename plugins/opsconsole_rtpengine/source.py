@@ -22,7 +22,6 @@ from .ng import NgClient, NgError
 LIST_LIMIT = 100_000  # without a limit RTPengine lists only 32 calls
 QUERY_CONCURRENCY = 16
 NG_LIST_FALLBACK = 200  # call-ids that fit one datagram even when they are 300 bytes long
-NG_LIST_GRACE_S = 0.25  # extra wait for ng `list` once the CLI has listed the sessions
 
 
 class RTPengineSource:
@@ -53,17 +52,17 @@ class RTPengineSource:
 
     async def _collect(self, options: CollectOptions) -> MediaState:
         ng, cli = self.ng, self.cli
-        ng_list = asyncio.ensure_future(_attempt(ng.list(LIST_LIMIT) if ng else None))
-        try:
-            ping, stats, interfaces, listed = await asyncio.gather(
-                _attempt(ng.ping() if ng else None),
-                _attempt(ng.statistics() if ng else None),
-                _attempt(cli.interfaces() if cli else None),
-                _attempt(self._list_sessions() if cli else None),
-            )
-            calls = await self._ng_calls(ng_list, cli_listed=isinstance(listed, tuple))
-        finally:
-            ng_list.cancel()  # no-op when done; never leave it running past this collection
+        ping, stats, interfaces, listed, calls = await asyncio.gather(
+            _attempt(ng.ping() if ng else None),
+            _attempt(ng.statistics() if ng else None),
+            _attempt(cli.interfaces() if cli else None),
+            _attempt(self._list_sessions() if cli else None),
+            _attempt(ng.list(LIST_LIMIT) if ng and not cli else None),
+        )
+        if ng and cli and not isinstance(listed, tuple):
+            # The CLI lists every session with its deletion mark; ng `list` (Call-IDs only, and
+            # no reply at all above ~1 500 calls) is only the fallback when the CLI fails.
+            calls = await _attempt(ng.list(LIST_LIMIT))
         errors: list[str] = []
         if isinstance(calls, Timeout) and ng and not isinstance(ping, OpsError):
             # The daemon is up: the full list did not fit one datagram.  Show a partial list.
@@ -93,16 +92,6 @@ class RTPengineSource:
             totals=totals,
             errors=tuple(errors),
         )
-
-    @staticmethod
-    async def _ng_calls(ng_list: asyncio.Future, *, cli_listed: bool) -> Any:
-        """The ng `list` result.  With many calls its reply outgrows a UDP datagram and never
-        comes; when the CLI already listed the sessions, don't hold the whole refresh for it."""
-        if cli_listed and not ng_list.done():
-            done, _ = await asyncio.wait({ng_list}, timeout=NG_LIST_GRACE_S)
-            if not done:
-                return None  # the caller cancels it
-        return await ng_list
 
     async def _list_sessions(self) -> tuple[MediaSession, ...]:
         assert self.cli is not None
@@ -139,14 +128,14 @@ class RTPengineSource:
     def _sessions(self, calls: Any, listed: Any, errors: list[str]) -> tuple[MediaSession, ...]:
         """CLI `list sessions all` (has deletion marks) merged with ng `list` call-ids."""
         by_callid: dict[str, MediaSession] = {}
+        target = self.target  # a property: once, not per session
         if isinstance(listed, tuple):
-            by_callid.update((s.callid, s if s.target == self.target else replace(s, target=self.target))
-                             for s in listed)
+            by_callid.update((s.callid, s if s.target == target else replace(s, target=target)) for s in listed)
         elif isinstance(listed, OpsError):
             errors.append(f"cli list sessions all: {listed}")
         if isinstance(calls, list):
             for callid in calls:
-                by_callid.setdefault(callid, MediaSession(callid=callid, target=self.target))
+                by_callid.setdefault(callid, MediaSession(callid=callid, target=target))
         elif isinstance(calls, OpsError):
             errors.append(f"ng list: {calls}")
         return tuple(by_callid.values())

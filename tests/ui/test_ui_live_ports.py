@@ -196,6 +196,12 @@ async def test_details_are_asked_only_for_the_sessions_on_screen(clock, key, tab
         scrolled = app.collect_options().media_detail_callids
         assert order[-1] in scrolled and order[1] not in scrolled
         assert order[0] in scrolled  # the cursor's row (Enter opens its detail)
+        # new calls' parties (one MI request each): only the Calls screen's rows on screen
+        dialog_wanted = app.collect_options().dialog_detail_callids
+        if key == "3":
+            assert order[-1] in dialog_wanted and order[1] not in dialog_wanted
+        else:
+            assert dialog_wanted == frozenset()  # the Media screen shows no parties
 
 
 def test_a_ringing_call_sorts_by_its_offer_not_at_the_top():

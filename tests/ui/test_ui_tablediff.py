@@ -163,3 +163,35 @@ async def test_steady_table_renders_exactly_like_data_table_as_rows_move_and_cha
             assert rendered(steady) == rendered(plain)
         metas = [line[1][2] for line in rendered(steady)[1:4]]
         assert [meta["row"] for meta in metas] == [0, 1, 2]  # the moved rows carry their new index
+
+
+async def test_steady_table_renders_its_header_once_not_after_every_changed_cell(monkeypatch):
+    app = TwinTablesApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", DataTable)
+        app.set_focus(None)
+        rows = [(f"k{n}", (Text(f"row {n}"), Text(str(n)))) for n in range(5)]
+        for table in (plain, steady):
+            sync_table(table, rows)
+        await pilot.pause()
+        rendered(steady)
+        header_renders = []
+        original = DataTable._render_cell
+
+        def counting(self, row_index, *args, **kwargs):
+            if self is steady and row_index == -1:
+                header_renders.append(args[0])
+            return original(self, row_index, *args, **kwargs)
+
+        monkeypatch.setattr(DataTable, "_render_cell", counting)
+        for n in range(3):  # an age ticking: one cell changes per repaint
+            for table in (plain, steady):
+                table.update_cell("k1", "value", Text(f"tick {n}"))
+            await pilot.pause()
+            assert rendered(steady) == rendered(plain)
+        assert header_renders == []
+        for table in (plain, steady):  # a wider column: its label is laid out again
+            table.update_cell("k1", "value", Text("a much wider value than before"), update_width=True)
+        await pilot.pause()
+        assert rendered(steady) == rendered(plain)
+        assert header_renders
