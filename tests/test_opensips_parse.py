@@ -375,3 +375,12 @@ def test_received_kept_on_contacts_without_socket():
     del raw["Domains"][0]["AORs"][0]["Contacts"][0]["Methods"]
     (c,) = parse_contacts(raw)
     assert c.received == "sip:1.2.3.4:5" and c.methods is None and c.socket == ""
+
+
+def test_digits_that_int_refuses_are_not_numbers():
+    """str.isdigit() says yes to '¹' (superscript one), int() says no: an SDP or uptime from the
+    network with one must be ignored, not raise."""
+    from opsconsole_opensips.parse import parse_uptime, sdp_media
+
+    assert sdp_media("v=0\nm=audio ¹ RTP/AVP 0\nm=audio 30000 RTP/AVP 8\n") == ((30000,), ("RTP/AVP", "RTP/AVP"))
+    assert parse_uptime({"Up time": "²7 [sec]"}) is None

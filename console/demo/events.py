@@ -58,7 +58,7 @@ def parse_socket(socket: str, event: str) -> tuple[str, str, int, str]:
         raise _bad_value()
     address, _, method = rest.partition("/")
     host, sep, port_text = address.rpartition(":")
-    if not sep or host not in LOOPBACK or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or host not in LOOPBACK or not port_text.isdecimal() or not 0 < int(port_text) < 65536:
         raise _bad_value()
     return proto, "127.0.0.1", int(port_text), method or event
 

@@ -58,6 +58,9 @@ PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls"
                "checks": "Checks", "mi": "MI"}
 
 PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
+# new contacts in one list that make it worth a full collection and handing freed heap back at once
+# (a full sync at 100k); smaller changes are left to FrozenHeap's periodic sweep
+CALM_AFTER_NEW = 50_000
 # Budget of per-session ng queries (one per call on screen, decoded here): a 40-row screen's
 # ports and packet counters every ~3 s (the age is shown when older than the last poll).
 DETAIL_QUERIES_PER_S = 15
@@ -217,13 +220,14 @@ class OpsConsoleApp(App[None]):
                                 sources={"console": SourceStatus("console", False, f"poll failed: {_describe(exc)}")})
         self.state.apply(snapshot, options)
         self.poll_count += 1
-        index = self.state.contact_index()
-        if len(index.contacts) >= PREPARE_IN_THREAD and index is not self._prepared:
-            self._prepared = index  # an unchanged list keeps its index: nothing to build again
+        if self.current == "registrations" and self._index_due():
+            # Only for the screen that shows it: elsewhere a live list's index would be rebuilt
+            # every contacts refresh for nobody (switching to the screen asks for it, see action_show).
+            index = self._prepared = self.state.contact_index()  # an unchanged list keeps its index
             # What the Registrations screen shows of a big list: built off the key path.
             await asyncio.to_thread(index.prepare, *self.pane("registrations").selection_query)
-            if index.new_contacts >= PREPARE_IN_THREAD:
-                calm_gc(self.heap)  # only after many new objects: a full collection costs ~100 ms at 100k
+            if index.new_contacts >= CALM_AFTER_NEW:
+                calm_gc(self.heap)  # only after a big list arrived: a full collection costs ~100 ms at 100k
         if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
             await self._run_checks(snapshot)
         self.polling = False
@@ -303,13 +307,20 @@ class OpsConsoleApp(App[None]):
         previous = self.current
         self.current = name
         self.main_screen.query_one(ContentSwitcher).current = name
-        self.pane().refresh_view(self.state, self.now())
+        heavy = name == "registrations" and self._index_due() and not self.paused
+        if not heavy:  # a big list's index is built by the poll below, in a thread: not on this key
+            self.pane().refresh_view(self.state, self.now())
         self.pane().focus_main()
         if name == "mi":
             self._load_mi_commands()
         # A screen with heavy data asks for it now, not at the next tick.
         if previous != name and name in ("registrations", "calls", "media") and not self.paused:
             self.poll_now()
+
+    def _index_due(self) -> bool:
+        """The Registrations screen's index of a big list is not built for the current list yet."""
+        contacts = self.state.contacts or ()
+        return len(contacts) >= PREPARE_IN_THREAD and (self._prepared is None or self._prepared.contacts is not contacts)
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

@@ -711,6 +711,7 @@ class CallsPane(Pane):
         super().__init__(**kwargs)
         self.calls: dict[str, Call] = {}
         self.order: list[str] = []  # row keys in table order
+        self.order_keys: dict[str, tuple[float, str]] = {}  # Call-ID -> its place (see _in_order)
         self.no_media = self.no_dialog = 0
         self.cells = RowCells(call_cells, call_age, AGE_COLUMN)
         self.aged = range(0)  # the rows whose ages moved at the last refresh
@@ -723,7 +724,7 @@ class CallsPane(Pane):
         yield table
 
     def refresh_view(self, state: LiveState, now: float) -> None:
-        calls = sorted(state.calls, key=call_order)
+        calls = self._in_order(state.calls)
         self.calls = {c.key: c for c in calls}
         self.order = list(self.calls)
         narrow = self.app.size.width < NARROW
@@ -733,6 +734,19 @@ class CallsPane(Pane):
         self.no_media = sum(1 for c in calls if not c.has_media)
         self.no_dialog = sum(1 for c in calls if not c.has_dialog)
         self._show_status(state, now)
+
+    def _in_order(self, calls: Sequence[Call]) -> list[Call]:
+        """By call_order as first known: a call keeps its place for life.  Its times change as it
+        goes (the dialog ends before RTPengine's delete-delay drops the media), and each move of
+        an old row renumbers every row below it."""
+        known, fresh = self.order_keys, {}
+        for call in calls:
+            key = known.get(call.callid)
+            if key is None or key[0] == _NEVER:
+                key = call_order(call)
+            fresh[call.callid] = key
+        self.order_keys = fresh
+        return sorted(calls, key=lambda call: fresh[call.callid])
 
     def tick(self, state: LiveState, now: float) -> None:
         self._show_status(state, now)

@@ -119,17 +119,29 @@ def _remove_rows(table: DataTable, stale: list[RowKey]) -> None:
             table.remove_row(row_key)
         return
     gone = set(stale)
-    survivors = [row.key for row in table.ordered_rows if row.key not in gone]
+    locations = table._row_locations
+    first = min(locations.get(row_key) for row_key in stale)
+    # Only the rows below the first removed one move up (1 000 calls: a few end per poll).
+    tail = [key for key in map(locations.get_key, range(first, len(locations))) if key not in gone]
     for row_key in stale:
         for column_key in table._data[row_key]:
             table._updated_cells.discard(CellKey(row_key, column_key))
         del table.rows[row_key]
         del table._data[row_key]
-    table._row_locations = TwoWayDict({row_key: index for index, row_key in enumerate(survivors)})
+        del locations[row_key]
+    _relocate(locations, tail, first)
     table._require_update_dimensions = True
     table._update_count += 1
     table.cursor_coordinate = table.cursor_coordinate
     table.refresh(layout=True)
+
+
+def _relocate(locations: TwoWayDict, keys: list[RowKey], first: int) -> None:
+    """Give `keys` the row indexes first, first + 1, ...: they must be every row from `first` on."""
+    for key in keys:
+        del locations[key]
+    for index, key in enumerate(keys, first):
+        locations[key] = index
 
 
 def _cursor_key(table: DataTable) -> str | None:
@@ -148,7 +160,14 @@ def _apply_order(table: DataTable, keys: list[str], current: list[str] | None = 
         current = [row.key.value for row in table.ordered_rows]
     if current == keys:
         return False
-    table._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
+    # Rows keep their indexes up to the first difference (new calls sort near the end).
+    locations = table._row_locations
+    first = next((index for index, (was, now) in enumerate(zip(current, keys)) if was != now), 0)
+    moved = [RowKey(key) for key in keys[first:]]
+    if set(map(locations.get_key, range(first, len(locations)))) == set(moved):
+        _relocate(locations, moved, first)
+    else:  # `current` was not the table's order after all: place every row
+        table._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
     table._update_count += 1
     table.refresh()
     return True
@@ -171,6 +190,8 @@ class SteadyTable(DataTable):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._header_cells: dict[tuple, list[list[Segment]]] = {}  # before DataTable's init clears caches
+        self._meta_styles: dict[tuple[int, int], Style] = {}  # (row, column) -> the mouse metadata style
+        self._styled: dict[tuple[int, int], tuple] = {}  # (row, column) -> (layout, styles, styled lines)
         super().__init__(*args, **kwargs)
         # DataTable keys these caches on its table-wide update counter: after each poll every
         # entry is stale, but sized for 1 000-10 000 entries they keep thousands of dead lines
@@ -216,10 +237,12 @@ class SteadyTable(DataTable):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._header_cells.clear()
+        self._styled.clear()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._header_cells.clear()
+        self._styled.clear()
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
@@ -235,8 +258,20 @@ class SteadyTable(DataTable):
         component_style, post_style = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-        return [list(Segment.apply_style(line, pre_style, post_style)) for line in lines]
+        place = (row_index, column_index)
+        if len(self._styled) >= self.LAYOUT_CACHE:  # scrolled through a big table: start over
+            self._styled.clear()
+            self._meta_styles.clear()
+        meta = self._meta_styles.get(place)
+        if meta is None:  # Style.from_meta serialises the dict: once per place, not per cell per repaint
+            meta = self._meta_styles[place] = Style.from_meta({"row": row_index, "column": column_index})
+        pre_style = base_style + meta + component_style
+        styled = self._styled.get(place)
+        if styled is not None and styled[0] is lines and styled[1] == pre_style and styled[2] == post_style:
+            return styled[3]  # same text, same place, same look: an unchanged cell of a repainted row
+        rendered = [list(Segment.apply_style(line, pre_style, post_style)) for line in lines]
+        self._styled[place] = (lines, pre_style, post_style, rendered)
+        return rendered
 
     def _header_cell(self, column_index: int, base_style: Style, width: int, cursor: bool,
                      hover: bool) -> list[list[Segment]]:

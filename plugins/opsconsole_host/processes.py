@@ -215,7 +215,7 @@ def ng_address(value: Any) -> tuple[str, int] | None:
         return None  # bare IPv6 without brackets is ambiguous
     else:
         port_text = text
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not port_text.isdecimal() or not 0 < int(port_text) < 65536:
         return None
     if host in ("", "*", "0.0.0.0", "::", "any", "localhost"):
         host = "127.0.0.1"
@@ -357,7 +357,7 @@ def _mi_http(modules: list[str], modparams: dict[str, dict[str, list[str]]]) -> 
     ip = _last(modparams, "httpd", "ip", "")
     port_text = str(_last(modparams, "httpd", "port", HTTPD_DEFAULT_PORT))
     root = str(_last(modparams, "mi_http", "root", MI_HTTP_DEFAULT_ROOT)).strip("/")
-    port = int(port_text) if port_text.isdigit() else None
+    port = int(port_text) if port_text.isdecimal() else None
     host = "127.0.0.1" if ip in ("", "0.0.0.0", "*", "::") else ip
     shown = f"[{host}]" if ":" in host else host
     return {

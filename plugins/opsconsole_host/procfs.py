@@ -44,8 +44,8 @@ def read_modules(proc_root: str | os.PathLike = "/proc") -> ModuleTable | None:
             continue
         users = fields[3].strip(",").split(",") if len(fields) > 3 and fields[3] != "-" else []
         modules[fields[0]] = {
-            "size": int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None,
-            "refcount": int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None,
+            "size": int(fields[1]) if len(fields) > 1 and fields[1].isdecimal() else None,
+            "refcount": int(fields[2]) if len(fields) > 2 and fields[2].isdecimal() else None,
             "used_by": [u for u in users if u],
             "state": fields[4] if len(fields) > 4 else "",
         }
@@ -135,7 +135,7 @@ def rtpengine_table_present(proc_root: str | os.PathLike = "/proc") -> tuple[int
         return None
     except OSError:
         return ()
-    return tuple(sorted(int(e.name) for e in entries if e.name.isdigit()))
+    return tuple(sorted(int(e.name) for e in entries if e.name.isdecimal()))
 
 
 def dmesg_restrict(proc_root: str | os.PathLike = "/proc") -> int | None:

@@ -119,7 +119,7 @@ class HTTPMIClient:
         timeout = httpx.Timeout(deadline) if deadline else httpx.USE_CLIENT_DEFAULT
         async with self._http.stream("POST", self.url, content=body, timeout=timeout) as response:
             declared = response.headers.get("content-length", "")
-            if declared.isdigit():
+            if declared.isdecimal():
                 check_size(int(declared), limit, target=self.target)
             chunks: list[bytes] = []
             size = 0

@@ -269,7 +269,7 @@ def sdp_media(sdp: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
             parts = line.split()
             if len(parts) >= 3:
                 port = parts[1].partition("/")[0]
-                if port.isdigit():
+                if port.isdecimal():
                     ports.append(int(port))
                 protocols.append(parts[2])
     return tuple(ports), tuple(protocols)
@@ -354,7 +354,7 @@ def parse_uptime(uptime_result: Any) -> int | None:
     up_time = result.get("Up time")
     if isinstance(up_time, str):
         number = up_time.partition("[")[0].strip()
-        if number.isdigit():
+        if number.isdecimal():
             return int(number)
     elif isinstance(up_time, int) and not isinstance(up_time, bool):
         return up_time

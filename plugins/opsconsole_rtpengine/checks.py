@@ -249,7 +249,7 @@ def _discovered_ng(ctx: CheckContext) -> tuple[str, int] | None:
     if not value:
         return None
     text = str(value)
-    if text.isdigit():
+    if text.isdecimal():
         return ("127.0.0.1", int(text))
     try:
         host, port = parse_hostport(text)

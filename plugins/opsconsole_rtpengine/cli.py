@@ -289,7 +289,7 @@ def _stream(match: re.Match) -> MediaStream:
     address, _, port = match["local"].rpartition(":")
     return MediaStream(
         local_address=address.strip("[]"),
-        local_port=int(port) if port.isdigit() else 0,
+        local_port=int(port) if port.isdecimal() else 0,
         endpoint="" if match["endpoint"].startswith(":") else match["endpoint"],  # "   :0" = not known yet
         rtcp=bool(match["rtcp"]),
         packets=int(match["packets"]),

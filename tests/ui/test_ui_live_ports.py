@@ -279,3 +279,25 @@ def test_a_call_keeps_its_place_when_answered():
     answered = Call("r", Dialog(id="2", callid="r", start=1600), MediaSession("r", created=1300))
     assert [c.dialog.start for c in sorted([older, ringing], key=call_order)] == [0, 1400]
     assert [c.dialog.start for c in sorted([older, answered], key=call_order)] == [1600, 1400]
+
+
+async def test_a_call_keeps_its_row_when_its_dialog_ends_before_its_media(clock):
+    """BYE: the dialog goes, RTPengine keeps the session for its delete-delay.  The call's time
+    is then the offer's only, later than the dialog's start: the row must stay where it was."""
+    from console.model import Call, Dialog, MediaSession
+    from console.ui.panes import CallsPane
+
+    def calls(*items):
+        return tuple(items)
+
+    first = Call("a", Dialog(id="1", callid="a", start=1000), MediaSession("a", created=1100))
+    second = Call("b", Dialog(id="2", callid="b", start=1050), MediaSession("b", created=1060))
+    ending = Call("a", None, MediaSession("a", created=1100, deleted=True))
+    fresh = Call("c", None, MediaSession("c", created=0))  # no time known yet: placed when one is
+    timed = Call("c", Dialog(id="3", callid="c", start=900), MediaSession("c", created=900))
+    pane = CallsPane()
+    assert [c.callid for c in pane._in_order(calls(first, second, fresh))] == ["a", "b", "c"]
+    assert [c.callid for c in pane._in_order(calls(ending, second, fresh))] == ["a", "b", "c"]
+    assert [c.callid for c in pane._in_order(calls(ending, second, timed))] == ["c", "a", "b"]
+    assert set(pane.order_keys) == {"a", "b", "c"}
+    assert [c.callid for c in pane._in_order(calls(second))] == ["b"] and set(pane.order_keys) == {"b"}

@@ -39,3 +39,34 @@ async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves
         assert "Zoiper 5" in screen_text(app) and shown != screen_text(app)
         table = app.query_one(ContactTable)
         assert table.get_row_at(table.get_row_index(first.key))[EXPIRES_CELL].plain == expires_text(first, 30)
+
+
+async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app, service, clock):
+    """Elsewhere a live list's index would be rebuilt at every contacts refresh for nobody; the
+    switch to screen 2 has it built by a poll, in a thread, not inline on the key."""
+    from console.ui.app import PREPARE_IN_THREAD
+
+    from .data import many_contacts
+
+    snap = lab_snapshot()
+    big = many_contacts(PREPARE_IN_THREAD + 10)
+    service.snapshots = [replace(snap, signalling=replace(snap.signalling, contacts=big))]
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert app.state.contacts is big and app._prepared is None  # nothing indexed off screen
+        refreshed = big[1:] + (replace(big[0], user_agent="Zoiper 5"),)
+        clock.advance(app.heavy_interval)  # off screen the list is refreshed on the slow cadence
+        service.snapshots = [replace(snap, collected_at=clock.now,
+                                     signalling=replace(snap.signalling, contacts=refreshed))]
+        app.poll_now()
+        await settle(app, pilot)
+        assert app.state.contacts is refreshed and app._prepared is None
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert app._prepared is not None and app._prepared.contacts is refreshed
+        pane = app.query_one(RegistrationsPane)
+        assert len(pane.matches) == len(refreshed)
+        assert app.query_one(ContactTable).row_count > 0

@@ -99,6 +99,34 @@ async def test_bulk_removal_keeps_table_consistent():
         assert keys(table)[0] == "z"
 
 
+async def test_random_churn_keeps_order_locations_and_cells_consistent():
+    """Calls start (mostly at the end), end (anywhere) and move: after each sync the table is
+    exactly the desired rows, and its row index maps agree both ways."""
+    import random
+
+    app = TableApp()
+    async with app.run_test():
+        table = app.query_one(DataTable)
+        generator = random.Random(5)
+        live = [f"c{i:04d}" for i in range(60)]
+        serial = 60
+        for step in range(40):
+            for _ in range(generator.randint(0, 4)):  # calls ending anywhere
+                if live:
+                    live.pop(generator.randrange(len(live)))
+            for _ in range(generator.randint(0, 4)):  # new calls, near the end
+                live.insert(max(0, len(live) - generator.randint(0, 3)), f"c{serial:04d}")
+                serial += 1
+            if step % 5 == 0 and len(live) > 2:  # an occasional move
+                live.insert(generator.randrange(len(live)), live.pop(generator.randrange(len(live))))
+            sync_table(table, rows(*[(key, step) for key in live]))
+            assert keys(table) == live
+            locations = table._row_locations
+            assert [locations.get_key(index).value for index in range(len(live))] == live
+            assert all(locations.get(RowKey(key)) == index for index, key in enumerate(live))
+            assert [table.get_row_at(index)[0].plain for index in range(len(live))] == live
+
+
 async def test_a_longer_value_widens_its_column_and_a_shorter_one_costs_no_remeasure():
     app = TableApp()
     async with app.run_test() as pilot:
