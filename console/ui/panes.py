@@ -21,7 +21,7 @@ from .safe import safe_text, show_text
 from .screens import DetailScreen, field_lines
 from .state import LiveState
 from .tablediff import SteadyTable, sync_table
-from .views import TRANSPORT_FILTERS
+from .views import TRANSPORT_FILTERS, ContactIndex
 
 if TYPE_CHECKING:
     from .app import OpsConsoleApp
@@ -373,14 +373,17 @@ class RegistrationsPane(Pane):
         """What ContactIndex.select is asked for: (filter text, transport, sort, reverse)."""
         return self.filter_text, self.transport, self.sort, self.reverse
 
-    def refresh_view(self, state: LiveState, now: float) -> None:
+    def refresh_view(self, state: LiveState, now: float, *, index: ContactIndex | None = None,
+                     elapsed: float | None = None) -> None:
+        """`index`/`elapsed`: show that (older) list instead of the state's, e.g. while the state's
+        big list is indexed off the key path."""
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
-        index = state.contact_index()
+        index = index if index is not None else state.contact_index()
         self.matches = index.select(*self.selection_query)
         self.window_start = min(self.window_start, max(0, len(self.matches) - self.WINDOW))
         window = self.matches[self.window_start:self.window_start + self.WINDOW]
         self.shown = {c.key: c for c in window}
-        elapsed = state.contacts_elapsed(now)
+        elapsed = state.contacts_elapsed(now) if elapsed is None else elapsed
         rows = self.cells.rows([(c.key, c) for c in window], elapsed, False, range(len(window)))
         sync_table(self.query_one(ContactTable), rows)
         show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))

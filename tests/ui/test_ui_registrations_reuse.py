@@ -44,7 +44,7 @@ async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves
 async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app, service, clock):
     """Elsewhere a live list's index would be rebuilt at every contacts refresh for nobody; the
     switch to screen 2 has it built by a poll, in a thread, not inline on the key."""
-    from console.ui.app import PREPARE_IN_THREAD
+    from console.ui.app import OFFSCREEN_INDEX_EVERY, PREPARE_IN_THREAD
 
     from .data import many_contacts
 
@@ -56,17 +56,33 @@ async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app,
         await settle(app, pilot)
         await pilot.press("3")
         await settle(app, pilot)
-        assert app.state.contacts is big and app._prepared is None  # nothing indexed off screen
+        first = app._prepared
+        assert first is not None and first.contacts is big  # the first big list: indexed at once
         refreshed = big[1:] + (replace(big[0], user_agent="Zoiper 5"),)
         clock.advance(app.heavy_interval)  # off screen the list is refreshed on the slow cadence
         service.snapshots = [replace(snap, collected_at=clock.now,
                                      signalling=replace(snap.signalling, contacts=refreshed))]
         app.poll_now()
         await settle(app, pilot)
-        assert app.state.contacts is refreshed and app._prepared is None
+        assert app.state.contacts is refreshed and app._prepared is first  # not indexed again for nobody
+        shown = []
+        pane = app.query_one(RegistrationsPane)
+        original = pane.refresh_view
+
+        def recording(state, now, **kwargs):
+            shown.append(kwargs.get("index"))
+            return original(state, now, **kwargs)
+
+        pane.refresh_view = recording
         await pilot.press("2")
         await settle(app, pilot)
-        assert app._prepared is not None and app._prepared.contacts is refreshed
-        pane = app.query_one(RegistrationsPane)
-        assert len(pane.matches) == len(refreshed)
-        assert app.query_one(ContactTable).row_count > 0
+        assert shown[0] is first  # the key shows the last prepared list at once...
+        assert app._prepared is not first and app._prepared.contacts is refreshed  # ...the poll indexes the new one
+        assert len(pane.matches) == len(refreshed) and app.query_one(ContactTable).row_count > 0
+        await pilot.press("3")
+        clock.advance(OFFSCREEN_INDEX_EVERY)
+        again = refreshed[1:] + refreshed[:1]
+        service.snapshots = [replace(snap, collected_at=clock.now, signalling=replace(snap.signalling, contacts=again))]
+        app.poll_now()
+        await settle(app, pilot)
+        assert app._prepared.contacts is again  # off screen, now and then
