@@ -315,7 +315,7 @@ class OpsConsoleApp(App[None]):
         self.main_screen.query_one(ContentSwitcher).current = name
         if name == "registrations" and self._index_due() and self._prepared is not None and not self.paused:
             # A big list's new index is built by the poll below, in a thread, not on this key;
-            # meanwhile the last prepared list, as of its own moment (the note says how old).
+            # meanwhile the last prepared list (one contacts refresh older), counting down from its own moment.
             now = self.now()
             elapsed = now - self._prepared_as_of if self._prepared_as_of is not None else 0.0
             self.pane().refresh_view(self.state, now, index=self._prepared, elapsed=elapsed)
