@@ -8,6 +8,7 @@ server's renderer is wrapped to count what the console actually sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import replace
@@ -423,55 +424,55 @@ async def test_an_unchanged_live_table_yields_the_same_tuple_counted_from_a_fixe
             await source.aclose()
 
 
+@contextlib.asynccontextmanager
+async def calls_started_since_the_dialog_list(clock):
+    """A live source that listed the dialogs once; then the demo started calls (known only from
+    events).  Yields (source, recorder, the dialog ids of that first list)."""
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=11, clock=clock) as demo:
+        recorder, published = Recorder(demo), PublishedCounter(demo)
+        source = make_source(demo, clock, heavy_interval=1000)
+        try:
+            known = {d.id for d in (await source.collect(LIVE)).dialogs}
+            await advance(demo, clock, 5, steps=20)
+            await settle(source, demo, published.sent)
+            yield source, recorder, known
+        finally:
+            await source.aclose()
+
+
+def callids_asked(recorder) -> list[str]:
+    return [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
+
+
 async def test_calls_started_between_dialog_lists_get_their_parties(clock):
     """Events say a dialog exists, not who talks: each new one is asked for once with
     `dlg_list callid` (bounded per poll), so the Calls screen shows From/To at once."""
     from opsconsole_opensips.live import DIALOG_DETAILS_PER_POLL
 
-    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=11, clock=clock) as demo:
-        recorder, published = Recorder(demo), PublishedCounter(demo)
-        source = make_source(demo, clock, heavy_interval=1000)
-        try:
-            first = await source.collect(LIVE)
-            known = {d.id for d in first.dialogs}
-            await advance(demo, clock, 5, steps=20)
-            await settle(source, demo, published.sent)
-            state = await source.collect(LIVE)
-            new = [d for d in state.dialogs if d.id not in known]
-            asked = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
-            assert new, "the demo should have started calls"
-            assert recorder.count("dlg_list_ctx") == 1  # no full list: one cheap call per new dialog
-            assert 0 < len(asked) <= DIALOG_DETAILS_PER_POLL and len(set(asked)) == len(asked)
-            detailed = [d for d in new if d.callid in asked and d.from_uri]
-            assert detailed and all(d.from_uri.startswith("sip:") and d.caller.contact for d in detailed)
-            await source.collect(LIVE)
-            again = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
-            assert not set(asked) & set(again[len(asked):])  # each Call-ID is asked once
-        finally:
-            await source.aclose()
+    async with calls_started_since_the_dialog_list(clock) as (source, recorder, known):
+        state = await source.collect(LIVE)
+        new = [d for d in state.dialogs if d.id not in known]
+        asked = callids_asked(recorder)
+        assert new, "the demo should have started calls"
+        assert recorder.count("dlg_list_ctx") == 1  # no full list: one cheap call per new dialog
+        assert 0 < len(asked) <= DIALOG_DETAILS_PER_POLL and len(set(asked)) == len(asked)
+        detailed = [d for d in new if d.callid in asked and d.from_uri]
+        assert detailed and all(d.from_uri.startswith("sip:") and d.caller.contact for d in detailed)
+        await source.collect(LIVE)
+        assert not set(asked) & set(callids_asked(recorder)[len(asked):])  # each Call-ID is asked once
 
 
 async def test_new_dialogs_get_parties_only_for_the_rows_on_screen(clock):
     """A Calls screen at 1 000 calls shows a few dozen rows: only their Call-IDs are asked for
     (one HTTP request each); the others keep blank parties until the next full list."""
-    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=11, clock=clock) as demo:
-        recorder, published = Recorder(demo), PublishedCounter(demo)
-        source = make_source(demo, clock, heavy_interval=1000)
-        try:
-            first = await source.collect(LIVE)
-            known = {d.id for d in first.dialogs}
-            await advance(demo, clock, 5, steps=20)
-            await settle(source, demo, published.sent)
-            undetailed = source.live.dialog_store.undetailed()
-            assert len(undetailed) >= 2, "the demo should have started calls"
-            shown = frozenset(undetailed[:1])
-            state = await source.collect(replace(LIVE, dialog_detail_callids=shown))
-            asked = [p["callid"] for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]
-            assert asked == list(shown)
-            by_callid = {d.callid: d for d in state.dialogs if d.id not in known}
-            assert by_callid[undetailed[0]].from_uri.startswith("sip:")
-            assert not by_callid[undetailed[1]].from_uri  # not on screen: not asked
-            await source.collect(replace(LIVE, dialog_detail_callids=frozenset()))
-            assert len([p for p in recorder.params_of("dlg_list") if isinstance(p, dict) and "callid" in p]) == 1
-        finally:
-            await source.aclose()
+    async with calls_started_since_the_dialog_list(clock) as (source, recorder, known):
+        undetailed = source.live.dialog_store.undetailed()
+        assert len(undetailed) >= 2, "the demo should have started calls"
+        shown = frozenset(undetailed[:1])
+        state = await source.collect(replace(LIVE, dialog_detail_callids=shown))
+        assert callids_asked(recorder) == list(shown)
+        by_callid = {d.callid: d for d in state.dialogs if d.id not in known}
+        assert by_callid[undetailed[0]].from_uri.startswith("sip:")
+        assert not by_callid[undetailed[1]].from_uri  # not on screen: not asked
+        await source.collect(replace(LIVE, dialog_detail_callids=frozenset()))
+        assert len(callids_asked(recorder)) == 1
