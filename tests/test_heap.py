@@ -54,3 +54,20 @@ def test_a_sweep_reclaims_cycles_that_died_frozen(heap):
     assert gc.get_freeze_count() > 0  # the survivors are frozen again
     frozen_heap.after_poll()
     assert frozen_heap.sweeps == 1  # the next sweep waits SWEEP_EVERY again
+
+
+def test_settle_collects_young_garbage_and_freezes_without_walking_the_frozen(heap):
+    frozen_heap, _ = heap
+    old = Node()
+    frozen_heap.after_poll()  # old is frozen now
+    old_ref = weakref.ref(old)
+    del old
+    young = Node()
+    young_ref = weakref.ref(young)
+    del young
+    survivor = Node()
+    frozen_heap.settle()
+    assert young_ref() is None  # the young dead cycle is collected...
+    assert old_ref() is not None  # ...the frozen one waits for a sweep (settle does not unfreeze)
+    assert not any(obj is survivor for obj in gc.get_objects())  # the survivor is frozen
+    assert frozen_heap.sweeps == 0

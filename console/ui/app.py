@@ -17,7 +17,6 @@ state is also spelled out (OK / WARN / FAIL / STALE).
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -35,7 +34,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import ContentSwitcher, Input
 
 from console.errors import OpsError
-from console.heap import FrozenHeap, release_free_heap
+from console.heap import FrozenHeap
 from console.model import Snapshot, SourceStatus
 from console.plugins import CollectOptions
 
@@ -233,7 +232,7 @@ class OpsConsoleApp(App[None]):
             # What the Registrations screen shows of a big list: built off the key path.
             await asyncio.to_thread(index.prepare, *self.pane("registrations").selection_query)
             if index.new_contacts >= CALM_AFTER_NEW:
-                calm_gc()  # only after a big list arrived: a full collection costs ~100 ms at 100k
+                self.heap.settle()  # only after a big list arrived: a full collection costs ~100 ms at 100k
         if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
             await self._run_checks(snapshot)
         self.polling = False
@@ -451,20 +450,6 @@ class OpsConsoleApp(App[None]):
             self._hard_exit.daemon = True
             self._hard_exit.start()
         self.exit(return_code=129)
-
-
-def calm_gc() -> None:
-    """Keep the cyclic GC from rescanning a big contact list on every key press.
-
-    100k contacts are ~1M tracked objects; a full collection over them takes
-    ~100 ms and lands on whatever key the operator pressed.  They hold no
-    reference cycles, so moving them to the permanent generation is safe:
-    reference counting still frees them when the next list replaces them.
-    (Not a FrozenHeap sweep: that unfreezes, and so walks every object again.)
-    """
-    gc.collect()
-    gc.freeze()
-    release_free_heap()
 
 
 def terminal_gone(parent_pid: int, streams: Iterable[Any] | None = None) -> bool:

@@ -20,6 +20,14 @@ async def settle(app: App, pilot) -> None:
             return
 
 
+async def open_screen(app: App, pilot, key: str) -> str:
+    """Let the app settle, press a screen key, settle again; what the terminal shows then."""
+    await settle(app, pilot)
+    await pilot.press(key)
+    await settle(app, pilot)
+    return screen_text(app)
+
+
 async def type_into(app: App, pilot, text: str) -> None:
     """Insert text into the focused Input in one go (Pilot types ~15 keys/s).
 

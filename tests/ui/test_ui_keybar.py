@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from console.ui.keybar import KeyBar
 
-from .helpers import screen_text, settle
+from .helpers import open_screen, screen_text, settle
 
 
 async def start(app, pilot) -> None:
@@ -34,8 +34,7 @@ async def test_an_unchanged_key_set_is_not_rendered_again(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await start(app, pilot)
-        await pilot.press("2")
-        await settle(app, pilot)
+        await open_screen(app, pilot, "2")
         bar = app.query_one(KeyBar)
         shown = bar.shown
         app.screen.refresh_bindings()  # what every focus change publishes

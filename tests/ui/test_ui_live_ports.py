@@ -15,7 +15,7 @@ from console.ui.panes import ContactTable, RegistrationsPane
 from console.ui.screens import HelpScreen
 
 from .data import NG, NOW, FakeService, lab_snapshot
-from .helpers import screen_text, settle
+from .helpers import open_screen, screen_text, settle
 from .scenes import LIVE_EVENTS, live_snapshot
 
 WS_TO_UDP = "gqc9y5p4vytlkldkolvytokm"  # the lab's WS->UDP call (caller ws2000)
@@ -30,13 +30,6 @@ def capture_ports(name: str) -> set[int]:
 
 def numbers(text: str) -> set[int]:
     return {int(n) for n in re.findall(r"\d{4,}", text)}
-
-
-async def open_screen(app, pilot, key: str) -> str:
-    await settle(app, pilot)
-    await pilot.press(key)
-    await settle(app, pilot)
-    return screen_text(app)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

@@ -7,7 +7,7 @@ from dataclasses import replace
 from console.ui.panes import EXPIRES_CELL, ContactTable, RegistrationsPane, expires_text
 
 from .data import lab_snapshot
-from .helpers import screen_text, settle
+from .helpers import open_screen, screen_text, settle
 
 
 async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves(make_app, service, clock):
@@ -17,9 +17,7 @@ async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves
     service.snapshots = [live]
     app = make_app()
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("2")
-        await settle(app, pilot)
+        await open_screen(app, pilot, "2")
         pane = app.query_one(RegistrationsPane)
         first = pane.matches[0]
         cells = pane.cells.cache[first.key][2]
@@ -53,9 +51,7 @@ async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app,
     service.snapshots = [replace(snap, signalling=replace(snap.signalling, contacts=big))]
     app = make_app()
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("3")
-        await settle(app, pilot)
+        await open_screen(app, pilot, "3")
         first = app._prepared
         assert first is not None and first.contacts is big  # the first big list: indexed at once
         refreshed = big[1:] + (replace(big[0], user_agent="Zoiper 5"),)
