@@ -5,7 +5,7 @@ Then the live console's view (counted from a fixed moment: nothing rebuilt, same
 Follows live.py's full sync (parse, pack, drop the reply, unpack, load, release_free_heap);
 --unpacked measures the old path.  Prints RSS (psutil) after each stage, the full-sync peak RSS, tracemalloc's top allocation
 sites (by file:line) and the time of each contacts(now) call.
-Usage: .venv/bin/python bench/bench_memory.py [--count 100000] [--no-tracemalloc] [--top 12]
+Usage: .venv/bin/python bench/bench_memory.py [--count 100000] [--no-tracemalloc] [--top 12] [--generic] [--unpacked]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bench_registrations import make_body  # noqa: E402
 from opsconsole_opensips.codec import decode_response  # noqa: E402
 from opsconsole_opensips.events_store import RegistrationStore  # noqa: E402
 from opsconsole_opensips.parse import pack_contacts, parse_contacts, release_free_heap, unpack_contacts  # noqa: E402
+from opsconsole_opensips.wire import decode_dump  # noqa: E402
 
 MB = 1 << 20
 
@@ -66,8 +67,10 @@ def main() -> None:
     parser.add_argument("--no-tracemalloc", action="store_true")
     parser.add_argument("--trim", action="store_true", help="call glibc malloc_trim(0) again after the sync")
     parser.add_argument("--unpacked", action="store_true", help="skip pack/unpack + heap release (the old path)")
+    parser.add_argument("--generic", action="store_true", help="decode with json.loads (no typed decoding)")
     args = parser.parse_args()
 
+    typed = None if args.generic else decode_dump
     body = make_body(args.count)
     print(f"body {len(body) / MB:.1f} MB for {args.count} contacts; RSS with body {rss():.0f} MB")
     if not args.no_tracemalloc:
@@ -78,9 +81,9 @@ def main() -> None:
         store = RegistrationStore()
         store.begin_sync()
         if args.unpacked:  # the pre-pack path, for comparison
-            store.load_full(parse_contacts(decode_response(body, max_bytes=1 << 30), "node1"), now=now)
+            store.load_full(parse_contacts(decode_response(body, max_bytes=1 << 30, typed=typed), "node1"), now=now)
         else:  # what live.py does on a full sync
-            packed = pack_contacts(parse_contacts(decode_response(body, max_bytes=1 << 30), "node1"))
+            packed = pack_contacts(parse_contacts(decode_response(body, max_bytes=1 << 30, typed=typed), "node1"))
             store.load_full(unpack_contacts(packed), now=now, report=False)  # as live.py
             del packed
             release_free_heap()

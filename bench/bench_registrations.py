@@ -4,8 +4,9 @@ Bodies are generated from the captured contact schema
 (tests/fixtures/opensips-3.4/mi/ul_dump.populated.json: UDP/TCP/WS mix, DST_WS flags).
 For each size it prints:
   loads      plain json.loads of the body (the floor)
-  ours       decode_response + parse_contacts (what the collector does)
-  fetch      the same over loopback HTTP from the fake mi_http, vs fetch + json.loads
+  ours       decode_response(typed=decode_dump) + parse_contacts (what the collectors do)
+  generic    the same through json.loads (the path for unusual replies, or without msgspec)
+  fetch      ours over loopback HTTP from the fake mi_http, vs fetch + json.loads
 Usage: .venv/bin/python bench/bench_registrations.py [--sizes 1000,10000,100000] [--no-fetch]
 """
 
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from opsconsole_opensips.client import HTTPMIClient  # noqa: E402
 from opsconsole_opensips.codec import decode_response  # noqa: E402
 from opsconsole_opensips.parse import parse_contacts  # noqa: E402
+from opsconsole_opensips.wire import decode_dump  # noqa: E402
 
 CAPTURE = ROOT / "tests" / "fixtures" / "opensips-3.4" / "mi" / "ul_dump.populated.json"
 
@@ -66,7 +68,7 @@ async def fetch_times(body: bytes, runs: int) -> tuple[float, float]:
             for _ in range(runs):
                 gc.collect()
                 t = time.perf_counter()
-                parse_contacts(await client.call("ul_dump"))
+                parse_contacts(await client.call("ul_dump", typed=decode_dump))
                 ours = min(ours, time.perf_counter() - t)
                 gc.collect()
                 t = time.perf_counter()
@@ -85,12 +87,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-fetch", action="store_true")
     args = parser.parse_args()
-    print(f"{'contacts':>9} {'MB':>7} {'loads s':>8} {'ours s':>8} {'ratio':>6}   {'fetch+ours':>10} {'fetch+loads':>11} {'ratio':>6}")
+    print(f"{'contacts':>9} {'MB':>7} {'loads s':>8} {'ours s':>8} {'ratio':>6} {'generic':>8} {'ratio':>6}   "
+          f"{'fetch+ours':>10} {'fetch+loads':>11} {'ratio':>6}")
     for size in (int(s) for s in args.sizes.split(",")):
         body = make_body(size)
         floor = best_of(args.runs, lambda: json.loads(body))
-        ours = best_of(args.runs, lambda: parse_contacts(decode_response(body, max_bytes=1 << 30)))
-        line = f"{size:>9} {len(body) / 1e6:>7.1f} {floor:>8.3f} {ours:>8.3f} {ours / floor:>6.2f}"
+        ours = best_of(args.runs, lambda: parse_contacts(decode_response(body, max_bytes=1 << 30, typed=decode_dump)))
+        generic = best_of(args.runs, lambda: parse_contacts(decode_response(body, max_bytes=1 << 30)))
+        line = (f"{size:>9} {len(body) / 1e6:>7.1f} {floor:>8.3f} {ours:>8.3f} {ours / floor:>6.2f} "
+                f"{generic:>8.3f} {generic / floor:>6.2f}")
         if not args.no_fetch:
             fetch_ours, fetch_floor = asyncio.run(fetch_times(body, args.runs))
             line += f"   {fetch_ours:>10.3f} {fetch_floor:>11.3f} {fetch_ours / fetch_floor:>6.2f}"

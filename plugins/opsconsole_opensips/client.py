@@ -16,7 +16,7 @@ import select
 import stat
 import time
 import uuid
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import httpx
 
@@ -32,7 +32,8 @@ FIFO_NOT_JSON_HINT = "OpenSIPS before 3.0 speaks a text protocol on mi_fifo; ops
 class MIClient(Protocol):
     target: str
 
-    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any: ...
+    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None,
+                   typed: Callable[[bytes], Any] | None = None) -> Any: ...
 
     async def aclose(self) -> None: ...
 
@@ -84,11 +85,13 @@ class HTTPMIClient:
     def __repr__(self) -> str:  # never show credentials
         return f"HTTPMIClient({self.target!r})"
 
-    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any:
+    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None,
+                   typed: Callable[[bytes], Any] | None = None) -> Any:
+        """`typed`: see codec.decode_response."""
         deadline = timeout or (self.heavy_timeout if is_heavy_method(method) else self.timeout)
-        return await self._serializer.run(method, lambda: self._call(method, params, deadline))
+        return await self._serializer.run(method, lambda: self._call(method, params, deadline, typed))
 
-    async def _call(self, method: str, params, deadline: float) -> Any:
+    async def _call(self, method: str, params, deadline: float, typed: Callable[[bytes], Any] | None) -> Any:
         try:
             body = encode_request(method, params, next(self._ids))
         except (TypeError, ValueError) as exc:
@@ -112,7 +115,7 @@ class HTTPMIClient:
             raise TransportError(f"MI request {method!r} failed: {type(exc).__name__}: {exc}",
                                  target=self.target) from None
         return decode_response(data, status=status, content_type=content_type, method=method,
-                               target=self.target, max_bytes=limit)
+                               target=self.target, max_bytes=limit, typed=typed)
 
     async def _post(self, body: bytes, limit: int, deadline: float | None = None) -> tuple[int, str, bytes]:
         # Per request: the client-wide timeout would cut a heavy call (ul_dump) at the cheap deadline.
@@ -179,7 +182,9 @@ class FIFOMIClient:
     def __repr__(self) -> str:
         return f"FIFOMIClient({self.fifo_path!r})"
 
-    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any:
+    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None,
+                   typed: Callable[[bytes], Any] | None = None) -> Any:
+        """`typed`: see codec.decode_response."""
         deadline = timeout or (self.heavy_timeout if is_heavy_method(method) else self.timeout)
 
         async def run() -> Any:
@@ -190,7 +195,7 @@ class FIFOMIClient:
             limit = _size_limit(method, self.max_bytes)
             data = await asyncio.to_thread(self._exchange, body, method, deadline, limit)
             return decode_response(data, method=method, target=self.fifo_path, max_bytes=limit,
-                                   not_json_hint=FIFO_NOT_JSON_HINT)
+                                   not_json_hint=FIFO_NOT_JSON_HINT, typed=typed)
 
         return await self._serializer.run(method, run)
 

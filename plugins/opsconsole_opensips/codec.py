@@ -9,7 +9,7 @@ errors reuse HTTP-like codes (404 "AOR not found", 400 "Domain missing in AOR").
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from console.errors import ProtocolError, RemoteError, ResponseTooLarge
 
@@ -66,10 +66,18 @@ def check_size(size: int, max_bytes: int = DEFAULT_MAX_BYTES, *, target: str = "
 
 def decode_response(body: bytes, *, status: int = 200, content_type: str = "", method: str = "",
                     target: str = "", max_bytes: int = DEFAULT_MAX_BYTES, expected_type: type | tuple | None = None,
-                    not_json_hint: str = "is this URL an OpenSIPS mi_http root?") -> Any:
-    """Return `result` of a JSON-RPC response body or raise a typed OpsError."""
+                    not_json_hint: str = "is this URL an OpenSIPS mi_http root?",
+                    typed: Callable[[bytes], Any] | None = None) -> Any:
+    """Return `result` of a JSON-RPC response body or raise a typed OpsError.
+
+    `typed` (e.g. wire.decode_dump) decodes the usual shape of one command's reply
+    straight into records; when it returns None the reply is decoded generically."""
     check_size(len(body), max_bytes, target=target)
     _check_http_status(body, status, content_type, method, target)
+    if typed is not None and isinstance(body, bytes):
+        result = typed(body)
+        if result is not None:
+            return result
     try:
         # OpenSIPS copies SIP header bytes into its JSON as they came: one phone with a
         # non-UTF-8 User-Agent must not hide every registration.  surrogateescape keeps

@@ -26,6 +26,7 @@ from .codec import MIServerError
 from .events import EventListener
 from .events_store import DialogStore, EventRouter, RegistrationStore, reuse_if_equal
 from .parse import pack_contacts, parse_aors, parse_contacts, parse_dialogs, release_free_heap, unpack_contacts
+from .wire import decode_dump
 
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
 LIVE_DIALOG_RESYNC_FACTOR = 4  # with events live, a full dialog list every 4 heavy intervals (2 min)
@@ -40,7 +41,7 @@ VIEW_ALWAYS_BELOW = 20_000
 VIEW_CONTACTS_PER_SECOND = 10_000
 _FALLBACK_SUFFIX = " — falling back to bounded polling"
 
-Caller = Callable[..., Awaitable[Any]]  # call(logical_name, params=None, *, timeout=None)
+Caller = Callable[..., Awaitable[Any]]  # call(logical_name, params=None, *, timeout=None, typed=None)
 
 
 def estimate_dump_seconds(contacts: int, brief: bool = False) -> float:
@@ -243,7 +244,7 @@ class LiveSync:
         timeout = dump_timeout(count or 0, self.config.timeout)
         self.registrations.begin_sync()
         try:
-            raw = await self._call("ul_dump", None, timeout=timeout)
+            raw = await self._call("ul_dump", None, timeout=timeout, typed=decode_dump)
             packed = pack_contacts(parse_contacts(raw, self.target))
         except OpsError as exc:
             self.registrations.journal.take()  # stop recording: nothing to replay onto
@@ -286,14 +287,14 @@ class LiveSync:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
         try:
             if full:
-                raw = await self._call("ul_dump", None, timeout=timeout)
+                raw = await self._call("ul_dump", None, timeout=timeout, typed=decode_dump)
                 packed = pack_contacts(parse_contacts(raw, self.target))
                 del raw  # see _full_sync
                 self._polled = unpack_contacts(packed)
                 release_free_heap()
                 self._polled_what = f"full list at {stamp}"
             else:
-                raw = await self._call("ul_dump", {"brief": 1}, timeout=timeout)
+                raw = await self._call("ul_dump", {"brief": 1}, timeout=timeout, typed=decode_dump)
                 self._polled = tuple(Contact(aor=aor, contact="", target=self.target) for aor in parse_aors(raw))
                 self._polled_what = (f"AoR names only (ul_dump brief) at {stamp}: {count} registered (statistics), "
                                      f"full dump skipped above {options.full_sync_max}; Enter on an AoR asks for its contacts")

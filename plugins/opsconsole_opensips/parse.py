@@ -21,6 +21,7 @@ from console.model import Connection, Contact, Dialog, DialogLeg, RelayNode, Sig
 
 from .commands import parse_server_version, parse_which  # noqa: F401  (re-exported)
 from .fastbuild import fast_constructor, gc_paused
+from .wire import is_wire_dump
 
 DEFAULT_WS_FLAGS = frozenset({"DST_WS", "WS"})
 _WS_TRANSPORTS = frozenset({"ws", "wss"})
@@ -119,10 +120,12 @@ def uri_transport(uri: str) -> str:
 
 def parse_contacts(ul_dump_result: Any, target: str = "", *,
                    ws_flags: Iterable[str] = DEFAULT_WS_FLAGS) -> tuple[Contact, ...]:
-    """`ul_dump` / `usrloc:dump` result (or one `ul_show_contact` result) -> contacts."""
+    """`ul_dump` / `usrloc:dump` result (or one `ul_show_contact` result) -> contacts.
+    The result is generic JSON, or a `wire.WireDump` when the client decoded it typed."""
     ws_set = frozenset(ws_flags)
+    build = _build_wire_contacts if is_wire_dump(ul_dump_result) else _build_contacts
     with gc_paused():  # building 100k objects would trigger many useless GC passes (nothing here is cyclic)
-        return _guard("ul_dump", lambda: _build_contacts(ul_dump_result, target, ws_set))
+        return _guard("ul_dump", lambda: build(ul_dump_result, target, ws_set))
 
 
 def _aor_entries(result: Any) -> Iterable[dict]:
@@ -142,15 +145,19 @@ _REQUIRED_KEYS = ("Contact", "ContactID", "Expires", "Q", "Callid", "Cseq", "Use
 _required = operator.itemgetter(*_REQUIRED_KEYS)
 
 
+def _expires_fields(expires: Any) -> tuple[int | None, str]:
+    """Expires that is not plain seconds -> (seconds left or None, expires state)."""
+    if expires in _EXPIRES_STATES:
+        return None, expires
+    return _int(expires, "Expires", None), ""
+
+
 def _contact_fields(c: dict) -> tuple:
     """Slow path: missing keys get defaults, odd types are converted or rejected."""
     get = c.get
-    expires = get("Expires")
-    state = ""
-    if expires in _EXPIRES_STATES:
-        expires, state = None, expires
-    elif type(expires) is not int:
-        expires = _int(expires, "Expires", None)
+    expires, state = get("Expires"), ""
+    if type(expires) is not int:
+        expires, state = _expires_fields(expires)
     methods = get("Methods")
     uri, socket = c["Contact"], get("Socket", "")
     if type(uri) is not str or type(socket) is not str:
@@ -161,18 +168,51 @@ def _contact_fields(c: dict) -> tuple:
             None if methods is None else _int(methods, "Methods", None))
 
 
+class _ContactMaker:
+    """The last step both dump decoders share.  Caches the few distinct sockets and flag
+    strings of a dump, and shares one string object for what thousands of contacts repeat."""
+
+    __slots__ = ("target", "ws_flags", "transports", "flag_sets")
+
+    def __init__(self, target: str, ws_flags: frozenset[str]) -> None:
+        self.target, self.ws_flags = target, ws_flags
+        self.transports: dict[str, str] = {}
+        self.flag_sets: dict[str, tuple[tuple[str, ...], bool]] = {"": ((), False)}
+
+    def __call__(self, aor: str, uri: str, cid: str, expires: int | None, state: str, q: str, callid: str,
+                 cseq: int, ua: str, cstate: str, flags: int, cflags_text: Any, socket: str, methods: int | None,
+                 received: str, path: str) -> Contact:
+        share = sys.intern  # every value shared here is a str by now (checked by both decoders)
+        if socket:
+            transport = self.transports.get(socket)
+            if transport is None:
+                transport = self.transports[socket] = transport_of(socket)
+            socket = share(socket)
+        else:
+            transport = uri_transport(uri)
+        flag_info = self.flag_sets.get(cflags_text) if type(cflags_text) is str else None
+        if flag_info is None:
+            names = tuple(_str(cflags_text, "Cflags").split())
+            flag_info = (names, not self.ws_flags.isdisjoint(names))
+            if type(cflags_text) is str:
+                self.flag_sets[cflags_text] = flag_info
+        cflags, ws = flag_info
+        # Thousands of contacts carry the same user agent, socket, q and state: one string
+        # object each instead of one decoded copy per contact (~30 MB at 100k).
+        if received:
+            received = share(received)
+        return _new_contact(aor, uri, cid, socket, transport, ws or transport in _WS_TRANSPORTS, flags, cflags,
+                            received, path, share(ua), expires, state, callid, cseq, share(q), share(cstate),
+                            methods, self.target)
+
+
 def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple[Contact, ...]:
-    # Hot loop (100k contacts): one C-level lookup of the usual keys, plain type checks,
-    # caches for the few distinct sockets and flag strings; anything unusual takes
-    # the slow path, which validates every field.
-    make = _new_contact
+    # Generic JSON (no msgspec, or an unusual reply): one C-level lookup of the usual keys,
+    # plain type checks; anything unusual takes the slow path, which validates every field.
+    make = _ContactMaker(target, ws_flags)
     out: list[Contact] = []
     append = out.append
     required = _required
-    transports: dict[str, str] = {}
-    flag_sets: dict[str, tuple[tuple[str, ...], bool]] = {"": ((), False)}
-    ws_transports = _WS_TRANSPORTS
-    share = sys.intern  # every value shared below is a str by now (checked on both paths)
     for entry in _aor_entries(result):
         aor = entry["AOR"]
         if type(aor) is not str:
@@ -201,27 +241,28 @@ def _build_contacts(result: Any, target: str, ws_flags: frozenset[str]) -> tuple
                     received, path = _str(received, "Received"), _str(path, "Path")
             else:
                 received = path = ""
-            if socket:
-                transport = transports.get(socket)
-                if transport is None:
-                    transport = transports[socket] = transport_of(socket)
-                socket = share(socket)
-            else:
-                transport = uri_transport(uri)
-            flag_info = flag_sets.get(cflags_text) if type(cflags_text) is str else None
-            if flag_info is None:
-                names = tuple(_str(cflags_text, "Cflags").split())
-                flag_info = (names, not ws_flags.isdisjoint(names))
-                if type(cflags_text) is str:
-                    flag_sets[cflags_text] = flag_info
-            cflags, ws = flag_info
-            # Thousands of contacts carry the same user agent, socket, q and state: share one
-            # string object each instead of one decoded copy per contact (~30 MB at 100k).
-            if received:
-                received = share(received)
-            append(make(aor, uri, cid, socket, transport, ws or transport in ws_transports, flags, cflags,
-                        received, path, share(ua), expires, state, callid, cseq, share(q), share(cstate),
-                        methods, target))
+            append(make(aor, uri, cid, expires, state, q, callid, cseq, ua, cstate, flags, cflags_text, socket,
+                        methods, received, path))
+    return tuple(out)
+
+
+def _build_wire_contacts(dump: Any, target: str, ws_flags: frozenset[str]) -> tuple[Contact, ...]:
+    # Typed by msgspec already (wire.py): every field has its usual type, or it would not be here.
+    make = _ContactMaker(target, ws_flags)
+    out: list[Contact] = []
+    append = out.append
+    for domain in dump.domains:
+        for entry in domain.aors:
+            contacts = entry.contacts
+            if contacts is None:  # brief dump
+                continue
+            aor = entry.aor
+            for c in contacts:
+                expires, state = c.expires, ""
+                if type(expires) is not int:
+                    expires, state = _expires_fields(expires)
+                append(make(aor, c.contact, c.contact_id, expires, state, c.q, c.callid, c.cseq, c.user_agent,
+                            c.state, c.flags, c.cflags, c.socket, c.methods, c.received, c.path))
     return tuple(out)
 
 
@@ -254,6 +295,8 @@ def unpack_contacts(packed: bytes) -> tuple[Contact, ...]:
 
 def parse_aors(ul_dump_brief_result: Any) -> tuple[str, ...]:
     """`ul_dump brief=1` -> AOR names."""
+    if is_wire_dump(ul_dump_brief_result):
+        return tuple(entry.aor for domain in ul_dump_brief_result.domains for entry in domain.aors)
     return _guard("ul_dump brief", lambda: tuple(_str(e["AOR"], "AOR") for e in _aor_entries(ul_dump_brief_result)))
 
 

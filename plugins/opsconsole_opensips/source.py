@@ -35,6 +35,7 @@ from .parse import (
     parse_relays,
     parse_statistics,
 )
+from .wire import decode_dump
 
 STAT_GROUPS = ["core:", "shmem:", "load:", "tm:", "dialog:", "usrloc:"]
 DIALOG_PAGE = 1000  # dlg_list page size once a node holds more dialogs than this
@@ -127,12 +128,14 @@ class OpenSIPSSource:
             raise ProtocolError(f"OpenSIPS collection failed unexpectedly: {type(exc).__name__}: {exc}",
                                 target=self.target) from exc
 
-    async def call(self, logical: str, params: dict | list | None = None, *, timeout: float | None = None) -> Any:
-        """Call a command by its 3.x name, translated for the detected version."""
+    async def call(self, logical: str, params: dict | list | None = None, *, timeout: float | None = None,
+                   typed: Callable[[bytes], Any] | None = None) -> Any:
+        """Call a command by its 3.x name, translated for the detected version (`typed`: see
+        codec.decode_response)."""
         commands = self._commands or await self._detect()
-        if timeout is None:  # clients/fakes without a timeout keyword keep working
-            return await self.client().call(commands.name(logical), params)
-        return await self.client().call(commands.name(logical), params, timeout=timeout)
+        # Keywords only when set: clients/fakes without them keep working.
+        options = {key: value for key, value in (("timeout", timeout), ("typed", typed)) if value is not None}
+        return await self.client().call(commands.name(logical), params, **options)
 
     async def _detect(self) -> CommandMap:
         client = self.client()
@@ -306,7 +309,7 @@ class OpenSIPSSource:
                               f"— it would hold OpenSIPS MI for ~{seconds:.0f} s")
         wire = commands.name("ul_dump")
         try:
-            raw = await self.client().call(wire)
+            raw = await self.client().call(wire, typed=decode_dump)
             return parse_contacts(raw, self.config.name or self.target), ""
         except (RemoteError, ProtocolError) as exc:
             errors.append(f"{wire}: {exc}")
