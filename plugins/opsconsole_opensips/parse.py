@@ -3,7 +3,8 @@
 Shapes are those of the captures in tests/fixtures/opensips-{3.4,4.0}/mi (see
 its README).  Every malformed shape raises ProtocolError; nothing else escapes.
 `parse_contacts` is the hot path (100k contacts): no regex, positional
-construction, one pass.
+construction, one pass; it takes generic JSON or a `wire.WireDump` (ul_dump
+decoded typed, straight from its bytes).
 """
 
 from __future__ import annotations
