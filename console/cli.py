@@ -149,7 +149,7 @@ async def _platform(args: argparse.Namespace):
 
     size = getattr(args, "demo_size", None) or 70
     version = getattr(args, "demo_version", None) or "3.4"
-    async with DemoPlatform(size=size, version=version) as demo:
+    async with DemoPlatform(size=size, version=version, rtp=True) as demo:
         yield demo.overrides() | {"demo": True}
 
 

@@ -19,6 +19,7 @@ from .events import EventHub
 from .media import MediaDriver, start_media
 from .mi_render import MiRenderer
 from .mi_server import DEFAULT_BUFFER, MiHttpServer
+from .rtp import RtpPump
 from .sip import SipEndpoint
 from .state import DemoState
 
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 class DemoPlatform:
     def __init__(self, size: int = 70, version: str = "3.4", real_rtpengine: bool | None = None, seed: int = 1,
                  tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
-                 buffer_size: int = DEFAULT_BUFFER, calls: int | None = None, sip: bool = False) -> None:
+                 buffer_size: int = DEFAULT_BUFFER, calls: int | None = None, sip: bool = False,
+                 rtp: bool = False) -> None:
         if version not in ("3.4", "4.0"):
             raise ConfigError(f"the demo imitates OpenSIPS 3.4 or 4.0, not {version!r}")
         self.size, self.version, self.seed = size, version, seed
@@ -39,6 +41,8 @@ class DemoPlatform:
         self.clock = clock
         self.calls = calls
         self.sip_enabled = sip
+        self.rtp_enabled = rtp  # real RTP for plain-RTP calls, when the RTPengine is real (rtp.py)
+        self.rtp: RtpPump | None = None
         self.sip_endpoint: SipEndpoint | None = None
         self.state: DemoState | None = None
         self.media: MediaDriver | None = None
@@ -90,6 +94,9 @@ class DemoPlatform:
     async def start(self) -> None:
         self.state = DemoState(self.size, seed=self.seed, clock=self.clock, version=self.version, calls=self.calls)
         self.media = await start_media(self.real_rtpengine, self.clock, self.state.target_calls)
+        if self.rtp_enabled and self.media.real:
+            self.rtp = RtpPump()
+            self.rtp.start()
         await self._run_media_work()  # the calls already up at start get their media
         self.events = EventHub(self.clock)
         await self.events.start()
@@ -108,7 +115,7 @@ class DemoPlatform:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        for part in (self.sip_endpoint, self.server, self.events, self.media):
+        for part in (self.sip_endpoint, self.server, self.events, self.rtp, self.media):
             if part is not None:
                 try:
                     await part.close()
@@ -141,3 +148,5 @@ class DemoPlatform:
                 await self.media.apply(work)
             except Exception as exc:  # e.g. an ng timeout: the call goes on without sent SDP
                 log.info("demo: rtpengine %s failed: %s", work.op, exc)
+            if self.rtp is not None:
+                self.rtp.update(work)

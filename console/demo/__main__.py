@@ -20,13 +20,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between simulation steps")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplier for the emulated ul_dump cost")
     parser.add_argument("--sip", action="store_true", help="also run a SIP registrar (UDP+TCP; REGISTER/OPTIONS) on loopback")
+    parser.add_argument("--no-rtp", action="store_true", help="send no RTP through the real rtpengine (see demo/rtp.py)")
     parser.add_argument("--json", action="store_true", help="print the addresses as one JSON line (for scripts, bench/)")
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     async with DemoPlatform(size=args.size, version=args.version, real_rtpengine=False if args.sim_media else None,
-                            seed=args.seed, tick=args.tick, time_scale=args.time_scale, sip=args.sip) as demo:
+                            seed=args.seed, tick=args.tick, time_scale=args.time_scale, sip=args.sip,
+                            rtp=not args.no_rtp) as demo:
         media = "real rtpengine" if demo.media.real else "simulated rtpengine"
         if args.json:
             print(json.dumps({"mi_url": demo.mi_url, "ng": list(demo.ng), "cli": list(demo.cli), "media": media,

@@ -1,0 +1,151 @@
+"""Real RTP through the demo's real RTPengine, so that its counters move.
+
+RTPengine counts only what it relays: without packets every demo call showed 0/0 and
+no codec, which on a real platform means "no audio".  For each answered RTP<->RTP call
+(the sipp-like UDP/TCP endpoints) the pump binds both endpoints' SDP ports on loopback
+and sends G.711 frames (one per 20 ms ptime) from each to the port RTPengine gave that
+endpoint; RTPengine relays them to the other endpoint's socket.  WebRTC (DTLS-SRTP)
+legs stay silent: they would need a DTLS handshake.  At most MAX_CALLS calls at a time
+keep the demo light, and nothing is sent unless both endpoints' ports are ours (the
+relay must never send to somebody else's port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import time
+
+from . import sdp
+from .state import MediaWork, SimDialog
+
+log = logging.getLogger(__name__)
+
+PTIME = 0.02  # seconds of audio per packet, as the lab's SDP says (a=ptime:20)
+BURST = 0.1  # the frames of 100 ms go out together: 10 wake-ups a second at the same packet rate
+MAX_CALLS = 16
+PCMU = 0  # the payload type the demo's answers pick (m=audio ... RTP/AVP 0)
+_SILENCE = b"\xff" * 160  # 20 ms of G.711 u-law silence at 8 kHz
+_HEADER = struct.Struct("!BBHII")
+
+
+class RtpStream:
+    """One endpoint sending to its relay port: sequence, timestamp and SSRC as RFC 3550 has them."""
+
+    def __init__(self, sock: socket.socket, relay: tuple[str, int]) -> None:
+        self.sock, self.relay = sock, relay
+        self.ssrc = int.from_bytes(os.urandom(4), "big")
+        self.seq = int.from_bytes(os.urandom(2), "big")
+        self.timestamp = int.from_bytes(os.urandom(4), "big")
+        self.sent = 0
+
+    def send(self, frames: int) -> None:
+        for _ in range(frames):
+            packet = _HEADER.pack(0x80, PCMU, self.seq, self.timestamp, self.ssrc) + _SILENCE
+            self.seq = (self.seq + 1) & 0xFFFF
+            self.timestamp = (self.timestamp + len(_SILENCE)) & 0xFFFFFFFF
+            try:
+                self.sock.sendto(packet, self.relay)
+            except OSError:  # a full buffer or a relay port just closed: the next frame tries again
+                continue
+            self.sent += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RtpPump:
+    """Keeps the RTP of the demo's answered plain-RTP calls flowing until their delete."""
+
+    def __init__(self, max_calls: int = MAX_CALLS, burst: float = BURST) -> None:
+        self.max_calls, self.burst = max_calls, burst
+        self.calls: dict[str, tuple[RtpStream, RtpStream]] = {}
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo-rtp")
+
+    def update(self, work: MediaWork) -> None:
+        """Follow the call's media work: an answer starts its RTP, a delete stops it."""
+        if work.op == "answer":
+            self._open(work.dialog)
+        elif work.op == "delete":
+            self._stop(work.dialog.callid)
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for callid in list(self.calls):
+            self._stop(callid)
+
+    def _open(self, dialog: SimDialog) -> None:
+        if dialog.callid in self.calls or len(self.calls) >= self.max_calls or "ws" in dialog.kind:
+            return
+        # Each endpoint sends from its own SDP port to the relay port RTPengine put in the SDP it got.
+        ends = [(_own_port(dialog.caller.sdp), _relay(dialog.caller.sent_sdp)),
+                (_own_port(dialog.callee.sdp), _relay(dialog.callee.sent_sdp))]
+        if any(port is None or relay is None for port, relay in ends):
+            return
+        socks: list[socket.socket] = []
+        try:
+            for port, _ in ends:
+                socks.append(_bound(port))
+        except OSError as exc:  # the port is somebody else's: this call stays silent
+            log.info("demo RTP for %s skipped: %s", dialog.callid, exc)
+            for sock in socks:
+                sock.close()
+            return
+        caller, callee = (RtpStream(sock, relay) for sock, (_, relay) in zip(socks, ends))
+        self.calls[dialog.callid] = (caller, callee)
+
+    def _stop(self, callid: str) -> None:
+        for stream in self.calls.pop(callid, ()):
+            stream.close()
+
+    async def _run(self) -> None:
+        owed, last = 0.0, time.monotonic()
+        while True:
+            await asyncio.sleep(self.burst)
+            now = time.monotonic()
+            owed += (now - last) / PTIME  # frames due, however late the loop woke up
+            last = now
+            frames = min(int(owed), int(2 * self.burst / PTIME))  # after a long stall, no flood
+            owed -= int(owed)
+            for streams in self.calls.values():
+                for stream in streams:
+                    stream.send(frames)
+
+
+def _own_port(body: str) -> int | None:
+    lines = sdp.media_lines(body)
+    return lines[0][0] if lines and lines[0][1] == "RTP/AVP" and lines[0][0] else None
+
+
+def _relay(body: str) -> tuple[str, int] | None:
+    """(address, port) of the first m= line of an SDP RTPengine wrote: loopback only."""
+    port = _own_port(body)
+    address = next((line[9:].strip() for line in body.splitlines() if line.startswith("c=IN IP4 ")), "")
+    try:
+        loopback = ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return None
+    return (address, port) if loopback and port else None
+
+
+def _bound(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        # The relayed packets are not read: a small buffer, then the kernel drops them.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,108 @@
+"""The demo's RTP pump: real packets through the real RTPengine for RTP<->RTP calls, none elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+
+import pytest
+
+from console.demo import DemoPlatform, sdp
+from console.demo.rtp import RtpPump
+from console.demo.state import DemoState, MediaWork
+from test_demo_shapes import FakeClock
+
+
+def _relay_sdp(address: str, port: int) -> str:
+    """What RTPengine hands an endpoint (lab flags RTP/AVP): its own address and port."""
+    return sdp.rewrite(sdp.answer_sdp("udp", "x", port).replace("127.0.0.1", address), port)
+
+
+def _dialog(kind: tuple[str, str] = ("udp", "udp")):
+    state = DemoState(70, seed=3, clock=FakeClock())
+    contacts = state.online_contacts()
+    caller = next(c for c in contacts if c.transport == kind[0])
+    callee = next(c for c in contacts if c.transport == kind[1] and c is not caller)
+    dialog = state._create_dialog(kind, caller, callee)
+    dialog.callee.sdp = sdp.answer_sdp(kind[1], callee.aor, 7000 + 2 * (dialog.h_id % 500))
+    return dialog
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_answer_starts_and_delete_stops_a_plain_call():
+    dialog = _dialog()
+    relay_a, relay_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for relay in (relay_a, relay_b):
+        relay.bind(("127.0.0.1", 0))
+        relay.settimeout(2)
+    dialog.caller.sent_sdp = _relay_sdp("127.0.0.1", relay_a.getsockname()[1])
+    dialog.callee.sent_sdp = _relay_sdp("127.0.0.1", relay_b.getsockname()[1])
+    pump = RtpPump(burst=0.02)
+    pump.start()
+    try:
+        pump.update(MediaWork("answer", dialog))
+        packet, source = await asyncio.to_thread(relay_a.recvfrom, 2048)
+        other, _ = await asyncio.to_thread(relay_b.recvfrom, 2048)
+        assert source == ("127.0.0.1", sdp.media_lines(dialog.caller.sdp)[0][0])  # from the endpoint's SDP port
+        assert packet[0] == 0x80 and packet[1] == 0 and len(packet) == 12 + 160  # RTP v2, PCMU, 20 ms
+        assert other[8:12] != packet[8:12]  # one SSRC per endpoint
+        streams = pump.calls[dialog.callid]
+        pump.update(MediaWork("delete", dialog))
+        assert dialog.callid not in pump.calls and all(s.sock.fileno() == -1 for s in streams)
+    finally:
+        await pump.close()
+        relay_a.close()
+        relay_b.close()
+
+
+@pytest.mark.parametrize("case", ["ws", "taken", "not loopback", "no relay sdp", "full"])
+async def test_calls_that_must_stay_silent(case):
+    dialog = _dialog(("udp", "ws") if case == "ws" else ("udp", "udp"))
+    port = _free_udp_port()
+    dialog.caller.sent_sdp = _relay_sdp("192.0.2.1" if case == "not loopback" else "127.0.0.1", port)
+    dialog.callee.sent_sdp = "" if case == "no relay sdp" else _relay_sdp("127.0.0.1", port)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if case == "taken":  # somebody else has the callee's SDP port: nothing may be sent there
+        taken.bind(("127.0.0.1", sdp.media_lines(dialog.callee.sdp)[0][0]))
+    pump = RtpPump(max_calls=0 if case == "full" else 4)
+    try:
+        pump.update(MediaWork("answer", dialog))
+        assert pump.calls == {}
+        if case == "taken":  # the caller's socket, bound first, was given back
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+                again.bind(("127.0.0.1", sdp.media_lines(dialog.caller.sdp)[0][0]))
+    finally:
+        taken.close()
+        await pump.close()
+
+
+def _packets(query: dict) -> list[int]:
+    """Packets RTPengine received per tag (summed over the tag's streams)."""
+    return [sum(stream["stats"]["packets"] for media in tag["medias"] for stream in media["streams"])
+            for tag in query["tags"].values()]
+
+
+@pytest.mark.rtpengine
+@pytest.mark.skipif(shutil.which("rtpengine") is None, reason="rtpengine binary not installed")
+async def test_real_rtpengine_counts_the_demo_rtp():
+    clock = FakeClock()
+    async with DemoPlatform(size=70, real_rtpengine=True, tick=None, clock=clock, seed=3, calls=6, rtp=True) as demo:
+        for _ in range(60):
+            clock.now += 1
+            await demo.step()
+            if demo.rtp.calls and any("ws" in d.kind and d.state == 4 for d in demo.state.active_dialogs()):
+                break
+        plain = next(d for d in demo.state.active_dialogs() if d.callid in demo.rtp.calls)
+        mixed = next(d for d in demo.state.active_dialogs() if "ws" in d.kind and d.state == 4)
+        await asyncio.sleep(0.5)
+        talking = await demo.media.request({"command": "query", "call-id": plain.callid})
+        silent = await demo.media.request({"command": "query", "call-id": mixed.callid})
+    assert all(n > 0 for n in _packets(talking)) and len(_packets(talking)) == 2  # both ways, through the relay
+    assert sum(_packets(silent)) == 0 and mixed.callid not in demo.rtp.calls
+    assert demo.rtp.calls == {}  # closed with the platform
