@@ -93,6 +93,25 @@ def _joined(callid: str, dialog: Dialog | None, media: MediaSession | None, know
     return Call(callid, dialog, media, bridge_label(dialog, media))
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def relay_version(media: MediaState | None, host: HostState | None) -> str:
+    """RTPengine's version: its own word if it gives one, else the version of the package that
+    installed the local daemon listening on the ng address we talk to ("" when unknown)."""
+    if media is None or media.version or host is None:
+        return media.version if media is not None else ""
+    target_host, _, target_port = media.target.rpartition(":")
+    for proc in host.rtpengine:
+        address, version = proc.settings.get("ng_address", ""), proc.settings.get("version", "")
+        if proc.suspect or not version or not address:
+            continue
+        proc_host, _, proc_port = address.rpartition(":")
+        if address == media.target or (proc_port == target_port and {proc_host, target_host} <= _LOOPBACK):
+            return f"{version} (package)"
+    return ""
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, OpsError):
         return str(exc)

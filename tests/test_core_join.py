@@ -1,5 +1,6 @@
-from console.model import Call, Dialog, DialogLeg, Media, MediaLeg, MediaSession, MediaStream
-from console.snapshot import bridge_label, join_calls
+from console.model import (Call, Dialog, DialogLeg, HostState, Media, MediaLeg, MediaSession, MediaState, MediaStream,
+                           ProcessInfo)
+from console.snapshot import bridge_label, join_calls, relay_version
 
 
 def _dialog(callid, caller_tr, callee_tr, caller_tag="a", callee_tag="b", state=4):
@@ -49,3 +50,37 @@ def test_join_reuses_a_call_whose_dialog_and_session_are_the_same_objects():
     assert again["c2"] is first["c2"]  # nothing changed: the same Call
     assert again["c1"] is not first["c1"] and again["c1"].media is updated
     assert again["c1"].bridge == "UDP->WS RTP<->DTLS-SRTP"
+
+
+def _relay(ng_address: str, version: str = "10.5.3.5-1+deb12u1", suspect: str = "") -> ProcessInfo:
+    return ProcessInfo(pid=1, name="rtpengine", settings={"ng_address": ng_address, "version": version},
+                       suspect=suspect)
+
+
+def test_relay_version_from_the_local_daemon_we_talk_to():
+    media = MediaState(target="127.0.0.1:2223")
+    assert relay_version(media, HostState(rtpengine=(_relay("127.0.0.1:2224"), _relay("127.0.0.1:2223", "11.1")))) \
+        == "11.1 (package)"
+    assert relay_version(MediaState(target="localhost:2223"), HostState(rtpengine=(_relay("127.0.0.1:2223"),))) \
+        == "10.5.3.5-1+deb12u1 (package)"
+    assert relay_version(MediaState(target="10.0.0.9:2223"), HostState(rtpengine=(_relay("127.0.0.1:2223"),))) == ""
+    assert relay_version(media, HostState(rtpengine=(_relay("127.0.0.1:2223", suspect="not a rtpengine binary"),))) == ""
+    assert relay_version(media, HostState(rtpengine=(_relay("127.0.0.1:2223", version=""),))) == ""
+    assert relay_version(media, None) == "" and relay_version(None, HostState()) == ""
+    assert relay_version(MediaState(target="127.0.0.1:2223", version="12.0"), HostState()) == "12.0"
+
+
+def test_snapshot_text_names_the_relay_version():
+    import io
+
+    from rich.console import Console
+
+    from console.model import Snapshot
+    from console.render.text import render_snapshot
+
+    snap = Snapshot(collected_at=0, media=MediaState(target="127.0.0.1:2223", ng_ok=True, cli_ok=True),
+                    host=HostState(rtpengine=(_relay("127.0.0.1:2223", "10.5.3.5-1+deb12u1\x1b[2J"),)))
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(render_snapshot(snap))
+    out = console.export_text()
+    assert "RTPengine 127.0.0.1:2223  10.5.3.5-1+deb12u1\\x1b[2J (package)  ng OK" in out and "\x1b" not in out

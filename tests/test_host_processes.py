@@ -234,6 +234,50 @@ def test_real_rtpengine_is_found_with_its_settings(host_rtpengine):
     assert info.settings["listen-ng"] == f"127.0.0.1:{ng}" and info.settings["listen-cli"] == f"127.0.0.1:{cli}"
     assert (info.settings["port-min"], info.settings["port-max"], info.settings["table"]) == (47000, 47019, -1)
     assert P.binary_has_markers(info.settings["exe"], "rtpengine") is True
+    assert info.settings["ng_address"] == f"127.0.0.1:{ng}"
+    # Debian's package installed it (.ci/run): dpkg knows its version, nothing was run to learn it
+    dpkg = subprocess.run(["dpkg-query", "-S", info.settings["exe"]], capture_output=True, text=True)
+    if dpkg.returncode == 0:
+        package = dpkg.stdout.split(":", 1)[0]
+        expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True).stdout
+        assert info.settings["version"] == expected and expected
+
+
+def _dpkg(tmp_path, status: str, lists: dict[str, list[str]]) -> str:
+    root = tmp_path / "dpkg"
+    (root / "info").mkdir(parents=True)
+    (root / "status").write_text(status)
+    for package, files in lists.items():
+        (root / "info" / f"{package}.list").write_text("\n".join(files) + "\n")
+    return str(root)
+
+
+_STATUS = """Package: rtpengine
+Status: deinstall ok config-files
+Version: 9.0.0-1
+
+Package: rtpengine-daemon
+Status: install ok installed
+Priority: optional
+Description: proxy for RTP
+ Version: 0.0.0 (a description line, not the field)
+Version: 10.5.3.5-1+deb12u1
+
+Package: opensips
+Status: install ok installed
+Version: 3.4.18-1
+"""
+
+
+def test_package_version_of_the_package_that_lists_the_binary(tmp_path):
+    root = _dpkg(tmp_path, _STATUS, {"rtpengine": ["/usr/sbin/rtpengine"], "rtpengine-daemon": ["/usr/bin/rtpengine"],
+                                      "opensips": ["/usr/sbin/opensips"]})
+    assert P.package_version("/usr/bin/rtpengine", "rtpengine", root) == "10.5.3.5-1+deb12u1"
+    assert P.package_version("/usr/bin/rtpengine (deleted)", "rtpengine", root) == "10.5.3.5-1+deb12u1"
+    assert P.package_version("/usr/sbin/opensips", "opensips", root) == "3.4.18-1"
+    assert P.package_version("/usr/sbin/rtpengine", "rtpengine", root) == ""  # its package is removed
+    assert P.package_version("/home/me/rtpengine", "rtpengine", root) == ""  # built by hand: no package
+    assert P.package_version("/usr/bin/rtpengine", "rtpengine", str(tmp_path / "no-dpkg")) == ""
 
 
 @pytest.mark.parametrize("impostor", ["rtpengine"], indirect=True)

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import CheckResult, Snapshot, Status, overall_status
+from ..snapshot import relay_version
 from .safe import safe_text
 
 STATUS_STYLE = {
@@ -115,6 +116,10 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
         t = Text()
         t.append("RTPengine ", style="bold")
         t.append_text(safe_text(media.target))
+        version = relay_version(media, snap.host)
+        if version:
+            t.append("  ")
+            t.append_text(safe_text(version))
         t.append(f"  ng {'OK' if media.ng_ok else 'FAIL'}  cli {'OK' if media.cli_ok else 'FAIL'}  ")
         t.append(f"sessions {len(media.sessions)}  ports {media.ports.used}/{media.ports.total}")
         parts.append(t)

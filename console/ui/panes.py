@@ -14,7 +14,7 @@ from textual.widgets.tree import TreeNode
 
 from console.errors import OpsError
 from console.model import Call, CheckResult, Contact, DialogLeg, MediaLeg, MediaSession, Status, overall_status
-from console.snapshot import media_label
+from console.snapshot import media_label, relay_version
 
 from . import format as fmt
 from .safe import safe_text, show_text
@@ -147,7 +147,7 @@ class OverviewPane(Pane):
         totals = media.totals
         sessions = totals.total_sessions if totals.total_sessions is not None else len(media.sessions)
         rows: list[tuple[str, Text | str]] = [
-            ("version", safe_text(media.version or "?")),
+            ("version", safe_text(relay_version(media, state.host) or "?")),
             ("ng / cli", Text.assemble(fmt.ok_word(media.ng_ok), " / ", fmt.ok_word(media.cli_ok))),
             ("sessions", f"{fmt.count(sessions)} ({fmt.count(totals.owned_sessions)} own, "
                          f"{fmt.count(totals.foreign_sessions)} foreign)"),

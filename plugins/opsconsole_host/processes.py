@@ -66,6 +66,16 @@ BINARY_MARKERS = {
 
 _marker_cache: dict[tuple[str, int, int, int], bool] = {}
 
+# Neither ng nor the CLI tells RTPengine's version, and running a binary found in the process
+# table (`rtpengine --version`) could run anything a local user named so.  The package
+# database tells it without running anything, for the packages that install the daemons.
+DPKG_ROOT = "/var/lib/dpkg"
+DAEMON_PACKAGES = {
+    "rtpengine": ("rtpengine-daemon", "ngcp-rtpengine-daemon", "rtpengine"),
+    "opensips": ("opensips",),
+}
+_version_cache: dict[tuple[str, str, str, float], str] = {}
+
 
 # --------------------------------------------------------------------------- rtpengine
 
@@ -404,6 +414,46 @@ def binary_has_markers(exe: str, daemon: str) -> bool | None:
     return found
 
 
+def package_version(exe: str, daemon: str, dpkg_root: str = DPKG_ROOT) -> str:
+    """Version of the Debian package that installed `exe` ("" when none of the daemon's
+    packages lists that file, or there is no dpkg)."""
+    path = exe.removesuffix(" (deleted)")
+    status = os.path.join(dpkg_root, "status")
+    try:
+        key = (path, daemon, dpkg_root, os.stat(status).st_mtime)
+    except OSError:
+        return ""
+    if key not in _version_cache:
+        _version_cache[key] = _owning_package_version(path, daemon, dpkg_root, status)
+    return _version_cache[key]
+
+
+def _owning_package_version(path: str, daemon: str, dpkg_root: str, status: str) -> str:
+    for package in DAEMON_PACKAGES.get(daemon, ()):
+        try:
+            listed = Path(dpkg_root, "info", f"{package}.list").read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        if path in listed:
+            return _status_version(status, package)
+    return ""
+
+
+def _status_version(status: str, package: str) -> str:
+    """The Version field of `package`'s paragraph in dpkg's status file, if it is installed."""
+    try:
+        text = "\n" + Path(status).read_text(errors="replace")
+    except OSError:
+        return ""
+    start = text.find(f"\nPackage: {package}\n")
+    if start < 0:
+        return ""
+    end = text.find("\n\n", start + 1)
+    fields = dict(line.split(": ", 1) for line in text[start + 1:end if end >= 0 else None].splitlines()
+                  if ": " in line and line[:1] != " ")
+    return fields.get("Version", "") if fields.get("Status", "").endswith(" installed") else ""
+
+
 def suspect_reason(daemon: str, exe: str, settings: dict[str, Any]) -> str:
     """Why a process named like the daemon is probably not it; "" when credible."""
     if daemon == "rtpengine":
@@ -471,6 +521,10 @@ def _read_process(proc, daemon: str) -> ProcessInfo | None:
     settings = reader(cmdline, cwd=cwd)
     settings["exe"] = exe
     settings["ppid"] = ppid
+    settings["version"] = package_version(exe, daemon) if exe else ""
+    if daemon == "rtpengine":  # "host:port" as a console would reach it, to tell which relay this is
+        address = ng_address(settings.get("listen-ng"))
+        settings["ng_address"] = f"{address[0]}:{address[1]}" if address else ""
     suspect = suspect_reason(daemon, exe, settings)
     return ProcessInfo(pid=pid, name=daemon, cmdline=cmdline, user=user, settings=settings, suspect=suspect)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from textual.widgets import ContentSwitcher, DataTable, Input, Static, Tree
 
-from console.model import CheckResult, Contact, Dialog, DialogLeg, Snapshot, Status
+from console.model import CheckResult, Contact, Dialog, DialogLeg, HostState, ProcessInfo, Snapshot, Status
 from console.ui.app import OpsConsoleApp, terminal_gone
 from console.ui.panes import ContactTable, RegistrationsPane
 from console.ui.screens import ConfirmScreen, DetailScreen, HelpScreen
@@ -70,6 +70,17 @@ async def test_overview_shows_both_servers_and_transport_counts(make_app):
         assert "UDP 50  TCP 10  TLS 0  WS 10" in text
         assert "36/1,000" in text
         assert "WARN" in text and "calls.zombies" in text
+
+
+async def test_overview_names_the_relay_version_from_its_package_when_ng_does_not(make_app, clock):
+    snap = lab_snapshot()
+    daemon = ProcessInfo(pid=7, name="rtpengine", settings={"ng_address": "127.0.0.1:2223",
+                                                            "version": "10.5.3.5-1+deb12u1"})
+    snap = replace(snap, media=replace(snap.media, version=""), host=HostState(rtpengine=(daemon,)))
+    app = make_app(FakeService([snap]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(app, pilot)
+        assert "10.5.3.5-1+deb12u1 (package)" in screen_text(app)
 
 
 async def test_header_shows_target_and_every_source(make_app):
