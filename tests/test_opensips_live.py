@@ -281,6 +281,74 @@ async def test_silent_mi_during_full_sync_times_out_with_an_explanation(clock, m
             await source.aclose()
 
 
+async def _dump_done(source) -> None:
+    for _ in range(500):  # bounded: a hung dump fails the test instead of hanging the run
+        if not source.live.dump_running:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the background dump never ended")
+
+
+# The demo holds MI ~1.5 s for a 70-contact dump at this time scale; a poll waits for a dump only
+# 2 cheap-call timeouts (0.6 s here), then goes on without it.  The dump's own deadline is long.
+SLOW_DUMP = 3300
+
+
+@pytest.fixture
+def patient_dumps(monkeypatch):
+    monkeypatch.setattr(live_module, "dump_timeout", lambda contacts, base, brief=False: 20.0)
+
+
+async def test_a_long_full_sync_runs_in_the_background_while_polls_go_on(clock, patient_dumps):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock, seed=5,
+                            time_scale=SLOW_DUMP) as demo:
+        recorder = Recorder(demo)
+        source = make_source(demo, clock, timeout=0.3)
+        try:
+            await source.collect(CollectOptions(live=True, full_sync_max=10))
+            forced = await source.collect(CollectOptions(live=True, full_sync_max=10, force_full_sync=True))
+            assert source.live.dump_running  # the poll came back while OpenSIPS was still dumping
+            assert forced.contacts_mode == "events-partial" and "full sync running since" in forced.contacts_note
+            sent_before = len(recorder.calls)
+            during = await source.collect(CollectOptions(live=True, full_sync_max=10, force_full_sync=True))
+            assert any(e.startswith("counters as of the last poll: full sync running") for e in during.errors)
+            assert during.overview == forced.overview and during.contacts is not None
+            await _dump_done(source)
+            assert recorder.calls[sent_before:] == [("ul_dump", None)]  # nothing asked during the dump, no 2nd dump
+            after = await source.collect(CollectOptions(live=True, full_sync_max=10))
+            assert after.contacts_mode == "full" and live_set(after) == await fresh_dump(demo)
+            assert "running" not in after.contacts_note and not any("counters as of" in e for e in after.errors)
+        finally:
+            await source.aclose()
+
+
+async def test_a_long_polled_dump_runs_in_the_background_too(clock, patient_dumps):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock, seed=5,
+                            time_scale=SLOW_DUMP) as demo:
+        source = make_source(demo, clock, timeout=0.3, events=False)
+        try:
+            first = await source.collect(CollectOptions(live=True, full_sync_max=100))
+            assert first.contacts_mode == "polling" and "full dump running since" in first.contacts_note
+            await _dump_done(source)
+            after = await source.collect(CollectOptions(live=True, full_sync_max=100))
+            assert "full list at" in after.contacts_note and "running" not in after.contacts_note
+            assert live_set(after) == await fresh_dump(demo)
+        finally:
+            await source.aclose()
+
+
+async def test_closing_during_a_background_dump_cancels_it(clock, patient_dumps):
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, clock=clock, time_scale=SLOW_DUMP) as demo:
+        source = make_source(demo, clock, timeout=0.3)
+        await source.collect(CollectOptions(live=True, full_sync_max=10))
+        await source.collect(CollectOptions(live=True, full_sync_max=10, force_full_sync=True))
+        live = source.live
+        task = live._dump.task
+        assert not task.done()
+        await source.aclose()
+        assert task.cancelled() and not live.dump_running
+
+
 async def test_lost_subscriptions_trigger_one_resync_below_the_threshold(clock):
     async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=9, clock=clock) as demo:
         recorder, published = Recorder(demo), PublishedCounter(demo)

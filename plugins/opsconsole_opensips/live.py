@@ -15,6 +15,7 @@ and expiring on its own if the console dies.  `Config.events = False`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
@@ -29,6 +30,9 @@ from .parse import pack_contacts, parse_aors, parse_contacts, parse_dialogs, rel
 from .wire import decode_dump
 
 DUMP_TIMEOUT_CAP = 600.0  # never wait longer than this for one dump
+# A dump runs as a task of its own: a poll waits for it at most this many cheap-call timeouts
+# (a 10k dump takes 0.4 s), then goes on; a 100k dump (162 s) must not freeze everything else.
+INLINE_DUMP_WAIT = 2
 LIVE_DIALOG_RESYNC_FACTOR = 4  # with events live, a full dialog list every 4 heavy intervals (2 min)
 DIALOG_DETAILS_PER_POLL = 20  # new calls' parties per poll between dialog lists (cheap MI calls)
 BRIEF_DUMP_SHARE = 13 / 162  # `ul_dump brief` vs full ul_dump at 100k (measured: 13 s vs 162 s)
@@ -66,6 +70,15 @@ def explain_dump_failure(wire: str, exc: OpsError, contacts: int | None, timeout
         return (f"{wire}{size}: OpenSIPS MI stayed silent for {timeout:.3g} s — the dump may still be running and "
                 f"holds mi_http; if the reply is too big raise -M or modparam(\"httpd\",\"buf_size\",…)")
     return f"{wire}{size} failed: {exc}"
+
+
+class _Dump:
+    """A contact dump running in the background, and what its poll should learn when it ends."""
+
+    def __init__(self, what: str, started: float, estimate: float) -> None:
+        self.what, self.started, self.estimate = what, started, estimate
+        self.errors: list[str] = []
+        self.task: asyncio.Task | None = None
 
 
 def _grouped(number: int) -> str:
@@ -120,6 +133,7 @@ class LiveSync:
         self.contacts_as_of: int | None = None
         self._connections_at: float | None = None
         self.connections: tuple[Connection, ...] | None = None  # last parsed list_tcp_conns
+        self._dump: _Dump | None = None  # the contact dump running in the background, if any
 
     # ------------------------------------------------------------------ TCP connections
 
@@ -170,6 +184,10 @@ class LiveSync:
         self._restarted = True
 
     async def aclose(self) -> None:
+        dump, self._dump = self._dump, None
+        if dump is not None and dump.task is not None and not dump.task.done():
+            dump.task.cancel()
+            await asyncio.gather(dump.task, return_exceptions=True)
         listener, self.listener = self.listener, None  # a later live collection starts afresh
         if listener is not None:
             await listener.aclose()  # unsubscribes (expire 0) and releases the socket
@@ -188,14 +206,54 @@ class LiveSync:
     async def _event_contacts(self, count: int | None, options: CollectOptions, errors: list[str]):
         now = self.clock()
         self.registrations.expire(now)
-        synced = False
-        if self._full_sync_due(count, options):
-            synced = await self._full_sync(count, errors)
+        synced = self._finished_dump(errors)
+        if not synced and self._dump is None and self._full_sync_due(count, options):
+            await self._in_background("full sync", estimate_dump_seconds(count or 0),
+                                      lambda failures: self._full_sync(count, failures))
+            synced = self._finished_dump(errors)
         contacts = self._contact_view(now, rebuild=synced)
         failure = f"; last full sync failed: {self._sync_error}" if self._sync_error else ""
+        running = f"; {self.dump_note()}" if self.dump_running else ""
         if self.registrations.complete:
-            return contacts, failure.lstrip("; "), "full" if synced else "events"
-        return contacts, self._partial_note(count, options) + failure, "events-partial"
+            return contacts, (failure + running).lstrip("; "), "full" if synced else "events"
+        return contacts, self._partial_note(count, options) + failure + running, "events-partial"
+
+    # ------------------------------------------------------------------ dumps in the background
+
+    @property
+    def dump_running(self) -> bool:
+        return self._dump is not None and self._dump.task is not None and not self._dump.task.done()
+
+    def dump_note(self) -> str:
+        """What the operator should know while our dump holds OpenSIPS MI."""
+        dump = self._dump
+        if dump is None:
+            return ""
+        return (f"{dump.what} running since {time.strftime('%H:%M:%S', time.localtime(dump.started))} "
+                f"(~{max(dump.estimate, 1):.0f} s expected; OpenSIPS MI answers nothing else meanwhile)")
+
+    async def _in_background(self, what: str, estimate: float,
+                             body: Callable[[list[str]], Awaitable[bool | None]]) -> None:
+        """Start a dump as a task; wait for it only as long as a few cheap calls may take."""
+        dump = self._dump = _Dump(what, self.clock(), estimate)
+        dump.task = asyncio.get_running_loop().create_task(body(dump.errors), name=f"opsconsole {what}")
+        await asyncio.wait({dump.task}, timeout=self.config.timeout * INLINE_DUMP_WAIT)
+
+    def _finished_dump(self, errors: list[str]) -> bool:
+        """A dump that ended since the last poll: its errors join this poll's.  True when it was
+        a full sync that succeeded (the view is rebuilt from it)."""
+        dump = self._dump
+        if dump is None or dump.task is None or not dump.task.done():
+            return False
+        self._dump = None
+        errors.extend(dump.errors)
+        if dump.task.cancelled():
+            return False
+        failure = dump.task.exception()
+        if failure is not None:  # a bug, not an MI error (those are in dump.errors)
+            errors.append(f"{dump.what} failed unexpectedly: {type(failure).__name__}: {failure}")
+            return False
+        return bool(dump.task.result())
 
     def _contact_view(self, now: float, rebuild: bool) -> tuple[Contact, ...]:
         """The store's view: `expires` counts from `contacts_as_of` (fixed), so time passing
@@ -238,8 +296,9 @@ class LiveSync:
         return missed
 
     async def _full_sync(self, count: int | None, errors: list[str]) -> bool:
-        """ul_dump under its own deadline; events during it are replayed (begin_sync).  On
-        failure the event-fed table stays and the reason goes to errors and the note."""
+        """ul_dump under its own deadline (runs in the background, see _in_background); events
+        during it are replayed (begin_sync).  On failure the event-fed table stays and the
+        reason goes to errors and the note."""
         self._contact_sync_at = self.monotonic()
         timeout = dump_timeout(count or 0, self.config.timeout)
         self.registrations.begin_sync()
@@ -276,11 +335,16 @@ class LiveSync:
         due = options.force_full_sync or self._polled_at is None or now - self._polled_at >= interval
         if due and count is None and not options.force_full_sync:
             return None, f"{head}; contact count unknown (usrloc statistics unavailable): no dump", "polling"
-        if due:
+        self._finished_dump(errors)
+        if due and self._dump is None:
             self._polled_at = now
             full = options.force_full_sync or count <= options.full_sync_max
-            await self._poll_dump(count, full, options, errors)
-        return self._polled, f"{head}; {self._polled_what}", "polling"
+            await self._in_background("full dump" if full else "brief dump",
+                                      estimate_dump_seconds(count or 0, brief=not full),
+                                      lambda failures: self._poll_dump(count, full, options, failures))
+            self._finished_dump(errors)
+        running = f"; {self.dump_note()}" if self.dump_running else ""
+        return self._polled, f"{head}; {self._polled_what}{running}", "polling"
 
     async def _poll_dump(self, count: int | None, full: bool, options: CollectOptions, errors: list[str]) -> None:
         timeout = dump_timeout(count or 0, self.config.timeout, brief=not full)
@@ -326,10 +390,12 @@ class LiveSync:
         # Events keep the store current: the full list (every dialog with its SDPs; OpenSIPS
         # holds the dialog table while it prints it) is only a safety net then, so rarer.
         every = self.config.heavy_interval * (LIVE_DIALOG_RESYNC_FACTOR if self.events_live else 1)
-        if options.force_full_sync or last is None or now - last >= every:
+        busy = self.dump_running  # our dump holds mi_http: ask nothing more of it until it ends
+        if not busy and (options.force_full_sync or last is None or now - last >= every):
             await self._sync_dialogs(fetch)
         if self.events_live:
-            await self._detail_new_dialogs(options.dialog_detail_callids)
+            if not busy:
+                await self._detail_new_dialogs(options.dialog_detail_callids)
             return tuple(self.dialog_store.dialogs())
         return self._polled_dialogs
 

@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable
 
 from console.errors import OpsError, ProtocolError, RemoteError
-from console.model import Contact, Dialog, SignallingOverview, SignallingState
+from console.model import Contact, Dialog, SignallingOverview, SignallingState, replace
 from console.plugins import CollectOptions
 
 from .client import MIClient, make_client
@@ -81,6 +81,7 @@ class OpenSIPSSource:
         self._clock, self._monotonic = clock, monotonic
         self._live: LiveSync | None = None  # created by the first live collection
         self._contact_sockets: tuple[object, frozenset[str]] = ((), frozenset())  # (contacts, their sockets)
+        self._last_live: SignallingState | None = None  # the last live collection, for polls during a dump
 
     @property
     def target(self) -> str:
@@ -162,6 +163,8 @@ class OpenSIPSSource:
         errors: list[str] = []
         self._failed_calls: list[OpsError] = []
         live = self._live_sync() if options.live else None
+        if live is not None and live.dump_running and self._last_live is not None and self._commands is not None:
+            return await self._while_dumping(live, self._last_live, options)
         fetch_conns = live is None or live.connections_due()
         replies = await asyncio.gather(
             self._optional(commands, "uptime", None, errors),
@@ -196,7 +199,7 @@ class OpenSIPSSource:
                 live.remember_connections(connections)
         else:
             connections = live.connections
-        return SignallingState(
+        state = SignallingState(
             backend="opensips",
             target=self.target,
             overview=overview,
@@ -214,6 +217,22 @@ class OpenSIPSSource:
             events_status=events_status,
             contacts_as_of=as_of,
         )
+        if live is not None:
+            self._last_live = state
+        return state
+
+    async def _while_dumping(self, live: LiveSync, last: SignallingState, options: CollectOptions) -> SignallingState:
+        """Our own dump holds mi_http, which answers one request at a time: ask it nothing else
+        (every call would only wait and time out).  The lists stay live from events; the
+        counters are those of the last poll before the dump, and say so."""
+        errors = [f"counters as of the last poll: {live.dump_note()}"]
+        count = last.overview.registered_contacts
+        contacts, note, mode = await live.contacts(count, options, errors)
+        dialogs = await live.dialogs(lambda: self._dialogs(self._commands, last.overview, errors), options)
+        return replace(last, contacts=contacts, contacts_note=note, contacts_mode=mode, dialogs=dialogs,
+                       contacts_as_of=live.contacts_as_of if mode in ("full", "events", "events-partial") else None,
+                       listeners=self._listeners(contacts, dialogs, last.connections), errors=tuple(errors),
+                       events_status=live.events_status())
 
     def _listeners(self, contacts, dialogs, connections) -> tuple[str, ...]:
         """Sockets OpenSIPS listens on, as far as the data shows: contact sockets, dialog bind
