@@ -150,7 +150,7 @@ async def _platform(args: argparse.Namespace):
     size = getattr(args, "demo_size", None) or 70
     version = getattr(args, "demo_version", None) or "3.4"
     async with DemoPlatform(size=size, version=version, rtp=True) as demo:
-        yield demo.overrides() | {"demo": True}
+        yield demo.overrides() | {"demo": True, "demo_simulated_relay": not demo.media.real}
 
 
 def _err(message: str) -> None:

@@ -64,6 +64,7 @@ class Config:
     discovery: tuple[str, ...] = ()  # human-readable: what was found where
     name: str = ""  # node name shown in the header
     demo: bool = False  # the target is the embedded simulated platform (no real OpenSIPS process)
+    demo_simulated_relay: bool = False  # ... and its RTPengine is simulated too (no daemon to find)
 
     @property
     def mi_target(self) -> str:

@@ -234,3 +234,11 @@ def test_opensips_cfg_error_is_shown():
     proc = osips(config_error="OpenSIPS config file not readable (permission denied): /etc/opensips/opensips.cfg")
     result = C.check_opensips_process(ctx(HostState(opensips=(proc,))))
     assert result.status is Status.OK and "permission denied" in result.summary
+
+
+def test_rtpengine_process_skipped_only_when_the_demo_simulates_the_relay():
+    snap = Snapshot(collected_at=time.time(), sources={"host": SourceStatus("host", True, "")}, host=HostState())
+    simulated = C.check_rtpengine_process(CheckContext(snap, Config(demo=True, demo_simulated_relay=True), time.time()))
+    assert simulated.status == Status.SKIP and "simulated in-process" in simulated.summary
+    real = C.check_rtpengine_process(CheckContext(snap, Config(demo=True), time.time()))
+    assert real.status == Status.FAIL and "no rtpengine daemon running" in real.summary  # the demo's real one died

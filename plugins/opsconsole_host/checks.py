@@ -87,6 +87,9 @@ def _running_daemons(ctx: CheckContext, cid: str, which: str, missing: str, reme
 
 def check_rtpengine_process(ctx: CheckContext) -> CheckResult:
     cid = "rtpengine.process"
+    if ctx.config.demo and ctx.config.demo_simulated_relay:
+        return CheckResult(cid, Status.SKIP, "demo platform: RTPengine is simulated in-process (rtpengine not "
+                                             "installed, or more demo calls than its port range holds)")
     found = _running_daemons(ctx, cid, "rtpengine", "no rtpengine daemon running", RTPENGINE_START)
     if isinstance(found, CheckResult):
         return found
