@@ -333,9 +333,9 @@ class LiveSync:
         head = f"events unavailable: {self._no_events_reason()}; polling every {interval:g} s"
         now = self.monotonic()
         due = options.force_full_sync or self._polled_at is None or now - self._polled_at >= interval
+        self._finished_dump(errors)
         if due and count is None and not options.force_full_sync:
             return None, f"{head}; contact count unknown (usrloc statistics unavailable): no dump", "polling"
-        self._finished_dump(errors)
         if due and self._dump is None:
             self._polled_at = now
             full = options.force_full_sync or count <= options.full_sync_max
