@@ -236,9 +236,11 @@ def test_opensips_cfg_error_is_shown():
     assert result.status is Status.OK and "permission denied" in result.summary
 
 
-def test_rtpengine_process_skipped_only_when_the_demo_simulates_the_relay():
+def test_rtpengine_checks_skipped_only_when_the_demo_simulates_the_relay():
     snap = Snapshot(collected_at=time.time(), sources={"host": SourceStatus("host", True, "")}, host=HostState())
-    simulated = C.check_rtpengine_process(CheckContext(snap, Config(demo=True, demo_simulated_relay=True), time.time()))
-    assert simulated.status == Status.SKIP and "simulated in-process" in simulated.summary
+    simulated = CheckContext(snap, Config(demo=True, demo_simulated_relay=True), time.time())
+    for check in (C.check_rtpengine_process, C.check_xt_rtpengine):
+        result = check(simulated)
+        assert result.status == Status.SKIP and "simulated in-process" in result.summary
     real = C.check_rtpengine_process(CheckContext(snap, Config(demo=True), time.time()))
     assert real.status == Status.FAIL and "no rtpengine daemon running" in real.summary  # the demo's real one died
