@@ -210,3 +210,11 @@ async def test_live_full_sync_decodes_its_dump_typed(mi_server, monkeypatch):
     finally:
         await source.aclose()
     assert seen == [True] and len(state.contacts) == 70
+
+
+def test_duplicate_keys_mean_the_last_one_on_both_paths():
+    body = reply_with(sample()).replace(b'"Socket": ', b'"Socket": "ws:127.0.0.1:9", "Socket": ', 1)
+    body = body.replace(b'"AOR": "1000"', b'"AOR": "first", "AOR": "1000"', 1)
+    assert decode_dump(body) is not None
+    typed = outcome(body, decode_dump)
+    assert typed == outcome(body, None) and typed[1][0].aor == "1000" and typed[1][0].socket == SAMPLE["Socket"]
