@@ -87,20 +87,26 @@ class Config:
         return out
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) or localhost: traffic that never leaves this box."""
+    import ipaddress
+
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def security_warnings(config: "Config") -> list[str]:
     """Things an operator should know before trusting the link (printed, never fatal)."""
     from urllib.parse import urlsplit
-    import ipaddress
 
     warnings: list[str] = []
     if config.mi_url:
         parts = urlsplit(config.mi_url)
         host = parts.hostname or ""
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if parts.scheme == "http" and not loopback:
+        if parts.scheme == "http" and not is_loopback(host):
             warnings.append(
                 f"MI is plain HTTP to a non-loopback address ({host}): anyone on the path can read it"
                 + (" and the MI password" if config.mi_password else "")

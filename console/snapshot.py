@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .config import Config
+from .config import Config, is_loopback
 from .errors import OpsError
 from .model import (
     Call,
@@ -93,9 +93,6 @@ def _joined(callid: str, dialog: Dialog | None, media: MediaSession | None, know
     return Call(callid, dialog, media, bridge_label(dialog, media))
 
 
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-
 def relay_version(media: MediaState | None, host: HostState | None) -> str:
     """RTPengine's version: its own word if it gives one, else the version of the package that
     installed the local daemon listening on the ng address we talk to ("" when unknown)."""
@@ -107,7 +104,8 @@ def relay_version(media: MediaState | None, host: HostState | None) -> str:
         if proc.suspect or not version or not address:
             continue
         proc_host, _, proc_port = address.rpartition(":")
-        if address == media.target or (proc_port == target_port and {proc_host, target_host} <= _LOOPBACK):
+        both_local = is_loopback(proc_host) and is_loopback(target_host)
+        if address == media.target or (proc_port == target_port and both_local):
             return f"{version} (package)"
     return ""
 

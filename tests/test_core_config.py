@@ -85,3 +85,11 @@ def test_plain_http_to_remote_mi_warns_without_leaking_password():
     warnings = security_warnings(Config(mi_url="http://10.0.0.5:8888/mi", mi_password="hunter2"))
     assert len(warnings) == 1 and "plain HTTP" in warnings[0] and "10.0.0.5" in warnings[0]
     assert "hunter2" not in warnings[0]
+
+
+@pytest.mark.parametrize("host,local", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+                                        ("localhost", True), ("10.0.0.9", False), ("example.com", False), ("", False)])
+def test_is_loopback(host, local):
+    from console.config import is_loopback
+
+    assert is_loopback(host) is local

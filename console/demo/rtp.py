@@ -13,13 +13,13 @@ relay must never send to somebody else's port).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
 import struct
 import time
 
+from ..config import is_loopback
 from . import sdp
 from .state import MediaWork, SimDialog
 
@@ -41,7 +41,6 @@ class RtpStream:
         self.ssrc = int.from_bytes(os.urandom(4), "big")
         self.seq = int.from_bytes(os.urandom(2), "big")
         self.timestamp = int.from_bytes(os.urandom(4), "big")
-        self.sent = 0
 
     def send(self, frames: int) -> None:
         for _ in range(frames):
@@ -51,8 +50,7 @@ class RtpStream:
             try:
                 self.sock.sendto(packet, self.relay)
             except OSError:  # a full buffer or a relay port just closed: the next frame tries again
-                continue
-            self.sent += 1
+                pass
 
     def close(self) -> None:
         self.sock.close()
@@ -131,11 +129,7 @@ def _relay(body: str) -> tuple[str, int] | None:
     """(address, port) of the first m= line of an SDP RTPengine wrote: loopback only."""
     port = _own_port(body)
     address = next((line[9:].strip() for line in body.splitlines() if line.startswith("c=IN IP4 ")), "")
-    try:
-        loopback = ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return None
-    return (address, port) if loopback and port else None
+    return (address, port) if port and address and is_loopback(address) else None
 
 
 def _bound(port: int) -> socket.socket:

@@ -85,14 +85,19 @@ def _running_daemons(ctx: CheckContext, cid: str, which: str, missing: str, reme
     return daemons, evidence, tail
 
 
-SIMULATED_RELAY = "demo platform: RTPengine is simulated in-process (rtpengine not installed, or more demo calls " \
-                  "than its port range holds)"
+def _simulated_relay(ctx: CheckContext, cid: str) -> CheckResult | None:
+    """The demo's relay is simulated: there is no daemon, nor forwarding this host could do."""
+    if not ctx.config.demo_simulated_relay:
+        return None
+    return CheckResult(cid, Status.SKIP, "demo platform: RTPengine is simulated in-process (rtpengine not "
+                                         "installed, or more demo calls than its port range holds)")
 
 
 def check_rtpengine_process(ctx: CheckContext) -> CheckResult:
     cid = "rtpengine.process"
-    if ctx.config.demo and ctx.config.demo_simulated_relay:
-        return CheckResult(cid, Status.SKIP, SIMULATED_RELAY)
+    skipped = _simulated_relay(ctx, cid)
+    if skipped is not None:
+        return skipped
     found = _running_daemons(ctx, cid, "rtpengine", "no rtpengine daemon running", RTPENGINE_START)
     if isinstance(found, CheckResult):
         return found
@@ -118,8 +123,9 @@ def _tables_wanted(host: HostState) -> list[int]:
 
 def check_xt_rtpengine(ctx: CheckContext) -> CheckResult:
     cid = "kernel.xt_rtpengine"
-    if ctx.config.demo and ctx.config.demo_simulated_relay:  # no daemon whose forwarding this host could do
-        return CheckResult(cid, Status.SKIP, SIMULATED_RELAY)
+    skipped = _simulated_relay(ctx, cid)
+    if skipped is not None:
+        return skipped
     host = _host_or_unknown(ctx, cid)
     if isinstance(host, CheckResult):
         return host

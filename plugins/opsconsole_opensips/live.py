@@ -75,10 +75,11 @@ def explain_dump_failure(wire: str, exc: OpsError, contacts: int | None, timeout
 class _Dump:
     """A contact dump running in the background, and what its poll should learn when it ends."""
 
-    def __init__(self, what: str, started: float, estimate: float) -> None:
+    def __init__(self, what: str, started: float, estimate: float,
+                 body: Callable[[list[str]], Awaitable[bool | None]]) -> None:
         self.what, self.started, self.estimate = what, started, estimate
-        self.errors: list[str] = []
-        self.task: asyncio.Task | None = None
+        self.errors: list[str] = []  # the MI errors, for the poll that sees the dump end
+        self.task = asyncio.get_running_loop().create_task(body(self.errors), name=f"opsconsole {what}")
 
 
 def _grouped(number: int) -> str:
@@ -185,7 +186,7 @@ class LiveSync:
 
     async def aclose(self) -> None:
         dump, self._dump = self._dump, None
-        if dump is not None and dump.task is not None and not dump.task.done():
+        if dump is not None and not dump.task.done():
             dump.task.cancel()
             await asyncio.gather(dump.task, return_exceptions=True)
         listener, self.listener = self.listener, None  # a later live collection starts afresh
@@ -222,7 +223,7 @@ class LiveSync:
 
     @property
     def dump_running(self) -> bool:
-        return self._dump is not None and self._dump.task is not None and not self._dump.task.done()
+        return self._dump is not None and not self._dump.task.done()
 
     def dump_note(self) -> str:
         """What the operator should know while our dump holds OpenSIPS MI."""
@@ -235,15 +236,14 @@ class LiveSync:
     async def _in_background(self, what: str, estimate: float,
                              body: Callable[[list[str]], Awaitable[bool | None]]) -> None:
         """Start a dump as a task; wait for it only as long as a few cheap calls may take."""
-        dump = self._dump = _Dump(what, self.clock(), estimate)
-        dump.task = asyncio.get_running_loop().create_task(body(dump.errors), name=f"opsconsole {what}")
-        await asyncio.wait({dump.task}, timeout=self.config.timeout * INLINE_DUMP_WAIT)
+        self._dump = _Dump(what, self.clock(), estimate, body)
+        await asyncio.wait({self._dump.task}, timeout=self.config.timeout * INLINE_DUMP_WAIT)
 
     def _finished_dump(self, errors: list[str]) -> bool:
         """A dump that ended since the last poll: its errors join this poll's.  True when it was
         a full sync that succeeded (the view is rebuilt from it)."""
         dump = self._dump
-        if dump is None or dump.task is None or not dump.task.done():
+        if dump is None or not dump.task.done():
             return False
         self._dump = None
         errors.extend(dump.errors)
