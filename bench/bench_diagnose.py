@@ -32,7 +32,7 @@ def start_demo() -> tuple[subprocess.Popen, list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("target", nargs=argparse.REMAINDER)
     args = parser.parse_args()

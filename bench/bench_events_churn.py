@@ -53,7 +53,7 @@ def churn_events(template: dict, live: list[int], next_id: int, count: int, now:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--churn", type=float, default=0.01, help="fraction of the table changed per batch")
     parser.add_argument("--batches", type=int, default=20)

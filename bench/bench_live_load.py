@@ -149,7 +149,7 @@ async def main(args) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--polls", type=int, default=30)
     parser.add_argument("--dump-polls", type=int, default=3, help="polls for the dump-every-poll console")

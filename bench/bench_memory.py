@@ -61,7 +61,7 @@ def rss() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--no-tracemalloc", action="store_true")

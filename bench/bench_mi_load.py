@@ -36,7 +36,7 @@ def medians(path: Path) -> dict[str, tuple[float, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--interval", type=float, default=2.0, help="counter refresh (s)")
     parser.add_argument("--heavy-interval", type=float, default=30.0, help="dump refresh when polling (s)")
     parser.add_argument("--expire", type=int, default=3600, help="event subscription expiry (s)")

@@ -64,7 +64,7 @@ async def run(size: int, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--size", type=int, action="append")
     parser.add_argument("-n", type=int, default=10)
     args = parser.parse_args()

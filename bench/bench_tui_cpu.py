@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--serve-demo"]:
         serve_demo(int(argv[1]), int(argv[2]), float(argv[3]))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="CPU sampling window per screen")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds after switching screen before sampling")
     parser.add_argument("--screens", default="1", help="comma-separated screen keys to sample, e.g. 1,2,3,4")

@@ -93,7 +93,7 @@ async def run(count: int) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="TUI registrations responsiveness")
+    parser = argparse.ArgumentParser(allow_abbrev=False, description="TUI registrations responsiveness")
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=70, help="lab-size run, to show Textual's own floor")
     args = parser.parse_args(argv)

@@ -42,8 +42,8 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="opsconsole",
+    # allow_abbrev=False everywhere: argparse would otherwise take `--a` for `--allow-write`.
+    parser = argparse.ArgumentParser(prog="opsconsole", allow_abbrev=False,
         description="Operations console for OpenSIPS + RTPengine. Without a command: the interactive console.",
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
@@ -53,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(parser, sub=False)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    snap = subs.add_parser("snapshot", help="collect once and print everything known (exit 1 if a source failed)")
+    snap = subs.add_parser("snapshot", allow_abbrev=False, help="collect once and print everything known (exit 1 if a source failed)")
     snap.add_argument("--json", action="store_true", help="one JSON document")
     snap.add_argument("--no-contacts", action="store_true", help="skip the contact list (ul_dump)")
     snap.add_argument("--full-sync", action="store_true", help="fetch the full contact list even above the size threshold")
     _add_common(snap, sub=True)
 
-    diag = subs.add_parser("diagnose", help="run every check once (Nagios exit codes: 0 ok, 1 warn, 2 fail, 3 unknown)")
+    diag = subs.add_parser("diagnose", allow_abbrev=False, help="run every check once (Nagios exit codes: 0 ok, 1 warn, 2 fail, 3 unknown)")
     diag.add_argument("--json", action="store_true", help="JSON output")
     diag.add_argument("--only", metavar="ID[,ID…]", help="run only these checks (ids or prefixes)")
     diag.add_argument("--skip", metavar="ID[,ID…]", help="skip these checks")
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("-v", "--verbose", action="store_true", help="show each check's evidence")
     _add_common(diag, sub=True)
 
-    mi = subs.add_parser("mi", help="run one OpenSIPS MI command and print the result as JSON")
+    mi = subs.add_parser("mi", allow_abbrev=False, help="run one OpenSIPS MI command and print the result as JSON")
     mi.add_argument("method", help="MI method, e.g. get_statistics (3.x/4.0 names are mapped)")
     mi.add_argument("params", nargs="*", help="key=value (string), key:=JSON (typed), or one JSON object/array")
     _add_common(mi, sub=True)

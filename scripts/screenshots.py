@@ -36,7 +36,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=parse_size, default=(120, 40), help="terminal size, e.g. 120x40")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="output directory")
     args = parser.parse_args(argv)
