@@ -272,3 +272,45 @@ async def test_unencodable_params_are_typed(http):
         await call(http, "get_statistics", "usrloc:")
     with pytest.raises(ProtocolError, match="cannot encode"):
         await call(http, "get_statistics", {"statistics": {1, 2}})
+
+
+# ---------------------------------------------------------------- one request per connection (real mi_http stalls)
+
+
+async def test_every_request_has_a_connection_of_its_own(mi_server):
+    """Real mi_http sometimes never answers a second request on a kept-alive connection."""
+    mi_server.set_fault("keepalive_stall")
+    client = HTTPMIClient(mi_server.url, timeout=0.5)
+    try:
+        for _ in range(30):
+            assert (await call(client, "version"))["Server"].startswith("OpenSIPS")
+    finally:
+        await client.aclose()
+    assert mi_server.connections == 30
+    assert mi_server.last_headers.get("Connection", "").lower() == "close"
+
+
+async def test_a_read_is_retried_once_on_a_fresh_connection(http, mi_server):
+    mi_server.set_fault("drop", times=1)
+    assert (await call(http, "version"))["Server"].startswith("OpenSIPS")
+    assert [m for m, _ in mi_server.requests] == ["version", "version"]
+    assert mi_server.connections == 2
+
+
+async def test_a_read_dropped_twice_is_a_transport_error(http, mi_server):
+    mi_server.set_fault("drop", times=2)
+    with pytest.raises(TransportError, match="failed twice"):
+        await call(http, "version")
+    assert len(mi_server.requests) == 2
+
+
+async def test_a_write_is_never_sent_twice(mi_server):
+    mi_server.set_fault("drop", times=1)
+    client = HTTPMIClient(mi_server.url, timeout=0.5)
+    try:
+        with pytest.raises(TransportError, match="closed before it answered") as exc:
+            await call(client, "ul_rm", {"table_name": "location", "AOR": "x"})
+    finally:
+        await client.aclose()
+    assert "may or may not have been applied" in exc.value.hint
+    assert [m for m, _ in mi_server.requests] == ["ul_rm"]

@@ -16,7 +16,10 @@ Fixtures
         refuse (stop listening), silent (never answer), http500, html (200 text/html page),
         non_json, truncated (real reply cut in half), jsonrpc_error (code=, message=),
         wrong_type (result is a string), huge (size=2_000_000, declare_length=True),
-        drip (real reply, one byte per `delay`=0.2 s)
+        drip (real reply, one byte per `delay`=0.2 s),
+        keepalive_stall (like the real mi_http now and then: a second request on a kept-alive
+        connection is never answered), drop (close the connection without a reply, `times`=1)
+    .connections         how many TCP connections were accepted (HTTP)
     .requests            [(method, params)] received, in order (.request_ids: their ids)
     .last_headers        headers of the last HTTP POST
     .stop()
@@ -218,6 +221,7 @@ class _Base:
         self.fault: _Fault | None = None
         self.last_headers: dict[str, str] = {}  # HTTP only
         self.stop_event = threading.Event()
+        self.connections = 0  # HTTP: accepted TCP connections
         self.serve_lock = threading.Lock()  # mi_http/mi_fifo: one request at a time
 
     @property
@@ -294,6 +298,23 @@ def _request_id(raw: bytes) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_HTTPServer"
+    served = 0  # requests answered on this connection
+
+    def _connection_fault(self) -> bool:
+        """Faults of the connection rather than of the reply; True when the request was not answered."""
+        fault = self.server.fake.fault
+        if fault is None:
+            return False
+        if fault.name == "keepalive_stall" and self.served > 0:
+            self.server.fake.hang()
+            self.close_connection = True
+            return True
+        if fault.name == "drop" and fault.opts.get("times", 1) > 0:
+            fault.opts["times"] = fault.opts.get("times", 1) - 1
+            self.server.fake.responder.answer(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.close_connection = True
+            return True
+        return False
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
@@ -305,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         fake.last_headers = dict(self.headers)
+        if self._connection_fault():
+            return
+        self.served += 1
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if "application/json" not in (self.headers.get("Content-Type") or ""):
@@ -377,6 +401,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.open_sockets: set[socket.socket] = set()
 
     def process_request(self, request, client_address) -> None:
+        self.fake.connections += 1
         self.open_sockets.add(request)
         super().process_request(request, client_address)
 
