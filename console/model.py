@@ -415,6 +415,11 @@ class Call:
     dialog: Dialog | None = None
     media: MediaSession | None = None
     bridge: str = ""  # "WS->UDP DTLS-SRTP<->RTP"
+    # Whether a missing side is known to be missing: False when the dialog list (or the media
+    # session list) failed, was not fetched, is older than the other side or is partial.  A call
+    # whose other side is unknown is no orphan: it is shown as unknown, never NO DIALOG/NO MEDIA.
+    dialog_known: bool = True
+    media_known: bool = True
 
     @property
     def has_dialog(self) -> bool:
@@ -423,6 +428,16 @@ class Call:
     @property
     def has_media(self) -> bool:
         return self.media is not None
+
+    @property
+    def without_dialog(self) -> bool:
+        """Media with no dialog, and the dialog list says so (not merely unknown)."""
+        return self.dialog is None and self.dialog_known
+
+    @property
+    def without_media(self) -> bool:
+        """A dialog with no media session, and the session list says so (not merely unknown)."""
+        return self.media is None and self.media_known
 
     @property
     def key(self) -> str:
@@ -448,6 +463,10 @@ class Snapshot:
     host: HostState | None = None
     calls: tuple[Call, ...] = ()
     discovery: tuple[str, ...] = ()  # what config discovery found and where
+    # Parts not from this collection but kept from an earlier one (a live console's merged state):
+    # part ("contacts", "dialogs", "media", "host") -> its age in seconds.  Checks that compare
+    # parts say UNKNOWN rather than make a finding from old data.
+    stale: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

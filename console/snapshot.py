@@ -67,11 +67,17 @@ def bridge_label(dialog: Dialog | None, media: MediaSession | None) -> str:
 
 
 def join_calls(dialogs: tuple[Dialog, ...] | None, sessions: tuple[MediaSession, ...] | None,
-               previous: Mapping[str, Call] | None = None) -> tuple[Call, ...]:
+               previous: Mapping[str, Call] | None = None, *, dialogs_complete: bool = True,
+               sessions_complete: bool = True) -> tuple[Call, ...]:
     """Dialogs joined with media by Call-ID; unmatched ones on either side are kept.
 
+    A list that is None (failed, not fetched) or not complete (`*_complete=False`: partial, or
+    older than the other side) is unknown: a call missing from it is marked unknown on that side
+    (`Call.dialog_known` / `media_known`), never "without dialog/media".
     `previous` (Call-ID -> Call of the last join): a call whose dialog and session are the same
     objects is reused as is (no new bridge label; screens skip unchanged rows by identity)."""
+    dialog_known = dialogs is not None and dialogs_complete
+    media_known = sessions is not None and sessions_complete
     by_callid = {s.callid: s for s in (sessions or ())}
     known = previous or {}
     calls: list[Call] = []
@@ -79,18 +85,25 @@ def join_calls(dialogs: tuple[Dialog, ...] | None, sessions: tuple[MediaSession,
     for dialog in dialogs or ():
         media = by_callid.get(dialog.callid)
         seen.add(dialog.callid)
-        calls.append(_joined(dialog.callid, dialog, media, known))
+        calls.append(_joined(dialog.callid, dialog, media, known, True, media is not None or media_known))
     for session in sessions or ():
         if session.callid not in seen:
-            calls.append(_joined(session.callid, None, session, known))
+            calls.append(_joined(session.callid, None, session, known, dialog_known, True))
     return tuple(calls)
 
 
-def _joined(callid: str, dialog: Dialog | None, media: MediaSession | None, known: Mapping[str, Call]) -> Call:
+def sessions_complete(media: MediaState | None) -> bool:
+    """The session list holds every session RTPengine has (`list` may be limited)."""
+    return media is not None and (media.sessions_total is None or media.sessions_total <= len(media.sessions))
+
+
+def _joined(callid: str, dialog: Dialog | None, media: MediaSession | None, known: Mapping[str, Call],
+            dialog_known: bool, media_known: bool) -> Call:
     call = known.get(callid)
-    if call is not None and call.dialog is dialog and call.media is media:
+    if (call is not None and call.dialog is dialog and call.media is media
+            and call.dialog_known == dialog_known and call.media_known == media_known):
         return call
-    return Call(callid, dialog, media, bridge_label(dialog, media))
+    return Call(callid, dialog, media, bridge_label(dialog, media), dialog_known, media_known)
 
 
 def relay_version(media: MediaState | None, host: HostState | None) -> str:
@@ -178,6 +191,7 @@ class Collector:
             signalling.dialogs if signalling else None,
             media.sessions if media else None,
             self._calls,
+            sessions_complete=sessions_complete(media),
         )
         self._calls = {call.callid: call for call in calls}
         return Snapshot(

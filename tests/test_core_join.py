@@ -38,7 +38,9 @@ def test_join_keeps_unmatched_on_both_sides():
 def test_join_with_unknown_sides():
     assert join_calls(None, None) == ()
     only_media = join_calls(None, (_session("m", [("x", "RTP/SAVPF", 5)]),))
-    assert only_media == (Call("m", None, only_media[0].media, "SRTP"),)
+    # dialogs unknown (None): the session's dialog side is unknown, not missing (#12)
+    assert only_media == (Call("m", None, only_media[0].media, "SRTP", dialog_known=False),)
+    assert not only_media[0].without_dialog
 
 
 def test_join_reuses_a_call_whose_dialog_and_session_are_the_same_objects():
