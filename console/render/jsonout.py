@@ -97,6 +97,9 @@ def call_dict(c: Call) -> dict[str, Any]:
         "bridge": c.bridge,
         "has_media": c.has_media,
         "has_dialog": c.has_dialog,
+        # false: the other side's list is unknown (failed, not fetched, partial): has_* false is no finding
+        "dialog_known": c.has_dialog or c.dialog_known,
+        "media_known": c.has_media or c.media_known,
         "state": c.dialog.state_name if c.dialog else None,
         "ports": list(c.media.ports) if c.media else [],
     }

@@ -95,6 +95,9 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
             ws = sum(1 for c in sig.contacts if c.ws)
             line = Text("Registrations by transport: " + ", ".join(f"{k} {v}" for k, v in sorted(by_tr.items())))
             line.append(f"  (WS-flagged {ws})")
+            registered = ov.registered_contacts
+            if sig.contacts_mode == "events-partial" or (registered is not None and registered != len(sig.contacts)):
+                line.append(f"  of {len(sig.contacts)} listed, not of {_num(registered)} registered")
             parts.append(line)
             table = Table(title=f"Registrations ({len(sig.contacts)})", title_justify="left")
             for col in ("AoR", "transport", "socket", "user agent", "expires"):
@@ -156,12 +159,19 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
                 safe_text(call.callid, 36),
                 Text(call.dialog.state_name if call.dialog else "-"),
                 Text(call.bridge),
-                Text("yes" if call.has_dialog else "NO DIALOG", style="" if call.has_dialog else "bold yellow"),
-                Text("yes" if call.has_media else "NO MEDIA", style="" if call.has_media else "bold yellow"),
+                _side(call.has_dialog, call.dialog_known, "NO DIALOG"),
+                _side(call.has_media, call.media_known, "NO MEDIA"),
                 Text(" ".join(map(str, call.media.ports[:4])) if call.media else ""),
             )
         parts.append(table)
     return Group(*parts)
+
+
+def _side(present: bool, known: bool, missing: str) -> Text:
+    """A call's dialog/media cell: 'yes', the orphan mark when the list says so, '?' when unknown."""
+    if present:
+        return Text("yes")
+    return Text(missing, style="bold yellow") if known else Text("?")
 
 
 def make_console(stderr: bool = False) -> Console:

@@ -96,6 +96,7 @@ class OpsConsoleApp(App[None]):
         self.paused = False
         self.polling = False
         self.checks_running = False
+        self.checks_requested = False  # the operator pressed r: the next poll runs the checks
         self.current = "overview"
         self.poll_count = 0
         self.heap = FrozenHeap()  # see console/heap.py: what survives a poll is frozen
@@ -169,8 +170,11 @@ class OpsConsoleApp(App[None]):
         def due(at: float | None) -> bool:
             return at is None or now - at >= self.heavy_interval
 
-        contacts = self.current == "registrations" or due(self.state.contacts_at)
-        dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at)
+        # A poll that feeds the checks brings every list diagnose has: the checks then compare
+        # lists of one moment (an older dialog list against current sessions gives false orphans).
+        checks_due = self.checks_due()
+        contacts = self.current == "registrations" or due(self.state.contacts_at) or checks_due
+        dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at) or checks_due
         # One ng query per media session shown (the rows on screen): the others keep their last
         # details (LiveState) and the session list stays live.  Should that still be many
         # sessions, fewer rounds (RTPengine's load and ours).
@@ -181,13 +185,17 @@ class OpsConsoleApp(App[None]):
         force = self.full_sync_requested
         self.full_sync_requested = False
         # Host facts (daemons, modules, kernel log) feed only the checks: read them for those polls.
-        checks_due = self.state.checks_at is None or now - self.state.checks_at >= self.heavy_interval
         # live: between full syncs the sources keep lists current from events, not dumps.
         return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=details,
                               media_detail_callids=wanted if details else None,
                               dialog_detail_callids=(wanted or frozenset()) if self.current == "calls" else frozenset(),
                               host_facts=checks_due,
                               full_sync_max=self.full_sync_max, force_full_sync=force, live=True)
+
+    def checks_due(self) -> bool:
+        """The checks run with this poll: first poll, the heavy cadence, or the operator's `r`."""
+        at = self.state.checks_at
+        return self.checks_requested or at is None or self.now() - at >= self.heavy_interval
 
     def _detail_keys(self) -> frozenset[str] | None:
         """The Call-IDs the visible pane shows in detail (rows scrolled into view get theirs
@@ -233,8 +241,8 @@ class OpsConsoleApp(App[None]):
             await asyncio.to_thread(index.prepare, *self.pane("registrations").selection_query)
             if index.new_contacts >= CALM_AFTER_NEW:
                 self.heap.settle()  # only after a big list arrived: a full collection costs ~100 ms at 100k
-        if self.state.checks_at is None or self.now() - self.state.checks_at >= self.heavy_interval:
-            await self._run_checks(snapshot)
+        if self.checks_due():
+            await self._run_checks()
         self.polling = False
         self.render_all()
         if not self.is_headless:  # tests share their process: its heap is not ours to freeze
@@ -242,7 +250,14 @@ class OpsConsoleApp(App[None]):
         if not self.paused:
             self._poll_timer = self.set_timer(self.interval, self._poll)
 
-    async def _run_checks(self, snapshot: Snapshot) -> None:
+    async def _run_checks(self) -> None:
+        """The diagnose checks on the merged state (LiveState.check_snapshot): the same checks on
+        the same complete inputs as `opsconsole diagnose`, not on the latest poll alone (which, in
+        live mode, lacks the lists fetched on their own cadence)."""
+        snapshot = self.state.check_snapshot()
+        if snapshot is None:
+            return
+        self.checks_requested = False
         self.checks_running = True
         try:
             self.state.checks = list(await self.service.checks(snapshot))
@@ -254,18 +269,15 @@ class OpsConsoleApp(App[None]):
             self.checks_running = False
 
     def rerun_checks(self) -> None:
+        """`r`: a poll that brings every list, then the checks on it (as diagnose collects)."""
         if self.state.latest is None:
             self.notify("no data yet: wait for the first poll", markup=False)
             return
+        self.checks_requested = True
         self.checks_running = True
         self.render_all()
-        self._rerun_checks()
-
-    @work(exclusive=True, group="checks")
-    async def _rerun_checks(self) -> None:
-        assert self.state.latest is not None
-        await self._run_checks(self.state.latest)
-        self.render_all()
+        if not self.polling:
+            self.poll_now()
 
     def render_all(self) -> None:
         """Header always; only the visible pane (hidden ones render when shown)."""
@@ -275,6 +287,8 @@ class OpsConsoleApp(App[None]):
             for screen in self.screen_stack:  # the main screen's header and a detail pane's
                 for header in screen.query(StatusHeader):
                     header.show(self)
+                if isinstance(screen, DetailScreen):  # a detail follows its row (or says it is gone)
+                    screen.refresh_live(self.state, self.now())
             self.pane().refresh_view(self.state, self.now())
         self._rendered_at = self.now()
 

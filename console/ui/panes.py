@@ -18,7 +18,7 @@ from console.snapshot import media_label, relay_version
 
 from . import format as fmt
 from .safe import safe_text, show_text
-from .screens import DetailScreen, field_lines
+from .screens import GONE, DetailScreen, field_lines
 from .state import LiveState
 from .tablediff import SteadyTable, sync_table
 from .views import TRANSPORT_FILTERS, ContactIndex
@@ -131,6 +131,10 @@ class OverviewPane(Pane):
             by_transport.append("not fetched", style="dim")
         else:
             by_transport.append("  ".join(f"{t.upper()} {counts.get(t, 0)}" for t in ("udp", "tcp", "tls", "ws", "wss")))
+            if counts.get("?"):  # known by AoR only (brief lists): transport not reported
+                by_transport.append(f"  ? {counts['?']:,}")
+            if state.transport_counts_partial():  # never zeros that read as "none registered"
+                by_transport.append(f"  (of {len(state.contacts):,} listed)", style="bold")
             if state.contacts_at is not None and now - state.contacts_at > 2 * self.ops.interval:
                 by_transport.append(f" ({fmt.age(now - state.contacts_at)})", style="dim")
         out.append(by_transport)
@@ -342,7 +346,7 @@ class RegistrationsPane(Pane):
             return
         elapsed = self.ops.state.contacts_elapsed(self.ops.now())
         self.app.push_screen(DetailScreen(f"Contact {safe_text(contact.aor, 80).plain}",
-                                          contact_sections(contact, elapsed)))
+                                          contact_sections(contact, elapsed), live=live_contact(contact.key)))
 
     def page(self, direction: int) -> bool:
         """Move the window by half its size; False when already at that end."""
@@ -486,6 +490,16 @@ def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, 
     return [("Contact", field_lines(fields))]
 
 
+def live_contact(key: str):
+    """A contact detail that follows the list (expiry countdown, re-registrations)."""
+    def sections(state: LiveState, now: float):
+        if state.contacts is None:
+            return None  # no list now: unknown, not gone
+        contact = state.contact(key)
+        return GONE if contact is None else contact_sections(contact, state.contacts_elapsed(now))
+    return sections
+
+
 async def aor_sections(service: Any, aor: str) -> list[tuple[str, Text]]:
     """Every contact of one AoR, asked now (ul_show_contact: cheap at any table size)."""
     try:
@@ -536,10 +550,16 @@ def call_legs(call: Call):
 
 
 def call_mark(call: Call) -> Text:
-    if not call.has_dialog:
+    """NO DIALOG / NO MEDIA only when the other side's list says so; '?' when it is unknown
+    (not fetched with the same poll, failed, partial): unknown is no finding."""
+    if call.without_dialog:
         return Text("NO DIALOG", style="bold yellow")
-    if not call.has_media:
+    if call.dialog is None:
+        return Text("DIALOG ?", style="dim")
+    if call.without_media:
         return Text("NO MEDIA", style="bold yellow")
+    if call.media is None:
+        return Text("MEDIA ?", style="dim")
     if call.media is not None and call.media.deleted:
         return Text("DELETED", style="dim")
     return Text("")
@@ -603,6 +623,8 @@ def call_state(call: Call, now: float) -> tuple[Text, str]:
     dialog = call.dialog
     mark = call_mark(call)
     if dialog is not None:
+        if call.media is None and not call.media_known:  # the state stays readable; the media is unknown
+            return Text.assemble(dialog.state_name, (" media?", "dim")), fmt.duration(dialog.duration(now))
         return (mark if mark.plain else Text(dialog.state_name)), fmt.duration(dialog.duration(now))
     created = call.media.created if call.media is not None else 0
     return mark, (fmt.duration(now - created) if created else "-")
@@ -715,7 +737,7 @@ class CallsPane(Pane):
         self.calls: dict[str, Call] = {}
         self.order: list[str] = []  # row keys in table order
         self.order_keys: dict[str, tuple[float, str]] = {}  # Call-ID -> its place (see _in_order)
-        self.no_media = self.no_dialog = 0
+        self.no_media = self.no_dialog = self.unknown = 0
         self.cells = RowCells(call_cells, call_age, AGE_COLUMN)
         self.aged = range(0)  # the rows whose ages moved at the last refresh
 
@@ -734,8 +756,10 @@ class CallsPane(Pane):
         table = self.query_one("#calls-table", DataTable)
         self.aged = view_rows(table, AGE_MARGIN)
         sync_table(table, self.cells.rows([(c.key, c) for c in calls], now, narrow, self.aged))
-        self.no_media = sum(1 for c in calls if not c.has_media)
-        self.no_dialog = sum(1 for c in calls if not c.has_dialog)
+        self.no_media = sum(1 for c in calls if c.without_media)
+        self.no_dialog = sum(1 for c in calls if c.without_dialog)
+        self.unknown = sum(1 for c in calls if (c.dialog is None and not c.dialog_known)
+                           or (c.media is None and not c.media_known))
         self._show_status(state, now)
 
     def _in_order(self, calls: Sequence[Call]) -> list[Call]:
@@ -760,7 +784,10 @@ class CallsPane(Pane):
         return shown_keys(self.query_one("#calls-table", DataTable), self.order)
 
     def _show_status(self, state: LiveState, now: float) -> None:
-        status = Text(f"{len(self.calls)} calls, {self.no_media} without media, {self.no_dialog} media without dialog  ")
+        status = Text(f"{len(self.calls)} calls, {self.no_media} without media, {self.no_dialog} media without dialog")
+        if self.unknown:  # matched against a list not of this poll (or partial): no verdict on them
+            status.append(f", {self.unknown} not matched yet (other side unknown)", style="bold")
+        status.append("  ")
         status.append(stale_note("dialogs", state.dialogs_at, now, state.signalling_stale()))
         status.append_text(details_note(state, now))
         show_text(self.query_one("#calls-status", Static), status)
@@ -769,7 +796,27 @@ class CallsPane(Pane):
         event.stop()
         call = self.calls.get(event.row_key.value or "")
         if call is not None:
-            self.app.push_screen(DetailScreen(f"Call {safe_text(call.callid, 80).plain}", call_sections(call, self.ops.now())))
+            self.app.push_screen(DetailScreen(f"Call {safe_text(call.callid, 80).plain}", call_sections(call, self.ops.now()),
+                                              live=live_call(call.callid)))
+
+
+def live_call(callid: str):
+    """A call detail that follows the call (age, packets, state) until it is gone."""
+    def sections(state: LiveState, now: float):
+        if state.dialogs is None and state.media is None:
+            return None  # neither list known now: unknown, not gone
+        call = state.call(callid)
+        return GONE if call is None else call_sections(call, now)
+    return sections
+
+
+def live_session(callid: str):
+    def sections(state: LiveState, now: float):
+        if state.media is None:
+            return None
+        session = state.session(callid)
+        return GONE if session is None else [("Media session", session_text(session, now))]
+    return sections
 
 
 def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
@@ -795,8 +842,10 @@ def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
         sections.append(("SDP sent to the callee (by RTPengine)", safe_text(dialog.callee.sent_sdp or "(none)", None, multiline=True)))
     if call.media is not None:
         sections.append(("Media session", session_text(call.media, now)))
-    else:
+    elif call.media_known:
         sections.append(("Media session", Text("RTPengine has no session with this Call-ID", style="bold")))
+    else:
+        sections.append(("Media session", Text("unknown: the session list is not current (or partial)", style="dim")))
     return sections
 
 
@@ -895,7 +944,8 @@ class MediaPane(Pane):
         session = self.sessions.get(event.row_key.value or "")
         if session is not None:
             self.app.push_screen(DetailScreen(f"Media session {safe_text(session.callid, 80).plain}",
-                                              [("Media session", session_text(session, self.ops.now()))]))
+                                              [("Media session", session_text(session, self.ops.now()))],
+                                              live=live_session(session.callid)))
 
 
 def session_age(session: MediaSession, now: float) -> Text:

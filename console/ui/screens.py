@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+import time
+from typing import Any, Awaitable, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,25 +18,85 @@ Section = tuple[str, Text]
 SectionLoader = Callable[[], Awaitable[list[Section]]]
 
 
+class _Gone:
+    """What a live detail's sections function returns when its row vanished."""
+
+    def __repr__(self) -> str:
+        return "GONE"
+
+
+GONE = _Gone()
+# (live state, now) -> the row's sections now; GONE when the row vanished; None when unknown
+# (its list is not available): the detail then keeps what it shows, without a verdict.
+LiveSections = Callable[[Any, float], "list[Section] | _Gone | None"]
+KEYS_HINT = "   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit"
+
+
+def clock_time(at: float) -> str:
+    """HH:MM:SS of an epoch time, local (what the operator's wall clock says)."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
 class DetailScreen(Screen[None]):
-    """Every field of one row, full length (escaped, never truncated)."""
+    """Every field of one row, full length (escaped, never truncated).  With `live`, it follows
+    the row: new content at each poll, and a notice (last content kept) once the row is gone."""
 
     BINDINGS = [Binding("escape", "dismiss_detail", "Back")]
 
-    def __init__(self, title: str, sections: list[Section], loader: SectionLoader | None = None) -> None:
+    def __init__(self, title: str, sections: list[Section], loader: SectionLoader | None = None,
+                 live: LiveSections | None = None) -> None:
         """`loader`, when given, fetches the real sections (shown in place of `sections` once there)."""
         super().__init__()
         self.detail_title = title
         self.sections = sections
         self.loader = loader
+        self.live = live
+        self.gone_since: float | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
-        yield Static(Text.assemble((self.detail_title, "bold"), ("   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit",
-                                                                   "dim")), classes="detail-title")
+        yield Static(self._title_text(), classes="detail-title", id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield from self._section_widgets(self.sections)
         # No Footer here: composing one (a widget per key) was most of the time Enter took.
+
+    def _title_text(self) -> Text:
+        out = Text.assemble((self.detail_title, "bold"))
+        if self.gone_since is not None:
+            out.append(f"   GONE since {clock_time(self.gone_since)}", style="bold reverse yellow")
+            out.append(" (last content kept)", style="bold")
+        out.append(KEYS_HINT, style="dim")
+        return out
+
+    def refresh_live(self, state: Any, now: float) -> None:
+        """Called by the app after each poll: the row's current content, or the gone notice."""
+        if self.live is None or not self.is_mounted:
+            return
+        sections = self.live(state, now)
+        if sections is None:
+            return  # unknown now: keep what is shown, no verdict
+        if isinstance(sections, _Gone):
+            if self.gone_since is None:
+                self.gone_since = now
+                self.query_one("#detail-title", Static).update(self._title_text())
+            return
+        if self.gone_since is not None:  # back (e.g. a list that was briefly incomplete)
+            self.gone_since = None
+            self.query_one("#detail-title", Static).update(self._title_text())
+        self._show_sections(sections)
+
+    def _show_sections(self, sections: list[Section]) -> None:
+        """Same headings: each body updated in place (the scroll position stays); else rebuilt."""
+        if [h for h, _ in sections] != [h for h, _ in self.sections]:
+            body = self.query_one("#detail-body")
+            body.remove_children()
+            body.mount_all(self._section_widgets(sections))
+        else:
+            widgets = list(self.query(".detail-section").results(Static))
+            for widget, (_, new), (_, old) in zip(widgets, sections, self.sections):
+                if new != old:
+                    widget.update(new)
+        self.sections = sections
 
     @staticmethod
     def _section_widgets(sections: list[Section]) -> list[Static]:

@@ -20,7 +20,7 @@ from console.model import (
     SourceStatus,
 )
 from console.plugins import CollectOptions
-from console.snapshot import join_calls
+from console.snapshot import join_calls, sessions_complete
 
 from .views import ContactIndex, History
 
@@ -52,6 +52,9 @@ class LiveState:
     polls: int = 0
     _index: ContactIndex | None = None
     _counts: tuple[tuple[Contact, ...] | None, Counter] | None = None
+    _by_callid: tuple[tuple[Call, ...], dict[str, Call]] | None = None
+    _sessions_by_callid: tuple[tuple[MediaSession, ...], dict[str, MediaSession]] | None = None
+    _contacts_by_key: tuple[tuple[Contact, ...], dict[str, Contact]] | None = None
 
     # ------------------------------------------------------------------ update
 
@@ -68,12 +71,27 @@ class LiveState:
             self.media, self.media_at = self._with_details(snapshot.media, requested, at), at
         if snapshot.host is not None:
             self.host = snapshot.host
-        sessions = self.media.sessions if self.media else None
-        if self.dialogs or sessions:
-            self.calls = join_calls(self.dialogs, sessions, {call.callid: call for call in self.calls})
-        else:
-            self.calls = snapshot.calls
+        self._join(at)
         self._record_history()
+
+    def _join(self, at: float) -> None:
+        """Dialogs with media sessions.  A call missing on one side is "without dialog/media" only
+        when both lists came with this poll (and the session list is complete): a dialog list kept
+        from an earlier poll (not asked for, or OpenSIPS failing) or a partial one makes the
+        missing side unknown, not an orphan."""
+        sessions = self.media.sessions if self.media is not None else None
+        if self.dialogs is None and sessions is None:
+            self.calls = ()
+            return
+        both_current = (self.dialogs is not None and self.dialogs_at == at and self.media_at == at
+                        and sessions_complete(self.media))
+        self.calls = join_calls(self.dialogs, sessions, self._calls_by_id(), dialogs_complete=both_current,
+                                sessions_complete=both_current)
+
+    def _calls_by_id(self) -> dict[str, Call]:
+        if self._by_callid is None or self._by_callid[0] is not self.calls:
+            self._by_callid = (self.calls, {call.callid: call for call in self.calls})
+        return self._by_callid[1]
 
     def _apply_signalling(self, state: SignallingState, requested: CollectOptions, at: float) -> None:
         self.signalling, self.signalling_at = state, at
@@ -158,6 +176,60 @@ class LiveState:
 
     def last_good_poll(self) -> float | None:
         return max(self.last_ok.values()) if self.last_ok else None
+
+    def transport_counts_partial(self) -> bool:
+        """The per-transport counts cover only part of what is registered (a partial list, or a
+        list of another size than OpenSIPS's count): they must be shown as "of N listed"."""
+        if self.contacts is None:
+            return False
+        registered = self.registered_count()
+        return self.contacts_mode == "events-partial" or (registered is not None and registered != len(self.contacts))
+
+    # ------------------------------------------------------------------ rows by key (detail screens)
+
+    def call(self, callid: str) -> Call | None:
+        return self._calls_by_id().get(callid)
+
+    def session(self, callid: str) -> MediaSession | None:
+        sessions = self.media.sessions if self.media is not None else ()
+        if self._sessions_by_callid is None or self._sessions_by_callid[0] is not sessions:
+            self._sessions_by_callid = (sessions, {s.callid: s for s in sessions})
+        return self._sessions_by_callid[1].get(callid)
+
+    def contact(self, key: str) -> Contact | None:
+        """The contact with this key in the current list (None: gone, or no list).  The map is
+        built on the first ask per list (a detail screen open), not every poll."""
+        contacts = self.contacts or ()
+        if self._contacts_by_key is None or self._contacts_by_key[0] is not contacts:
+            self._contacts_by_key = (contacts, {c.key: c for c in contacts})
+        return self._contacts_by_key[1].get(key)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_snapshot(self) -> Snapshot | None:
+        """The input of the checks: the latest poll completed with the merged lists, so the
+        Checks screen runs the checks `diagnose` runs on the same complete data.
+
+        A source that failed in the latest poll stays missing (as diagnose sees it: opensips.mi
+        FAIL, the others UNKNOWN), not replaced by its last good data.  A list the latest poll
+        did not bring (contacts, dialogs: fetched on their own cadence) is the last good one,
+        marked in `Snapshot.stale` with its age, so a check comparing it says UNKNOWN."""
+        latest = self.latest
+        if latest is None:
+            return None
+        at = latest.collected_at
+        stale: dict[str, float] = {}
+        signalling = latest.signalling
+        if signalling is not None:
+            signalling = replace(signalling, contacts=self.contacts, contacts_note=self.contacts_note,
+                                 contacts_mode=self.contacts_mode, contacts_as_of=self.contacts_as_of,
+                                 dialogs=self.dialogs)
+            for part, value, part_at in (("contacts", self.contacts, self.contacts_at),
+                                         ("dialogs", self.dialogs, self.dialogs_at)):
+                if value is not None and part_at is not None and part_at != at:
+                    stale[part] = round(at - part_at, 1)
+        media = self.media if latest.media is not None else None
+        return replace(latest, signalling=signalling, media=media, calls=self.calls, stale=stale)
 
 
 def _detailed(listed: MediaSession, previous: MediaSession | None) -> MediaSession:

@@ -118,8 +118,12 @@ def check_ws(ctx: CheckContext) -> CheckResult:
                   if any(leg.transport in _WS_TYPES for leg in (d.caller, *d.callees))]
     ws_conns = [c for c in sig.connections or () if c.type in _WS_TYPES]
     if not ws_contacts and not ws_dialogs:
-        note = f" ({sig.contacts_note})" if sig.contacts is None and sig.contacts_note else ""
-        return CheckResult(cid, Status.SKIP, f"no WebSocket contacts or dialogs{note}")
+        if sig.contacts is None or sig.dialogs is None:
+            missing = " and ".join(name for name, value in (("contact", sig.contacts), ("dialog", sig.dialogs))
+                                   if value is None)
+            note = f": {sig.contacts_note}" if sig.contacts is None and sig.contacts_note else ""
+            return CheckResult(cid, Status.SKIP, f"WebSocket use unknown: no {missing} list{note}")
+        return CheckResult(cid, Status.SKIP, "no WebSocket contacts or dialogs")
     listeners = [l for l in sig.listeners if l.split(":", 1)[0] in _WS_TYPES]
     has_proto_ws = any(c in ("ws_trace", "ws:trace") for c in sig.commands) or "proto_ws" in sig.modules
     evidence: dict[str, Any] = {"ws_contacts": len(ws_contacts), "ws_dialogs": len(ws_dialogs),
@@ -130,6 +134,18 @@ def check_ws(ctx: CheckContext) -> CheckResult:
     if sig.commands and not has_proto_ws:
         return CheckResult(cid, Status.WARN, "WS sockets seen but proto_ws MI commands are missing", evidence,
                            WS_PROTO_REMEDY)
+    if sig.contacts is None:
+        # Without the contact list the stale-registration test cannot run: no verdict on it.
+        note = f" ({sig.contacts_note})" if sig.contacts_note else ""
+        evidence["ws_contacts"] = None
+        return CheckResult(cid, Status.SKIP,
+                           f"{len(ws_dialogs)} WS dialogs, {len(ws_conns)} live WS connections; stale WS "
+                           f"registrations not checked: contact list not available{note}", evidence)
+    stale_age = ctx.snapshot.stale.get("contacts")
+    if stale_age is not None:
+        return CheckResult(cid, Status.UNKNOWN,
+                           f"{len(ws_contacts)} WS contacts in a list {stale_age:g} s old: not matched against "
+                           "the current WS connections", evidence, "wait for the next complete poll (r re-runs)")
     if sig.connections is None:
         return CheckResult(cid, Status.UNKNOWN,
                            f"{len(ws_contacts)} WS contacts; TCP connection list unavailable, cannot verify them",
@@ -143,8 +159,10 @@ def check_ws(ctx: CheckContext) -> CheckResult:
         return CheckResult(cid, Status.WARN,
                            f"{len(stale)} stale WS registrations without a live WS connection: {', '.join(shown)}{more}",
                            evidence, WS_STALE_REMEDY)
+    partial = " (partial contact list)" if sig.contacts_mode == "events-partial" else ""
+    dialogs = f"{len(ws_dialogs)} dialogs" if sig.dialogs is not None else "dialogs unknown"
     return CheckResult(cid, Status.OK,
-                       f"WebSocket ok: {len(ws_contacts)} contacts, {len(ws_dialogs)} dialogs, "
+                       f"WebSocket ok: {len(ws_contacts)} contacts{partial}, {dialogs}, "
                        f"{len(ws_conns)} live WS connections on {', '.join(listeners) or 'ws'}", evidence)
 
 

@@ -396,7 +396,9 @@ class LiveSync:
         if self.events_live:
             if not busy:
                 await self._detail_new_dialogs(options.dialog_detail_callids)
-            return tuple(self.dialog_store.dialogs())
+            # Before its first full list (or after a lost journal) the store holds only what
+            # events reported: a partial list, i.e. unknown, never "no dialogs" (false orphans).
+            return tuple(self.dialog_store.dialogs()) if self.dialog_store.complete else None
         return self._polled_dialogs
 
     async def _detail_new_dialogs(self, shown: frozenset[str] | None) -> None:

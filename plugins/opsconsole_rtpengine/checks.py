@@ -204,40 +204,68 @@ def check_kernel_forwarding(ctx: CheckContext) -> CheckResult:
 # --------------------------------------------------------------------------- rtpengine.sessions
 
 
+ZOMBIE_REMEDY = ("lost BYEs leave media sessions until rtpengine's --timeout: delete them with "
+                 "`rtpengine-ctl terminate <call-id>` or lower --timeout/--silent-timeout; look for BYEs that "
+                 "never reach rtpengine_delete() (or rtpengine_manage()) in opensips.cfg")
+NO_MEDIA_REMEDY = ("check that opensips.cfg calls rtpengine_offer()/rtpengine_answer() (or rtpengine_manage()) "
+                   "for these calls and that OpenSIPS uses this rtpengine (opensips.rtpengine_sock, "
+                   "rtpengine_show): with several rtpengine nodes or sets the media may be relayed elsewhere")
+
+
 def check_sessions(ctx: CheckContext) -> CheckResult:
+    cid = "rtpengine.sessions"
     media = ctx.snapshot.media
     signalling = ctx.snapshot.signalling
     if media is None:
-        return CheckResult("rtpengine.sessions", Status.SKIP, "rtpengine sessions unknown")
+        return CheckResult(cid, Status.SKIP, "rtpengine sessions unknown")
     if signalling is None or signalling.dialogs is None:
-        return CheckResult("rtpengine.sessions", Status.SKIP, "OpenSIPS dialogs unknown: cannot match sessions")
-    dialog_callids = {d.callid for d in signalling.dialogs}
-    media_callids = {s.callid for s in media.sessions}
+        return CheckResult(cid, Status.SKIP, "OpenSIPS dialogs unknown: cannot match sessions")
+    stale = {part: age for part, age in ctx.snapshot.stale.items() if part in ("dialogs", "media")}
+    if stale:
+        ages = ", ".join(f"{part} list {age:g} s old" for part, age in sorted(stale.items()))
+        return CheckResult(cid, Status.UNKNOWN, f"dialogs and media sessions are not from one moment ({ages}): "
+                           "not matched", {"stale": stale}, "wait for the next complete poll (r re-runs)")
+    dialogs, sessions = signalling.dialogs, media.sessions
+    dialog_callids = {d.callid for d in dialogs}
+    media_callids = {s.callid for s in sessions}
     max_age = ctx.config.thresholds.zombie_age_s
-    zombies = sorted(
-        (s for s in media.sessions
-         if s.callid not in dialog_callids and not s.deleted and s.created and ctx.now - s.created > max_age),
-        key=lambda s: s.created)
-    complete_list = media.sessions_total is None or media.sessions_total <= len(media.sessions)
-    orphans = [d for d in signalling.dialogs if d.state == 4 and d.callid not in media_callids] if complete_list else []
-    evidence: dict[str, Any] = {"media sessions": len(media.sessions), "dialogs": len(signalling.dialogs)}
-    problems = []
+    unmatched = [s for s in sessions if s.callid not in dialog_callids]
+    zombies = sorted((s for s in unmatched if not s.deleted and s.created and ctx.now - s.created > max_age),
+                     key=lambda s: s.created)
+    complete_list = media.sessions_total is None or media.sessions_total <= len(sessions)
+    orphans = [d for d in dialogs if d.state == 4 and d.callid not in media_callids] if complete_list else []
+    matched = len(sessions) - len(unmatched)
+    evidence: dict[str, Any] = {"media sessions": len(sessions), "dialogs": len(dialogs),
+                                "sessions with a dialog": matched,
+                                "sessions without a dialog": len(unmatched)}
+    problems, remedies = [], []
     if zombies:
         evidence["zombie sessions"] = [f"{s.callid} (age {int(ctx.now - s.created)} s)" for s in zombies[:10]]
         problems.append(f"{len(zombies)} zombie sessions: media sessions without an OpenSIPS dialog older than "
                         f"{max_age} s, holding {4 * len(zombies)} ports (rtpengine#1856/#2014)")
+        remedies.append(ZOMBIE_REMEDY)
     if orphans:
         evidence["dialogs without media"] = [d.callid for d in orphans[:10]]
         problems.append(f"{len(orphans)} confirmed dialogs have no rtpengine session (media not relayed, "
                         "or relayed by another rtpengine)")
+        remedies.append(NO_MEDIA_REMEDY)
     if not complete_list:
-        evidence["note"] = f"rtpengine listed {len(media.sessions)} of {media.sessions_total} sessions"
+        evidence["note"] = f"rtpengine listed {len(sessions)} of {media.sessions_total} sessions"
     if problems:
-        return CheckResult("rtpengine.sessions", Status.WARN, "; ".join(problems), evidence,
-                           remedy="lost BYEs leave sessions until rtpengine's --timeout; delete them with "
-                                  "`rtpengine-ctl terminate <call-id>` or lower --timeout/--silent-timeout")
-    return CheckResult("rtpengine.sessions", Status.OK,
-                       f"{len(media.sessions)} media sessions match the OpenSIPS dialogs", evidence)
+        return CheckResult(cid, Status.WARN, "; ".join(problems), evidence, remedy="; ".join(remedies))
+    return CheckResult(cid, Status.OK, _sessions_ok_summary(matched, unmatched, dialogs, max_age, ctx.now), evidence)
+
+
+def _sessions_ok_summary(matched: int, unmatched: list, dialogs: tuple, max_age: float, now: float) -> str:
+    """Says exactly what the evidence counts: matched sessions, and why the others are no finding."""
+    text = f"{matched} media sessions match OpenSIPS dialogs (of {len(dialogs)} dialogs)"
+    deleted = sum(1 for s in unmatched if s.deleted)
+    young = len(unmatched) - deleted
+    if deleted:
+        text += f"; {deleted} without a dialog are deleted (BYE seen, within delete-delay)"
+    if young:
+        text += f"; {young} without a dialog are younger than {max_age:g} s (not zombies yet)"
+    return text
 
 
 # --------------------------------------------------------------------------- opensips.rtpengine_sock
