@@ -284,3 +284,30 @@ def test_stream_with_unicode_and_garbage_under_any_chunking(items, cuts):
     decoder = EventStreamDecoder()
     assert [o for piece in pieces for o in decoder.feed(piece)] == expected
     assert decoder.error_count == garbage_runs
+
+
+# --------------------------------------------------------------------------- module split (issue #13)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_codec_does_no_io_and_the_old_module_still_exports_everything():
+    import opsconsole_opensips.events as shim
+    import opsconsole_opensips.events_codec as codec
+    import opsconsole_opensips.events_listener as listener
+
+    assert not _imported_modules(Path(codec.__file__)) & {"asyncio", "socket", "selectors", "ssl"}
+    for module in (shim, codec, listener):
+        assert len(Path(module.__file__).read_text().splitlines()) <= 600, module.__name__
+    assert shim.parse_event is codec.parse_event and shim.EventListener is listener.EventListener
+    assert shim.kernel_udp_drops is listener.kernel_udp_drops and shim.q_text is codec.q_text

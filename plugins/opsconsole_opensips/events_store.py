@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from console.model import Contact, Dialog, DialogLeg, replace
 
-from .events import AorEvent, ContactEvent, DialogStateEvent, Event
+from .events_codec import AorEvent, ContactEvent, DialogStateEvent, Event
 from .fastbuild import fast_constructor, gc_paused
 
 DIALOG_DELETED = 5
