@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 
@@ -16,3 +18,29 @@ pytest_plugins = [
     "support.mi_server",
     "support.rtpengine_daemon",
 ]
+
+
+@pytest.fixture(autouse=True)
+def no_host_discovery(tmp_path_factory, monkeypatch):
+    """No test sees this machine's daemons, home or /etc: the host may run other OpenSIPS and
+    RTPengine instances (on the very default ports), and a test must not depend on them.
+
+    The process scan and the socket tables read an empty proc tree, HOME is an empty directory,
+    /etc candidates point into it, OPSCONSOLE_* variables are gone.  A test about discovery passes
+    its fixture trees (discover(proc_root=..., home=...), HostSource(finder=...)); a test about a
+    real daemon it started passes proc_root="/proc" and looks only at its own pid."""
+    from console import config, discovery
+    from opsconsole_host import procfs
+
+    root = tmp_path_factory.mktemp("isolated")
+    (root / "proc" / "net").mkdir(parents=True)
+    (root / "home").mkdir()
+    monkeypatch.setattr(procfs, "HOST_PROC_ROOT", str(root / "proc"))
+    monkeypatch.setenv("HOME", str(root / "home"))
+    monkeypatch.setattr(discovery, "OPENSIPS_CLI_ETC", (root / "etc" / "opensips-cli.cfg",))
+    monkeypatch.setattr(config, "CONFIG_PATHS", (Path("~/.config/opsconsole/config.toml"),
+                                                 root / "etc" / "opsconsole" / "config.toml"))
+    for name in list(os.environ):
+        if name.startswith("OPSCONSOLE_"):
+            monkeypatch.delenv(name)
+    return root

@@ -1,14 +1,20 @@
 """Configuration discovery: opensips-cli configs, the running rtpengine and OpenSIPS."""
 
+import json
 import shutil
 from pathlib import Path
 
 import psutil
 import pytest
 
+from console.cli import main
+from console.config import load_config
 from console.discovery import Discovered, discover
 from console.model import ProcessInfo
 from opsconsole_host import processes as P
+from opsconsole_host import procfs
+from support.faults import free_port
+from support.proc_tree import ProcTree
 from test_host_processes import host_rtpengine  # noqa: F401  (a real daemon, killed by PID)
 
 HOST = Path(__file__).parent / "fixtures" / "host"
@@ -74,12 +80,76 @@ def test_rtpengine_settings_from_its_config_file(home):
     assert f"ng 127.0.0.1:2223 (rtpengine pid 4242 listen-ng in {conf})" in found.notes
 
 
-def test_running_opensips_wins_over_opensips_cli_config(home):
+def test_opensips_cli_config_comes_before_the_running_opensips(home):
+    """README order: opensips-cli's config (the operator's choice), then the running daemons."""
     shutil.copy(HOST / "opensips-cli.cfg", home / ".opensips-cli.cfg")
     found = discover(home=home, etc_paths=(), processes=[opensips_proc(HOST / "opensips.cfg")])
+    assert found.mi_url == "http://127.0.0.1:8899/mi" and found.mi_fifo is None
+    picked = next(n for n in found.notes if n.startswith("mi_http http://127.0.0.1:8899/mi"))
+    assert "opensips-cli's config comes before the running daemons" in picked and "--mi-url" in picked
+    other = next(n for n in found.notes if n.startswith("mi_http http://127.0.0.1:8888/mi"))
+    assert "(opensips pid 100 " in other and "not used" in other
+    assert "use it with --mi-url http://127.0.0.1:8888/mi" in other
+
+
+def test_without_opensips_cli_config_the_running_opensips_gives_both_mi_endpoints(home):
+    found = discover(home=home, etc_paths=(), processes=[opensips_proc(HOST / "opensips.cfg")])
     assert found.mi_url == "http://127.0.0.1:8888/mi" and found.mi_fifo == "/tmp/lab/opensips_fifo"
-    assert any(n.startswith("mi_http http://127.0.0.1:8888/mi (opensips pid 100 ") for n in found.notes)
-    assert any("opensips-cli config" in n and "not used" in n for n in found.notes)
+    assert not any("picked" in n or "not used" in n for n in found.notes)
+
+
+def _relay(pid, ng, cli):
+    return rtpengine_proc(["rtpengine", "--config-file=none", f"--listen-ng={ng}", f"--listen-cli={cli}"], pid=pid)
+
+
+def test_several_rtpengines_the_one_opensips_uses_is_picked_and_the_report_says_so(home):
+    # opensips-include-rtp.cfg's rtpengine_sock names udp:127.0.0.1:2223 and :2233.
+    opensips = opensips_proc(HOST / "opensips-include.cfg", pid=300)
+    relays = [_relay(10, "127.0.0.1:40010", "127.0.0.1:40011"), _relay(20, "127.0.0.1:2233", "127.0.0.1:2234")]
+    found = discover(home=home, etc_paths=(), processes=[*relays, opensips])
+    assert found.ng == ("127.0.0.1", 2233) and found.cli == ("127.0.0.1", 2234)  # cli of the same relay
+    picked = next(n for n in found.notes if n.startswith("ng 127.0.0.1:2233"))
+    assert "picked of 2 rtpengine instances" in picked and "OpenSIPS pid 300's rtpengine_sock names it" in picked
+    assert "choose another with --ng" in picked
+    other = next(n for n in found.notes if n.startswith("ng 127.0.0.1:40010"))
+    assert "not used, rtpengine pid 20 picked; use it with --ng 127.0.0.1:40010" in other
+
+
+def test_several_rtpengines_without_a_reason_the_lowest_pid_is_picked(home):
+    found = discover(home=home, etc_paths=(), processes=[_relay(30, "127.0.0.1:40030", "127.0.0.1:40031"),
+                                                         _relay(7, "127.0.0.1:40007", "127.0.0.1:40008")])
+    assert found.ng == ("127.0.0.1", 40007) and found.cli == ("127.0.0.1", 40008)
+    assert any(n.startswith("ng 127.0.0.1:40007") and "the lowest pid" in n for n in found.notes)
+
+
+def test_several_opensips_the_system_cfg_is_picked(home, tmp_path):
+    private = tmp_path / "other.cfg"
+    private.write_text(HOST.joinpath("opensips.cfg").read_text().replace('"port", 8888', '"port", 8999'))
+    system = opensips_proc(HOST / "opensips.cfg", pid=500)
+    system = ProcessInfo(500, "opensips", system.cmdline, "opensips",
+                         dict(system.settings, **{"config-file": "/etc/opensips/opensips.cfg"}))
+    found = discover(home=home, etc_paths=(), processes=[opensips_proc(private, pid=40), system])
+    assert found.mi_url == "http://127.0.0.1:8888/mi"
+    picked = next(n for n in found.notes if n.startswith("mi_http http://127.0.0.1:8888/mi"))
+    assert "picked of 2 opensips instances: its cfg is the system's /etc/opensips/opensips.cfg" in picked
+    assert any("8999" in n and "use it with --mi-url http://127.0.0.1:8999/mi" in n for n in found.notes)
+
+
+def test_an_address_given_explicitly_is_never_called_not_used(home):
+    relays = [_relay(10, "127.0.0.1:40010", "127.0.0.1:40011"), _relay(20, "127.0.0.1:40020", "127.0.0.1:40021")]
+    found = discover(home=home, etc_paths=(), processes=relays, given={"ng": (("127.0.0.1", 40020), "--ng")})
+    assert found.ng is None  # nothing to fill: the operator said it
+    assert found.cli == ("127.0.0.1", 40021)  # the cli of the relay --ng names, not of the lowest pid
+    mine = next(n for n in found.notes if n.startswith("ng 127.0.0.1:40020"))
+    assert mine.endswith("the one given with --ng") and "not used" not in mine
+    assert any(n.startswith("ng 127.0.0.1:40010") and "--ng 127.0.0.1:40020 is used" in n for n in found.notes)
+
+
+def test_an_explicit_address_no_daemon_serves_is_said(home):
+    found = discover(home=home, etc_paths=(), processes=[_relay(10, "127.0.0.1:40010", "127.0.0.1:40011")],
+                     given={"ng": (("127.0.0.1", 40099), "OPSCONSOLE_NG")})
+    assert "no running daemon found for 127.0.0.1:40099 given with OPSCONSOLE_NG" in found.notes
+    assert found.cli is None and any("cli not taken" in n for n in found.notes)
 
 
 def test_untrusted_unreadable_and_misconfigured_daemons_are_notes(home, tmp_path):
@@ -99,7 +169,7 @@ def test_untrusted_unreadable_and_misconfigured_daemons_are_notes(home, tmp_path
 
 
 def test_process_scan_failures_never_raise(home, monkeypatch):
-    def denied(name):
+    def denied(name, **roots):
         raise psutil.AccessDenied(1)
 
     monkeypatch.setattr(P, "find_daemons", denied)
@@ -118,5 +188,36 @@ def test_unexpected_settings_shape_does_not_raise(home):
 @pytest.mark.rtpengine
 def test_discovers_a_real_running_rtpengine(home, host_rtpengine):  # noqa: F811
     proc, ng, cli = host_rtpengine
-    found = discover(home=home, etc_paths=())
-    assert f"ng 127.0.0.1:{ng} (rtpengine pid {proc.pid} --listen-ng)" in "\n".join(found.notes)
+    found = discover(home=home, etc_paths=(), proc_root="/proc")  # the real host, our daemon only
+    assert any(n.startswith(f"ng 127.0.0.1:{ng} (rtpengine pid {proc.pid} --listen-ng)") for n in found.notes)
+
+
+def test_discovery_reads_a_fixture_proc_tree(home, tmp_path):
+    tree = ProcTree(tmp_path / "proc")
+    tree.process(4242, ["rtpengine", "--config-file=none", "--listen-ng=127.0.0.1:40042"],
+                 exe=tree.binary("rtpengine"))
+    found = discover(home=home, etc_paths=(), proc_root=tree.root)
+    assert found.ng == ("127.0.0.1", 40042)
+
+
+def test_the_test_suite_cannot_see_this_hosts_daemons_or_home():
+    """conftest's autouse fixture: an empty proc tree and an empty HOME, whatever runs here."""
+    found = discover()
+    assert found == Discovered() and load_config({}).discovery == ()
+
+
+def test_snapshot_text_reports_which_instance_was_picked_and_how_to_choose(tmp_path, monkeypatch, capsys):
+    tree = ProcTree(tmp_path / "proc")
+    for pid, ng in ((61, 40061), (62, 40062)):
+        tree.process(pid, ["rtpengine", "--config-file=none", f"--listen-ng=127.0.0.1:{ng}"],
+                     exe=tree.binary("rtpengine"))
+    monkeypatch.setattr(procfs, "HOST_PROC_ROOT", str(tree.root))
+    main(["snapshot", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--timeout", "0.3", "--no-contacts"])
+    out = capsys.readouterr().out
+    assert "ng 127.0.0.1:40061 (rtpengine pid 61 --listen-ng) — picked of 2 rtpengine instances: the lowest pid; " \
+           "choose another with --ng" in " ".join(out.split())
+    main(["snapshot", "--json", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--ng", "127.0.0.1:40062",
+          "--timeout", "0.3", "--no-contacts"])
+    notes = json.loads(capsys.readouterr().out)["discovery"]
+    assert "ng 127.0.0.1:40062 (rtpengine pid 62 --listen-ng) — the one given with --ng" in notes
+    assert not any("not used" in n and "40062 (" in n for n in notes)

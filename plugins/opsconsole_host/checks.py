@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from console.model import CheckResult, HostState, ProcessInfo, Status
@@ -98,6 +99,9 @@ def check_rtpengine_process(ctx: CheckContext) -> CheckResult:
     skipped = _simulated_relay(ctx, cid)
     if skipped is not None:
         return skipped
+    about_target = _target_owner(ctx, cid, TARGET_ROLES["rtpengine"])
+    if about_target is not None:
+        return about_target
     found = _running_daemons(ctx, cid, "rtpengine", "no rtpengine daemon running", RTPENGINE_START)
     if isinstance(found, CheckResult):
         return found
@@ -245,6 +249,9 @@ def check_opensips_process(ctx: CheckContext) -> CheckResult:
     cid = "opensips.process"
     if ctx.config.demo:
         return CheckResult(cid, Status.SKIP, "demo platform: OpenSIPS is simulated in-process, there is no daemon to find")
+    about_target = _target_owner(ctx, cid, TARGET_ROLES["opensips"])
+    if about_target is not None:
+        return about_target
     found = _running_daemons(ctx, cid, "opensips", "no OpenSIPS running", OPENSIPS_START)
     if isinstance(found, CheckResult):
         return found
@@ -252,6 +259,97 @@ def check_opensips_process(ctx: CheckContext) -> CheckResult:
     listed = "; ".join(describe_opensips(p) for p in daemons)
     prefix = "OpenSIPS running" if len(daemons) == 1 else f"{len(daemons)} OpenSIPS instances"
     return CheckResult(cid, Status.OK, f"{prefix}: {listed}{tail}", evidence)
+
+
+# --------------------------------------------------------------------------- the targeted daemon
+
+
+@dataclass(frozen=True)
+class _Role:
+    which: str  # HostState attribute and process name: "rtpengine" / "opensips"
+    role: str  # key in HostState.facts["targets"]: "ng" / "mi"
+    label: str  # "ng" / "MI"
+    option: str  # how the operator points the console elsewhere
+    start: str  # remedy when nothing serves a local target
+
+
+TARGET_ROLES = {
+    "rtpengine": _Role("rtpengine", "ng", "ng", "--ng", RTPENGINE_START),
+    "opensips": _Role("opensips", "mi", "MI", "--mi-url/--mi-fifo", OPENSIPS_START),
+}
+
+
+def _describe(role: _Role, proc: ProcessInfo) -> str:
+    return describe_rtpengine(proc) if role.which == "rtpengine" else describe_opensips(proc)
+
+
+def _declares(role: _Role, proc: ProcessInfo, target: str) -> bool:
+    """Whether the daemon's own command line / cfg says it serves `target` (used when the socket's
+    owner cannot be read, i.e. not root)."""
+    s = proc.settings or {}
+    if role.which == "rtpengine":
+        return s.get("ng_address") == target
+    url = (s.get("mi_http") or {}).get("url") or ""
+    return target == s.get("mi_fifo") or f"//{target}/" in url
+
+
+def _target_owner(ctx: CheckContext, cid: str, role: _Role) -> CheckResult | None:
+    """The verdict about the process that serves the console's target; None when the host
+    facts carry no target (then the check lists the running daemons, as before)."""
+    host = _host_or_unknown(ctx, cid)
+    if isinstance(host, CheckResult):
+        return host
+    facts = (host.facts.get("targets") or {}).get(role.role)
+    if not facts:
+        return None
+    procs = getattr(host, role.which)
+    target, what = facts["target"], f"{role.label} {facts['target']}"
+    evidence: dict[str, Any] = {"target": target, "where": facts.get("why", "")}
+    evidence.update(_process_evidence(list(procs)))
+    owners = facts.get("owners") or []
+    owning = {o.get("daemon_pid") or o["pid"] for o in owners}
+    mine = [p for p in procs if p.pid in owning]
+    others = [p for p in procs if p.pid not in owning and not p.suspect]
+    aside = f"; not the target: {'; '.join(_describe(role, p) for p in others)}" if others else ""
+    if facts.get("local") is not True:
+        return CheckResult(cid, Status.SKIP, f"{what} is not on this host ({facts.get('why', '')}): its process "
+                           f"cannot be checked from here{aside}", evidence,
+                           f"run opsconsole diagnose on the server that runs {role.which}")
+    trusted = [p for p in mine if not p.suspect and not p.error]
+    if trusted:
+        return CheckResult(cid, Status.OK, f"{role.which} {_describe(role, trusted[0])} serves {what}{aside}", evidence)
+    if mine:
+        reason = mine[0].suspect or mine[0].error
+        return CheckResult(cid, Status.WARN, f"{what} is held by pid {mine[0].pid}, named {role.which} but {reason}",
+                           evidence, f"find out what pid {mine[0].pid} is (ls -l /proc/{mine[0].pid}/exe)")
+    if owners:
+        held = ", ".join(f"pid {o['pid']} ({o.get('name') or '?'})" for o in owners)
+        return CheckResult(cid, Status.SKIP, f"{what} is served by {held}, not by a {role.which} daemon of this host "
+                           f"(a container, tunnel or proxy?): the daemon behind it cannot be checked from here{aside}",
+                           evidence)
+    return _unowned(cid, role, facts, what, procs, evidence, aside)
+
+
+def _unowned(cid: str, role: _Role, facts: dict[str, Any], what: str, procs: tuple[ProcessInfo, ...],
+             evidence: dict[str, Any], aside: str) -> CheckResult:
+    """A local target nobody readable holds: nothing serves it — unless the holder hides among
+    the processes we could not read (not root)."""
+    there = facts.get("exists") if facts["proto"] == "fifo" else facts.get("listening")
+    hidden = facts.get("unreadable_processes", 0)
+    if there and hidden:
+        declared = [p for p in procs if not p.suspect and not p.error and _declares(role, p, facts["target"])]
+        if declared:
+            return CheckResult(cid, Status.OK, f"{role.which} {_describe(role, declared[0])} serves {what} by its "
+                               f"configuration (its sockets are not readable: run as root to verify){aside}", evidence)
+        return CheckResult(cid, Status.UNKNOWN, f"something holds {what}, but {hidden} processes are not readable "
+                           "to tell which", evidence, "run as root")
+    if facts["proto"] == "fifo":
+        summary = (f"MI FIFO {facts['target']} does not exist" if not there
+                   else f"no process holds MI FIFO {facts['target']} open (left behind by a stopped OpenSIPS?)")
+    else:
+        summary = f"nothing on this host listens on {what}"
+    remedy = role.start + (f", or point {role.option} at the instance you mean" if aside else "")
+    return CheckResult(cid, Status.FAIL, f"{summary}{aside}", evidence, remedy)
 
 
 CHECKS = (

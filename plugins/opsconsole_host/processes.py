@@ -1,6 +1,7 @@
 """Find the rtpengine and OpenSIPS daemons and read their settings.
 
-Only psutil and file reads: no `ps`, no `pgrep`.  A process counts when its
+Only file reads under a proc root (procfs.iter_processes; psutil's exception types): no `ps`,
+no `pgrep`, and tests read fixture trees instead of this machine.  A process counts when its
 executable or argv[0] basename is exactly `rtpengine` / `opensips`; one that
 merely has that name but is not the real binary (no marker strings in the
 executable) and carries none of the daemon's options is reported with
@@ -18,6 +19,8 @@ from typing import Any, Iterable
 
 from console.errors import ConfigError
 from console.model import ProcessInfo, replace
+
+from . import procfs
 
 try:
     import psutil
@@ -475,11 +478,14 @@ def suspect_reason(daemon: str, exe: str, settings: dict[str, Any]) -> str:
     return f"named {daemon} but takes arguments {daemon} does not: {' '.join(settings['args'])}"
 
 
-def find_daemons(daemon: str, *, process_iter=None) -> tuple[ProcessInfo, ...]:
-    """Every `daemon` process (rtpengine/opensips); OpenSIPS children are folded into their main process."""
+def find_daemons(daemon: str, *, process_iter=None, proc_root: str | None = None) -> tuple[ProcessInfo, ...]:
+    """Every `daemon` process (rtpengine/opensips); OpenSIPS children are folded into their main process.
+
+    Read from `proc_root` (None: the host's, procfs.HOST_PROC_ROOT) unless `process_iter` gives the
+    processes (psutil-like objects)."""
     if psutil is None:  # pragma: no cover
         return ()
-    iterate = process_iter or psutil.process_iter
+    iterate = process_iter or (lambda: procfs.iter_processes(proc_root))
     found: list[ProcessInfo] = []
     pids: dict[int, int] = {}  # pid -> ppid, to fold OpenSIPS workers
     for proc in iterate():

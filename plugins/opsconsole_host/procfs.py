@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,174 @@ def kernel_modules_facts(proc_root: str | os.PathLike = "/proc") -> dict[str, An
         "rtpengine_table": rtpengine_table_present(proc_root),
         "loaded": {name: modules[name] for name in wanted if modules and name in modules},
     }
+
+
+# --------------------------------------------------------------------------- processes and sockets
+
+# The /proc every host reader uses when none is given.  Production never changes it; the test
+# suite points it at an empty tree (tests/conftest.py) so no test can see this machine's daemons.
+HOST_PROC_ROOT = "/proc"
+
+
+def proc_root_or_host(proc_root: str | os.PathLike | None) -> Path:
+    return Path(HOST_PROC_ROOT if proc_root is None else proc_root)
+
+
+def _access_error(pid: int, exc: OSError):
+    """psutil's exception types, so callers handle a /proc read like a psutil call."""
+    import psutil
+
+    if isinstance(exc, PermissionError):
+        return psutil.AccessDenied(pid)
+    return psutil.NoSuchProcess(pid)
+
+
+class ProcfsProcess:
+    """One /proc/PID directory with the part of psutil.Process's API the host plugin uses.
+
+    Read from a proc root, so fixture trees stand in for the machine in tests."""
+
+    def __init__(self, root: Path, pid: int) -> None:
+        self.root, self.pid = root, pid
+        self.path = root / str(pid)
+
+    def _read(self, name: str) -> str:
+        try:
+            return (self.path / name).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise _access_error(self.pid, exc) from None
+
+    def _link(self, name: str, missing: str | None = "") -> str:
+        try:
+            return os.readlink(self.path / name)
+        except FileNotFoundError:
+            if missing is None or not self.path.is_dir():
+                raise _access_error(self.pid, FileNotFoundError()) from None
+            return missing  # kernel threads have no exe
+        except OSError as exc:
+            raise _access_error(self.pid, exc) from None
+
+    def name(self) -> str:
+        return self._read("comm").strip()
+
+    def cmdline(self) -> list[str]:
+        text = self._read("cmdline")
+        return text.rstrip("\0").split("\0") if text.strip("\0") else []
+
+    def exe(self) -> str:
+        return self._link("exe")
+
+    def cwd(self) -> str:
+        return self._link("cwd", missing=None)
+
+    def _status(self, key: str) -> str:
+        for line in self._read("status").splitlines():
+            if line.startswith(f"{key}:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def ppid(self) -> int:
+        value = self._status("PPid")
+        return int(value) if value.isdecimal() else 0
+
+    def username(self) -> str:
+        import pwd
+
+        uid = self._status("Uid").split()[:1]
+        if not uid or not uid[0].isdecimal():
+            return ""
+        try:
+            return pwd.getpwuid(int(uid[0])).pw_name
+        except KeyError:
+            return uid[0]
+
+    def fd_targets(self) -> list[str]:
+        """What each open descriptor points at ("socket:[123]", "/run/x/fifo"); AccessDenied when not ours."""
+        try:
+            names = os.listdir(self.path / "fd")
+        except OSError as exc:
+            raise _access_error(self.pid, exc) from None
+        targets = []
+        for name in names:
+            try:
+                targets.append(os.readlink(self.path / "fd" / name))
+            except OSError:
+                continue  # closed meanwhile
+        return targets
+
+
+def iter_processes(proc_root: str | os.PathLike | None = None):
+    """Every process under the proc root, as ProcfsProcess objects (none when the root is unreadable)."""
+    root = proc_root_or_host(proc_root)
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.isdecimal():
+            yield ProcfsProcess(root, int(entry))
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A bound socket from /proc/net/{tcp,tcp6,udp,udp6}: TCP in LISTEN, UDP bound."""
+
+    proto: str  # "tcp" / "udp"
+    address: str  # "127.0.0.1", "::", "0.0.0.0"
+    port: int
+    inode: int
+
+
+_TCP_LISTEN, _UDP_UNCONNECTED = "0A", "07"
+
+
+def _hex_address(text: str) -> tuple[str, int]:
+    """'0100007F:0050' -> ('127.0.0.1', 80); IPv6 as the kernel prints it (four host-order words)."""
+    import ipaddress
+
+    address, _, port = text.partition(":")
+    raw = bytes.fromhex(address)
+    if len(raw) == 4:
+        ip = ipaddress.IPv4Address(raw[::-1])
+    else:
+        ip = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+    return str(ip), int(port, 16)
+
+
+def listeners(proc_root: str | os.PathLike | None = None) -> list[Listener]:
+    """The listening TCP and bound UDP sockets of the proc root's network namespace."""
+    root = proc_root_or_host(proc_root)
+    found: list[Listener] = []
+    for name, proto, state in (("tcp", "tcp", _TCP_LISTEN), ("tcp6", "tcp", _TCP_LISTEN),
+                               ("udp", "udp", _UDP_UNCONNECTED), ("udp6", "udp", _UDP_UNCONNECTED)):
+        text = _read_text(root / "net" / name)
+        for line in (text or "").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != state:
+                continue
+            try:
+                address, port = _hex_address(fields[1])
+                found.append(Listener(proto, address, port, int(fields[9])))
+            except ValueError:
+                continue  # a line we do not understand is not a listener we can match
+    return found
+
+
+def owners(proc_root: str | os.PathLike | None, wanted: set[str]) -> tuple[dict[str, list[int]], int]:
+    """Which pids hold each wanted descriptor target ("socket:[inode]" or a path), and how many
+    processes could not be read (not root): an owner may hide among those."""
+    found: dict[str, list[int]] = {}
+    unreadable = 0
+    if not wanted:
+        return found, 0
+    for proc in iter_processes(proc_root):
+        try:
+            targets = proc.fd_targets()
+        except Exception:  # AccessDenied (another user's process) or vanished
+            unreadable += 1
+            continue
+        for target in wanted.intersection(targets):
+            found.setdefault(target, []).append(proc.pid)
+    return found, unreadable

@@ -12,7 +12,7 @@ from console.errors import OpsError
 from console.model import HostState, ProcessInfo
 from console.plugins import CollectOptions
 
-from . import kmsg, procfs
+from . import kmsg, procfs, targets
 from .processes import find_daemons
 
 DaemonFinder = Callable[[str], tuple[ProcessInfo, ...]]
@@ -24,10 +24,15 @@ class HostSource:
     kind = "host"
 
     def __init__(self, config: Config, *, kmsg_path: str = "/dev/kmsg",
-                 finder: DaemonFinder = find_daemons, monotonic: Callable[[], float] | None = None) -> None:
+                 finder: DaemonFinder | None = None, monotonic: Callable[[], float] | None = None,
+                 addresses: targets.LocalAddresses = targets.local_addresses) -> None:
         self.config = config
         self.kmsg_path = kmsg_path
-        self.finder = finder
+        # Config.proc_root's default "/proc" means the host's (procfs.HOST_PROC_ROOT, which the
+        # test suite points at an empty tree); any other value is a fixture tree.
+        self.scan_root = None if config.proc_root == "/proc" else config.proc_root
+        self.finder = finder or (lambda daemon: find_daemons(daemon, proc_root=self.scan_root))
+        self.addresses = addresses
         self.monotonic = monotonic
         self.last: HostState | None = None  # the last reading, reused while host facts are not due
 
@@ -49,14 +54,25 @@ class HostSource:
         errors: list[str] = []
         rtpengine = self._daemons("rtpengine", errors)
         opensips = self._daemons("opensips", errors)
+        hostname = procfs.hostname(proc_root)
         return HostState(
-            hostname=procfs.hostname(proc_root),
+            hostname=hostname,
             rtpengine=rtpengine,
             opensips=opensips,
             kernel_modules=procfs.kernel_modules_facts(proc_root),
-            facts={"dmesg": self._dmesg(proc_root)},
+            facts={"dmesg": self._dmesg(proc_root), "targets": self._targets(hostname, rtpengine + opensips, errors)},
             errors=tuple(errors),
         )
+
+    def _targets(self, hostname: str, daemons: tuple[ProcessInfo, ...], errors: list[str]) -> dict[str, Any]:
+        """Who owns the MI and ng sockets the console talks to (see targets.py)."""
+        try:
+            mains = targets.daemon_pids(self.scan_root, [p.pid for p in daemons])
+            return targets.ownership(targets.targets_of(self.config), proc_root=self.scan_root,
+                                     addresses=self.addresses(), hostname=hostname, daemons=mains)
+        except Exception as exc:  # the checks then say "unknown owner", the rest of the host facts stand
+            errors.append(f"reading socket owners failed: {type(exc).__name__}: {exc}")
+            return {}
 
     def _daemons(self, daemon: str, errors: list[str]) -> tuple[ProcessInfo, ...]:
         try:
