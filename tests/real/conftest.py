@@ -4,8 +4,10 @@
                         over UDP, TCP and WS, held calls UDP->UDP, UDP->WS, TCP->TCP, WS->UDP.  Tests must leave
                         it as they found it; destructive faults start their own daemons.
     opensips_version    "3.4" / "4.0" for function-scoped daemons (skips/fails like real_platform)
-    opsconsole          run `console.cli.main` in-process, isolated from the host: HOME is a temp dir, no
-                        OPSCONSOLE_* variable, and `--config` names an empty TOML (or the given text)
+    start_real_platform factory for a platform of one test (killed at its end): opts of support.platform.start_platform
+    opsconsole          run `console.cli.main` in-process, isolated from the host's configuration: HOME is a
+                        temp dir, no OPSCONSOLE_* variable, `--config` names an empty TOML (or the given text);
+                        the host checks read the real /proc (the daemons under test run here)
 
 Needs OPSCONSOLE_TEST_OPENSIPS (see support.opensips_daemon): without it every test here skips with one line,
 unless OPSCONSOLE_REQUIRE_REAL=1 or CI is set (then they fail).
@@ -40,6 +42,23 @@ def opensips_version(request) -> str:
     return request.param
 
 
+@pytest.fixture
+def start_real_platform(opensips_version):
+    """Factory for platforms of this test alone (destructive faults): `start_real_platform(**start_platform opts)`."""
+    started: list[RealPlatform] = []
+
+    def start(**options) -> RealPlatform:
+        platform = start_platform(opensips_version, **options)
+        started.append(platform)
+        return platform
+
+    try:
+        yield start
+    finally:
+        for platform in started:
+            platform.close()
+
+
 class Opsconsole:
     """`opsconsole ARGS` in-process; returns (exit code, stdout)."""
 
@@ -53,6 +72,11 @@ class Opsconsole:
         for name in list(os.environ):
             if name.startswith("OPSCONSOLE_"):
                 monkeypatch.delenv(name)
+        # The daemons under test run on this host: the host checks must see the real process table (the
+        # suite-wide isolation points it at an empty tree).  They look up the processes behind the ports
+        # given on the command line, all ours; other daemons on the host must not change the verdicts.
+        from opsconsole_host import procfs
+        monkeypatch.setattr(procfs, "HOST_PROC_ROOT", "/proc", raising=False)
         self.config_path = tmp_path / "opsconsole.toml"
         self.config_path.write_text("")
 

@@ -42,6 +42,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "fixtures" / "opensips-lab"
 READY_TIMEOUT_S = 15.0
 EVENT_MODULES = 'loadmodule "event_datagram.so"\nloadmodule "event_stream.so"\n'
 _ids = itertools.count(1)
+# Read once at import: the suite's isolation fixture removes every OPSCONSOLE_* variable before each test.
+INSTALL_DIR = os.environ.get("OPSCONSOLE_TEST_OPENSIPS")
+REQUIRE_REAL = os.environ.get("OPSCONSOLE_REQUIRE_REAL") == "1"
 
 
 class MIRemoteError(Exception):
@@ -50,15 +53,14 @@ class MIRemoteError(Exception):
 
 def opensips_root(version: str) -> Path | None:
     """DIR/opensips-VERSION from OPSCONSOLE_TEST_OPENSIPS when its binary is there."""
-    base = os.environ.get("OPSCONSOLE_TEST_OPENSIPS")
-    if not base:
+    if not INSTALL_DIR:
         return None
-    root = Path(base) / f"opensips-{version}"
+    root = Path(INSTALL_DIR) / f"opensips-{version}"
     return root if os.access(root / "sbin" / "opensips", os.X_OK) else None
 
 
 def real_required() -> bool:
-    return os.environ.get("OPSCONSOLE_REQUIRE_REAL") == "1" or bool(os.environ.get("CI"))
+    return REQUIRE_REAL or bool(os.environ.get("CI"))
 
 
 def require_real(version: str) -> Path:
@@ -66,8 +68,7 @@ def require_real(version: str) -> Path:
     root = opensips_root(version)
     missing = None
     if root is None:
-        base = os.environ.get("OPSCONSOLE_TEST_OPENSIPS")
-        missing = (f"no OpenSIPS {version} binary under OPSCONSOLE_TEST_OPENSIPS={base}" if base else
+        missing = (f"no OpenSIPS {version} binary under OPSCONSOLE_TEST_OPENSIPS={INSTALL_DIR}" if INSTALL_DIR else
                    "OPSCONSOLE_TEST_OPENSIPS is not set (sh ../shared/opensips/install.sh DIR, then export it)")
     elif not shutil.which("sipp"):
         missing = "sipp (Debian sip-tester) is not installed"

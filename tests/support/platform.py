@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,6 +117,7 @@ class RealPlatform:
         self.opensips.cleanup()
         self.rtpengine.stop()
         self.rtpengine.log_path.unlink(missing_ok=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -130,17 +132,21 @@ def stop_process(process: subprocess.Popen) -> None:
             pass
 
 
-def start_platform(version: str, *, events: bool = True) -> RealPlatform:
-    rtpengine = start_daemon(ports=200)
+def start_platform(version: str, *, events: bool = True, traffic: bool = True, rtpengine_ports: int = 200,
+                   rtpengine_sock: str | None = None) -> RealPlatform:
+    """RTPengine + OpenSIPS (+ the traffic); `rtpengine_sock` overrides where OpenSIPS looks for RTPengine."""
+    rtpengine = start_daemon(ports=rtpengine_ports)
     try:
-        opensips = start_opensips(version, rtpengine_sock=f"udp:{rtpengine.ng[0]}:{rtpengine.ng[1]}",
-                                  events=events)
+        opensips = start_opensips(version, events=events,
+                                  rtpengine_sock=rtpengine_sock or f"udp:{rtpengine.ng[0]}:{rtpengine.ng[1]}")
     except BaseException:
         rtpengine.stop()
+        rtpengine.log_path.unlink(missing_ok=True)
         raise
     platform = RealPlatform(version, opensips, rtpengine, Path(tempfile.mkdtemp(prefix="real-platform-")))
     try:
-        start_traffic(platform)
+        if traffic:
+            start_traffic(platform)
     except BaseException:
         platform.close()
         raise
