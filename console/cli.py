@@ -17,9 +17,49 @@ import time
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import ConfigError, OpsError, RemoteError, TransportError, WriteRefused
+from .errors import ConfigError, OpsError, RemoteError, WriteRefused
 
 TARGET_OPTIONS = ("mi_url", "mi_fifo", "ng", "cli", "timeout")
+COMMAND_NAMES = ("snapshot", "diagnose", "mi")
+# A whole-table MI read estimated to hold OpenSIPS MI (one request at a time) longer than this is
+# refused without --force.
+HEAVY_HOLD_LIMIT_S = 3.0
+
+# The exit codes, one table for every command (None: the interactive console).  README "Exit codes"
+# is this table; tests/test_cli_exit_codes.py walks every cell.  In `diagnose` (Nagios) and `mi`,
+# 2 already means something, so a refused command line exits 3 there.
+EXIT: dict[str, dict[str | None, int]] = {
+    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0},
+    # snapshot: a source failed (the rest is printed); mi: MI error, write/whole-table read refused or declined
+    "partial": {"snapshot": 1, "mi": 1},
+    "warn": {"diagnose": 1},
+    "fail": {"diagnose": 2},
+    "unknown": {"diagnose": 3},  # nothing failed, something could not be determined
+    "unreachable": {"mi": 2},  # OpenSIPS MI did not answer (or not in MI's protocol)
+    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3},  # command line refused
+    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3},  # configuration (file, environment) refused
+    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130},  # Ctrl-C: 128 + SIGINT
+    # stdout closed early (`| head`): 128 + SIGPIPE, what a shell reports for `cat` in the same place
+    "broken_pipe": {"snapshot": 141, "diagnose": 141, "mi": 141},
+}
+
+
+class UsageError(ConfigError):
+    """The command line asks for something that cannot be done as written (exit: EXIT["usage"])."""
+
+
+class ReadRefused(OpsError):
+    """A whole-table MI read that would hold OpenSIPS MI too long, asked for without --force."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
 
 
 def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -34,11 +74,15 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--timeout", metavar="S", type=float, default=default, help="per-request timeout in seconds (default 2)")
     g.add_argument("--allow-write", action="store_true", default=default if sub else False,
                    help="permit MI methods that change the platform (each is confirmed and audited)")
+    g.add_argument("--yes", action="store_true", default=default if sub else False,
+                   help="with --allow-write: confirm `mi` writes without asking (for scripts; still audited)")
     d = parser.add_argument_group("demo")
     d.add_argument("--demo", action="store_true", default=default if sub else False,
                    help="run against an embedded simulated platform (loopback only)")
-    d.add_argument("--demo-size", metavar="N", type=int, default=default, help="demo contacts (default 70)")
-    d.add_argument("--demo-version", choices=("3.4", "4.0"), default=default, help="OpenSIPS version the demo imitates")
+    d.add_argument("--demo-size", metavar="N", type=_positive_int, default=default,
+                   help="with --demo: demo contacts (default 70)")
+    d.add_argument("--demo-version", choices=("3.4", "4.0"), default=default,
+                   help="with --demo: OpenSIPS version the demo imitates")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operations console for OpenSIPS + RTPengine. Without a command: the interactive console.",
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
-    parser.add_argument("--interval", type=float, default=None, metavar="S", help="TUI poll interval (default 2 s)")
+    parser.add_argument("--interval", type=float, default=None, metavar="S",
+                        help="console only: poll interval (default 2 s)")
     parser.add_argument("--no-events", action="store_true",
-                        help="do not subscribe to OpenSIPS events; poll (bounded) instead")
+                        help="console only: do not subscribe to OpenSIPS events; poll (bounded) instead")
     _add_common(parser, sub=False)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -67,9 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("-v", "--verbose", action="store_true", help="show each check's evidence")
     _add_common(diag, sub=True)
 
-    mi = subs.add_parser("mi", allow_abbrev=False, help="run one OpenSIPS MI command and print the result as JSON")
+    mi = subs.add_parser("mi", allow_abbrev=False, help="run one OpenSIPS MI command and print the result as JSON",
+                         description="Run one OpenSIPS MI command. Writes need --allow-write and a confirmation "
+                                     "(asked on a terminal, or --yes) and are audited with their outcome.")
     mi.add_argument("method", help="MI method, e.g. get_statistics (3.x/4.0 names are mapped)")
-    mi.add_argument("params", nargs="*", help="key=value (string), key:=JSON (typed), or one JSON object/array")
+    # default=[]: without it argparse lists the optional params as required in its usage error.
+    mi.add_argument("params", nargs="*", default=[], metavar="PARAM",
+                    help="key=value (string), key:=JSON (typed), or one JSON object/array (optional)")
+    mi.add_argument("--force", action="store_true",
+                    help="run a whole-table read (ul_dump, dlg_list, …) even when it would hold OpenSIPS MI "
+                         f"for more than {HEAVY_HOLD_LIMIT_S:.0f} s")
     _add_common(mi, sub=True)
     return parser
 
@@ -102,10 +154,11 @@ def parse_mi_params(items: Sequence[str]) -> Any:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import parse_hostport
+    from .config import check_mi_url, parse_hostport
 
     out: dict[str, Any] = {}
     if getattr(args, "mi_url", None):
+        check_mi_url(args.mi_url, "--mi-url")
         out["mi_url"] = args.mi_url
     if getattr(args, "mi_fifo", None):
         out["mi_fifo"] = args.mi_fifo
@@ -126,17 +179,38 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None):
-    from .config import load_config
+def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None, plugins=None):
+    from .config import load_config, security_warnings
 
-    from .config import security_warnings
-
-    overrides = _overrides(args) | (extra or {})
-    config = load_config(overrides, config_file=getattr(args, "config", None),
-                         discover=not getattr(args, "demo", False))
+    try:
+        overrides = _overrides(args)
+    except UsageError:
+        raise
+    except ConfigError as exc:  # a command-line value: the command line is what to fix
+        raise UsageError(str(exc)) from None
+    config = load_config(overrides | (extra or {}), config_file=getattr(args, "config", None),
+                         discover=not getattr(args, "demo", False),
+                         plugin_sections=_plugin_sections(plugins) if plugins is not None else ())
     for warning in security_warnings(config):
         _err(f"warning: {warning}")
     return config
+
+
+def _plugin_sections(plugins) -> set[str]:
+    """TOML sections the loaded plugins declare (a `config_sections` attribute or extra)."""
+    sections: set[str] = set()
+    for plugin in plugins.plugins:
+        sections.update(getattr(plugin, "config_sections", None) or plugin.extras.get("config_sections", ()))
+    return sections
+
+
+def _service(args: argparse.Namespace, demo: dict[str, Any]):
+    """Plugins first (their config sections are known), then the config, then the service."""
+    from .plugins import load_plugins
+    from .service import ConsoleService
+
+    plugins = load_plugins()
+    return ConsoleService(_load_config(args, demo, plugins), plugins=plugins)
 
 
 @contextlib.asynccontextmanager
@@ -159,17 +233,68 @@ def _err(message: str) -> None:
     print(f"opsconsole: {escape_controls(message)}", file=sys.stderr)
 
 
+# --------------------------------------------------------------------------- command-line checks
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Refuse options that would be silently ignored, or that contradict each other."""
+    command = args.command
+    demo = getattr(args, "demo", False)
+    for option, attr in (("--demo-size", "demo_size"), ("--demo-version", "demo_version")):
+        if not demo and getattr(args, attr, None) is not None:
+            raise UsageError(f"{option} needs --demo (without it opsconsole watches the real platform)")
+    for option, attr in (("--mi-url", "mi_url"), ("--mi-fifo", "mi_fifo"), ("--ng", "ng"), ("--cli", "cli")):
+        if demo and getattr(args, attr, None):
+            raise UsageError(f"{option} with --demo: the demo runs its own platform; drop one of them")
+    if getattr(args, "yes", False):
+        if command != "mi":
+            raise UsageError("--yes confirms `opsconsole mi` writes only (the console asks in its own dialog)")
+        if not getattr(args, "allow_write", False):
+            raise UsageError("--yes needs --allow-write (it confirms a write that --allow-write permits)")
+    if command is not None:
+        for option, attr in (("--interval", "interval"), ("--no-events", "no_events")):
+            if getattr(args, attr, None) not in (None, False):
+                raise UsageError(f"{option} applies to the interactive console only, not to `{command}`")
+    elif args.interval is not None and args.interval <= 0:
+        raise UsageError("--interval must be a positive number of seconds")
+    if command == "snapshot" and args.full_sync and args.no_contacts:
+        raise UsageError("--full-sync fetches the contact list that --no-contacts skips; choose one")
+    if command == "diagnose" and args.list:
+        given = [o for o, a in (("--only", "only"), ("--skip", "skip"), ("--json", "json"), ("--verbose", "verbose"))
+                 if getattr(args, a)]
+        if given:
+            raise UsageError(f"--list prints every check id and runs nothing; {', '.join(given)} would be ignored")
+
+
+def _check_terminal() -> None:
+    """The console draws on stderr (Textual's choice) and reads keys from stdin: both must be a terminal,
+    or `opsconsole 2>err.log` shows a blank screen and fills the file with escape codes."""
+    streams = {"stdin": sys.stdin, "stderr": sys.__stderr__}
+    missing = [name for name, stream in streams.items() if stream is None or not _isatty(stream)]
+    if missing:
+        raise UsageError(
+            f"the interactive console needs a terminal, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not one (it reads keys from stdin and draws on stderr)",
+            hint="for non-interactive use run `opsconsole snapshot` or `opsconsole diagnose`")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 # --------------------------------------------------------------------------- commands
 
 
 async def _snapshot(args: argparse.Namespace) -> int:
     from .plugins import CollectOptions
     from .render.jsonout import dumps, snapshot_dict
-    from .service import ConsoleService
 
     async with _platform(args) as demo:
-        config = _load_config(args, demo)
-        service = ConsoleService(config)
+        service = _service(args, demo)
+        config = service.config
         _report_plugin_failures(service)
         try:
             options = CollectOptions(contacts=not args.no_contacts, full_sync_max=config.full_sync_max,
@@ -182,24 +307,24 @@ async def _snapshot(args: argparse.Namespace) -> int:
     else:
         from .render.text import make_console, render_snapshot
 
-        make_console().print(render_snapshot(snap))
-    return 0 if snap.ok else 1
+        console = make_console()
+        console.print(render_snapshot(snap, clip_ids=console.is_terminal))
+    return EXIT["ok" if snap.ok else "partial"]["snapshot"]
 
 
 async def _diagnose(args: argparse.Namespace) -> int:
-    from .model import EXIT_CODES, overall_status
+    from .model import overall_status
     from .plugins import CollectOptions
     from .render.jsonout import diagnose_dict, dumps
-    from .service import ConsoleService
     from .snapshot import hostname
 
     started = time.perf_counter()
     async with _platform(args) as demo:
-        config = _load_config(args, demo)
-        service = ConsoleService(config)
+        service = _service(args, demo)
+        config = service.config
         if args.list:
             print("\n".join(service.check_ids()))
-            return 0
+            return EXIT["ok"]["diagnose"]
         _report_plugin_failures(service)
         try:
             # Checks need the session list, not each session's legs (one ng query per call);
@@ -219,36 +344,86 @@ async def _diagnose(args: argparse.Namespace) -> int:
 
         make_console().print(render_diagnose(results, host=hostname(), elapsed_ms=elapsed, verbose=args.verbose))
     if not results:
-        return 3
-    return EXIT_CODES[overall_status([r.status for r in results])]
+        return EXIT["unknown"]["diagnose"]
+    status = overall_status([r.status for r in results])
+    return EXIT[{"ok": "ok", "skip": "ok"}.get(status.value, status.value)]["diagnose"]
 
 
 async def _mi(args: argparse.Namespace) -> int:
     from .render.jsonout import dumps
-    from .service import ConsoleService
 
-    params = parse_mi_params(args.params)
+    try:
+        params = parse_mi_params(args.params)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     async with _platform(args) as demo:
-        config = _load_config(args, demo)
-        service = ConsoleService(config)
+        service = _service(args, demo)
         try:
-            result = await service.mi(args.method, params)
-        except WriteRefused as exc:
+            confirmed = False
+            if service.is_write_method(args.method) and service.config.allow_write:
+                confirmed = _confirm_write(args, service.config.mi_target, params)
+            elif not args.force:
+                await _refuse_long_hold(service, args.method, params)
+            result = await service.mi(args.method, params, confirmed=confirmed)
+        except (WriteRefused, ReadRefused) as exc:
             _err(str(exc))
-            return 1
+            return EXIT["partial"]["mi"]
         except RemoteError as exc:
             _err(f"MI error: {exc}")
-            return 1
-        except TransportError as exc:
+            return EXIT["partial"]["mi"]
+        except (UsageError, ConfigError):
+            raise
+        except OpsError as exc:  # transport or protocol: OpenSIPS MI did not answer as MI does
             _err(str(exc))
-            return 2
-        except OpsError as exc:
-            _err(str(exc))
-            return 2
+            return EXIT["unreachable"]["mi"]
         finally:
             await service.aclose()
     print(dumps(result, pretty=sys.stdout.isatty()))
-    return 0
+    return EXIT["ok"]["mi"]
+
+
+def _confirm_write(args: argparse.Namespace, target: str, params: Any) -> bool:
+    """--yes, or a 'y' typed on the terminal; no terminal and no --yes is a refusal (nothing is sent)."""
+    from .render.safe import escape_controls
+
+    if args.yes:
+        return True
+    if not _isatty(sys.stdin):
+        raise WriteRefused(f"{args.method} changes the platform and needs a confirmation, but stdin is not a terminal",
+                           hint="add --yes to confirm it from a script")
+    shown = escape_controls(json.dumps(params, ensure_ascii=False)) if params is not None else "(no params)"
+    print(f"Run {escape_controls(args.method)} {shown} on {escape_controls(target)}?\n"
+          "This changes the live platform and is audit-logged. [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise WriteRefused(f"{args.method} not run: not confirmed")
+    return True
+
+
+async def _refuse_long_hold(service, method: str, params: Any) -> None:
+    """A whole-table read (ul_dump, dlg_list, …) holds OpenSIPS MI, which answers one request at a time
+    (3.4 at 100k contacts: minutes).  Estimate from the counters with the console's own measured curve."""
+    try:
+        from opsconsole_opensips.commands import CHEAP_ALTERNATIVES, heavy_read_table
+        from opsconsole_opensips.live import estimate_dump_seconds
+        from opsconsole_opensips.parse import parse_overview
+    except ImportError:
+        return  # no OpenSIPS plugin, so no MI session to hold either
+    table = heavy_read_table(method, params)
+    if table is None:
+        return
+    group = "usrloc:" if table == "contacts" else "dialog:"
+    stats = await service.mi("get_statistics", {"statistics": [group]})
+    overview = parse_overview(statistics=stats)
+    count = overview.registered_contacts if table == "contacts" else overview.active_dialogs
+    instead = f"instead: {CHEAP_ALTERNATIVES[table]}"
+    if count is None:
+        raise ReadRefused(f"{method} walks every {table[:-1]}, and the {group} counters do not say how many "
+                          "(so not how long it would hold OpenSIPS MI)", hint=f"add --force to run it anyway; {instead}")
+    seconds = estimate_dump_seconds(count, brief=isinstance(params, dict) and bool(params.get("brief")))
+    if seconds > HEAVY_HOLD_LIMIT_S:
+        raise ReadRefused(f"{method} over {count} {table} would hold OpenSIPS MI for ~{seconds:.0f} s "
+                          "(it answers nobody else meanwhile)", hint=f"add --force to run it anyway; {instead}")
 
 
 def _report_plugin_failures(service) -> None:
@@ -257,12 +432,11 @@ def _report_plugin_failures(service) -> None:
 
 
 async def _tui(args: argparse.Namespace) -> int:
-    from .service import ConsoleService
     from .ui.app import create_app  # the only path that imports Textual
 
     async with _platform(args) as demo:
-        config = _load_config(args, demo)
-        service = ConsoleService(config)
+        service = _service(args, demo)
+        config = service.config
         _report_plugin_failures(service)
         app = create_app(service, interval=config.interval, allow_write=config.allow_write)
         try:
@@ -273,24 +447,57 @@ async def _tui(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"snapshot": _snapshot, "diagnose": _diagnose, "mi": _mi, None: _tui}
-# What a configuration error exits with, per command (diagnose: Nagios UNKNOWN).
-CONFIG_ERROR_EXIT = {"snapshot": 2, "diagnose": 3, "mi": 2, None: 2}
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command a refused command line meant (for its exit code): the first command name in it."""
+    return next((arg for arg in argv if arg in COMMAND_NAMES), None)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return build_parser().parse_args(argv)
+    except SystemExit as exc:
+        if exc.code == 2:  # argparse's usage error; --help and --version exit 0
+            raise SystemExit(EXIT["usage"][_command_in(argv)]) from None
+        raise
+
+
+def _silence_stdout() -> None:
+    """The reader went away: point stdout at /dev/null so the interpreter's final flush stays quiet
+    (Python's documented recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = COMMANDS[args.command]
+    args = _parse(argv)
+    command = args.command
     try:
-        return asyncio.run(handler(args))
+        _check_combinations(args)
+        if command is None:
+            _check_terminal()
+        code = asyncio.run(COMMANDS[command](args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT["broken_pipe"].get(command, 141)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT["usage"][command]
     except ConfigError as exc:
         _err(str(exc))
-        return CONFIG_ERROR_EXIT[args.command]
+        return EXIT["config"][command]
     except KeyboardInterrupt:
-        return 130
+        return EXIT["interrupted"][command]
     except OpsError as exc:
         _err(str(exc))
-        return CONFIG_ERROR_EXIT[args.command]
+        return EXIT["config"][command]
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError
 
@@ -124,6 +124,21 @@ def without_userinfo(url: str) -> str:
     return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
+def check_mi_url(url: str, where: str) -> None:
+    """An mi_http URL must be http(s)://HOST[:PORT]/PATH; anything else would only fail later as a
+    'connection' problem (and `diagnose` would report CRITICAL for what is a typo)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{where}: invalid URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: expected an http:// or https:// URL like {DEFAULT_MI_URL}, got {url!r}",
+                          hint="for a FIFO use --mi-fifo / [opensips] mi_fifo")
+
+
 def _fmt_hostport(hp: HostPort | None) -> str | None:
     return f"{hp[0]}:{hp[1]}" if hp else None
 
@@ -207,35 +222,74 @@ def _check_types(values: Mapping[str, Any]) -> None:
             raise ConfigError(f"[thresholds] {name} must be a number, got {value!r}")
 
 
-def _from_toml(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Map the TOML layout to Config fields.
+# The TOML layout: section -> {key: Config field}.  Validation and mapping read the same table,
+# so a key cannot be accepted without being used.
+TOML_LAYOUT: dict[str, dict[str, str]] = {
+    "opensips": {"mi_url": "mi_url", "mi_fifo": "mi_fifo", "user": "mi_user", "password": "mi_password",
+                 "version": "opensips_version", "full_sync_max": "full_sync_max", "mi_reply_dir": "mi_reply_dir",
+                 "events": "events"},
+    "rtpengine": {"ng": "ng", "cli": "cli"},
+    "console": {"timeout": "timeout", "interval": "interval", "heavy_interval": "heavy_interval", "name": "name",
+                "audit_log": "audit_log"},
+    "thresholds": {name: name for name in Thresholds.__dataclass_fields__},
+}
+# Each warn level must stay below its fail level, or a check would skip WARN (or never FAIL).
+THRESHOLD_PAIRS = (("load_warn", "load_fail"), ("shm_warn", "shm_fail"), ("ports_warn", "ports_fail"))
 
-    [opensips] mi_url, mi_fifo, user, password, version, full_sync_max
-    [rtpengine] ng = "HOST:PORT", cli = "HOST:PORT"
-    [console] timeout, interval, heavy_interval, name
-    [thresholds] load_warn ... (Thresholds fields)
-    """
+
+def _did_you_mean(word: str, choices, labels: Mapping[str, str] | None = None) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" — did you mean {(labels or {}).get(close[0], close[0])}?"
+
+
+def _check_layout(data: Mapping[str, Any], plugin_sections: frozenset[str]) -> None:
+    """Refuse unknown sections and keys: a misspelt setting silently ignored is a 3 a.m. surprise."""
+    sections = set(TOML_LAYOUT) | plugin_sections
+    for name, body in data.items():
+        if name in plugin_sections:
+            continue  # the plugin that declared the section owns its keys
+        if name not in TOML_LAYOUT:
+            owner = [f"[{section}] {name}" for section, keys in TOML_LAYOUT.items() if name in keys]
+            if owner:
+                raise ConfigError(f"setting {name} outside a section — did you mean {owner[0]}?")
+            raise ConfigError(f"unknown section [{name}]" + _did_you_mean(name, sections, {s: f"[{s}]" for s in sections}),
+                              hint=f"known sections: {', '.join(f'[{s}]' for s in sorted(sections))}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"[{name}] must be a table (a section), got {body!r}")
+        for key in body:
+            if key in TOML_LAYOUT[name]:
+                continue
+            elsewhere = [s for s, keys in TOML_LAYOUT.items() if key in keys and s != name]
+            hint = f" — did you mean [{elsewhere[0]}] {key}?" if elsewhere else _did_you_mean(key, TOML_LAYOUT[name])
+            raise ConfigError(f"unknown setting [{name}] {key}{hint}",
+                              hint=f"[{name}] takes: {', '.join(sorted(TOML_LAYOUT[name]))}")
+
+
+def check_thresholds(thresholds: Thresholds) -> None:
+    for warn, fail in THRESHOLD_PAIRS:
+        low, high = getattr(thresholds, warn), getattr(thresholds, fail)
+        if low >= high:
+            raise ConfigError(f"[thresholds] {warn} = {low} must be below {fail} = {high}",
+                              hint="a check warns from the warn level and fails from the fail level")
+
+
+def _from_toml(data: Mapping[str, Any], plugin_sections: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Map the TOML layout (TOML_LAYOUT) to Config fields; unknown sections and keys are refused."""
+    _check_layout(data, plugin_sections)
     out: dict[str, Any] = {}
-    osips = data.get("opensips", {})
-    for key, target in (("mi_url", "mi_url"), ("mi_fifo", "mi_fifo"), ("user", "mi_user"),
-                        ("password", "mi_password"), ("version", "opensips_version"),
-                        ("full_sync_max", "full_sync_max"), ("mi_reply_dir", "mi_reply_dir"),
-                        ("events", "events")):
-        if key in osips:
-            out[target] = osips[key]
+    for section in ("opensips", "console"):
+        for key, target in TOML_LAYOUT[section].items():
+            if key in data.get(section, {}):
+                out[target] = data[section][key]
     rtp = data.get("rtpengine", {})
     for key in ("ng", "cli"):
         if key in rtp:
             out[key] = parse_hostport(str(rtp[key]), option=f"[rtpengine] {key}")
-    console = data.get("console", {})
-    for key in ("timeout", "interval", "heavy_interval", "name", "audit_log"):
-        if key in console:
-            out[key] = console[key]
     if "thresholds" in data:
-        known = Thresholds.__dataclass_fields__
-        unknown = set(data["thresholds"]) - set(known)
-        if unknown:
-            raise ConfigError(f"unknown thresholds: {', '.join(sorted(unknown))}")
         out["thresholds"] = replace(Thresholds(), **data["thresholds"])
     return out
 
@@ -274,9 +328,15 @@ def load_config(
     config_file: str | None = None,
     env: Mapping[str, str] | None = None,
     discover: bool = True,
+    plugin_sections: Iterable[str] = (),
+    discovery_roots: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Build the effective Config.  Raises ConfigError with a readable message."""
+    """Build the effective Config.  Raises ConfigError with a readable message.
+
+    `plugin_sections`: TOML sections that loaded plugins declared (not refused as unknown).
+    `discovery_roots` (home, etc_paths, proc_root, processes) go to console.discovery.discover."""
     env = os.environ if env is None else env
+    owned = frozenset(plugin_sections)
     overrides = {k: v for k, v in (cli_overrides or {}).items() if v is not None}
     values: dict[str, Any] = {}
     notes: list[str] = []
@@ -284,18 +344,22 @@ def load_config(
     path: Path | None = None
     if config_file:
         path = Path(config_file).expanduser()
-        values.update(_from_toml(read_toml(path)))
+        values.update(_from_toml(read_toml(path), owned))
     else:
         for candidate in CONFIG_PATHS:
             candidate = candidate.expanduser()
             if candidate.is_file():
                 path = candidate
-                values.update(_from_toml(read_toml(candidate)))
+                values.update(_from_toml(read_toml(candidate), owned))
                 break
     if path:
         notes.append(f"config file: {path}")
 
-    values.update(_from_env(env))
+    origins = dict.fromkeys(values, f"config file {path}")  # where each explicit value came from
+    env_values = _from_env(env)
+    origins.update({key: var for var, key in ENV_MAP.items() if key in env_values})
+    origins.update({key: "--" + key.replace("_", "-") for key in overrides})
+    values.update(env_values)
     values.update(overrides)
 
     # Discovery fills only what nobody set explicitly.
@@ -304,7 +368,8 @@ def load_config(
         try:
             from .discovery import discover as run_discovery
 
-            found = run_discovery()
+            given = {key: (values[key], origins[key]) for key in ("mi_url", "mi_fifo", "ng", "cli") if key in values}
+            found = run_discovery(given=given, **(discovery_roots or {}))
         except Exception as exc:  # discovery is best effort, never fatal
             notes.append(f"discovery failed: {type(exc).__name__}: {exc}")
         else:
@@ -326,6 +391,9 @@ def load_config(
     values["discovery"] = tuple(notes)
     values["config_file"] = str(path) if path else None
     _check_types(values)
+    if values.get("mi_url"):
+        check_mi_url(values["mi_url"], "setting mi_url")
+    check_thresholds(values.get("thresholds") or Thresholds())
     try:
         return Config(**values)
     except TypeError as exc:

@@ -68,16 +68,22 @@ class ConsoleService:
             return []
 
     async def mi(self, method: str, params: Any = None, *, confirmed: bool = False) -> Any:
-        """One MI call.  Write methods need --allow-write (and the UI's confirmation)."""
+        """One MI call.  A write method needs --allow-write *and* a confirmation (the UI's dialog,
+        the CLI's prompt or --yes); it is audited with its outcome."""
         session = self._mi_session()
-        if session.is_write_method(method):
-            if not self.config.allow_write:
-                raise WriteRefused(
-                    f"{method} changes the platform; refused (read-only mode)",
-                    hint="start with --allow-write to permit it",
-                )
-            audit(self.config, method, params)
-        return await session.call(method, params)
+        if not session.is_write_method(method):
+            return await session.call(method, params)
+        if not self.config.allow_write:
+            raise WriteRefused(
+                f"{method} changes the platform; refused (read-only mode)",
+                hint="start with --allow-write to permit it",
+            )
+        if not confirmed:
+            raise WriteRefused(f"{method} changes the platform; refused without a confirmation")
+        with AuditEntry(self.config, method, params) as entry:
+            result = await session.call(method, params)
+            entry.succeeded()
+        return result
 
     async def show_contacts(self, aor: str) -> tuple:
         """Contacts of one AoR, asked on demand (read-only): for lists known by AoR name only."""
@@ -92,25 +98,57 @@ class ConsoleService:
                 pass
 
 
-def audit(config: Config, method: str, params: Any) -> None:
-    """Append every write action to a local audit log (time, user, target, method, params)."""
-    path = Path(config.audit_log).expanduser()
-    record = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "user": _user(),
-        "target": config.mi_target,
-        "method": method,
-        "params": params,
-    }
+class AuditEntry:
+    """One audit line per write: the log is opened *before* the call (no record, no change) and the
+    line is written after it, with the outcome: "ok", "error" (+ the MI error) or "interrupted"."""
+
+    def __init__(self, config: Config, method: str, params: Any) -> None:
+        self.record: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "user": _user(),
+            "target": config.mi_target,
+            "method": method,
+            "params": params,
+        }
+        self._started = time.monotonic()
+        self._file = _open_audit_log(Path(config.audit_log).expanduser())
+
+    def succeeded(self) -> None:
+        self.record["outcome"] = "ok"
+
+    def __enter__(self) -> "AuditEntry":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if "outcome" not in self.record:
+            if exc_type is None or not issubclass(exc_type, Exception):
+                self.record["outcome"] = "interrupted"  # cancelled, Ctrl-C: the write may or may not have happened
+            else:
+                self.record["outcome"] = "error"
+                self.record["error"] = str(exc)
+        self.record["elapsed_ms"] = round((time.monotonic() - self._started) * 1000)
+        with self._file:
+            self._file.write(json.dumps(self.record, ensure_ascii=False) + "\n")
+
+
+def audit(config: Config, method: str, params: Any, outcome: str = "ok", error: str = "") -> None:
+    """Append one audit line now (time, user, target, method, params, outcome)."""
+    entry = AuditEntry(config, method, params)
+    entry.record["outcome"] = outcome
+    if error:
+        entry.record["error"] = error
+    entry.__exit__(None, None, None)
+
+
+def _open_audit_log(path: Path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return os.fdopen(fd, "a", encoding="utf-8")
     except OSError as exc:
         # Refuse the action rather than change the platform without a record.
-        raise OpsError(f"cannot write the audit log {path}: {exc.strerror}",
-                       hint="fix the path or set [console] audit_log") from None
+        raise WriteRefused(f"cannot write the audit log {path}: {exc.strerror}; the write was not sent",
+                           hint="fix the path or set [console] audit_log") from None
 
 
 def _user() -> str:

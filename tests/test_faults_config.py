@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("clean_home")
     ('[thresholds]\nload_warn = "high"\n', "load_warn"),
     ('[rtpengine]\nng = "nonsense"\n', "ng"),
 ])
-@pytest.mark.parametrize("command, exit_code", [(["snapshot"], 2), (["diagnose"], 3), (["mi", "version"], 2)])
+@pytest.mark.parametrize("command, exit_code", [(["snapshot"], 3), (["diagnose"], 3), (["mi", "version"], 3)])
 def test_a_wrong_typed_setting_is_a_readable_config_error(tmp_path, capsys, toml, named, command, exit_code):
     config = tmp_path / "opsconsole.toml"
     config.write_text(toml)

@@ -37,7 +37,8 @@ def test_mi_write_with_allow_write_is_sent_and_audited_once(mi_server, tmp_path,
     audit = tmp_path / "state" / "audit.log"
     config = _write_config(tmp_path / "opsconsole.toml",
                            f'[opensips]\nmi_url = "{mi_server.url}"\n[console]\naudit_log = "{audit}"\n')
-    code = main(["mi", WRITE_METHOD, *WRITE_PARAMS, "--config", str(config), "--allow-write", "--timeout", "0.5"])
+    code = main(["mi", WRITE_METHOD, *WRITE_PARAMS, "--config", str(config), "--allow-write", "--yes",
+                 "--timeout", "0.5"])
     out, err = capsys.readouterr()
     assert WRITE_METHOD in [method for method, _ in mi_server.requests]
     lines = audit.read_text().splitlines()
@@ -106,7 +107,7 @@ def test_config_with_a_password_readable_by_others_is_refused(tmp_path, mi_serve
     config = _write_config(tmp_path / "shared.toml",
                            f'[opensips]\nmi_url = "{mi_server.url}"\nuser = "{USER}"\npassword = "{PASSWORD}"\n',
                            mode=0o644)
-    assert main(["snapshot", "--config", str(config)]) == 2
+    assert main(["snapshot", "--config", str(config)]) == 3  # bad configuration (README exit codes)
     assert main(["diagnose", "--config", str(config)]) == 3
     out, err = capsys.readouterr()
     assert "readable by others" in err and f"chmod 600 {config}" in err
@@ -119,7 +120,7 @@ def test_config_with_a_password_readable_by_others_is_refused(tmp_path, mi_serve
 def test_config_with_credentials_inside_the_mi_url_must_be_private_too(tmp_path, mi_server, capsys):
     config = _write_config(tmp_path / "url.toml", f'[opensips]\nmi_url = "{_credential_url(mi_server.url)}"\n',
                            mode=0o640)
-    assert main(["mi", "version", "--config", str(config)]) == 2
+    assert main(["mi", "version", "--config", str(config)]) == 3  # bad configuration
     out, err = capsys.readouterr()
     assert "readable by others" in err and "chmod 600" in err
     _assert_no_secret(out, err)
@@ -146,9 +147,10 @@ def test_a_write_is_refused_when_it_cannot_be_audited(mi_server, tmp_path, capsy
     blocker.write_text("")
     config = _write_config(tmp_path / "c.toml", f'[opensips]\nmi_url = "{mi_server.url}"\n'
                                                 f'[console]\naudit_log = "{blocker}/audit.log"\n')
-    code = main(["mi", WRITE_METHOD, *WRITE_PARAMS, "--config", str(config), "--allow-write", "--timeout", "0.5"])
+    code = main(["mi", WRITE_METHOD, *WRITE_PARAMS, "--config", str(config), "--allow-write", "--yes",
+                 "--timeout", "0.5"])
     out, err = capsys.readouterr()
-    assert code == 2
+    assert code == 1  # the write was refused (README exit codes)
     assert "cannot write the audit log" in err and "audit_log" in err
     assert WRITE_METHOD not in [method for method, _ in mi_server.requests]
     assert_clean_output(out, err)

@@ -67,7 +67,9 @@ def _num(value) -> str:
     return "?" if value is None else (f"{value:.1f}" if isinstance(value, float) else str(value))
 
 
-def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
+def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True) -> Group:
+    """`clip_ids=False` (output that is not a terminal): AoRs and Call-IDs in full, for grep."""
+    id_clip = 40 if clip_ids else 0
     parts: list = []
     src = Table(title="Sources", title_justify="left", expand=False)
     for col in ("source", "state", "ms", "error"):
@@ -104,7 +106,7 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
                 table.add_column(col, overflow="fold")
             for c in sig.contacts[:limit]:
                 tr = (c.transport or "?").upper() + (" [WS]" if c.ws and c.transport not in ("ws", "wss") else "")
-                table.add_row(safe_text(c.aor, 40), Text(tr), safe_text(c.socket), safe_text(c.user_agent, 40),
+                table.add_row(safe_text(c.aor, id_clip), Text(tr), safe_text(c.socket), safe_text(c.user_agent, 40),
                               Text(str(c.expires) if c.expires is not None else c.expires_state))
             if len(sig.contacts) > limit:
                 table.caption = f"… {len(sig.contacts) - limit} more (use --json for all)"
@@ -156,7 +158,7 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50) -> Group:
             table.add_column(col, overflow="fold")
         for call in snap.calls[:limit]:
             table.add_row(
-                safe_text(call.callid, 36),
+                safe_text(call.callid, id_clip and 36),
                 Text(call.dialog.state_name if call.dialog else "-"),
                 Text(call.bridge),
                 _side(call.has_dialog, call.dialog_known, "NO DIALOG"),
@@ -179,5 +181,13 @@ def make_console(stderr: bool = False) -> Console:
     # drops colours only and keeps bold; we drop every escape sequence (no-color.org:
     # any non-empty value).
     no_color = bool(os.environ.get("NO_COLOR"))
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, no_color=no_color,
-                   color_system=None if no_color else "auto")
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False, no_color=no_color,
+                      color_system=None if no_color else "auto")
+    if not console.is_terminal:
+        # A pipe or a file has no width: Rich's 80 would wrap and fold identifiers, and
+        # `grep` for a full Call-ID would find nothing.  Lines are as long as their content.
+        console.width = UNWRAPPED_WIDTH
+    return console
+
+
+UNWRAPPED_WIDTH = 100_000

@@ -130,6 +130,29 @@ def is_heavy_method(name: str) -> bool:
     return name in HEAVY_METHODS
 
 
+# What a whole-table read walks (its size is a counter), and what answers the usual question cheaply.
+_CONTACT_READS = frozenset({"ul_dump", "usrloc:dump"})
+CHEAP_ALTERNATIVES = {
+    "contacts": "ul_show_contact table_name=location aor=AOR (one AoR), ul_dump brief:=1 (~8 % of the hold), "
+                "or the console's event-fed Registrations list (opsconsole)",
+    "dialogs": "dlg_list callid=CALLID (one call), dlg_list index:=0 counter:=100 (one page), "
+               "or the console's event-fed Calls list (opsconsole)",
+}
+
+
+def heavy_read_table(name: str, params: object) -> str | None:
+    """'contacts' or 'dialogs' when `name` with `params` walks that whole table; None when bounded
+    (one Call-ID, one page) or not a whole-table read at all."""
+    name = name.strip()
+    if not is_heavy_method(name):
+        return None
+    if name in _CONTACT_READS:
+        return "contacts"
+    if isinstance(params, dict) and ("callid" in params or "counter" in params):
+        return None
+    return "dialogs"
+
+
 def major_minor(version: str) -> tuple[int, int]:
     match = _VERSION_RE.search(version or "")
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
