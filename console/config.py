@@ -115,13 +115,7 @@ def security_warnings(config: "Config") -> list[str]:
     return warnings
 
 
-def without_userinfo(url: str) -> str:
-    """'http://user:secret@host:8888/mi' -> 'http://host:8888/mi' (only a URL's authority)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+from .redact import without_userinfo  # noqa: E402,F401  (the one URL redactor; discovery imports it from here)
 
 
 def check_mi_url(url: str, where: str) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import json
 import os
 import socket
 
@@ -142,21 +143,21 @@ async def test_heavy_calls_never_overlap_but_cheap_ones_do(mi_server, monkeypatc
     client = HTTPMIClient(mi_server.url, timeout=2)
     active = {"heavy": 0, "all": 0}
     peak = {"heavy": 0, "all": 0}
-    real_post = client._post
+    real_exchange = client.transport.exchange
 
-    async def tracking_post(body, *rest):
+    async def tracking_exchange(body, **options):
         heavy = b"ul_dump" in body or b"dlg_list" in body
         for key in ("all",) + (("heavy",) if heavy else ()):
             active[key] += 1
             peak[key] = max(peak[key], active[key])
         try:
             await asyncio.sleep(0.05)  # hold the slot so overlaps can happen
-            return await real_post(body, *rest)
+            return await real_exchange(body, **options)
         finally:
             for key in ("all",) + (("heavy",) if heavy else ()):
                 active[key] -= 1
 
-    monkeypatch.setattr(client, "_post", tracking_post)
+    monkeypatch.setattr(client.transport, "exchange", tracking_exchange)
     try:
         await asyncio.wait_for(asyncio.gather(
             client.call("ul_dump"), client.call("dlg_list"), client.call("dlg_list_ctx"),
@@ -314,3 +315,132 @@ async def test_a_write_is_never_sent_twice(mi_server):
         await client.aclose()
     assert "may or may not have been applied" in exc.value.hint
     assert [m for m, _ in mi_server.requests] == ["ul_rm"]
+
+
+# ---------------------------------------------------------------- one client, pluggable transports (issue #13)
+
+from console.errors import OpsError  # noqa: E402
+from opsconsole_opensips.client import ConnectionLost, MemoryTransport, MIClient  # noqa: E402
+
+
+def _answer(result) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "result": result, "id": 1}).encode()
+
+
+async def test_memory_transport_gets_the_whole_pipeline():
+    seen = []
+
+    def handler(body: bytes) -> bytes:
+        request = json.loads(body)
+        seen.append((request["method"], request["id"], request.get("params")))
+        if request["method"] == "nope":
+            return json.dumps({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"},
+                               "id": request["id"]}).encode()
+        if request["method"] == "html":
+            return 400, "text/html", b"<html>Unable to parse URL!</html>"
+        return _answer({"Server": "OpenSIPS (3.4.18 (x86_64/linux))"})
+
+    client = MIClient(MemoryTransport(handler), timeout=0.5)
+    assert (await call(client, "version"))["Server"].startswith("OpenSIPS")
+    server = _answer({"Server": "OpenSIPS (3.4.18 (x86_64/linux))"})
+    assert await call(client, "uptime", {"x": 1}, typed=lambda raw: ("typed", raw)) == ("typed", server)
+    with pytest.raises(MIError, match="no MI command 'nope'"):
+        await call(client, "nope")
+    with pytest.raises(MIPathError):
+        await call(client, "html")
+    with pytest.raises(ProtocolError, match="cannot encode"):
+        await call(client, "get_statistics", {"statistics": {1}})
+    assert [(m, i) for m, i, _ in seen] == [("version", 1), ("uptime", 2), ("nope", 3), ("html", 4)]
+    assert seen[1][2] == {"x": 1} and repr(client) == "MIClient('memory')"
+
+
+async def test_memory_transport_size_cap_is_per_method():
+    huge = _answer("x" * 9_000_000)
+    client = MIClient(MemoryTransport(lambda body: huge), timeout=0.5)
+    with pytest.raises(ResponseTooLarge):  # a cheap call is capped at CHEAP_MAX_BYTES ...
+        await call(client, "version")
+    assert len(await call(client, "ul_dump")) == 9_000_000  # ... a table walk may be larger
+    client = MIClient(MemoryTransport(lambda body: huge), timeout=0.5, max_bytes=1_000_000)
+    with pytest.raises(ResponseTooLarge):  # ... up to the client's own cap
+        await call(client, "ul_dump")
+
+
+async def test_memory_transport_deadline_and_typed_failures():
+    async def silent(body):
+        await asyncio.sleep(30)
+
+    client = MIClient(MemoryTransport(silent), timeout=0.1)
+    with pytest.raises(Timeout, match=r"did not answer 'version' within 0.1 s"):
+        await call(client, "version")
+
+    def lost(body):
+        raise ConnectionLost("ReadError: reset", retried=True)
+
+    client = MIClient(MemoryTransport(lost), timeout=0.5)
+    with pytest.raises(TransportError, match="'uptime' failed twice: ReadError"):
+        await call(client, "uptime")
+    with pytest.raises(TransportError, match="closed before it answered 'ul_rm'") as info:
+        await call(client, "ul_rm", {"table_name": "location", "AOR": "x"})
+    assert "may or may not" in info.value.hint
+
+
+async def test_only_reads_are_marked_safe_to_retry():
+    class Recording(MemoryTransport):
+        async def exchange(self, body, *, limit, deadline, retry_safe):
+            self.calls.append((json.loads(body)["method"], retry_safe, limit, deadline))
+            return 200, "application/json", _answer({})
+
+    transport = Recording(lambda body: b"")
+    transport.calls = []
+    client = MIClient(transport, timeout=0.5, max_bytes=50_000_000)
+    for method in ("version", "ul_rm", "ul_dump"):
+        await call(client, method)
+    assert transport.calls == [("version", True, 8 * 1024 * 1024, 0.5), ("ul_rm", False, 8 * 1024 * 1024, 0.5),
+                               ("ul_dump", True, 50_000_000, 10.0)]
+
+
+async def test_memory_transport_heavy_calls_are_serialized():
+    active, peak = [0], [0]
+
+    async def handler(body):
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        await asyncio.sleep(0.02)
+        active[0] -= 1
+        return _answer([])
+
+    client = MIClient(MemoryTransport(handler), timeout=1)
+    await asyncio.wait_for(asyncio.gather(*(client.call("ul_dump") for _ in range(4))), GUARD_S)
+    assert peak[0] == 1
+    await asyncio.wait_for(asyncio.gather(*(client.call("uptime") for _ in range(4))), GUARD_S)
+    assert peak[0] == 4
+
+
+async def test_plain_http_builds_no_ssl_context_https_still_verifies(monkeypatch):
+    """httpx builds a verifying SSL context (CA bundle load, ~15 ms) for every client; mi_http
+    over http:// never needs one."""
+    import ssl
+
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **kw: made.append(kw) or real(*a, **kw))
+    plain = HTTPMIClient("http://127.0.0.1:1/mi")
+    await plain.aclose()
+    assert made == []
+    secure = HTTPMIClient("https://127.0.0.1:1/mi")
+    await secure.aclose()
+    assert len(made) == 1 and made[0].get("cafile")
+
+
+def test_redact_url_is_the_one_rule():
+    from console.config import without_userinfo
+    from opsconsole_opensips.client import redact_url
+
+    for url, shown in [("http://ops:s3cret@127.0.0.1:8888/mi", "http://127.0.0.1:8888/mi"),
+                       ("http://ops:pa/ss@host/mi", "http://host/mi"),  # unescaped '/' in the password
+                       ("https://ops:p?w#x@host/mi", "https://host/mi"),
+                       ("http://127.0.0.1:8888/mi", "http://127.0.0.1:8888/mi"),
+                       ("/run/opensips@a/fifo", "/run/opensips@a/fifo")]:
+        assert redact_url(url) == without_userinfo(url) == shown
+    assert Config(mi_url="http://ops:pa/ss@host/mi").mi_target == "http://host/mi"
+    assert isinstance(ConnectionLost("x", retried=False), OpsError)

@@ -1,4 +1,13 @@
-"""Async OpenSIPS MI clients: mi_http (HTTP POST JSON-RPC) and mi_fifo.
+"""Async OpenSIPS MI client: one `MIClient` over pluggable transports.
+
+`MIClient` owns everything that does not depend on how the bytes travel: the
+JSON-RPC id, encoding, the response size cap, the deadline, one heavy call at a
+time, decoding and typed errors.  A transport only moves one request body and
+brings back `(status, content_type, data)`:
+
+* `HTTPTransport`: mi_http, an HTTP POST per request on a connection of its own;
+* `FIFOTransport`: mi_fifo, blocking FIFO I/O in a worker thread;
+* `MemoryTransport`: a callable body -> reply bytes, for tests (like httpx's MockTransport).
 
 mi_http facts (captured): without `Content-Type: application/json` it never
 answers (the connection hangs), a GET is never answered either, and its single
@@ -10,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import itertools
 import os
 import select
 import stat
 import time
 import uuid
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import httpx
 
 from console.errors import ConfigError, ConnectionRefused, OpsError, ProtocolError, Timeout, TransportError
+from console.redact import without_userinfo
 
 from .codec import CHEAP_MAX_BYTES, DEFAULT_MAX_BYTES, check_size, decode_response, encode_request
 from .commands import is_heavy_method, is_write_method
@@ -34,15 +45,40 @@ NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 # The connection failed before a reply: safe to send a read again on a fresh connection, never a write.
 _RETRYABLE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 FIFO_NOT_JSON_HINT = "OpenSIPS before 3.0 speaks a text protocol on mi_fifo; opsconsole needs 3.x JSON-RPC"
+HTTP_NOT_JSON_HINT = "is this URL an OpenSIPS mi_http root?"
+
+Reply = tuple[int, str, bytes]  # (HTTP-like status, content type, body)
+
+# One URL redactor for the whole console (console/redact.py); kept importable here.
+redact_url = without_userinfo
 
 
-class MIClient(Protocol):
-    target: str
+class ConnectionLost(TransportError):
+    """A transport's connection failed before a reply (after its one retry, when it may retry).
+    MIClient turns it into a message naming the method."""
 
-    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None,
-                   typed: Callable[[bytes], Any] | None = None) -> Any: ...
+    def __init__(self, detail: str, *, retried: bool) -> None:
+        super().__init__(detail)
+        self.retried = retried
+
+
+class MITransport(Protocol):
+    target: str  # where the requests go, never with credentials
+    timeout_hint: str  # shown when the deadline passes
+    via: str  # " on the FIFO": for messages
+    not_json_hint: str
+    deadline_grace: float  # seconds the transport may need past the deadline to clean up
+
+    async def exchange(self, body: bytes, *, limit: int, deadline: float, retry_safe: bool) -> Reply:
+        """Send one request, return the reply.  Raise builtin TimeoutError when `deadline` passed,
+        ConnectionLost when the connection failed, another OpsError for anything else."""
 
     async def aclose(self) -> None: ...
+
+
+def _require_positive(timeout: float) -> None:
+    if timeout <= 0:
+        raise ConfigError("MI timeout must be positive")
 
 
 def _size_limit(method: str, max_bytes: int) -> int:
@@ -55,48 +91,31 @@ def _heavy_timeout(timeout: float) -> float:
     return max(timeout * 5, 10.0)
 
 
-class _Serializer:
-    """One heavy call at a time per client; cheap calls never wait for it here."""
+class MIClient:
+    """JSON-RPC over any MITransport.  `call` returns the `result` or raises an OpsError."""
 
-    def __init__(self) -> None:
-        self._heavy = asyncio.Lock()
-
-    async def run(self, method: str, coro_factory):
-        if is_heavy_method(method):
-            async with self._heavy:
-                return await coro_factory()
-        return await coro_factory()
-
-
-class HTTPMIClient:
-    """JSON-RPC over mi_http.  `call` returns the `result` or raises an OpsError."""
-
-    def __init__(self, url: str, timeout: float = 2.0, auth: tuple[str, str] | httpx.Auth | None = None, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES, heavy_timeout: float | None = None) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"MI URL must start with http:// or https://, got {url!r}")
-        if timeout <= 0:
-            raise ConfigError("MI timeout must be positive")
-        self.url = url
-        self.target = redact_url(url)
+    def __init__(self, transport: MITransport, timeout: float = 2.0, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 heavy_timeout: float | None = None) -> None:
+        _require_positive(timeout)
+        self.transport = transport
+        self.target = transport.target
         self.timeout = timeout
         self.heavy_timeout = heavy_timeout or _heavy_timeout(timeout)
         self.max_bytes = max_bytes
-        if isinstance(auth, tuple):
-            auth = httpx.BasicAuth(*auth)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), auth=auth, headers=ONE_SHOT_HEADERS,
-                                       limits=NO_KEEPALIVE, trust_env=False, follow_redirects=False)
         self._ids = itertools.count(1)
-        self._serializer = _Serializer()
+        self._heavy = asyncio.Lock()  # one heavy call at a time; cheap calls never wait for it
 
-    def __repr__(self) -> str:  # never show credentials
-        return f"HTTPMIClient({self.target!r})"
+    def __repr__(self) -> str:  # the target is already without credentials
+        return f"{type(self).__name__}({self.target!r})"
 
     async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None,
                    typed: Callable[[bytes], Any] | None = None) -> Any:
         """`typed`: see codec.decode_response."""
         deadline = timeout or (self.heavy_timeout if is_heavy_method(method) else self.timeout)
-        return await self._serializer.run(method, lambda: self._call(method, params, deadline, typed))
+        if not is_heavy_method(method):
+            return await self._call(method, params, deadline, typed)
+        async with self._heavy:
+            return await self._call(method, params, deadline, typed)
 
     async def _call(self, method: str, params, deadline: float, typed: Callable[[bytes], Any] | None) -> Any:
         try:
@@ -104,38 +123,74 @@ class HTTPMIClient:
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
         limit = _size_limit(method, self.max_bytes)
+        transport = self.transport
         try:
-            async with asyncio.timeout(deadline):
-                try:
-                    status, content_type, data = await self._post(body, limit, deadline)
-                except _RETRYABLE:
-                    if is_write_method(method):  # it may have been done: never send a write twice
-                        raise
-                    # Not after a timeout: mi_http serves one request at a time, a second
-                    # try would only queue behind whatever holds it.
-                    status, content_type, data = await self._post(body, limit, deadline)
-        except (TimeoutError, httpx.TimeoutException):
-            raise Timeout(f"OpenSIPS MI did not answer {method!r} within {deadline:g} s", target=self.target,
-                          hint="mi_http serves one request at a time: a long ul_dump blocks it") from None
+            async with asyncio.timeout(deadline + transport.deadline_grace):
+                status, content_type, data = await transport.exchange(
+                    body, limit=limit, deadline=deadline, retry_safe=not is_write_method(method))
+        except TimeoutError:
+            raise Timeout(f"OpenSIPS MI did not answer {method!r}{transport.via} within {deadline:g} s",
+                          target=self.target, hint=transport.timeout_hint) from None
+        except ConnectionLost as exc:
+            raise self._lost(method, exc) from None
+        return decode_response(data, status=status, content_type=content_type, method=method, target=self.target,
+                               max_bytes=limit, not_json_hint=transport.not_json_hint, typed=typed)
+
+    def _lost(self, method: str, exc: ConnectionLost) -> TransportError:
+        if is_write_method(method):
+            return TransportError(f"the connection to OpenSIPS MI closed before it answered {method!r}",
+                                  target=self.target,
+                                  hint="the write may or may not have been applied: check before sending it again")
+        twice = " twice" if exc.retried else ""
+        return TransportError(f"MI request {method!r} failed{twice}: {exc.message}", target=self.target)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+# --------------------------------------------------------------------------- mi_http
+
+
+class HTTPTransport:
+    """POST to mi_http, one connection per request (see ONE_SHOT_HEADERS)."""
+
+    via = ""
+    timeout_hint = "mi_http serves one request at a time: a long ul_dump blocks it"
+    not_json_hint = HTTP_NOT_JSON_HINT
+    deadline_grace = 0.0
+
+    def __init__(self, url: str, auth: tuple[str, str] | httpx.Auth | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"MI URL must start with http:// or https://, got {url!r}")
+        self.url = url
+        self.target = redact_url(url)
+        if isinstance(auth, tuple):
+            auth = httpx.BasicAuth(*auth)
+        self._http = httpx.AsyncClient(auth=auth, headers=ONE_SHOT_HEADERS, trust_env=False, follow_redirects=False,
+                                       transport=_connection_pool(url))
+
+    async def exchange(self, body: bytes, *, limit: int, deadline: float, retry_safe: bool) -> Reply:
+        try:
+            try:
+                return await self._post(body, limit, deadline)
+            except _RETRYABLE:
+                if not retry_safe:  # it may have been done: never send a write twice
+                    raise
+                # Not after a timeout: mi_http serves one request at a time, a second
+                # try would only queue behind whatever holds it.
+                return await self._post(body, limit, deadline)
+        except httpx.TimeoutException:
+            raise TimeoutError from None
         except httpx.ConnectError as exc:
             raise _connect_error(exc, self.target) from None
         except _RETRYABLE as exc:
-            if is_write_method(method):
-                raise TransportError(f"the connection to OpenSIPS MI closed before it answered {method!r}",
-                                     target=self.target,
-                                     hint="the write may or may not have been applied: check before sending it again") from None
-            raise TransportError(f"MI request {method!r} failed twice: {type(exc).__name__}: {exc}",
-                                 target=self.target) from None
+            raise ConnectionLost(f"{type(exc).__name__}: {exc}", retried=retry_safe) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"MI request {method!r} failed: {type(exc).__name__}: {exc}",
-                                 target=self.target) from None
-        return decode_response(data, status=status, content_type=content_type, method=method,
-                               target=self.target, max_bytes=limit, typed=typed)
+            raise TransportError(f"MI request failed: {type(exc).__name__}: {exc}", target=self.target) from None
 
-    async def _post(self, body: bytes, limit: int, deadline: float | None = None) -> tuple[int, str, bytes]:
-        # Per request: the client-wide timeout would cut a heavy call (ul_dump) at the cheap deadline.
-        timeout = httpx.Timeout(deadline) if deadline else httpx.USE_CLIENT_DEFAULT
-        async with self._http.stream("POST", self.url, content=body, timeout=timeout) as response:
+    async def _post(self, body: bytes, limit: int, deadline: float) -> Reply:
+        # Per request: a heavy call (ul_dump) has a longer deadline than a cheap one.
+        async with self._http.stream("POST", self.url, content=body, timeout=httpx.Timeout(deadline)) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdecimal():
                 check_size(int(declared), limit, target=self.target)
@@ -149,6 +204,14 @@ class HTTPMIClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _connection_pool(url: str) -> httpx.AsyncHTTPTransport:
+    """No keep-alive pool.  A plain http:// URL never needs TLS: httpx would still build a
+    verifying SSL context (loading the CA bundle, ~15 ms) for every client; `verify=None`
+    leaves it to httpcore, which builds one only when it opens a TLS connection."""
+    verify: Any = True if url.startswith("https://") else None
+    return httpx.AsyncHTTPTransport(verify=verify, limits=NO_KEEPALIVE, trust_env=False)
 
 
 def _refused(exc: BaseException) -> bool:
@@ -169,57 +232,36 @@ def _connect_error(exc: Exception, url: str) -> OpsError:
     return TransportError(f"cannot connect to OpenSIPS MI at {url}: {type(exc).__name__}", target=url)
 
 
-def redact_url(url: str) -> str:
-    """http://user:secret@host/mi -> http://host/mi: URLs end up in messages and logs."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url.rpartition("@")[2] if "@" in url else url
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
+# --------------------------------------------------------------------------- mi_fifo
 
 
-class FIFOMIClient:
-    """JSON-RPC over mi_fifo: write `:<reply-name>:<json>\\n` to the FIFO, read the reply
-    from a FIFO we create in `reply_dir` (mi_fifo's reply_dir; OpenSIPS only accepts a
-    bare file name there).  Blocking I/O runs in a worker thread with a deadline."""
+class FIFOTransport:
+    """Write `:<reply-name>:<json>\\n` to the FIFO, read the reply from a FIFO we create in
+    `reply_dir` (mi_fifo's reply_dir; OpenSIPS only accepts a bare file name there).
+    Blocking I/O runs in a worker thread that keeps the deadline itself."""
 
-    def __init__(self, fifo_path: str, reply_dir: str = "/tmp", timeout: float = 2.0, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES, heavy_timeout: float | None = None) -> None:
+    via = " on the FIFO"
+    not_json_hint = FIFO_NOT_JSON_HINT
+    # The worker thread notices its deadline within one select() tick and removes its
+    # reply FIFO; the outer deadline waits for that instead of leaving the thread behind.
+    deadline_grace = 1.0
+
+    def __init__(self, fifo_path: str, reply_dir: str = "/tmp") -> None:
         self.fifo_path = fifo_path
         self.reply_dir = reply_dir
         self.target = fifo_path
-        self.timeout = timeout
-        self.heavy_timeout = heavy_timeout or _heavy_timeout(timeout)
-        self.max_bytes = max_bytes
-        self._ids = itertools.count(1)
-        self._serializer = _Serializer()
+        self.timeout_hint = "check that mi_fifo's reply_dir is " + reply_dir
 
-    def __repr__(self) -> str:
-        return f"FIFOMIClient({self.fifo_path!r})"
-
-    async def call(self, method: str, params: dict | list | None = None, *, timeout: float | None = None,
-                   typed: Callable[[bytes], Any] | None = None) -> Any:
-        """`typed`: see codec.decode_response."""
-        deadline = timeout or (self.heavy_timeout if is_heavy_method(method) else self.timeout)
-
-        async def run() -> Any:
-            try:
-                body = encode_request(method, params, next(self._ids))
-            except (TypeError, ValueError) as exc:
-                raise ProtocolError(f"cannot encode MI request {method!r}: {exc}") from None
-            limit = _size_limit(method, self.max_bytes)
-            data = await asyncio.to_thread(self._exchange, body, method, deadline, limit)
-            return decode_response(data, method=method, target=self.fifo_path, max_bytes=limit,
-                                   not_json_hint=FIFO_NOT_JSON_HINT, typed=typed)
-
-        return await self._serializer.run(method, run)
+    async def exchange(self, body: bytes, *, limit: int, deadline: float, retry_safe: bool) -> Reply:
+        data = await asyncio.to_thread(self._exchange, body, deadline, limit)
+        return 200, "application/json", data
 
     async def aclose(self) -> None:
         return None
 
     # ------------------------------------------------------------------ blocking part (worker thread)
 
-    def _exchange(self, body: bytes, method: str, deadline: float, limit: int) -> bytes:
+    def _exchange(self, body: bytes, deadline: float, limit: int) -> bytes:
         if b"\n" in body:
             raise ProtocolError("MI request for the FIFO must be a single line")
         self._check_fifo()
@@ -237,7 +279,7 @@ class FIFOMIClient:
         try:
             reply_fd = os.open(reply_path, os.O_RDONLY | os.O_NONBLOCK)
             self._write_request(b":" + name.encode() + b":" + body + b"\n")
-            return self._read_reply(reply_fd, method, time.monotonic() + deadline, deadline, limit)
+            return self._read_reply(reply_fd, time.monotonic() + deadline, limit)
         finally:
             if reply_fd >= 0:
                 os.close(reply_fd)
@@ -279,14 +321,13 @@ class FIFOMIClient:
         finally:
             os.close(fd)
 
-    def _read_reply(self, fd: int, method: str, until: float, deadline: float, limit: int) -> bytes:
+    def _read_reply(self, fd: int, until: float, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
             left = until - time.monotonic()
             if left <= 0:
-                raise Timeout(f"OpenSIPS MI did not answer {method!r} on the FIFO within {deadline:g} s",
-                              target=self.fifo_path, hint="check that mi_fifo's reply_dir is " + self.reply_dir)
+                raise TimeoutError  # MIClient names the method and the deadline
             ready, _, _ = select.select([fd], [], [], min(left, 0.5))
             if not ready:
                 continue
@@ -299,6 +340,72 @@ class FIFOMIClient:
             size += len(chunk)
             check_size(size, limit, target=self.fifo_path)
             chunks.append(chunk)
+
+
+# --------------------------------------------------------------------------- in memory (tests)
+
+
+class MemoryTransport:
+    """`handler(body) -> reply` in process: bytes (an HTTP 200 JSON reply) or a full
+    (status, content_type, data) tuple; a coroutine function works too.  Exceptions the
+    handler raises (TimeoutError, ConnectionLost, any OpsError) reach MIClient as a real
+    transport's would."""
+
+    via = ""
+    timeout_hint = ""
+    not_json_hint = HTTP_NOT_JSON_HINT
+    deadline_grace = 0.0
+
+    def __init__(self, handler: Callable[[bytes], bytes | Reply | Awaitable[bytes | Reply]],
+                 target: str = "memory") -> None:
+        self.handler = handler
+        self.target = target
+        self.requests: list[bytes] = []
+
+    async def exchange(self, body: bytes, *, limit: int, deadline: float, retry_safe: bool) -> Reply:
+        self.requests.append(body)
+        reply = self.handler(body)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        status, content_type, data = reply if isinstance(reply, tuple) else (200, "application/json", reply)
+        check_size(len(data), limit, target=self.target)
+        return status, content_type, data
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- constructors
+
+
+class HTTPMIClient(MIClient):
+    """An MIClient over mi_http."""
+
+    def __init__(self, url: str, timeout: float = 2.0, auth: tuple[str, str] | httpx.Auth | None = None, *,
+                 max_bytes: int = DEFAULT_MAX_BYTES, heavy_timeout: float | None = None) -> None:
+        _require_positive(timeout)  # before a connection pool exists that would need closing
+        super().__init__(HTTPTransport(url, auth), timeout, max_bytes=max_bytes, heavy_timeout=heavy_timeout)
+
+    @property
+    def url(self) -> str:
+        return self.transport.url
+
+
+class FIFOMIClient(MIClient):
+    """An MIClient over mi_fifo."""
+
+    def __init__(self, fifo_path: str, reply_dir: str = "/tmp", timeout: float = 2.0, *,
+                 max_bytes: int = DEFAULT_MAX_BYTES, heavy_timeout: float | None = None) -> None:
+        super().__init__(FIFOTransport(fifo_path, reply_dir), timeout, max_bytes=max_bytes,
+                         heavy_timeout=heavy_timeout)
+
+    @property
+    def fifo_path(self) -> str:
+        return self.transport.fifo_path
+
+    @property
+    def reply_dir(self) -> str:
+        return self.transport.reply_dir
 
 
 def make_client(config) -> MIClient:
