@@ -189,8 +189,12 @@ def start_opensips(version: str, *, rtpengine_sock: str, events: bool = True, ro
     workdir = Path(tempfile.mkdtemp(prefix=f"opensips-{version}-test-"))
     fifo = workdir / "opensips_fifo"
     sip_port, ws_port, http_port = free_port(), free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
-    config = render_config(version, root, sip_port=sip_port, ws_port=ws_port, http_port=http_port, fifo=fifo,
-                           rtpengine_sock=rtpengine_sock, events=events)
+    try:
+        config = render_config(version, root, sip_port=sip_port, ws_port=ws_port, http_port=http_port, fifo=fifo,
+                               rtpengine_sock=rtpengine_sock, events=events)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     config_path = workdir / "opensips.cfg"
     config_path.write_text(config)
     log_path = workdir / "opensips.log"
