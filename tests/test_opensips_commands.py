@@ -78,3 +78,50 @@ def test_write_methods_cover_both_spellings():
 def test_heavy_methods():
     assert is_heavy_method("ul_dump") and is_heavy_method("dialog:list_ctx")
     assert not is_heavy_method("get_statistics") and not is_heavy_method("version")
+
+
+# --------------------------------------------------------------------------- one detection (issue #13)
+
+
+def _server_without_old_names(version: str = "4.0"):
+    """An MI answering only the captured 4.0 `module:cmd` names (a 4.x that dropped the 3.x aliases);
+    every other name gets the captured JSON-RPC -32601."""
+    from opsconsole_opensips.client import MemoryTransport, MIClient
+
+    answers = {"core:version": result("version", version), "core:which": result("which", version)}
+    asked = []
+
+    def handler(body: bytes) -> bytes:
+        request = json.loads(body)
+        asked.append(request["method"])
+        if request["method"] in answers:
+            return json.dumps({"jsonrpc": "2.0", "result": answers[request["method"]], "id": request["id"]}).encode()
+        return json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                           "error": {"code": -32601, "message": "Method not found"}}).encode()
+
+    return MIClient(MemoryTransport(handler), timeout=1.0), asked
+
+
+async def test_detect_commands_falls_back_to_the_40_names():
+    from opsconsole_opensips.commands import detect_commands
+
+    client, asked = _server_without_old_names()
+    commands, version_reply = await detect_commands(client.call)
+    assert asked == ["version", "core:version", "core:which"]
+    assert version_reply["Server"].startswith("OpenSIPS (4.0.1") and commands.version == "4.0.1"
+    assert commands.namespaced and commands.has("ul_dump") and commands.name("ul_dump") == "usrloc:dump"
+
+
+async def test_detect_commands_forced_version_and_other_errors():
+    from opsconsole_opensips.codec import MIError
+    from opsconsole_opensips.commands import detect_commands
+
+    client, asked = _server_without_old_names()
+    commands, _ = await detect_commands(client.call, "4.0")
+    assert commands.forced and commands.version == "4.0" and asked == ["version", "core:version", "core:which"]
+
+    async def refusing(method):
+        raise MIError("boom", code=500, method=method)
+
+    with pytest.raises(MIError, match="boom"):  # only "Method not found" means: try the 4.0 name
+        await detect_commands(refusing)

@@ -73,3 +73,17 @@ async def test_show_contacts_of_an_unregistered_aor_is_empty(session_for, mi_ser
 async def test_show_contacts_in_a_missing_table_is_an_error(session_for, mi_server):
     with pytest.raises(MIError, match="Table not found"):
         await asyncio.wait_for(session_for(mi_server.url).show_contacts("1000", table="nosuchtable"), 10)
+
+
+async def test_session_detects_like_the_source_on_a_40_without_aliases():
+    """The session and the source share one detection: `version` unknown -> `core:version`."""
+    from test_opensips_commands import _server_without_old_names
+
+    client, asked = _server_without_old_names()
+    session = MISession(Config(mi_url="http://127.0.0.1:1/mi"), client)
+    commands = await asyncio.wait_for(session.detect(), 10)
+    assert commands.version == "4.0.1" and commands.namespaced
+    assert asked == ["version", "core:version", "core:which"]
+    with pytest.raises(MIError, match="Method not found"):  # the mapped name is what was sent
+        await session.call("ul_dump")
+    assert asked[-1] == "usrloc:dump"

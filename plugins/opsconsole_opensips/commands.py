@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 from console.errors import ProtocolError
+
+from .codec import METHOD_NOT_FOUND, MIError
 
 # 3.4 name -> 4.0 name (both lists taken from the `which` captures).
 RENAMES_40: dict[str, str] = {
@@ -223,3 +226,27 @@ def detect_version(version_result, which_result=None) -> CommandMap:
     version = parse_server_version(version_result)
     commands = frozenset(parse_which(which_result)) if which_result is not None else frozenset()
     return CommandMap(version=version, commands=commands)
+
+
+async def detect_commands(call: Callable[[str], Awaitable[Any]], forced_version: str = "") -> tuple[CommandMap, Any]:
+    """The one version detection (the source and the MI session use it): `version`, or
+    `core:version` where `version` is unknown (the 4.0 name; its 3.x alias may be gone), then
+    `which` (`core:which` on a namespaced server) for the command list, which may be missing.
+    `forced_version` (the operator's --opensips-version) decides the names.  Returns the map
+    and the raw `version` reply (the overview shows it)."""
+    namespaced = is_namespaced(forced_version)
+    try:
+        version_result = await call("version")
+    except MIError as exc:
+        if exc.code != METHOD_NOT_FOUND:
+            raise
+        version_result = await call("core:version")
+        namespaced = True
+    try:
+        which_result = await call("core:which" if namespaced else "which")
+    except MIError:
+        which_result = None
+    commands = detect_version(version_result, which_result)
+    if forced_version:
+        commands = CommandMap(version=forced_version, commands=commands.commands, forced=True)
+    return commands, version_result

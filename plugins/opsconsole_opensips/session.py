@@ -11,7 +11,7 @@ from typing import Any
 
 from .client import MIClient, make_client
 from .codec import METHOD_NOT_FOUND, MIError
-from .commands import RENAMES_40, CommandMap, detect_version, is_namespaced, is_write_method
+from .commands import RENAMES_40, CommandMap, detect_commands, is_namespaced, is_write_method
 from .parse import parse_contacts
 
 AOR_NOT_FOUND = 404  # usrloc's answer to ul_show_contact for an AoR with no contacts (captured)
@@ -42,16 +42,7 @@ class MISession:
 
     async def detect(self) -> CommandMap:
         if self._commands is None:
-            client = self.client()
-            version = await client.call("version")
-            try:
-                which = await client.call("which")
-            except MIError:
-                which = None
-            commands = detect_version(version, which)
-            if self.config.opensips_version:
-                commands = CommandMap(self.config.opensips_version, commands.commands, forced=True)
-            self._commands = commands
+            self._commands, _ = await detect_commands(self.client().call, self.config.opensips_version or "")
         return self._commands
 
     async def call(self, method: str, params: Any = None) -> Any:

@@ -24,7 +24,7 @@ from console.plugins import CollectOptions
 
 from .client import MIClient, make_client
 from .codec import METHOD_NOT_FOUND, MIError
-from .commands import CommandMap, detect_version, is_namespaced
+from .commands import CommandMap, detect_commands
 from .live import DUMP_TIMEOUT_CAP, LiveSync, dump_timeout, estimate_dump_seconds  # noqa: F401  (estimate_dump_seconds: public here too)
 from .parse import (
     parse_connections,
@@ -139,22 +139,7 @@ class OpenSIPSSource:
         return await self.client().call(commands.name(logical), params, **options)
 
     async def _detect(self) -> CommandMap:
-        client = self.client()
-        try:
-            version_result = await client.call("version")
-        except MIError as exc:
-            if exc.code != METHOD_NOT_FOUND:
-                raise
-            version_result = await client.call("core:version")
-        which_name = "core:which" if is_namespaced(self.config.opensips_version or "") else "which"
-        try:
-            which_result = await client.call(which_name)
-        except MIError:
-            which_result = None
-        commands = detect_version(version_result, which_result)
-        if self.config.opensips_version:
-            commands = CommandMap(version=self.config.opensips_version, commands=commands.commands, forced=True)
-        self._version_result = version_result
+        commands, self._version_result = await detect_commands(self.client().call, self.config.opensips_version or "")
         self._commands = commands
         return commands
 
