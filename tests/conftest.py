@@ -44,3 +44,12 @@ def no_host_discovery(tmp_path_factory, monkeypatch):
         if name.startswith("OPSCONSOLE_"):
             monkeypatch.delenv(name)
     return root
+
+
+@pytest.fixture
+def real_host_proc(monkeypatch):
+    """For a test about a real daemon it started itself: the host's /proc again.  Other daemons on
+    this machine then show up too, so such a test looks only at its own pids and sockets."""
+    from opsconsole_host import procfs
+
+    monkeypatch.setattr(procfs, "HOST_PROC_ROOT", "/proc")

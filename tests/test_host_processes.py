@@ -227,7 +227,7 @@ def impostor(tmp_path, request):
 @pytest.mark.rtpengine
 def test_real_rtpengine_is_found_with_its_settings(host_rtpengine):
     proc, ng, cli = host_rtpengine
-    mine = [p for p in P.find_daemons("rtpengine") if p.pid == proc.pid]
+    mine = [p for p in P.find_daemons("rtpengine", proc_root="/proc") if p.pid == proc.pid]
     assert len(mine) == 1
     info = mine[0]
     assert info.suspect == "" and info.error == "" and info.user == "root"
@@ -282,20 +282,20 @@ def test_package_version_of_the_package_that_lists_the_binary(tmp_path):
 
 @pytest.mark.parametrize("impostor", ["rtpengine"], indirect=True)
 def test_sleep_named_rtpengine_is_not_trusted(impostor):
-    mine = [p for p in P.find_daemons("rtpengine") if p.pid == impostor.pid]
+    mine = [p for p in P.find_daemons("rtpengine", proc_root="/proc") if p.pid == impostor.pid]
     assert len(mine) == 1
     assert "not a rtpengine binary" in mine[0].suspect and "none of its options" in mine[0].suspect
 
 
 @pytest.mark.parametrize("impostor", ["opensips"], indirect=True)
 def test_sleep_named_opensips_is_not_trusted(impostor):
-    mine = [p for p in P.find_daemons("opensips") if p.pid == impostor.pid]
+    mine = [p for p in P.find_daemons("opensips", proc_root="/proc") if p.pid == impostor.pid]
     assert len(mine) == 1 and "not a opensips binary" in mine[0].suspect
 
 
 @pytest.mark.parametrize("impostor", ["rtpengine-recording"], indirect=True)
 def test_name_must_match_exactly(impostor):
-    assert impostor.pid not in [p.pid for p in P.find_daemons("rtpengine")]
+    assert impostor.pid not in [p.pid for p in P.find_daemons("rtpengine", proc_root="/proc")]
 
 
 # --------------------------------------------------------------------------- psutil failures (fakes)

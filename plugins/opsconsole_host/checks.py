@@ -322,6 +322,10 @@ def _target_owner(ctx: CheckContext, cid: str, role: _Role) -> CheckResult | Non
         reason = mine[0].suspect or mine[0].error
         return CheckResult(cid, Status.WARN, f"{what} is held by pid {mine[0].pid}, named {role.which} but {reason}",
                            evidence, f"find out what pid {mine[0].pid} is (ls -l /proc/{mine[0].pid}/exe)")
+    unlisted = [o for o in owners if o.get("name") == role.which]
+    if unlisted:  # it exited, or could not be read, between the process scan and the socket scan
+        return CheckResult(cid, Status.SKIP, f"{what} is held by pid {unlisted[0]['pid']} ({role.which}), which could "
+                           f"not be read as a daemon (it exited or is not readable){aside}", evidence)
     if owners:
         held = ", ".join(f"pid {o['pid']} ({o.get('name') or '?'})" for o in owners)
         return CheckResult(cid, Status.SKIP, f"{what} is served by {held}, not by a {role.which} daemon of this host "
