@@ -92,11 +92,16 @@ class DemoPlatform:
         await self.stop()
 
     async def start(self) -> None:
-        self.state = DemoState(self.size, seed=self.seed, clock=self.clock, version=self.version, calls=self.calls)
+        # The pump exists before the calls: it gives their endpoints ports the OS chose (rtp.py).
+        self.rtp = RtpPump() if self.rtp_enabled else None  # closed by stop() whatever happens next
+        self.state = DemoState(self.size, seed=self.seed, clock=self.clock, version=self.version, calls=self.calls,
+                               media_port=self.rtp.reserve if self.rtp else None)
         self.media = await start_media(self.real_rtpengine, self.clock, self.state.target_calls)
-        if self.rtp_enabled and self.media.real:
-            self.rtp = RtpPump()
+        if self.rtp is not None and self.media.real:
             self.rtp.start()
+        elif self.rtp is not None:  # a simulated relay relays nothing: no RTP, no ports held
+            await self.rtp.close()
+            self.rtp, self.state.media_port = None, None
         await self._run_media_work()  # the calls already up at start get their media
         self.events = EventHub(self.clock)
         await self.events.start()

@@ -7,7 +7,9 @@ and sends G.711 frames (one per 20 ms ptime) from each to the port RTPengine gav
 endpoint; RTPengine relays them to the other endpoint's socket.  WebRTC (DTLS-SRTP)
 legs stay silent: they would need a DTLS handshake.  At most MAX_CALLS calls at a time
 keep the demo light, and nothing is sent unless both endpoints' ports are ours (the
-relay must never send to somebody else's port).
+relay must never send to somebody else's port): the pump hands the simulation the endpoints'
+SDP ports itself (`reserve`), each one a socket bound to a port the OS chose and kept open
+until the call ends — no fixed port that another program on this machine may hold.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 PTIME = 0.02  # seconds of audio per packet, as the lab's SDP says (a=ptime:20)
 BURST = 0.1  # the frames of 100 ms go out together: 10 wake-ups a second at the same packet rate
 MAX_CALLS = 16
+RESERVE_MAX = 4  # ports waiting for their call (offered, ringing), per call that may send
 PCMU = 0  # the payload type the demo's answers pick (m=audio ... RTP/AVP 0)
 _SILENCE = b"\xff" * 160  # 20 ms of G.711 u-law silence at 8 kHz
 _HEADER = struct.Struct("!BBHII")
@@ -62,7 +65,23 @@ class RtpPump:
     def __init__(self, max_calls: int = MAX_CALLS, burst: float = BURST) -> None:
         self.max_calls, self.burst = max_calls, burst
         self.calls: dict[str, tuple[RtpStream, RtpStream]] = {}
+        self.reserved: dict[int, socket.socket] = {}  # SDP port -> its bound socket, until the call uses it
         self._task: asyncio.Task | None = None
+
+    def reserve(self, transport: str) -> int | None:
+        """An SDP port for a new plain-RTP endpoint: a socket bound now to a port the OS picks.
+
+        None (the leg stays silent) for WebRTC legs and once enough ports wait for their calls."""
+        if transport == "ws" or len(self.reserved) >= RESERVE_MAX * self.max_calls:
+            return None
+        try:
+            sock = _bound(0)
+        except OSError as exc:  # out of descriptors or ports: this call stays silent
+            log.info("demo RTP port not reserved: %s", exc)
+            return None
+        port = sock.getsockname()[1]
+        self.reserved[port] = sock
+        return port
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo-rtp")
@@ -73,6 +92,7 @@ class RtpPump:
             self._open(work.dialog)
         elif work.op == "delete":
             self._stop(work.dialog.callid)
+            self._release(work.dialog)
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -81,26 +101,30 @@ class RtpPump:
             await asyncio.gather(task, return_exceptions=True)
         for callid in list(self.calls):
             self._stop(callid)
+        for sock in self.reserved.values():
+            sock.close()
+        self.reserved.clear()
 
     def _open(self, dialog: SimDialog) -> None:
-        if dialog.callid in self.calls or len(self.calls) >= self.max_calls or "ws" in dialog.kind:
+        if dialog.callid in self.calls:
             return
         # Each endpoint sends from its own SDP port to the relay port RTPengine put in the SDP it got.
         ends = [(_own_port(dialog.caller.sdp), _relay(dialog.caller.sent_sdp)),
                 (_own_port(dialog.callee.sdp), _relay(dialog.callee.sent_sdp))]
-        if any(port is None or relay is None for port, relay in ends):
+        ours = all(port in self.reserved for port, _ in ends)
+        if (not ours or len(self.calls) >= self.max_calls or "ws" in dialog.kind
+                or any(relay is None for _, relay in ends)):
+            self._release(dialog)  # a port that is not ours is never sent from (nor to, by the relay)
             return
-        socks: list[socket.socket] = []
-        try:
-            for port, _ in ends:
-                socks.append(_bound(port))
-        except OSError as exc:  # the port is somebody else's: this call stays silent
-            log.info("demo RTP for %s skipped: %s", dialog.callid, exc)
-            for sock in socks:
-                sock.close()
-            return
-        caller, callee = (RtpStream(sock, relay) for sock, (_, relay) in zip(socks, ends))
+        caller, callee = (RtpStream(self.reserved.pop(port), relay) for port, relay in ends)
         self.calls[dialog.callid] = (caller, callee)
+
+    def _release(self, dialog: SimDialog) -> None:
+        """Close the ports reserved for a call that will not (or no longer) send."""
+        for body in (dialog.caller.sdp, dialog.callee.sdp):
+            sock = self.reserved.pop(_own_port(body) or 0, None)
+            if sock is not None:
+                sock.close()
 
     def _stop(self, callid: str) -> None:
         for stream in self.calls.pop(callid, ()):

@@ -168,11 +168,15 @@ def aor_name(transport: str, index: int) -> str:
 
 class DemoState:
     def __init__(self, size: int = 70, *, seed: int = 1, clock: Callable[[], float] = time.time,
-                 version: str = "3.4", calls: int | None = None, initial_calls: bool = True) -> None:
+                 version: str = "3.4", calls: int | None = None, initial_calls: bool = True,
+                 media_port: Callable[[str], int | None] | None = None) -> None:
         if not isinstance(size, int) or size < 3:
             raise ConfigError(f"demo size must be a whole number of at least 3 (one UDP, TCP and WS contact), got {size!r}")
         self.size = size
         self.version = version
+        # An endpoint's SDP port.  When the demo sends real RTP (rtp.py) the pump hands out ports
+        # the OS gave it, already bound; otherwise the number is only text in a simulated SDP.
+        self.media_port = media_port
         self.rng = random.Random(seed)
         self.clock = clock
         self.now = int(clock())
@@ -498,7 +502,7 @@ class DemoState:
             callid = f"call-{'udp2ws' if kind == ('udp', 'ws') else kind[0]}-{self._dialog_ids}-{rng.randrange(10000, 99999)}@127.0.0.1"
             caller_tag = f"{rng.randrange(10000, 99999)}SIPpTag{self._dialog_ids:03d}"
             caller_uri = f"sip:{caller.aor}@127.0.0.1:{5090 + self._dialog_ids % 10}"
-        media_port = 6000 + 2 * (self._dialog_ids % 500)
+        media_port = self._sdp_port(kind[0], 6000 + 2 * (self._dialog_ids % 500))
         dialog = SimDialog(
             h_entry=h_entry, h_id=h_id, db_id=str((h_entry << 32) | h_id), callid=callid, kind=kind,
             from_uri=f"sip:{caller.aor}@127.0.0.1", to_uri=f"sip:{callee.aor}@127.0.0.1",
@@ -529,6 +533,12 @@ class DemoState:
             elif dialog.state == 5:
                 self._destroy(dialog)
 
+    def _sdp_port(self, transport: str, simulated: int) -> int:
+        """A port the pump owns (bound, from the OS) when it has one for this leg, else a number
+        that is never bound: the simulated SDP just needs one."""
+        port = self.media_port(transport) if self.media_port is not None else None
+        return port or simulated
+
     def _ring(self, dialog: SimDialog) -> None:
         callee = dialog.callee_contact
         rng = self.rng
@@ -543,7 +553,7 @@ class DemoState:
         self._set_state(dialog, 2)
 
     def _answer(self, dialog: SimDialog) -> None:
-        media_port = 7000 + 2 * (dialog.h_id % 500)
+        media_port = self._sdp_port(dialog.kind[1], 7000 + 2 * (dialog.h_id % 500))
         dialog.callee.sdp = sdp.answer_sdp(dialog.kind[1], dialog.callee_contact.aor, media_port)
         self.counters.add("core:rcv_replies")
         self.counters.add("tm:2xx_transactions")
