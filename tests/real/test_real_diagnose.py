@@ -6,11 +6,12 @@ Destructive faults run on platforms of their own (start_real_platform), so the s
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from real.conftest import checks_by_id
-from support.platform import UDP_CALLS
+from support.platform import UDP_CALLS, WS_USERS
 from support.rtpengine_daemon import free_port, plain_sdp
 
 pytestmark = pytest.mark.opensips
@@ -135,3 +136,37 @@ def test_opensips_stopped_mid_session(start_real_platform, opsconsole):
     assert {s["callid"] for s in snap["media"]["sessions"]} == media_before
     assert all(c["has_media"] and not c["dialog_known"] for c in snap["calls"])
     assert len(UDP_CALLS) <= len(snap["calls"])
+
+
+def test_websocket_check_counts_equal_the_daemon(real_platform, opsconsole):
+    code, report = _diagnose(opsconsole, real_platform, "--only", "opensips.ws")
+    ws = checks_by_id(report)["opensips.ws"]
+    contacts = [c for a in real_platform.opensips.ul_dump()["Domains"][0]["AORs"] for c in a["Contacts"]]
+    dialogs = real_platform.opensips.dialogs()
+    conns = real_platform.mi("list_tcp_conns" if real_platform.version == "3.4" else "tcp:list")["Connections"]
+    assert ws["status"] == "ok", ws
+    assert ws["evidence"]["ws_contacts"] == sum(c["Socket"].startswith("ws:") for c in contacts) == len(WS_USERS)
+    assert ws["evidence"]["ws_dialogs"] == sum(
+        "ws:" in d["caller_bind_addr"] + d["CALLEES"][0]["callee_bind_addr"] for d in dialogs) == 2
+    assert ws["evidence"]["ws_connections"] == sum(c["Type"] == "ws" for c in conns)
+
+
+def test_websocket_registration_whose_connection_closed_is_stale(start_real_platform, opsconsole):
+    platform = start_real_platform()
+    gone = WS_USERS[-1]  # registered, in no call
+    platform.ws_uas.pop(gone).close()
+    assert gone in {a["AOR"].split("@")[0] for a in platform.opensips.ul_dump()["Domains"][0]["AORs"]}
+
+    def closed_seen() -> bool:  # OpenSIPS notices the closed WebSocket on its own time
+        conns = platform.mi("list_tcp_conns" if platform.version == "3.4" else "tcp:list")["Connections"]
+        return sum(c["Type"] == "ws" for c in conns) == len(WS_USERS) - 1
+
+    deadline = time.monotonic() + 10
+    while not closed_seen():
+        assert time.monotonic() < deadline, "OpenSIPS still lists the closed WebSocket"
+        time.sleep(0.05)
+    code, report = _diagnose(opsconsole, platform)
+    ws = checks_by_id(report)["opensips.ws"]
+    assert ws["status"] == "warn", ws
+    assert "1 stale WS registrations" in ws["summary"] and gone in ws["summary"]
+    assert code == 1

@@ -9,6 +9,7 @@ mi_http sometimes never answers the second request on a kept-alive connection (.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from pathlib import Path
@@ -58,3 +59,31 @@ def test_thousand_sequential_mi_requests_all_answered(real_platform):
         figures + "\n" + "\n".join(failures[:50]) + "\n")
     assert not failures, f"{figures}; first failures: {failures[:5]}"
     assert real_platform.opensips.alive()
+
+
+@pytest.mark.parametrize("names", [("ul_dump", "usrloc:dump"), ("dlg_list", "dialog:list")])
+def test_mi_command_names_of_either_version_reach_the_real_method(real_platform, opsconsole, names):
+    """`opsconsole mi` maps 3.4 and 4.0 names (4.0 renamed them) onto what this OpenSIPS knows."""
+    answers = []
+    for name in names:
+        code, out = opsconsole.run("mi", name, "--mi-url", real_platform.mi_url)
+        assert code == 0, out
+        answers.append(json.loads(out))
+    truth = real_platform.opensips.ul_dump() if names[0] == "ul_dump" else {"Dialogs": real_platform.opensips.dialogs()}
+    key = "Domains" if names[0] == "ul_dump" else "Dialogs"
+    for answer in answers:
+        assert _identities(answer[key]) == _identities(truth[key])
+
+
+def _identities(items: list[dict]) -> set[str]:
+    """AoRs of a dump or Call-IDs of a dialog list (Expires/timers move between two asks)."""
+    if items and "AORs" in items[0]:
+        return {aor["AOR"] for domain in items for aor in domain["AORs"]}
+    return {dialog["callid"] for dialog in items}
+
+
+def test_mi_write_refused_without_allow_write(real_platform, opsconsole):
+    before = len(real_platform.opensips.dialogs())
+    code, _ = opsconsole.run("mi", "dlg_end_dlg", "dlg_id=1", "--mi-url", real_platform.mi_url)
+    assert code == 1
+    assert len(real_platform.opensips.dialogs()) == before == real_platform.expected_dialogs
