@@ -161,8 +161,9 @@ def parse_hostport(text: str, *, option: str = "address") -> HostPort:
 
 def _check_secret_file_mode(path: Path, data: Mapping[str, Any]) -> None:
     """Refuse a config holding a secret that others can read, as ssh does."""
-    has_secret = any(k in data.get("opensips", {}) for k in ("password", "mi_password")) or "mi_password" in data
-    url = data.get("opensips", {}).get("mi_url")
+    osips = data.get("opensips") if isinstance(data.get("opensips"), dict) else {}  # the layout is checked later
+    has_secret = any(k in osips for k in ("password", "mi_password")) or "mi_password" in data
+    url = osips.get("mi_url")
     has_secret = has_secret or (isinstance(url, str) and without_userinfo(url) != url)  # user:pass@ in the URL
     if not has_secret:
         return

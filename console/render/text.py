@@ -176,13 +176,21 @@ def _side(present: bool, known: bool, missing: str) -> Text:
     return Text(missing, style="bold yellow") if known else Text("?")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich's default exits 1, which is "a source failed" for `snapshot`: let the CLI give a reader
+        # that left (`| head`) its own exit code (console.cli EXIT["broken_pipe"]).
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console(stderr: bool = False) -> Console:
     # Rich already honours TERM=dumb and non-TTY output (plain text).  For NO_COLOR it
     # drops colours only and keeps bold; we drop every escape sequence (no-color.org:
     # any non-empty value).
     no_color = bool(os.environ.get("NO_COLOR"))
-    console = Console(stderr=stderr, highlight=False, soft_wrap=False, no_color=no_color,
-                      color_system=None if no_color else "auto")
+    console = _Console(stderr=stderr, highlight=False, soft_wrap=False, no_color=no_color,
+                       color_system=None if no_color else "auto")
     if not console.is_terminal:
         # A pipe or a file has no width: Rich's 80 would wrap and fold identifiers, and
         # `grep` for a full Call-ID would find nothing.  Lines are as long as their content.
