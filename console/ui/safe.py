@@ -13,10 +13,10 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 
-from console.render.safe import UNSAFE, UNSAFE_KEEP_NEWLINE, escape_char
+from console.render.safe import ELLIPSIS  # noqa: F401  (tests and callers import it from here)
+from console.render.safe import safe_text as render_safe_text
 
 ESCAPE_STYLE = "reverse"
-ELLIPSIS = "…"
 CELL_LIMIT = 60
 
 
@@ -26,28 +26,11 @@ def safe_text(value: object, limit: int | None = CELL_LIMIT, *, multiline: bool 
 
     `limit` truncates (with an ellipsis) for table cells; pass None for the
     full value (detail panes).  `multiline` keeps line breaks (SDP bodies):
-    CRLF becomes one line break, any other control is still escaped.
+    CRLF becomes one line break, any other control is still escaped.  The rule
+    itself lives once, in console.render.safe; this adds the TUI's styles.
     """
-    text = "" if value is None else str(value)
-    if multiline:
-        text = text.replace("\r\n", "\n")
-    pattern = UNSAFE_KEEP_NEWLINE if multiline else UNSAFE  # defined once, in console.render.safe
-    truncated = limit is not None and len(text) > limit
-    if truncated:
-        text = text[:limit]  # escaping only lengthens: cut early, trim exactly below
-    out = Text(style=style, no_wrap=not multiline, end="")
-    position = 0
-    for match in pattern.finditer(text):
-        if match.start() > position:
-            out.append(text[position : match.start()])
-        out.append(escape_char(match.group()), style=ESCAPE_STYLE)
-        position = match.end()
-    if position < len(text):
-        out.append(text[position:])
-    if limit is not None and (truncated or len(out) > limit):
-        out.truncate(max(0, limit - 1))
-        out.append(ELLIPSIS, style="dim")
-    return out
+    return render_safe_text(value, limit, style, multiline=multiline, escape_style=ESCAPE_STYLE,
+                            ellipsis_style="dim", no_wrap=not multiline, end="")
 
 
 def safe_plain(value: object, limit: int | None = None) -> str:
