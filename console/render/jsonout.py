@@ -123,6 +123,9 @@ def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
         "overview": overview,
         "registrations": [contact_dict(c) for c in sig.contacts] if sig and sig.contacts is not None else None,
         "registrations_note": sig.contacts_note if sig else None,
+        # what `registrations` is: "full"/"events" complete, "events-partial" only part of what is
+        # registered (counts over it are not totals), "polling", "none"; "" when not said
+        "registrations_mode": sig.contacts_mode if sig else None,
         "dialogs": [dialog_dict(d, snap.collected_at) for d in sig.dialogs] if sig and sig.dialogs is not None else None,
         "relays": _plain(sig.relays) if sig else None,
         "media": {

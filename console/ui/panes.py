@@ -492,10 +492,13 @@ def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, 
 
 def live_contact(key: str):
     """A contact detail that follows the list (expiry countdown, re-registrations)."""
+    position = -1  # where the contact was in the last list (checked first)
+
     def sections(state: LiveState, now: float):
+        nonlocal position
         if state.contacts is None:
             return None  # no list now: unknown, not gone
-        contact = state.contact(key)
+        contact, position = state.contact(key, position)
         return GONE if contact is None else contact_sections(contact, state.contacts_elapsed(now))
     return sections
 

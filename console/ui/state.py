@@ -54,7 +54,7 @@ class LiveState:
     _counts: tuple[tuple[Contact, ...] | None, Counter] | None = None
     _by_callid: tuple[tuple[Call, ...], dict[str, Call]] | None = None
     _sessions_by_callid: tuple[tuple[MediaSession, ...], dict[str, MediaSession]] | None = None
-    _contacts_by_key: tuple[tuple[Contact, ...], dict[str, Contact]] | None = None
+    _contacts_by_key: tuple[tuple[Contact, ...], dict[str, int]] | None = None
 
     # ------------------------------------------------------------------ update
 
@@ -196,13 +196,17 @@ class LiveState:
             self._sessions_by_callid = (sessions, {s.callid: s for s in sessions})
         return self._sessions_by_callid[1].get(callid)
 
-    def contact(self, key: str) -> Contact | None:
-        """The contact with this key in the current list (None: gone, or no list).  The map is
-        built on the first ask per list (a detail screen open), not every poll."""
+    def contact(self, key: str, hint: int = -1) -> tuple[Contact | None, int]:
+        """The contact with this key in the current list and its position (None, -1: gone, or no
+        list).  `hint`: its last position, checked first: a live list mostly keeps its order,
+        and a map of 100k keys per poll would cost more than the detail screen asking."""
         contacts = self.contacts or ()
+        if 0 <= hint < len(contacts) and contacts[hint].key == key:
+            return contacts[hint], hint
         if self._contacts_by_key is None or self._contacts_by_key[0] is not contacts:
-            self._contacts_by_key = (contacts, {c.key: c for c in contacts})
-        return self._contacts_by_key[1].get(key)
+            self._contacts_by_key = (contacts, {c.key: n for n, c in enumerate(contacts)})
+        position = self._contacts_by_key[1].get(key, -1)
+        return (contacts[position] if position >= 0 else None), position
 
     # ------------------------------------------------------------------ checks
 

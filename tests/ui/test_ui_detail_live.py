@@ -120,3 +120,22 @@ async def test_contact_detail_says_when_the_contact_is_gone(make_app, service, c
         gone = await poll(app, pilot, service, replace(snap, signalling=replace(snap.signalling, contacts=contacts)))
         assert f"GONE since {clock_time(clock.now)}" in gone
         assert field(gone, "Expires") == "1m40s"  # the last content is kept
+
+
+async def test_call_detail_rebuilds_when_its_dialog_ends_before_its_media(make_app, service, clock):
+    """BYE seen: the dialog is gone, RTPengine keeps the session for its delete-delay; the detail
+    loses the dialog's sections and says NO DIALOG (both lists of one poll: a verdict)."""
+    app = make_app()
+    async with app.run_test(size=(140, 160)) as pilot:
+        await open_screen(app, pilot, "3")
+        callid = app.query_one(CallsPane).order[0]
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "SDP sent to the caller" in screen_text(app)
+        clock.advance(5)
+        snap = lab_snapshot(clock.now)
+        sig = replace(snap.signalling, dialogs=tuple(d for d in snap.signalling.dialogs if d.callid != callid))
+        text = await poll(app, pilot, service, replace(snap, signalling=sig))
+        assert "SDP sent to the caller" not in text and "GONE" not in text
+        assert field(text, "Note") == "NO DIALOG"
+        assert packet_counts(text)  # the media session is still shown
