@@ -1,10 +1,11 @@
-"""Keyed, in-place DataTable updates.
+"""Keyed, in-place DataTable updates, through DataTable's public API only.
 
 Every poll produces the full desired table as (key, cells).  Rebuilding the
 table each tick loses the cursor and scroll position and costs O(rows) widget
 work; instead we update only changed cells, add new keys, remove stale ones,
 and restore the desired order — inside `App.batch_update()` so the screen is
-repainted once.
+repainted once.  No private DataTable state is read or written: a Textual
+upgrade may change all of it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from rich.padding import Padding
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual.cache import LRUCache
+from textual import events
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Row = tuple[str, Sequence[object]]
+
+# DataTable.remove_row renumbers every row (O(rows) each, ~1 µs a row), DataTable.add_row costs
+# ~20 µs: beyond this many stale rows, clearing and adding the rows again is cheaper than removing.
+REBUILD_AFTER = 24
 
 
 @dataclass(frozen=True)
@@ -40,67 +44,291 @@ class DiffStats:
 
 @dataclass
 class _Synced:
-    """What the last sync left in a table: per key the cells tuple it applied, the row order,
-    and the table's update counter and row count then (any other change voids the memo)."""
+    """What the last sync left in a SteadyTable: per key the cells tuple it applied, the row
+    order, and the table's edit counter then (any other edit voids the memo)."""
 
     cells: dict[str, Sequence[object]]
     order: list[str]
-    update_count: int
+    edits: int
+
+
+@dataclass(frozen=True)
+class _Look:
+    """The styles one repaint uses (they walk the DOM each time they are asked for)."""
+
+    base: Style  # the widget's
+    header: Style
+    even: Style  # the rows' (zebra stripes), or the widget's style
+    odd: Style
+    cursor: Style  # the cursor's component style ("datatable--cursor"), or a null style
+    post: Style  # what DataTable applies after the cell's own style (cursor CSS priority)
+    show_cursor: bool
+
+
+class SteadyTable(DataTable):
+    """A DataTable for big, often-changing tables, fed by sync_table.
+
+    It counts every edit made through its public methods, so sync_table can trust what it
+    applied last time and skip rows whose cells are the very same objects.
+
+    It also paints its one-line rows itself (Textual's Line API: `render_line`).  DataTable
+    renders every visible cell again after any change anywhere in the table (its render caches
+    are keyed on a table-wide counter: one age ticking re-lays out the whole screen); here a
+    cell's text laid out in its width is kept per cell object, the row's styles applied on each
+    paint exactly as DataTable applies them.  Everything DataTable does that this does not
+    copy takes DataTable's own path: the header (cached here as painted lines), row labels,
+    multi-line rows, fixed rows/columns, cell/column cursors, non-Text cells, and the hover
+    highlight (while the mouse pointer is over the table).
+    """
+
+    LAYOUT_CACHE = 4096  # cells kept: a few screenfuls of a wide table
+
+    edits = 0  # bumped by every data-changing call; sync_table compares it with its memo
+    synced: _Synced | None = None  # the memo of the last sync_table
+    plain_rows = True  # every row one line high and without a label: this class can paint them
+    pointer_over = False  # the mouse pointer is over the table: DataTable paints (hover highlight)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.look: _Look | None = None  # during a repaint
+        self.laid_out: dict[tuple[RowKey, ColumnKey], tuple[object, int, int, list[list[Segment]]]] = {}
+        self.styled: dict[tuple[int, int], tuple[object, Style, Style, list[Segment]]] = {}
+        self.meta_styles: dict[tuple[int, int], Style] = {}  # Style.from_meta serialises its dict: once per place
+        self.header_lines: dict[tuple, Strip] = {}
+
+    # ------------------------------------------------------------------ edits (counted)
+
+    def count_edit(self) -> None:
+        self.edits += 1
+
+    def update_cell(self, *args: Any, **kwargs: Any) -> None:
+        self.count_edit()
+        super().update_cell(*args, **kwargs)
+
+    def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> RowKey:
+        self.count_edit()
+        if height != 1 or label is not None:
+            self.plain_rows = False
+        return super().add_row(*cells, height=height, key=key, label=label)
+
+    def remove_row(self, *args: Any, **kwargs: Any) -> None:
+        self.count_edit()
+        super().remove_row(*args, **kwargs)
+
+    def add_column(self, *args: Any, **kwargs: Any) -> ColumnKey:
+        self.count_edit()
+        return super().add_column(*args, **kwargs)
+
+    def remove_column(self, *args: Any, **kwargs: Any) -> None:
+        self.count_edit()
+        super().remove_column(*args, **kwargs)
+
+    def clear(self, *args: Any, **kwargs: Any) -> Any:
+        self.count_edit()
+        return super().clear(*args, **kwargs)
+
+    def sort(self, *args: Any, **kwargs: Any) -> Any:
+        self.count_edit()
+        return super().sort(*args, **kwargs)
+
+    # ------------------------------------------------------------------ the mouse pointer
+
+    def on_mouse_move(self, _event: events.MouseMove) -> None:
+        self.pointer_over = True
+
+    def on_click(self, _event: events.Click) -> None:
+        self.pointer_over = True
+
+    def on_leave(self, _event: events.Leave) -> None:
+        self.pointer_over = False
+        self.refresh()
+
+    # ------------------------------------------------------------------ painting
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self.look = self.current_look()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self.look = None
+
+    def current_look(self) -> _Look:
+        base = self.rich_style
+        if self.zebra_stripes:
+            even = self.get_component_styles("datatable--even-row").rich_style
+            odd = self.get_component_styles("datatable--odd-row").rich_style
+        else:
+            even = odd = base
+        cursor = Style() + self.get_component_rich_style("datatable--cursor") if self.show_cursor else Style()
+        post_color = Style.from_color(color=cursor.color) if self.cursor_foreground_priority == "css" else Style.null()
+        post_bg = Style.from_color(bgcolor=cursor.bgcolor) if self.cursor_background_priority == "css" else Style.null()
+        return _Look(base, self.get_component_styles("datatable--header").rich_style, even, odd, cursor,
+                     post_color + post_bg, self.show_cursor)
+
+    def paints_itself(self) -> bool:
+        return (self.plain_rows and not self.pointer_over and self.cursor_type == "row"
+                and not self.fixed_rows and not self.fixed_columns)
+
+    def render_line(self, y: int) -> Strip:
+        if not self.paints_itself():
+            return super().render_line(y)
+        look = self.look or self.current_look()
+        header = self.header_height if self.show_header else 0
+        if y < header:
+            return self.header_line(y, look)
+        scroll_x, scroll_y = self.scroll_offset
+        row_index = y - header + scroll_y
+        width = self.size.width
+        if row_index >= self.row_count:
+            return Strip.blank(width, look.base)
+        row_key = self.ordered_rows[row_index].key
+        cells = self.get_row(row_key)
+        if not all(isinstance(cell, Text) or cell is None for cell in cells):
+            return super().render_line(y)  # strings are markup to DataTable: its own formatter
+        segments = self.row_segments(row_index, row_key, cells, look)
+        return Strip(segments).crop(scroll_x, scroll_x + width).adjust_cell_length(width, look.base).simplify()
+
+    def row_segments(self, row_index: int, row_key: RowKey, cells: list[Any], look: _Look) -> list[Segment]:
+        """The row's line, as DataTable composes it: the cells, then its style to the right edge."""
+        row_style = look.odd if row_index % 2 else look.even
+        on_cursor = row_index == self.cursor_row
+        component = look.cursor if on_cursor else Style()
+        post = look.post if on_cursor else Style.null()
+        segments: list[Segment] = []
+        table_width = 0
+        for column_index, (column, cell) in enumerate(zip(self.ordered_columns, cells)):
+            width = column.get_render_width(self)
+            table_width += width
+            lines = self.cell_lines(row_key, column.key, cell, width)
+            pre = row_style + self.meta_style(row_index, column_index) + component
+            segments += self.styled_line(row_index, column_index, lines, pre, post)
+        remaining = max(0, self.size.width - table_width)
+        extend = row_style + component + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        segments.append(Segment(" " * remaining, extend))
+        return segments
+
+    def meta_style(self, row_index: int, column_index: int) -> Style:
+        """The mouse metadata of a cell (which row a click lands on)."""
+        place = (row_index, column_index)
+        meta = self.meta_styles.get(place)
+        if meta is None:
+            if len(self.meta_styles) >= self.LAYOUT_CACHE:
+                self.meta_styles.clear()
+            meta = self.meta_styles[place] = Style.from_meta({"row": row_index, "column": column_index})
+        return meta
+
+    def styled_line(self, row_index: int, column_index: int, lines: list[list[Segment]], pre: Style,
+                    post: Style) -> list[Segment]:
+        place = (row_index, column_index)
+        styled = self.styled.get(place)
+        if styled is not None and styled[0] is lines and styled[1] == pre and styled[2] == post:
+            return styled[3]  # same text, same place, same look: an unchanged cell of a repainted row
+        line = list(Segment.apply_style(lines[0], pre, post))
+        if len(self.styled) >= self.LAYOUT_CACHE:  # scrolled through a big table: start over
+            self.styled.clear()
+        self.styled[place] = (lines, pre, post, line)
+        return line
+
+    def cell_lines(self, row_key: RowKey, column_key: ColumnKey, cell: Text | None, width: int) -> list[list[Segment]]:
+        """The cell's text in its padded width, one line, no table styles (cached per cell object)."""
+        padding = self.cell_padding
+        cached = self.laid_out.get((row_key, column_key))
+        if cached is not None and cached[0] is cell and cached[1] == width and cached[2] == padding:
+            return cached[3]
+        options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
+        renderable = cell if cell is not None else Text(end="")
+        lines = self.app.console.render_lines(Padding(renderable, (0, padding)), options)
+        if len(self.laid_out) >= self.LAYOUT_CACHE:
+            self.laid_out = {key: entry for key, entry in self.laid_out.items() if key[0] in self.rows}
+            if len(self.laid_out) >= self.LAYOUT_CACHE // 2:
+                self.laid_out.clear()  # scrolled through a big table: start over
+        self.laid_out[(row_key, column_key)] = (cell, width, padding, lines)
+        return lines
+
+    def header_line(self, y: int, look: _Look) -> Strip:
+        """DataTable paints the header, once per look: its own cache is voided by any changed cell."""
+        columns = tuple((column.key, column.label.plain, str(column.label.style), tuple(column.label.spans),
+                         column.get_render_width(self)) for column in self.ordered_columns)
+        key = (y, self.scroll_x, self.size.width, look, columns, self.has_focus, self.cursor_type)
+        strip = self.header_lines.get(key)
+        if strip is None:
+            if len(self.header_lines) >= 64:
+                self.header_lines.clear()
+            strip = self.header_lines[key] = super().render_line(y)
+        return strip
 
 
 def sync_table(table: DataTable, rows: Iterable[Row]) -> DiffStats:
     """Make `table` show exactly `rows` (in order) touching only what changed.
 
-    Cells are compared by equality (rich `Text` compares text and spans).  A row whose cells
-    are the very tuple the last sync applied is skipped without looking at its cells (callers
-    that cache cells make an unchanged 1000-row table an O(rows) dict walk).
-    The cursor stays on the same row key when that row survives.
+    Cells are compared by equality (rich `Text` compares text and spans).  In a SteadyTable, a
+    row whose cells are the very tuple the last sync applied is skipped without looking at its
+    cells (callers that cache cells make an unchanged 1000-row table an O(rows) dict walk).
+    The cursor stays on the same row key when that row survives, and the scroll offset stays.
     """
     desired = list(rows)
-    memo: _Synced | None = getattr(table, "_ops_synced", None)
-    if memo is not None and (memo.update_count != table._update_count or len(memo.cells) != table.row_count):
-        memo = None  # changed behind our back (sort, resize, clear, ...): compare everything
-    column_keys = [column.key for column in table.ordered_columns]
-    cursor_key = _cursor_key(table)
+    memo = _valid_memo(table)
+    current = memo.order if memo is not None else [row.key.value for row in table.ordered_rows]
     wanted = {key for key, _ in desired}
-    if memo is not None:
-        stale = [RowKey(key) for key in memo.cells if key not in wanted]
-    else:
-        stale = [row_key for row_key in table.rows if row_key.value not in wanted]
-    known = memo.cells if memo is not None else {}
-    applied: dict[str, Sequence[object]] = {}
-    added_keys: list[str] = []
-    updated = 0
+    stale = [key for key in current if key not in wanted]
+    cursor_key = _cursor_key(table)
     with table.app.batch_update():
-        _remove_rows(table, stale)
-        for key, cells in desired:
-            applied[key] = cells
-            if known.get(key) is cells:
-                continue  # the same cells object as last time: nothing changed
-            row_key = RowKey(key)
-            if row_key not in table.rows:
-                table.add_row(*cells, key=key)
-                added_keys.append(key)
-                continue
-            current = table._data[row_key]  # read-only peek; the public get_row copies
-            for column_key, cell in zip(column_keys, cells):
-                previous = current.get(column_key)
-                if previous is not cell and previous != cell:
-                    table.update_cell(row_key, column_key, cell, update_width=_wider(table, column_key, cell))
-                    updated += 1
-        order = [key for key, _ in desired]
-        if memo is not None:
-            gone = {row_key.value for row_key in stale}
-            current_order = [key for key in memo.order if key not in gone] + added_keys
+        if len(stale) > REBUILD_AFTER:
+            stats = _rebuild(table, desired, set(current), len(stale))
         else:
-            current_order = None
-        reordered = _apply_order(table, order, current_order)
+            stats = _patch(table, desired, memo, current, stale)
         if cursor_key is not None and RowKey(cursor_key) in table.rows:
             index = table.get_row_index(cursor_key)
             if index != table.cursor_row:
                 table.move_cursor(row=index, animate=False)
-    table._ops_synced = _Synced(applied, order, table._update_count)
+    if isinstance(table, SteadyTable):
+        table.synced = _Synced({key: cells for key, cells in desired}, [key for key, _ in desired], table.edits)
+    return stats
+
+
+def _valid_memo(table: DataTable) -> _Synced | None:
+    if not isinstance(table, SteadyTable):
+        return None
+    memo = table.synced
+    if memo is None or memo.edits != table.edits or len(memo.cells) != table.row_count:
+        return None  # edited behind our back (sort, clear, update_cell, ...): compare everything
+    return memo
+
+
+def _patch(table: DataTable, desired: list[Row], memo: _Synced | None, current: list[str],
+           stale: list[str]) -> DiffStats:
+    """Remove the stale rows, update the changed cells, append the new rows, then reorder."""
+    for key in stale:
+        table.remove_row(key)
+    column_keys = [column.key for column in table.ordered_columns]
+    known = memo.cells if memo is not None else {}
+    added_keys: list[str] = []
+    updated = 0
+    for key, cells in desired:
+        if known.get(key) is cells:
+            continue  # the same cells object as last time: nothing changed
+        row_key = RowKey(key)
+        if row_key not in table.rows:
+            table.add_row(*cells, key=key)
+            added_keys.append(key)
+        else:
+            updated += _update_row(table, row_key, column_keys, cells)
+    gone = set(stale)
+    now = [key for key in current if key not in gone] + added_keys
+    order = [key for key, _ in desired]
+    reordered = now != order
+    if reordered:
+        _reorder(table, desired)
     return DiffStats(len(added_keys), updated, len(stale), reordered)
+
+
+def _update_row(table: DataTable, row_key: RowKey, column_keys: list[ColumnKey], cells: Sequence[object]) -> int:
+    changed = 0
+    for column_key, previous, cell in zip(column_keys, table.get_row(row_key), cells):
+        if previous is not cell and previous != cell:
+            table.update_cell(row_key, column_key, cell, update_width=_wider(table, column_key, cell))
+            changed += 1
+    return changed
 
 
 def _wider(table: DataTable, column_key: ColumnKey, cell: object) -> bool:
@@ -110,197 +338,44 @@ def _wider(table: DataTable, column_key: ColumnKey, cell: object) -> bool:
     return width > table.columns[column_key].content_width
 
 
-BULK_REMOVE = 1  # remove_row is O(rows) each (1000 calls, a few ending per poll): beyond one, drop them in one pass
-
-
-def _remove_rows(table: DataTable, stale: list[RowKey]) -> None:
-    if len(stale) <= BULK_REMOVE:
-        for row_key in stale:
-            table.remove_row(row_key)
+def _reorder(table: DataTable, desired: list[Row]) -> None:
+    """Put the rows in the desired order with DataTable.sort (rows keep their objects, the table
+    its scroll offset).  sort's key function sees only a row's cells, so a row is known by the
+    identities of the cell objects the table holds for it; rows that cannot be told apart that
+    way (the same objects twice, e.g. interned strings) are placed by clearing and adding again."""
+    place = {_identity(table.get_row(key)): index for index, (key, _cells) in enumerate(desired)}
+    if len(place) != len(desired):
+        _refill(table, desired)
         return
-    gone = set(stale)
-    locations = table._row_locations
-    first = min(locations.get(row_key) for row_key in stale)
-    # Only the rows below the first removed one move up (1 000 calls: a few end per poll).
-    tail = [key for key in map(locations.get_key, range(first, len(locations))) if key not in gone]
-    for row_key in stale:
-        for column_key in table._data[row_key]:
-            table._updated_cells.discard(CellKey(row_key, column_key))
-        del table.rows[row_key]
-        del table._data[row_key]
-        del locations[row_key]
-    _relocate(locations, tail, first)
-    table._require_update_dimensions = True
-    table._update_count += 1
-    table.cursor_coordinate = table.cursor_coordinate
-    table.refresh(layout=True)
+    table.sort(key=lambda cells: place[_identity(cells)])
 
 
-def _relocate(locations: TwoWayDict, keys: list[RowKey], first: int) -> None:
-    """Give `keys` the row indexes first, first + 1, ...: they must be every row from `first` on."""
-    for key in keys:
-        del locations[key]
-    for index, key in enumerate(keys, first):
-        locations[key] = index
+def _identity(cells: Iterable[object]) -> tuple[int, ...]:
+    return tuple(sorted(map(id, cells)))  # sorted: independent of the order sort hands the cells in
+
+
+def _rebuild(table: DataTable, desired: list[Row], present: set[str], removed: int) -> DiffStats:
+    """Many rows gone at once (a filter, a mass hangup): clear and add the rows again."""
+    updated = 0
+    for key, cells in desired:
+        if key in present:
+            previous = table.get_row(key)
+            updated += sum(1 for old, new in zip(previous, cells) if old is not new and old != new)
+    _refill(table, desired)
+    added = sum(1 for key, _ in desired if key not in present)
+    return DiffStats(added, updated, removed, False)
+
+
+def _refill(table: DataTable, desired: list[Row]) -> None:
+    """Clear the rows and add `desired`, keeping the scroll offset (clear() scrolls to the top)."""
+    scroll_x, scroll_y = table.scroll_x, table.scroll_y
+    table.clear()
+    for key, cells in desired:
+        table.add_row(*cells, key=key)
+    table.scroll_to(x=scroll_x, y=scroll_y, animate=False)
 
 
 def _cursor_key(table: DataTable) -> str | None:
     if not table.row_count or not table.is_valid_row_index(table.cursor_row):
         return None
     return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
-
-def _apply_order(table: DataTable, keys: list[str], current: list[str] | None = None) -> bool:
-    """Reorder rows to `keys` without re-adding them (`current`: the table's order, when known).
-
-    DataTable.sort only passes cell values to its key function, so we set the
-    row locations exactly as sort() does (textual 8.2: `_row_locations`).
-    """
-    if current is None:
-        current = [row.key.value for row in table.ordered_rows]
-    if current == keys:
-        return False
-    # Rows keep their indexes up to the first difference (new calls sort near the end).
-    locations = table._row_locations
-    first = next((index for index, (was, now) in enumerate(zip(current, keys)) if was != now), 0)
-    moved = [RowKey(key) for key in keys[first:]]
-    if set(map(locations.get_key, range(first, len(locations)))) == set(moved):
-        _relocate(locations, moved, first)
-    else:  # `current` was not the table's order after all: place every row
-        table._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
-    table._update_count += 1
-    table.refresh()
-    return True
-
-
-class SteadyTable(DataTable):
-    """A DataTable that lays out a cell's text once, not on every repaint.
-
-    DataTable keys its rendered cells on a table-wide update counter: one changed cell (an
-    age ticking) re-renders every visible cell from scratch, and a row moving (a call above
-    it ended) changes its row index and zebra style, which are baked into the rendering.
-    Here the costly part, the cell's text laid out in its width, is kept per cell object
-    (sync_table keeps the objects of unchanged cells); the row's styles and its position
-    (the mouse metadata) are applied on each render, exactly as DataTable applies them.
-    Header, label, fixed and multi-line cells take DataTable's own path.
-    """
-
-    LAYOUT_CACHE = 4096  # cells kept: a few screenfuls of a wide table
-    RENDER_CACHE = 256  # DataTable's own render caches (rows, lines, header cells): two screenfuls
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._header_cells: dict[tuple, list[list[Segment]]] = {}  # before DataTable's init clears caches
-        self._meta_styles: dict[tuple[int, int], Style] = {}  # (row, column) -> the mouse metadata style
-        self._styled: dict[tuple[int, int], tuple] = {}  # (row, column) -> (layout, styles, styled lines)
-        super().__init__(*args, **kwargs)
-        # DataTable keys these caches on its table-wide update counter: after each poll every
-        # entry is stale, but sized for 1 000-10 000 entries they keep thousands of dead lines
-        # (Strips with their own caches) alive into the oldest GC generation, whose full
-        # collections then cost more than the painting (~0.5 % of a core at 1 000 calls).
-        # A few screenfuls is all a repaint reuses.
-        self._row_render_cache = LRUCache(self.RENDER_CACHE)
-        self._cell_render_cache = LRUCache(self.RENDER_CACHE)
-        self._row_renderable_cache = LRUCache(self.RENDER_CACHE)
-        self._line_cache = LRUCache(self.RENDER_CACHE)
-        self._laid_out: dict[tuple[RowKey, ColumnKey], tuple[object, int, int, list[list[Segment]]]] = {}
-        self._pass_styles: dict[object, Style] | None = None  # styles computed once per repaint
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # The widget's and the rows' styles walk the DOM each time they are asked (per line):
-        # within one repaint they cannot change, so they are computed once.
-        self._pass_styles = {}
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._pass_styles = None
-
-    @property
-    def rich_style(self) -> Style:
-        memo = self._pass_styles
-        if memo is None:
-            return super().rich_style
-        style = memo.get("widget")
-        if style is None:
-            style = memo["widget"] = super().rich_style
-        return style
-
-    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
-        memo = self._pass_styles
-        if memo is None or row_index < self.fixed_rows:  # also the header (-1)
-            return super()._get_row_style(row_index, base_style)
-        key = (row_index % 2, base_style)
-        style = memo.get(key)
-        if style is None:
-            style = memo[key] = super()._get_row_style(row_index, base_style)
-        return style
-
-    def _clear_caches(self) -> None:
-        super()._clear_caches()
-        self._header_cells.clear()
-        self._styled.clear()
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._header_cells.clear()
-        self._styled.clear()
-
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
-        if row_index == -1 and column_index >= 0:
-            return self._header_cell(column_index, base_style, width, cursor, hover)
-        if row_index < self.fixed_rows or column_index < self.fixed_columns:  # also the label column (-1)
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        if self.rows[row_key].height != 1:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        column_key = self._column_locations.get_key(column_index)
-        lines = self._layout(row_index, column_index, row_key, column_key, width)
-        component_style, post_style = self._get_styles_to_render_cell(
-            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        place = (row_index, column_index)
-        if len(self._styled) >= self.LAYOUT_CACHE:  # scrolled through a big table: start over
-            self._styled.clear()
-            self._meta_styles.clear()
-        meta = self._meta_styles.get(place)
-        if meta is None:  # Style.from_meta serialises the dict: once per place, not per cell per repaint
-            meta = self._meta_styles[place] = Style.from_meta({"row": row_index, "column": column_index})
-        pre_style = base_style + meta + component_style
-        styled = self._styled.get(place)
-        if styled is not None and styled[0] is lines and styled[1] == pre_style and styled[2] == post_style:
-            return styled[3]  # same text, same place, same look: an unchanged cell of a repainted row
-        rendered = [list(Segment.apply_style(line, pre_style, post_style)) for line in lines]
-        self._styled[place] = (lines, pre_style, post_style, rendered)
-        return rendered
-
-    def _header_cell(self, column_index: int, base_style: Style, width: int, cursor: bool,
-                     hover: bool) -> list[list[Segment]]:
-        """A column label, rendered by DataTable once per look (DataTable's own cache is keyed on the
-        table-wide update counter: it rendered the whole header again after every changed cell)."""
-        column_key = self._column_locations.get_key(column_index)
-        label = self.columns[column_key].label
-        key = (column_index, column_key, label.plain, str(label.style), tuple(label.spans), base_style, width,
-               cursor, hover, self._show_hover_cursor, self._pseudo_class_state, self.cell_padding, self.header_height)
-        lines = self._header_cells.get(key)
-        if lines is None:
-            if len(self._header_cells) >= self.LAYOUT_CACHE:
-                self._header_cells.clear()
-            lines = self._header_cells[key] = super()._render_cell(-1, column_index, base_style, width, cursor, hover)
-        return lines
-
-    def _layout(self, row_index: int, column_index: int, row_key: RowKey, column_key: ColumnKey,
-                width: int) -> list[list[Segment]]:
-        """The cell's text in its padded width, one line, no table styles (cached per value)."""
-        value = self._data[row_key].get(column_key)
-        cached = self._laid_out.get((row_key, column_key))
-        if cached is not None and cached[0] is value and cached[1] == width and cached[2] == self.cell_padding:
-            return cached[3]
-        cell = self._get_row_renderables(row_index).cells[column_index]
-        options = self.app.console_options.update_dimensions(width, 1).update(no_wrap=True)
-        lines = self.app.console.render_lines(Padding(cell, (0, self.cell_padding)), options)
-        if len(self._laid_out) >= self.LAYOUT_CACHE:
-            self._laid_out = {key: entry for key, entry in self._laid_out.items() if key[0] in self.rows}
-            if len(self._laid_out) >= self.LAYOUT_CACHE // 2:
-                self._laid_out.clear()  # scrolled through a big table: start over
-        self._laid_out[(row_key, column_key)] = (value, width, self.cell_padding, lines)
-        return lines

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
-from console.ui.tablediff import BULK_REMOVE, sync_table
+from console.ui.tablediff import REBUILD_AFTER, SteadyTable, sync_table
 
 
 class TableApp(App[None]):
+    def __init__(self, table_class: type[DataTable] = DataTable) -> None:
+        super().__init__()
+        self.table_class = table_class
+
     def compose(self) -> ComposeResult:
-        table = DataTable()
+        table = self.table_class()
         table.add_column("Name", key="name")
         table.add_column("Value", key="value")
         yield table
@@ -81,11 +86,12 @@ async def test_cursor_follows_its_row_key():
         assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "c"
 
 
-async def test_bulk_removal_keeps_table_consistent():
+@pytest.mark.parametrize("count", [REBUILD_AFTER // 2, REBUILD_AFTER * 3])  # row by row, rebuilt
+async def test_bulk_removal_keeps_table_consistent(count):
     app = TableApp()
     async with app.run_test():
         table = app.query_one(DataTable)
-        many = [(f"k{i:03d}", i) for i in range(BULK_REMOVE * 3)]
+        many = [(f"k{i:03d}", i) for i in range(count)]
         sync_table(table, rows(*many))
         keep = many[::7]
         stats = sync_table(table, rows(*keep))
@@ -99,12 +105,13 @@ async def test_bulk_removal_keeps_table_consistent():
         assert keys(table)[0] == "z"
 
 
-async def test_random_churn_keeps_order_locations_and_cells_consistent():
+@pytest.mark.parametrize("table_class", [DataTable, SteadyTable])
+async def test_random_churn_keeps_order_locations_and_cells_consistent(table_class):
     """Calls start (mostly at the end), end (anywhere) and move: after each sync the table is
     exactly the desired rows, and its row index maps agree both ways."""
     import random
 
-    app = TableApp()
+    app = TableApp(table_class)
     async with app.run_test():
         table = app.query_one(DataTable)
         generator = random.Random(5)
@@ -121,13 +128,12 @@ async def test_random_churn_keeps_order_locations_and_cells_consistent():
                 live.insert(generator.randrange(len(live)), live.pop(generator.randrange(len(live))))
             sync_table(table, rows(*[(key, step) for key in live]))
             assert keys(table) == live
-            locations = table._row_locations
-            assert [locations.get_key(index).value for index in range(len(live))] == live
-            assert all(locations.get(RowKey(key)) == index for index, key in enumerate(live))
+            assert all(table.get_row_index(key) == index for index, key in enumerate(live))
+            assert [table.coordinate_to_cell_key((index, 0)).row_key.value for index in range(len(live))] == live
             assert [table.get_row_at(index)[0].plain for index in range(len(live))] == live
 
 
-async def test_a_longer_value_widens_its_column_and_a_shorter_one_costs_no_remeasure():
+async def test_a_longer_value_widens_its_column_and_a_shorter_one_costs_no_remeasure(monkeypatch):
     app = TableApp()
     async with app.run_test() as pilot:
         table = app.query_one(DataTable)
@@ -136,32 +142,101 @@ async def test_a_longer_value_widens_its_column_and_a_shorter_one_costs_no_remea
         sync_table(table, rows(("a", "1m00s and more"), ("b", 2)))
         await pilot.pause()
         assert table.columns[table.ordered_columns[1].key].content_width == len("1m00s and more")
+        width_updates = []
+        original = table.update_cell
+
+        def spy(row_key, column_key, value, *, update_width=False):
+            width_updates.append(update_width)
+            original(row_key, column_key, value, update_width=update_width)
+
+        monkeypatch.setattr(table, "update_cell", spy)
         sync_table(table, rows(("a", 3), ("b", 2)))
-        assert not table._updated_cells  # narrower: no O(rows) column re-measure queued
+        assert width_updates == [False]  # narrower: no O(rows) column re-measure asked for
+        sync_table(table, rows(("a", "wider than ever before"), ("b", 2)))
+        assert width_updates == [False, True]
 
 
-async def test_rows_with_the_same_cells_object_are_skipped_and_outside_changes_void_that():
+def spy_rows_read(monkeypatch, table: DataTable) -> list[str]:
+    """The keys whose cells sync_table reads back from the table (get_row)."""
+    read: list[str] = []
+    original = table.get_row
+
+    def spy(row_key):
+        read.append(RowKey(row_key).value if isinstance(row_key, str) else row_key.value)
+        return original(row_key)
+
+    monkeypatch.setattr(table, "get_row", spy)
+    return read
+
+
+async def test_steady_table_skips_rows_with_the_same_cells_object_and_outside_changes_void_that(monkeypatch):
+    app = TableApp(SteadyTable)
+    async with app.run_test():
+        table = app.query_one(DataTable)
+        a, b = (Text("a"), Text("1")), (Text("b"), Text("2"))
+        sync_table(table, [("a", a), ("b", b)])
+        read = spy_rows_read(monkeypatch, table)
+        assert not sync_table(table, [("a", a), ("b", b)]).changed
+        assert read == []  # same tuples: no cell looked at
+        b2 = (Text("b"), Text("3"))
+        assert sync_table(table, [("a", a), ("b", b2)]).updated == 1
+        assert read == ["b"]  # only the row with a new cells tuple
+        read.clear()
+        table.update_cell("b", "value", Text("elsewhere"))  # a change not made by sync_table
+        stats = sync_table(table, [("a", a), ("b", b2)])
+        assert sorted(read) == ["a", "b"]  # the memo is void: both rows compared again
+        assert stats.updated == 1 and table.get_cell("b", "value").plain == "3"
+        table.clear()
+        stats = sync_table(table, [("a", a), ("b", b2)])
+        assert stats.added == 2 and keys(table) == ["a", "b"]
+
+
+async def test_plain_table_compares_every_row_so_outside_changes_are_undone():
     app = TableApp()
     async with app.run_test():
         table = app.query_one(DataTable)
         a, b = (Text("a"), Text("1")), (Text("b"), Text("2"))
         sync_table(table, [("a", a), ("b", b)])
-        table._data[RowKey("a")][table.ordered_columns[1].key] = Text("tampered")  # not seen: same tuple
-        assert not sync_table(table, [("a", a), ("b", b)]).changed
-        table.update_cell("b", "value", Text("elsewhere"))  # a change not made by sync_table
+        table.update_cell("a", "value", Text("elsewhere"))
         stats = sync_table(table, [("a", a), ("b", b)])
-        assert stats.updated == 2 and table.get_cell("b", "value").plain == "2"  # both rows compared again
-        table.clear()
-        stats = sync_table(table, [("a", a), ("b", b)])
-        assert stats.added == 2 and keys(table) == ["a", "b"]
+        assert stats.updated == 1 and table.get_cell("a", "value").plain == "1"
+
+
+async def test_rebuild_after_many_removals_keeps_cursor_row_and_scroll():
+    app = TableApp(SteadyTable)
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(DataTable)
+        table.cursor_type = "row"
+        many = [(f"k{i:03d}", i) for i in range(REBUILD_AFTER * 4)]
+        sync_table(table, rows(*many))
+        await pilot.pause()
+        table.move_cursor(row=60, animate=False)
+        await pilot.pause()
+        top = table.scroll_y
+        assert top > 0
+        keep = many[:10] + many[10 + REBUILD_AFTER + 1:]  # rows above the cursor end: a rebuild
+        stats = sync_table(table, rows(*keep))
+        await pilot.pause()
+        assert stats.removed == REBUILD_AFTER + 1 and keys(table) == [k for k, _ in keep]
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "k060"
+        assert table.cursor_row == 60 - REBUILD_AFTER - 1
+        assert table.scroll_y > 0  # not thrown back to the top
+
+
+async def test_reorder_with_indistinguishable_rows_still_places_every_key():
+    app = TableApp()
+    async with app.run_test():
+        table = app.query_one(DataTable)
+        same = ("x", "y")  # the same (interned) cell objects in every row
+        sync_table(table, [("a", same), ("b", same), ("c", same)])
+        stats = sync_table(table, [("c", same), ("a", same), ("b", same)])
+        assert stats.reordered and keys(table) == ["c", "a", "b"]
 
 
 class TwinTablesApp(App[None]):
     """The same rows in a plain DataTable and in a SteadyTable."""
 
     def compose(self) -> ComposeResult:
-        from console.ui.tablediff import SteadyTable
-
         for table in (DataTable(id="plain", zebra_stripes=True, cursor_type="row"),
                       SteadyTable(id="steady", zebra_stripes=True, cursor_type="row")):
             table.add_column("Name", key="name")
@@ -171,16 +246,16 @@ class TwinTablesApp(App[None]):
 
 def rendered(table: DataTable) -> list[list[tuple[str, object, object]]]:
     """Every line as (text, style without meta, meta): meta carries the row a click lands on."""
-    table._styles_cache.clear()
     return [[(seg.text, seg.style.copy() if seg.style else None, seg.style.meta if seg.style else None)
              for seg in table.render_line(y)] for y in range(table.size.height)]
 
 
-async def test_steady_table_renders_exactly_like_data_table_as_rows_move_and_change():
+@pytest.mark.parametrize("focused", [False, True], ids=["blurred", "focused"])
+async def test_steady_table_renders_exactly_like_data_table_as_rows_move_and_change(focused):
     app = TwinTablesApp()
     async with app.run_test(size=(60, 30)) as pilot:
         plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", DataTable)
-        app.set_focus(None)  # the focused table styles its header and cursor differently
+        assert steady.paints_itself()
         first = [(f"k{n}", (Text(f"row {n}"), Text(str(n), justify="right"))) for n in range(10)]
         later = first[3:5] + [("k5", (Text("row 5"), Text("changed", style="bold")))] + first[6:]
         for step in (first, later):  # later: rows above removed (indexes shift), one cell changed
@@ -188,7 +263,12 @@ async def test_steady_table_renders_exactly_like_data_table_as_rows_move_and_cha
                 sync_table(table, step)
                 table.move_cursor(row=1)
             await pilot.pause()
-            assert rendered(steady) == rendered(plain)
+            looks = []
+            for table in (plain, steady):  # the focused table styles its header and cursor differently
+                app.set_focus(table if focused else None)
+                await pilot.pause()
+                looks.append(rendered(table))
+            assert looks[1] == looks[0]
         metas = [line[1][2] for line in rendered(steady)[1:4]]
         assert [meta["row"] for meta in metas] == [0, 1, 2]  # the moved rows carry their new index
 
@@ -203,23 +283,58 @@ async def test_steady_table_renders_its_header_once_not_after_every_changed_cell
             sync_table(table, rows)
         await pilot.pause()
         rendered(steady)
-        header_renders = []
-        original = DataTable._render_cell
+        painted_by_data_table = []
+        original = DataTable.render_line
 
-        def counting(self, row_index, *args, **kwargs):
-            if self is steady and row_index == -1:
-                header_renders.append(args[0])
-            return original(self, row_index, *args, **kwargs)
+        def counting(self, y):
+            if self is steady:
+                painted_by_data_table.append(y)
+            return original(self, y)
 
-        monkeypatch.setattr(DataTable, "_render_cell", counting)
+        monkeypatch.setattr(DataTable, "render_line", counting)
         for n in range(3):  # an age ticking: one cell changes per repaint
             for table in (plain, steady):
                 table.update_cell("k1", "value", Text(f"tick {n}"))
             await pilot.pause()
             assert rendered(steady) == rendered(plain)
-        assert header_renders == []
+        assert painted_by_data_table == []  # neither the header nor the rows
         for table in (plain, steady):  # a wider column: its label is laid out again
             table.update_cell("k1", "value", Text("a much wider value than before"), update_width=True)
         await pilot.pause()
         assert rendered(steady) == rendered(plain)
-        assert header_renders
+        assert painted_by_data_table == [0]  # the header only
+
+
+async def test_steady_table_scrolled_sideways_renders_like_data_table():
+    app = TwinTablesApp()
+    async with app.run_test(size=(24, 30)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", DataTable)
+        app.set_focus(None)
+        rows = [(f"k{n}", (Text(f"a long row name {n}"), Text("x" * (n + 20)))) for n in range(8)]
+        for table in (plain, steady):
+            sync_table(table, rows)
+            table.move_cursor(row=2)
+        await pilot.pause()
+        for table in (plain, steady):
+            table.scroll_to(x=7, animate=False)
+        await pilot.pause()
+        assert plain.scroll_x == steady.scroll_x == 7
+        assert rendered(steady) == rendered(plain)
+
+
+async def test_steady_table_leaves_the_hover_highlight_and_non_text_cells_to_data_table():
+    app = TwinTablesApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", DataTable)
+        app.set_focus(None)
+        rows = [(f"k{n}", (Text(f"row {n}"), f"[b]{n}[/b]")) for n in range(5)]  # markup: DataTable's formatter
+        for table in (plain, steady):
+            sync_table(table, rows)
+        await pilot.pause()
+        assert rendered(steady) == rendered(plain)
+        await pilot.hover("#steady", offset=(3, 2))
+        await pilot.pause()
+        assert steady.pointer_over and not steady.paints_itself()
+        await pilot.hover("#plain", offset=(3, 2))
+        await pilot.pause()
+        assert not steady.pointer_over and steady.paints_itself()
