@@ -33,6 +33,19 @@ FULL_DUMP_COST = (6.53e-6, 3.27e-9)
 BRIEF_DUMP_COST = (1.87e-6, 7.33e-10)
 
 
+def mi_http_route(method: str, path: str, content_type: str) -> str:
+    """What the real mi_http does with a request (captures opensips-3.4/mi/error.*), shared with
+    the tests' capture-backed fake (tests/support/mi_server.py): "bad_path" (HTTP 400 and
+    BAD_PATH_BODY: not the /mi root), "hang" (never answered: a GET, or a POST without
+    `Content-Type: application/json`) or "answer" (a JSON-RPC request)."""
+    route = path.split("?", 1)[0]
+    if route != "/mi" and not route.startswith("/mi/"):
+        return "bad_path"
+    if method != "POST" or content_type.split(";")[0].strip().lower() != "application/json":
+        return "hang"
+    return "answer"
+
+
 def ul_dump_cost(contacts: int, brief: bool) -> float:
     """Seconds OpenSIPS 3.4 spends building a ul_dump of `contacts` one-contact AoRs."""
     linear, quadratic = BRIEF_DUMP_COST if brief else FULL_DUMP_COST
@@ -114,10 +127,10 @@ class MiHttpServer:
         if length > MAX_BODY:
             return False
         body = await reader.readexactly(length) if length else b""
-        route = path.split("?", 1)[0]
-        if route != "/mi" and not route.startswith("/mi/"):
+        route = mi_http_route(method, path, headers.get("content-type", ""))
+        if route == "bad_path":
             await self._reply(writer, 400, "Bad Request", "text/html", BAD_PATH_BODY)
-        elif method != "POST" or headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        elif route == "hang":
             while await reader.read(65536):
                 pass  # the real mi_http never answers: wait until the client gives up
             return False

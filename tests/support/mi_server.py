@@ -23,8 +23,15 @@ Fixtures
     .requests            [(method, params)] received, in order (.request_ids: their ids)
     .last_headers        headers of the last HTTP POST
     .stop()
-Like mi_http it never answers a GET or a POST without `Content-Type: application/json`,
-answers HTTP 400 + HTML on a path other than /mi, and serves one request at a time.
+Like mi_http it answers HTTP 400 + HTML on a path other than /mi, never answers a GET or a POST
+without `Content-Type: application/json` there (one rule with the demo's server:
+console.demo.mi_server.mi_http_route), and serves one request at a time.
+
+Why this is not the demo's server: the code under test here often owns the thread's event loop
+(`main(argv)` runs `asyncio.run`), so the fake runs on threads of its own and also speaks mi_fifo;
+it replays the captured bytes and injects transport faults (drip, drop, keep-alive stall, unsized
+bodies).  The demo's server lives in the console's own loop, answers from the simulated platform's
+state, emulates timing costs, and ships in the product, where fault injection has no place.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from typing import Any
 
 import pytest
 
+from console.demo.mi_server import BAD_PATH_BODY, mi_http_route
 from opsconsole_opensips.commands import NO_ALIAS_40, OLD_NAMES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -319,7 +327,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
 
-    def do_GET(self) -> None:  # mi_http never answers a GET
+    def do_GET(self) -> None:  # mi_http never answers a GET on its root
+        if mi_http_route("GET", self.path, "") == "bad_path":
+            self._send(400, "text/html", BAD_PATH_BODY)
+            return
         self.server.fake.hang()
         self.close_connection = True
 
@@ -331,13 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.served += 1
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if "application/json" not in (self.headers.get("Content-Type") or ""):
+        route = mi_http_route("POST", self.path, self.headers.get("Content-Type") or "")
+        if route == "bad_path":
+            self._send(400, "text/html", BAD_PATH_BODY)
+            return
+        if route == "hang":
             fake.hang()  # captured: form-urlencoded POSTs hang forever
             self.close_connection = True
-            return
-        path = self.path.split("?")[0]
-        if path != "/mi" and not path.startswith("/mi/"):
-            self._send(400, "text/html", b"<html><body>Unable to parse URL!</body></html>")
             return
         with fake.serve_lock:
             reply = fake.reply(raw)
