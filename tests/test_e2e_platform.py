@@ -8,6 +8,7 @@ join, the port counts and the checks run on real media state.
 import asyncio
 import gzip
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from console.cli import main
 from opsconsole_rtpengine.cli import CliClient
 from opsconsole_rtpengine.ng import NgClient
+from support.faults import free_port
 from support.rtpengine_daemon import place_captured_calls
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -117,14 +119,18 @@ def _checks(data):
 
 def test_diagnose_healthy_rtpengine_and_wrong_rtpengine_sock(platform, capsys):
     mi, daemon, dialogs, target = platform
-    # The captured rtpengine_show points at udp:127.0.0.1:60000, where nothing listens here.
+    # The captured rtpengine_show points at udp:127.0.0.1:60000, where another RTPengine may listen on
+    # this machine: point it at a port the OS just gave us and nobody listens on.
+    dead = f"udp:127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+    mi.set_response("rtpengine_show", [{"Set": 0, "Nodes": [
+        {"url": dead, "index": 0, "disabled": 0, "weight": 1, "recheck_ticks": 0}]}])
     code, data = _run_json(capsys, ["diagnose", "--json", *target])
     checks = _checks(data)
     for cid in ("rtpengine.ng", "rtpengine.cli", "rtpengine.ports"):
         assert checks[cid]["status"] == "ok", checks[cid]
     sock = checks["opensips.rtpengine_sock"]
     assert sock["status"] == "fail"
-    assert "udp:127.0.0.1:60000" in sock["summary"] + json.dumps(sock["evidence"])
+    assert dead in sock["summary"] + json.dumps(sock["evidence"])
     assert f"{daemon.ng[0]}:{daemon.ng[1]}" in sock["summary"] + sock["remedy"] + json.dumps(sock["evidence"])
     assert code == 2
 

@@ -127,6 +127,15 @@ async def test_the_rtpengine_that_owns_the_ng_socket_not_the_decoy(tree):
     assert rtp.status is Status.FAIL and rtp.summary.startswith("nothing on this host listens on ng 127.0.0.1:40999")
 
 
+async def test_many_other_instances_are_summed_up_briefly(tree):
+    for n in range(5):
+        _rtpengine(tree, 500 + n, 40500 + n)
+    _, rtp, _ = await _checks(Config(mi_url=None, ng=("127.0.0.1", 40999), proc_root=str(tree.root)))
+    assert rtp.summary.endswith("not the target: pid 500 ng 127.0.0.1:40500, pid 501 ng 127.0.0.1:40501, "
+                                "pid 502 ng 127.0.0.1:40502 and 2 more")
+    assert "pid 504" in rtp.evidence  # every one in the evidence
+
+
 async def test_an_impostor_holding_the_ng_socket_is_a_warning(tree):
     _rtpengine(tree, 300, 40123, exe=tree.binary("rtpengine", real=False))
     _, rtp, _ = await _checks(Config(mi_url=None, ng=("127.0.0.1", 40123), proc_root=str(tree.root)))

@@ -310,7 +310,7 @@ def _target_owner(ctx: CheckContext, cid: str, role: _Role) -> CheckResult | Non
     owning = {o.get("daemon_pid") or o["pid"] for o in owners}
     mine = [p for p in procs if p.pid in owning]
     others = [p for p in procs if p.pid not in owning and not p.suspect]
-    aside = f"; not the target: {'; '.join(_describe(role, p) for p in others)}" if others else ""
+    aside = _not_the_target(role, others)
     if facts.get("local") is not True:
         return CheckResult(cid, Status.SKIP, f"{what} is not on this host ({facts.get('why', '')}): its process "
                            f"cannot be checked from here{aside}", evidence,
@@ -332,6 +332,23 @@ def _target_owner(ctx: CheckContext, cid: str, role: _Role) -> CheckResult | Non
                            f"(a container, tunnel or proxy?): the daemon behind it cannot be checked from here{aside}",
                            evidence)
     return _unowned(cid, role, facts, what, procs, evidence, aside)
+
+
+MAX_OTHERS_SHOWN = 3
+
+
+def _not_the_target(role: _Role, others: list[ProcessInfo]) -> str:
+    """Other local instances, briefly (their whole settings are in the evidence)."""
+    if not others:
+        return ""
+    def brief(p: ProcessInfo) -> str:
+        s = p.settings or {}
+        where = s.get("ng_address") if role.which == "rtpengine" else ((s.get("mi_http") or {}).get("url")
+                                                                       or s.get("mi_fifo") or s.get("config-file"))
+        return f"pid {p.pid}" + (f" {role.label} {where}" if where else "")
+    shown = [brief(p) for p in others[:MAX_OTHERS_SHOWN]]
+    more = f" and {len(others) - MAX_OTHERS_SHOWN} more" if len(others) > MAX_OTHERS_SHOWN else ""
+    return f"; not the target: {', '.join(shown)}{more}"
 
 
 def _unowned(cid: str, role: _Role, facts: dict[str, Any], what: str, procs: tuple[ProcessInfo, ...],

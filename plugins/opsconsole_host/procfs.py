@@ -276,9 +276,8 @@ def iter_processes(proc_root: str | os.PathLike | None = None):
         entries = os.listdir(root)
     except OSError:
         return
-    for entry in entries:
-        if entry.isdecimal():
-            yield ProcfsProcess(root, int(entry))
+    for pid in sorted(int(entry) for entry in entries if entry.isdecimal()):  # pid order: stable reports
+        yield ProcfsProcess(root, pid)
 
 
 @dataclass(frozen=True)
