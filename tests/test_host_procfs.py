@@ -1,5 +1,8 @@
 """procfs readers on fake /proc trees (tests/fixtures/host/proc_*)."""
 
+import os
+import pwd
+import socket
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,40 @@ def test_kernel_modules_facts(tree, expected):
 def test_unreadable_modules_file_is_treated_as_missing(tmp_path):
     (tmp_path / "modules").mkdir()  # a directory where a file should be: read fails, no crash
     assert procfs.read_modules(tmp_path) is None
+
+
+# --------------------------------------------------------------------------- processes and sockets
+
+
+def test_listeners_from_the_socket_tables(tmp_path):
+    from support.proc_tree import ProcTree
+
+    tree = ProcTree(tmp_path / "proc")
+    tcp = tree.listen("tcp", "127.0.0.1", 8899)
+    udp6 = tree.listen("udp", "::1", 2223)
+    wildcard = tree.listen("udp", "0.0.0.0", 60000)
+    with open(tree.root / "net" / "tcp", "a") as table:  # an established connection is not a listener
+        table.write("   9: 0100007F:22C3 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  0  0 777 1 0\n"
+                    "  10: garbage\n")
+    found = {(l.proto, l.address, l.port): l.inode for l in procfs.listeners(tree.root)}
+    assert found == {("tcp", "127.0.0.1", 8899): tcp, ("udp", "::1", 2223): udp6, ("udp", "0.0.0.0", 60000): wildcard}
+
+
+def test_this_process_read_from_the_real_proc():
+    me = procfs.ProcfsProcess(Path("/proc"), os.getpid())
+    assert "pytest" in " ".join(me.cmdline()) and me.name().startswith("python")
+    assert me.ppid() == os.getppid() and me.cwd() == os.getcwd()
+    assert me.username() == pwd.getpwuid(os.getuid()).pw_name
+    assert os.getpid() in [p.pid for p in procfs.iter_processes("/proc")]
+
+
+def test_the_owner_of_a_real_socket_is_found_through_proc():
+    """The kernel's own tables: a UDP socket bound here (port from the OS) is ours, by inode."""
+    from opsconsole_host.targets import Target, ownership
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        facts = ownership([Target("ng", "udp", f"127.0.0.1:{port}", "127.0.0.1", port)], proc_root="/proc")
+    assert facts["ng"]["local"] is True and facts["ng"]["listening"] is True
+    assert [o["pid"] for o in facts["ng"]["owners"]] == [os.getpid()]
