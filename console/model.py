@@ -221,6 +221,9 @@ class SignallingState:
     # the moment (epoch s) every Contact.expires counts from; None: the collection time.  Live lists
     # keep it fixed so time passing rebuilds no contact: seconds left = expires - (now - contacts_as_of)
     contacts_as_of: float | None = None
+    # when `dialogs` was listed (epoch s) if before this collection (a live source without events
+    # keeps the last dlg_list between its slow lists); None: current as of this collection
+    dialogs_as_of: float | None = None
 
 
 # --------------------------------------------------------------------------- media side

@@ -169,3 +169,38 @@ async def test_live_source_reports_dialogs_unknown_until_a_dialog_list_arrived()
             assert state.dialogs  # a dialog list arrived: known again
         finally:
             await source.aclose()
+
+
+async def test_live_source_without_events_says_how_old_its_dialog_list_is():
+    """Without events a live source hands back its last dlg_list between slow lists: it says when
+    that list was made, so the live state gives no verdict on calls started since."""
+    from opsconsole_opensips.source import OpenSIPSSource
+
+    now = [float(int(NOW))]
+
+    def clock() -> float:
+        return now[0]
+
+    async with DemoPlatform(size=70, real_rtpengine=False, tick=None, seed=2, clock=clock) as demo:
+        demo.server.renderer.subscriptions = None  # event_subscribe -> Method not found: polling
+        source = OpenSIPSSource(Config(mi_url=demo.mi_url, timeout=2.0), clock=clock, monotonic=clock)
+        try:
+            first = await source.collect(CollectOptions(live=True))
+            listed_at = now[0]
+            now[0] += 4
+            second = await source.collect(CollectOptions(live=True))
+        finally:
+            await source.aclose()
+    assert first.dialogs and second.dialogs == first.dialogs
+    assert second.dialogs_as_of == listed_at  # the list is 4 s old, and says so
+    state = LiveState()
+    sessions = [session(d.callid) for d in first.dialogs]
+    sources = {"opensips": SourceStatus("opensips", True), "rtpengine": SourceStatus("rtpengine", True)}
+    state.apply(Snapshot(collected_at=listed_at, sources=sources, signalling=first,
+                         media=MediaState(sessions=tuple(sessions), sessions_total=len(sessions))), CollectOptions())
+    sessions.append(session("started-since"))
+    state.apply(Snapshot(collected_at=listed_at + 4, sources=sources, signalling=second,
+                         media=MediaState(sessions=tuple(sessions), sessions_total=len(sessions))), CollectOptions())
+    new = state.call("started-since")
+    assert new is not None and not new.without_dialog and call_mark(new).plain == "DIALOG ?"
+    assert state.check_snapshot().stale["dialogs"] == 4.0  # the checks see its age too

@@ -43,7 +43,8 @@ class LiveState:
     contacts_mode: str = ""  # what the list is: full / events / events-partial / polling / none ("" unknown)
     events_status: str = ""  # the OpenSIPS event subscription's one-line status (live mode)
     dialogs: tuple[Dialog, ...] | None = None
-    dialogs_at: float | None = None
+    dialogs_at: float | None = None  # the poll that brought `dialogs`
+    dialogs_listed_at: float | None = None  # when the source listed them, if before that poll (no events)
     calls: tuple[Call, ...] = ()
     checks: list[CheckResult] = field(default_factory=list)
     checks_at: float | None = None
@@ -52,6 +53,7 @@ class LiveState:
     polls: int = 0
     _index: ContactIndex | None = None
     _counts: tuple[tuple[Contact, ...] | None, Counter] | None = None
+    _previous_at: float | None = None  # the poll before the latest one
     _by_callid: tuple[tuple[Call, ...], dict[str, Call]] | None = None
     _sessions_by_callid: tuple[tuple[MediaSession, ...], dict[str, MediaSession]] | None = None
     _contacts_by_key: tuple[tuple[Contact, ...], dict[str, int]] | None = None
@@ -59,6 +61,7 @@ class LiveState:
     # ------------------------------------------------------------------ update
 
     def apply(self, snapshot: Snapshot, requested: CollectOptions) -> None:
+        self._previous_at = self.latest.collected_at if self.latest is not None else None
         self.latest = snapshot
         self.polls += 1
         at = snapshot.collected_at
@@ -83,10 +86,17 @@ class LiveState:
         if self.dialogs is None and sessions is None:
             self.calls = ()
             return
-        both_current = (self.dialogs is not None and self.dialogs_at == at and self.media_at == at
-                        and sessions_complete(self.media))
+        both_current = self.dialogs_current(at) and self.media_at == at and sessions_complete(self.media)
         self.calls = join_calls(self.dialogs, sessions, self._calls_by_id(), dialogs_complete=both_current,
                                 sessions_complete=both_current)
+
+    def dialogs_current(self, at: float) -> bool:
+        """The dialog list is of the poll at `at`: brought by it, and listed during it (not a
+        list the source kept from an earlier dlg_list)."""
+        if self.dialogs is None or self.dialogs_at != at:
+            return False
+        listed = self.dialogs_listed_at
+        return listed is None or self._previous_at is None or listed > self._previous_at
 
     def _calls_by_id(self) -> dict[str, Call]:
         if self._by_callid is None or self._by_callid[0] is not self.calls:
@@ -110,8 +120,9 @@ class LiveState:
             self._index = None
         if state.dialogs is not None:
             self.dialogs, self.dialogs_at = state.dialogs, at
+            self.dialogs_listed_at = getattr(state, "dialogs_as_of", None)
         elif requested.dialogs:
-            self.dialogs, self.dialogs_at = None, at
+            self.dialogs, self.dialogs_at, self.dialogs_listed_at = None, at, None
 
     def _with_details(self, media: MediaState, requested: CollectOptions, at: float) -> MediaState:
         """Sessions listed without legs keep the legs of their last detailed query (ports and
@@ -228,10 +239,11 @@ class LiveState:
             signalling = replace(signalling, contacts=self.contacts, contacts_note=self.contacts_note,
                                  contacts_mode=self.contacts_mode, contacts_as_of=self.contacts_as_of,
                                  dialogs=self.dialogs)
-            for part, value, part_at in (("contacts", self.contacts, self.contacts_at),
-                                         ("dialogs", self.dialogs, self.dialogs_at)):
-                if value is not None and part_at is not None and part_at != at:
-                    stale[part] = round(at - part_at, 1)
+            if self.contacts is not None and self.contacts_at is not None and self.contacts_at != at:
+                stale["contacts"] = round(at - self.contacts_at, 1)
+            if self.dialogs is not None and not self.dialogs_current(at):
+                listed = self.dialogs_listed_at if self.dialogs_at == at else self.dialogs_at
+                stale["dialogs"] = round(at - (listed if listed is not None else at), 1)
         media = self.media if latest.media is not None else None
         return replace(latest, signalling=signalling, media=media, calls=self.calls, stale=stale)
 

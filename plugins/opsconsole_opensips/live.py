@@ -126,6 +126,7 @@ class LiveSync:
         self._polled_at: float | None = None
         self._dialog_sync_at: float | None = None
         self._polled_dialogs: tuple[Dialog, ...] | None = None
+        self._polled_dialogs_at: float | None = None  # wall clock of the list in _polled_dialogs
         self._detail_tried: set[str] = set()  # Call-IDs asked for details once (see _detail_new_dialogs)
         self._view: tuple[Contact, ...] = ()
         self._view_at: float | None = None
@@ -401,6 +402,13 @@ class LiveSync:
             return tuple(self.dialog_store.dialogs()) if self.dialog_store.complete else None
         return self._polled_dialogs
 
+    @property
+    def dialogs_as_of(self) -> float | None:
+        """When the dialog list `dialogs()` returns was listed: None while events keep it current;
+        without events, the last dlg_list (a list up to heavy_interval old: a call that started
+        since is missing from it without being an orphan)."""
+        return None if self.events_live else self._polled_dialogs_at
+
     async def _detail_new_dialogs(self, shown: frozenset[str] | None) -> None:
         """From/To, contacts and SDPs of calls that started since the last dialog list, one cheap
         `dlg_list callid` each (a few per poll): without them new calls show blank parties.
@@ -434,3 +442,4 @@ class LiveSync:
         else:
             previous = {d.id: d for d in self._polled_dialogs or ()}
             self._polled_dialogs = tuple(reuse_if_equal(previous.get(d.id), d) for d in listed)
+            self._polled_dialogs_at = self.clock()

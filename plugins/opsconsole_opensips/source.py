@@ -201,6 +201,7 @@ class OpenSIPSSource:
             contacts_mode=mode,
             events_status=events_status,
             contacts_as_of=as_of,
+            dialogs_as_of=live.dialogs_as_of if live is not None and dialogs is not None else None,
         )
         if live is not None:
             self._last_live = state
@@ -215,6 +216,7 @@ class OpenSIPSSource:
         contacts, note, mode = await live.contacts(count, options, errors)
         dialogs = await live.dialogs(lambda: self._dialogs(self._commands, last.overview, errors), options)
         return replace(last, contacts=contacts, contacts_note=note, contacts_mode=mode, dialogs=dialogs,
+                       dialogs_as_of=live.dialogs_as_of if dialogs is not None else None,
                        contacts_as_of=live.contacts_as_of if mode in ("full", "events", "events-partial") else None,
                        listeners=self._listeners(contacts, dialogs, last.connections), errors=tuple(errors),
                        events_status=live.events_status())
