@@ -444,3 +444,38 @@ def test_redact_url_is_the_one_rule():
         assert redact_url(url) == without_userinfo(url) == shown
     assert Config(mi_url="http://ops:pa/ss@host/mi").mi_target == "http://host/mi"
     assert isinstance(ConnectionLost("x", retried=False), OpsError)
+
+
+@pytest.mark.parametrize("version", ["3.4", "4.0"])
+def test_the_shared_mi_http_front_door_matches_every_capture(version):
+    """console.demo.mi_server.mi_http_route (used by the demo's server and the tests' fake)
+    against what real mi_http did with each captured request."""
+    from pathlib import Path
+
+    from console.demo.mi_server import BAD_PATH_BODY, mi_http_route
+
+    captures = sorted((Path(__file__).parent / "fixtures" / f"opensips-{version}" / "mi").glob("*.http.txt"))
+    seen = {"hang": 0, "bad_path": 0, "answer": 0}
+    for capture in captures:
+        lines = capture.read_text(errors="replace").splitlines()
+        method, path, _ = lines[0].split(" ", 2)
+        status = next((line.split()[1] for line in lines if line.startswith("HTTP/1.1 ")), None)
+        if status is None:  # no reply: the capture lists the request's headers
+            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            expected, content_type = "hang", headers.get("Content-Type", "")
+        else:  # answered; every such capture was sent as JSON
+            reply = capture.with_name(capture.name.replace(".http.txt", ".json"))
+            bad = status == "400" and reply.exists() and b"Unable to parse URL" in reply.read_bytes()
+            expected, content_type = ("bad_path" if bad else "answer"), "application/json"
+        assert mi_http_route(method, path, content_type) == expected, capture.name
+        seen[expected] += 1
+    assert min(seen.values()) >= 2, seen
+    assert BAD_PATH_BODY == b"<html><body>Unable to parse URL!</body></html>"
+
+
+async def test_fake_answers_a_wrong_path_before_looking_at_the_method(mi_server):
+    """As the demo's server (and httpd, which picks its handler by path first): 400 on any method."""
+    async with httpx.AsyncClient(timeout=2) as raw:
+        for request in (raw.get(mi_server.base_url + "/foo"), raw.post(mi_server.base_url + "/", content=b"{}")):
+            reply = await request
+            assert reply.status_code == 400 and b"Unable to parse URL" in reply.content
