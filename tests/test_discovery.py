@@ -221,3 +221,22 @@ def test_snapshot_text_reports_which_instance_was_picked_and_how_to_choose(tmp_p
     notes = json.loads(capsys.readouterr().out)["discovery"]
     assert "ng 127.0.0.1:40062 (rtpengine pid 62 --listen-ng) — the one given with --ng" in notes
     assert not any("not used" in n and "40062 (" in n for n in notes)
+
+
+def test_load_config_passes_where_each_explicit_value_came_from(home):
+    relays = [_relay(10, "127.0.0.1:40010", "127.0.0.1:40011"), _relay(20, "127.0.0.1:40020", "127.0.0.1:40021")]
+    roots = {"home": home, "etc_paths": (), "processes": relays}
+    config = load_config({"ng": ("127.0.0.1", 40020)}, env={}, discovery_roots=roots)
+    assert config.ng == ("127.0.0.1", 40020) and config.cli == ("127.0.0.1", 40021)
+    assert "ng 127.0.0.1:40020 (rtpengine pid 20 --listen-ng) — the one given with --ng" in config.discovery
+    config = load_config({}, env={"OPSCONSOLE_NG": "127.0.0.1:40010"}, discovery_roots=roots)
+    assert config.ng == ("127.0.0.1", 40010) and config.cli == ("127.0.0.1", 40011)
+    assert "ng 127.0.0.1:40010 (rtpengine pid 10 --listen-ng) — the one given with OPSCONSOLE_NG" in config.discovery
+
+
+def test_load_config_takes_opensips_cli_before_the_running_opensips(home):
+    shutil.copy(HOST / "opensips-cli-fifo.cfg", home / ".opensips-cli.cfg")
+    roots = {"home": home, "etc_paths": (), "processes": [opensips_proc(HOST / "opensips.cfg")]}
+    config = load_config({}, env={}, discovery_roots=roots)
+    # the running OpenSIPS offers mi_http too, but the operator's opensips-cli speaks over the FIFO
+    assert config.mi_fifo == "/run/opensips/opensips_fifo" and config.mi_url is None
