@@ -402,28 +402,17 @@ def _confirm_write(args: argparse.Namespace, target: str, params: Any) -> bool:
 
 async def _refuse_long_hold(service, method: str, params: Any) -> None:
     """A whole-table read (ul_dump, dlg_list, …) holds OpenSIPS MI, which answers one request at a time
-    (3.4 at 100k contacts: minutes).  Estimate from the counters with the console's own measured curve."""
-    try:
-        from opsconsole_opensips.commands import CHEAP_ALTERNATIVES, heavy_read_table
-        from opsconsole_opensips.live import estimate_dump_seconds
-        from opsconsole_opensips.parse import parse_overview
-    except ImportError:
-        return  # no OpenSIPS plugin, so no MI session to hold either
-    table = heavy_read_table(method, params)
-    if table is None:
+    (3.4 at 100k contacts: minutes).  The plugin estimates it from the counters and its measured curve."""
+    hold = await service.mi_hold_estimate(method, params)
+    if hold is None:
         return
-    group = "usrloc:" if table == "contacts" else "dialog:"
-    stats = await service.mi("get_statistics", {"statistics": [group]})
-    overview = parse_overview(statistics=stats)
-    count = overview.registered_contacts if table == "contacts" else overview.active_dialogs
-    instead = f"instead: {CHEAP_ALTERNATIVES[table]}"
-    if count is None:
-        raise ReadRefused(f"{method} walks every {table[:-1]}, and the {group} counters do not say how many "
-                          "(so not how long it would hold OpenSIPS MI)", hint=f"add --force to run it anyway; {instead}")
-    seconds = estimate_dump_seconds(count, brief=isinstance(params, dict) and bool(params.get("brief")))
-    if seconds > HEAVY_HOLD_LIMIT_S:
-        raise ReadRefused(f"{method} over {count} {table} would hold OpenSIPS MI for ~{seconds:.0f} s "
-                          "(it answers nobody else meanwhile)", hint=f"add --force to run it anyway; {instead}")
+    hint = f"add --force to run it anyway; instead: {hold.alternatives}"
+    if hold.count is None:
+        raise ReadRefused(f"{method} walks every {hold.table[:-1]}, and the {hold.counters} counters do not say how "
+                          "many (so not how long it would hold OpenSIPS MI)", hint=hint)
+    if hold.seconds > HEAVY_HOLD_LIMIT_S:
+        raise ReadRefused(f"{method} over {hold.count} {hold.table} would hold OpenSIPS MI for ~{hold.seconds:.0f} s "
+                          "(it answers nobody else meanwhile)", hint=hint)
 
 
 def _report_plugin_failures(service) -> None:

@@ -85,6 +85,16 @@ class ConsoleService:
             entry.succeeded()
         return result
 
+    async def mi_hold_estimate(self, method: str, params: Any = None):
+        """How long `method` would hold OpenSIPS MI when it walks a whole table (the plugin that offers
+        the MI session knows: extra "mi_hold_estimate"); None when it is not such a read."""
+        session = self._mi_session()
+        for plugin in self.plugins.plugins:
+            estimate = plugin.extras.get("mi_hold_estimate")
+            if estimate is not None:
+                return await estimate(session.call, method, params)
+        return None
+
     async def show_contacts(self, aor: str) -> tuple:
         """Contacts of one AoR, asked on demand (read-only): for lists known by AoR name only."""
         return await self._mi_session().show_contacts(aor)

@@ -4,6 +4,7 @@ from console.plugins import Plugin
 
 from .checks import CHECKS
 from .commands import WRITE_METHODS, is_write_method, map_method
+from .hold import estimate_hold
 from .session import MISession
 from .source import OpenSIPSSource
 
@@ -16,5 +17,6 @@ plugin = Plugin(
     name="opensips",
     make_sources=make_sources,
     checks=CHECKS,
-    extras={"mi_session": MISession, "write_methods": WRITE_METHODS, "is_write_method": is_write_method, "map_method": map_method},
+    extras={"mi_session": MISession, "write_methods": WRITE_METHODS, "is_write_method": is_write_method, "map_method": map_method,
+            "mi_hold_estimate": estimate_hold},
 )
