@@ -87,3 +87,35 @@ async def test_session_detects_like_the_source_on_a_40_without_aliases():
     with pytest.raises(MIError, match="Method not found"):  # the mapped name is what was sent
         await session.call("ul_dump")
     assert asked[-1] == "usrloc:dump"
+
+
+async def test_session_borrows_the_sources_client_and_command_map(mi_server_40):
+    from opsconsole_opensips.source import OpenSIPSSource
+
+    config = Config(mi_url=mi_server_40.url, timeout=1.0)
+    source = OpenSIPSSource(config)
+    session = MISession(config, source=source)
+    try:
+        assert session.client() is source.client()
+        await asyncio.wait_for(source.collect(), 10)
+        asked = len(mi_server_40.requests)
+        relays = await asyncio.wait_for(session.call("rtpengine_show"), 10)
+        assert relays[0]["Nodes"][0]["url"] == "udp:127.0.0.1:60000"
+        assert mi_server_40.requests[asked:] == [("rtpengine:show", None)]  # no second detection
+        await session.aclose()  # the source's client stays open ...
+        assert (await asyncio.wait_for(source.call("uptime"), 10))["Up time"]
+    finally:
+        await source.aclose()  # ... until the source closes it
+
+
+async def test_session_detects_over_the_sources_client_before_its_first_collect(mi_server):
+    from opsconsole_opensips.source import OpenSIPSSource
+
+    config = Config(mi_url=mi_server.url, timeout=1.0)
+    source = OpenSIPSSource(config)
+    session = MISession(config, source=source)
+    try:  # the source has not collected yet: the session detects over the shared client
+        assert (await asyncio.wait_for(session.call("version"), 10))["Server"].startswith("OpenSIPS (3.4")
+        assert [m for m, _ in mi_server.requests] == ["version", "which", "version"]
+    finally:
+        await source.aclose()

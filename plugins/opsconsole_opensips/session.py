@@ -18,14 +18,19 @@ AOR_NOT_FOUND = 404  # usrloc's answer to ul_show_contact for an AoR with no con
 
 
 class MISession:
-    def __init__(self, config, client: MIClient | None = None) -> None:
+    """`source`: the collector's OpenSIPSSource for the same node, when there is one: the session
+    then uses its MI client (one connection policy, one heavy call at a time across both) and
+    its detected command map, and leaves closing the client to it."""
+
+    def __init__(self, config, client: MIClient | None = None, *, source=None) -> None:
         self.config = config
         self._client = client
+        self._source = source
         self._commands: CommandMap | None = None
 
     def client(self) -> MIClient:
         if self._client is None:
-            self._client = make_client(self.config)
+            self._client = self._source.client() if self._source is not None else make_client(self.config)
         return self._client
 
     def is_write_method(self, name: str) -> bool:
@@ -42,6 +47,9 @@ class MISession:
 
     async def detect(self) -> CommandMap:
         if self._commands is None:
+            known = self._source.commands if self._source is not None else None
+            if known is not None:
+                return known  # not kept: the source re-detects after an OpenSIPS restart
             self._commands, _ = await detect_commands(self.client().call, self.config.opensips_version or "")
         return self._commands
 
@@ -67,5 +75,5 @@ class MISession:
         return parse_contacts(result, self.config.name or self.config.mi_target)
 
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._source is None:  # a source's client is the source's to close
             await self._client.aclose()
