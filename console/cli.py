@@ -73,7 +73,7 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--config", metavar="FILE", default=default, help="TOML config file")
     g.add_argument("--timeout", metavar="S", type=float, default=default, help="per-request timeout in seconds (default 2)")
     g.add_argument("--allow-write", action="store_true", default=default if sub else False,
-                   help="permit MI methods that change the platform (each is confirmed and audited)")
+                   help="permit MI methods that change the platform (each is confirmed and audited with its outcome)")
     g.add_argument("--yes", action="store_true", default=default if sub else False,
                    help="with --allow-write: confirm `mi` writes without asking (for scripts; still audited)")
     d = parser.add_argument_group("demo")
@@ -88,7 +88,11 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False everywhere: argparse would otherwise take `--a` for `--allow-write`.
     parser = argparse.ArgumentParser(prog="opsconsole", allow_abbrev=False,
-        description="Operations console for OpenSIPS + RTPengine. Without a command: the interactive console.",
+        description="Operations console for OpenSIPS + RTPengine. Without a command: the interactive console "
+                    "(needs a terminal on stdin and stderr; for scripts use snapshot or diagnose).",
+        epilog="Exit codes: 0 success; snapshot 1 = a source failed; diagnose 0/1/2/3 = ok/warn/fail/unknown "
+               "(Nagios); mi 1 = MI error or refused, 2 = OpenSIPS MI unreachable; a refused command line 2 "
+               "(3 for diagnose and mi); bad configuration 3; Ctrl-C 130; output closed early (| head) 141.",
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
     parser.add_argument("--interval", type=float, default=None, metavar="S",
@@ -114,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     mi = subs.add_parser("mi", allow_abbrev=False, help="run one OpenSIPS MI command and print the result as JSON",
                          description="Run one OpenSIPS MI command. Writes need --allow-write and a confirmation "
-                                     "(asked on a terminal, or --yes) and are audited with their outcome.")
+                                     "(asked on a terminal, or --yes) and are audited with their outcome. "
+                                     "Whole-table reads (ul_dump, dlg_list, …) that would hold OpenSIPS MI for "
+                                     f"more than {HEAVY_HOLD_LIMIT_S:.0f} s are refused without --force.")
     mi.add_argument("method", help="MI method, e.g. get_statistics (3.x/4.0 names are mapped)")
     # default=[]: without it argparse lists the optional params as required in its usage error.
     mi.add_argument("params", nargs="*", default=[], metavar="PARAM",

@@ -16,7 +16,7 @@ import pytest
 
 from console import cli
 from console.cli import EXIT, main
-from support.faults import clean_home, free_port, targets  # noqa: F401  (clean_home: fixture)
+from support.faults import clean_home, targets  # noqa: F401  (clean_home: fixture)
 from support.terminal import Terminal, run_console_in_pty
 
 pytestmark = pytest.mark.usefixtures("clean_home")
