@@ -170,6 +170,10 @@ async def test_heavy_calls_never_overlap_but_cheap_ones_do(mi_server, monkeypatc
 def test_bad_url_and_timeout():
     with pytest.raises(ConfigError):
         HTTPMIClient("127.0.0.1:8888/mi")
+    for bad in ("ops:s3cret@127.0.0.1:8888/mi", "ftp://ops:s3cret@127.0.0.1/mi"):
+        with pytest.raises(ConfigError) as info:
+            HTTPMIClient(bad)
+        assert "s3cret" not in str(info.value) and "127.0.0.1" in str(info.value)
     with pytest.raises(ConfigError):
         HTTPMIClient("http://127.0.0.1:8888/mi", timeout=0)
 

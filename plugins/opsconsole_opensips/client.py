@@ -161,7 +161,8 @@ class HTTPTransport:
 
     def __init__(self, url: str, auth: tuple[str, str] | httpx.Auth | None = None) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"MI URL must start with http:// or https://, got {url!r}")
+            shown = redact_url(url) if "://" in url else url.rpartition("@")[2]  # 'ops:pw@host/mi' too
+            raise ConfigError(f"MI URL must start with http:// or https://, got {shown!r}")
         self.url = url
         self.target = redact_url(url)
         if isinstance(auth, tuple):
