@@ -418,7 +418,9 @@ async def _refuse_long_hold(service, method: str, params: Any) -> None:
                           "many (so not how long it would hold OpenSIPS MI)", hint=hint)
     if hold.seconds > HEAVY_HOLD_LIMIT_S:
         raise ReadRefused(f"{method} over {hold.count} {hold.table} would hold OpenSIPS MI for ~{hold.seconds:.0f} s "
-                          "(it answers nobody else meanwhile)", hint=hint)
+                          "(it answers nobody else meanwhile)",
+                          hint=f"add --force to run it anyway (with a --timeout that allows ~{hold.seconds:.0f} s); "
+                               f"instead: {hold.alternatives}")
 
 
 def _report_plugin_failures(service) -> None:

@@ -142,3 +142,12 @@ def test_an_unknown_count_is_refused_with_the_reason(mi_server, config, capsys):
     assert main(["mi", "ul_dump", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "do not say how many" in err and "--force" in err
+
+
+@pytest.mark.parametrize("name", ["ul_dump", "usrloc:dump"])
+def test_opensips_40_names_are_judged_alike(mi_server_40, tmp_path, name, capsys):
+    big(mi_server_40, contacts=100_000)
+    assert main(["mi", name, "--mi-url", mi_server_40.url]) == 1
+    assert "~155 s" in capsys.readouterr().err
+    assert "usrloc:dump" not in sent(mi_server_40)
+    assert "statistics:get" in sent(mi_server_40)  # the counters were asked in 4.0's spelling
