@@ -9,11 +9,12 @@ built-in evidence (/proc/net/ip_tables_names, /proc/config.gz) is read too.
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 # Module name -> its state word ("Live", "Loading", "Unloading") and users.
 ModuleTable = dict[str, dict[str, Any]]
@@ -327,19 +328,30 @@ def listeners(proc_root: str | os.PathLike | None = None) -> list[Listener]:
     return found
 
 
-def owners(proc_root: str | os.PathLike | None, wanted: set[str]) -> tuple[dict[str, list[int]], int]:
-    """Which pids hold each wanted descriptor target ("socket:[inode]" or a path), and how many
-    processes could not be read (not root): an owner may hide among those."""
+def owners(proc_root: str | os.PathLike | None, wanted: set[str],
+           first: Iterable[int] = ()) -> tuple[dict[str, list[int]], int]:
+    """A pid holding each wanted descriptor target ("socket:[inode]" or a path), and how many
+    processes could not be read (not root): an owner may hide among those.
+
+    `first` pids are looked at before the rest (the daemons, then the pids above them: OpenSIPS
+    workers follow their main pid), and the scan stops once every target has an owner."""
     found: dict[str, list[int]] = {}
     unreadable = 0
-    if not wanted:
-        return found, 0
-    for proc in iter_processes(proc_root):
+    missing = set(wanted)
+    root = proc_root_or_host(proc_root)
+    first = [pid for pid in first if (root / str(pid)).is_dir()]
+    seen, low = set(first), min(first, default=0)
+    # Workers are forked after their main process: the pids above the lowest daemon's come first.
+    rest = sorted((p for p in iter_processes(proc_root) if p.pid not in seen), key=lambda p: (p.pid < low, p.pid))
+    for proc in itertools.chain((ProcfsProcess(root, pid) for pid in first), rest):
+        if not missing:
+            break
         try:
             targets = proc.fd_targets()
         except Exception:  # AccessDenied (another user's process) or vanished
             unreadable += 1
             continue
-        for target in wanted.intersection(targets):
+        for target in missing.intersection(targets):
             found.setdefault(target, []).append(proc.pid)
+        missing.difference_update(found)
     return found, unreadable

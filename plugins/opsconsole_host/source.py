@@ -67,9 +67,8 @@ class HostSource:
     def _targets(self, hostname: str, daemons: tuple[ProcessInfo, ...], errors: list[str]) -> dict[str, Any]:
         """Who owns the MI and ng sockets the console talks to (see targets.py)."""
         try:
-            mains = targets.daemon_pids(self.scan_root, [p.pid for p in daemons])
             return targets.ownership(targets.targets_of(self.config), proc_root=self.scan_root,
-                                     addresses=self.addresses(), hostname=hostname, daemons=mains)
+                                     addresses=self.addresses(), hostname=hostname, daemons=[p.pid for p in daemons])
         except Exception as exc:  # the checks then say "unknown owner", the rest of the host facts stand
             errors.append(f"reading socket owners failed: {type(exc).__name__}: {exc}")
             return {}

@@ -97,12 +97,12 @@ def _listens_on(listener: procfs.Listener, target: Target) -> bool:
 
 
 def ownership(targets: list[Target], *, proc_root: str | None = None, addresses: Iterable[str] = (),
-              hostname: str = "", daemons: dict[int, int] | None = None) -> dict[str, dict[str, Any]]:
+              hostname: str = "", daemons: Iterable[int] = ()) -> dict[str, dict[str, Any]]:
     """{role: facts} — whether each target is on this machine, listened on, and by which pids.
 
-    `daemons` maps every pid of the daemons found (workers included) to its main pid, so that a
-    socket held by an OpenSIPS worker (mi_http runs in one) names the main process."""
-    addresses = set(addresses)
+    `daemons`: the main pids of the daemons found; a socket held by one of their workers (OpenSIPS
+    runs mi_http in one) names the main process."""
+    addresses, daemons = set(addresses), list(daemons)
     sockets = procfs.listeners(proc_root)
     addresses |= {s.address for s in sockets if s.address not in WILDCARDS}
     wanted: dict[str, set[str]] = {}
@@ -121,43 +121,36 @@ def ownership(targets: list[Target], *, proc_root: str | None = None, addresses:
                 entry["listening"] = bool(matches)
                 wanted[target.role] = {f"socket:[{s.inode}]" for s in matches}
         facts[target.role] = entry
-    held, unreadable = procfs.owners(proc_root, set().union(*wanted.values()) if wanted else set())
+    held, unreadable = procfs.owners(proc_root, set().union(*wanted.values()) if wanted else set(),
+                                     first=sorted(daemons))
     for role, fds in wanted.items():
         pids = sorted({pid for fd in fds for pid in held.get(fd, [])})
-        facts[role]["owners"] = [_owner(pid, proc_root, daemons or {}) for pid in pids]
+        facts[role]["owners"] = [_owner(pid, proc_root, set(daemons)) for pid in pids]
         facts[role]["unreadable_processes"] = unreadable
     return facts
 
 
-def _owner(pid: int, proc_root: str | None, daemons: dict[int, int]) -> dict[str, Any]:
-    process = procfs.ProcfsProcess(procfs.proc_root_or_host(proc_root), pid)
+def _owner(pid: int, proc_root: str | None, daemons: set[int]) -> dict[str, Any]:
+    root = procfs.proc_root_or_host(proc_root)
     try:
-        name = process.name()
+        name = procfs.ProcfsProcess(root, pid).name()
     except Exception:  # gone or unreadable since: the pid is still the answer
         name = ""
-    return {"pid": pid, "name": name, "daemon_pid": daemons.get(pid, 0)}
+    return {"pid": pid, "name": name, "daemon_pid": _main_of(pid, root, daemons)}
 
 
-def daemon_pids(proc_root: str | None, mains: Iterable[int]) -> dict[int, int]:
-    """Every process whose ancestry reaches one of `mains` -> that main pid (workers fold into it)."""
-    mains = set(mains)
-    if not mains:
-        return {}
-    parents: dict[int, int] = {}
-    for process in procfs.iter_processes(proc_root):
+def _main_of(pid: int, root, mains: set[int], depth: int = 8) -> int:
+    """The daemon main pid among `pid`'s ancestors (itself included), 0 when none."""
+    for _ in range(depth):
+        if pid in mains:
+            return pid
         try:
-            parents[process.pid] = process.ppid()
+            pid = procfs.ProcfsProcess(root, pid).ppid()
         except Exception:
-            continue
-    out: dict[int, int] = {}
-    for pid in parents:
-        seen, current = set(), pid
-        while current not in mains and current in parents and current not in seen:
-            seen.add(current)
-            current = parents[current]
-        if current in mains:
-            out[pid] = current
-    return out
+            return 0
+        if pid <= 1:
+            return 0
+    return 0
 
 
 def describe_other(process_name: str, pid: int) -> str:
