@@ -252,6 +252,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
     for option, attr in (("--mi-url", "mi_url"), ("--mi-fifo", "mi_fifo"), ("--ng", "ng"), ("--cli", "cli")):
         if demo and getattr(args, attr, None):
             raise UsageError(f"{option} with --demo: the demo runs its own platform; drop one of them")
+    if getattr(args, "mi_url", None) and getattr(args, "mi_fifo", None):
+        raise UsageError("--mi-url and --mi-fifo: MI goes over one of them; choose one")
     if getattr(args, "yes", False):
         if command != "mi":
             raise UsageError("--yes confirms `opsconsole mi` writes only (the console asks in its own dialog)")

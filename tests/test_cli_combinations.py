@@ -27,6 +27,7 @@ REFUSED = [
     (["snapshot", "--demo", "--ng", "127.0.0.1:9"], 2, ["--ng", "--demo"]),
     (["mi", "ul_rm", "aor=x", "--yes", "--mi-url", MI], 3, ["--yes", "--allow-write"]),
     (["--allow-write", "--yes"], 2, ["--yes", "mi"]),
+    (["mi", "version", "--mi-url", MI, "--mi-fifo", "/run/opensips/fifo"], 3, ["--mi-url", "--mi-fifo"]),
     (["diagnose", "--yes", "--allow-write"], 3, ["--yes", "mi"]),
     (["snapshot", "--full-sync", "--no-contacts"], 2, ["--full-sync", "--no-contacts"]),
     (["--interval", "5", "snapshot"], 2, ["--interval", "console"]),
