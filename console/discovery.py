@@ -5,7 +5,8 @@ opensips-cli's config (an address the operator chose and already uses with opens
 the running rtpengine's command line + --config-file, then the running OpenSIPS's -f cfg.
 With several daemons of a kind on the host one is picked, and the report says which, why, and
 how to choose another (--mi-url / --ng).  Every finding becomes a note saying what and where
-("ng 127.0.0.1:60000 (rtpengine pid 4242 --listen-ng)").  An address given explicitly (command
+("ng 127.0.0.1:60000 (rtpengine pid 4242 --listen-ng)"; no note contains "; ", which joins them
+in the text report).  An address given explicitly (command
 line, environment, config file) is never reported as "not used".
 Best effort and fast: it never raises and never talks to the network.
 
@@ -130,7 +131,7 @@ def _choose(found: _Found, given: dict[str, tuple[Any, str]]) -> dict[str, Any]:
             if chosen is None:
                 if target == "cli":
                     found.notes.append(f"cli not taken from a running rtpengine: none is the relay whose ng is "
-                                       f"used; set it with {OPTION['cli']}")
+                                       f"used, set it with {OPTION['cli']}")
                 continue
             values.update(chosen.values)
             found.notes.append(f"{chosen.shown} {chosen.where}")
@@ -172,11 +173,11 @@ def _chosen_note(target: str, chosen: _Offer, offers: list[_Offer]) -> str:
     else:
         why = "the lowest pid"
     count = f"{len(daemons)} {chosen.kind} instances" if len(daemons) > 1 else f"{len(offers)} candidates"
-    return f"{note} — picked of {count}: {why}; choose another with {OPTION.get(target, '--config')}"
+    return f"{note} — picked of {count} ({why}), choose another with {OPTION.get(target, '--config')}"
 
 
 def _other_note(target: str, other: _Offer, chosen: _Offer) -> str:
-    how = f"; use it with {other.option_value}" if other.option_value else ""
+    how = f", use it with {other.option_value}" if other.option_value else ""
     return f"{other.shown} {other.where} — not used, {chosen.who} picked{how}"
 
 
@@ -189,7 +190,7 @@ def _note_against_explicit(target: str, offers: list[_Offer], explicit: tuple[An
         if offer in matching:
             found.notes.append(f"{offer.shown} {offer.where} — the one given with {origin}")
         else:
-            found.notes.append(f"{offer.shown} {offer.where} — another instance; {origin} {_fmt(value)} is used")
+            found.notes.append(f"{offer.shown} {offer.where} — another instance, {origin} {_fmt(value)} is used")
     if not matching and any(o.kind != "config" for o in offers):
         found.notes.append(f"no running daemon found for {_fmt(value)} given with {origin}")
     return matching[0] if matching else None

@@ -109,17 +109,17 @@ def test_several_rtpengines_the_one_opensips_uses_is_picked_and_the_report_says_
     found = discover(home=home, etc_paths=(), processes=[*relays, opensips])
     assert found.ng == ("127.0.0.1", 2233) and found.cli == ("127.0.0.1", 2234)  # cli of the same relay
     picked = next(n for n in found.notes if n.startswith("ng 127.0.0.1:2233"))
-    assert "picked of 2 rtpengine instances" in picked and "OpenSIPS pid 300's rtpengine_sock names it" in picked
+    assert "picked of 2 rtpengine instances (OpenSIPS pid 300's rtpengine_sock names it)" in picked
     assert "choose another with --ng" in picked
     other = next(n for n in found.notes if n.startswith("ng 127.0.0.1:40010"))
-    assert "not used, rtpengine pid 20 picked; use it with --ng 127.0.0.1:40010" in other
+    assert "not used, rtpengine pid 20 picked, use it with --ng 127.0.0.1:40010" in other
 
 
 def test_several_rtpengines_without_a_reason_the_lowest_pid_is_picked(home):
     found = discover(home=home, etc_paths=(), processes=[_relay(30, "127.0.0.1:40030", "127.0.0.1:40031"),
                                                          _relay(7, "127.0.0.1:40007", "127.0.0.1:40008")])
     assert found.ng == ("127.0.0.1", 40007) and found.cli == ("127.0.0.1", 40008)
-    assert any(n.startswith("ng 127.0.0.1:40007") and "the lowest pid" in n for n in found.notes)
+    assert any(n.startswith("ng 127.0.0.1:40007") and "(the lowest pid)" in n for n in found.notes)
 
 
 def test_several_opensips_the_system_cfg_is_picked(home, tmp_path):
@@ -131,7 +131,7 @@ def test_several_opensips_the_system_cfg_is_picked(home, tmp_path):
     found = discover(home=home, etc_paths=(), processes=[opensips_proc(private, pid=40), system])
     assert found.mi_url == "http://127.0.0.1:8888/mi"
     picked = next(n for n in found.notes if n.startswith("mi_http http://127.0.0.1:8888/mi"))
-    assert "picked of 2 opensips instances: its cfg is the system's /etc/opensips/opensips.cfg" in picked
+    assert "picked of 2 opensips instances (its cfg is the system's /etc/opensips/opensips.cfg)" in picked
     assert any("8999" in n and "use it with --mi-url http://127.0.0.1:8999/mi" in n for n in found.notes)
 
 
@@ -142,7 +142,7 @@ def test_an_address_given_explicitly_is_never_called_not_used(home):
     assert found.cli == ("127.0.0.1", 40021)  # the cli of the relay --ng names, not of the lowest pid
     mine = next(n for n in found.notes if n.startswith("ng 127.0.0.1:40020"))
     assert mine.endswith("the one given with --ng") and "not used" not in mine
-    assert any(n.startswith("ng 127.0.0.1:40010") and "--ng 127.0.0.1:40020 is used" in n for n in found.notes)
+    assert any(n.startswith("ng 127.0.0.1:40010") and "another instance, --ng 127.0.0.1:40020 is used" in n for n in found.notes)
 
 
 def test_an_explicit_address_no_daemon_serves_is_said(home):
@@ -214,7 +214,7 @@ def test_snapshot_text_reports_which_instance_was_picked_and_how_to_choose(tmp_p
     monkeypatch.setattr(procfs, "HOST_PROC_ROOT", str(tree.root))
     main(["snapshot", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--timeout", "0.3", "--no-contacts"])
     out = capsys.readouterr().out
-    assert "ng 127.0.0.1:40061 (rtpengine pid 61 --listen-ng) — picked of 2 rtpengine instances: the lowest pid; " \
+    assert "ng 127.0.0.1:40061 (rtpengine pid 61 --listen-ng) — picked of 2 rtpengine instances (the lowest pid), " \
            "choose another with --ng" in " ".join(out.split())
     main(["snapshot", "--json", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--ng", "127.0.0.1:40062",
           "--timeout", "0.3", "--no-contacts"])
@@ -240,3 +240,13 @@ def test_load_config_takes_opensips_cli_before_the_running_opensips(home):
     config = load_config({}, env={}, discovery_roots=roots)
     # the running OpenSIPS offers mi_http too, but the operator's opensips-cli speaks over the FIFO
     assert config.mi_fifo == "/run/opensips/opensips_fifo" and config.mi_url is None
+
+
+def test_no_note_contains_the_text_reports_separator(home):
+    """The text report joins the notes with '; ': a note must not contain it."""
+    shutil.copy(HOST / "opensips-cli.cfg", home / ".opensips-cli.cfg")
+    processes = [_relay(10, "127.0.0.1:40010", "127.0.0.1:40011"), _relay(20, "127.0.0.1:40020", "127.0.0.1:40021"),
+                 opensips_proc(HOST / "opensips.cfg", pid=30), opensips_proc(HOST / "opensips-4.0.cfg", pid=40)]
+    for given in ({}, {"ng": (("127.0.0.1", 40099), "--ng")}, {"ng": (("127.0.0.1", 40020), "--ng")}):
+        notes = discover(home=home, etc_paths=(), processes=processes, given=given).notes
+        assert len(notes) >= 5 and not any("; " in n for n in notes)

@@ -153,8 +153,4 @@ def _main_of(pid: int, root, mains: set[int], depth: int = 8) -> int:
     return 0
 
 
-def describe_other(process_name: str, pid: int) -> str:
-    return f"pid {pid} ({process_name or 'unknown name'})"
-
-
 LocalAddresses = Callable[[], Iterable[str]]
