@@ -72,11 +72,6 @@ class Opsconsole:
         for name in list(os.environ):
             if name.startswith("OPSCONSOLE_"):
                 monkeypatch.delenv(name)
-        # The daemons under test run on this host: the host checks must see the real process table (the
-        # suite-wide isolation points it at an empty tree).  They look up the processes behind the ports
-        # given on the command line, all ours; other daemons on the host must not change the verdicts.
-        from opsconsole_host import procfs
-        monkeypatch.setattr(procfs, "HOST_PROC_ROOT", "/proc", raising=False)
         self.config_path = tmp_path / "opsconsole.toml"
         self.config_path.write_text("")
 
@@ -92,7 +87,10 @@ class Opsconsole:
 
 
 @pytest.fixture
-def opsconsole(tmp_path, capsys, monkeypatch) -> Opsconsole:
+def opsconsole(tmp_path, capsys, monkeypatch, real_host_proc) -> Opsconsole:
+    # real_host_proc: the daemons under test run on this host, so the host checks read the real /proc
+    # (the suite-wide isolation gives them an empty tree).  They look up the owners of the sockets given
+    # on the command line, all ours; other daemons on this host must not change any verdict.
     return Opsconsole(tmp_path, capsys, monkeypatch)
 
 
