@@ -25,7 +25,8 @@ LOCAL = {"127.0.0.1", "::1", "192.0.2.10"}  # this machine's addresses, as the f
 
 
 async def _checks(config: Config, addresses=LOCAL):
-    source = HostSource(config, kmsg_path="/nonexistent", addresses=lambda: addresses)
+    source = HostSource(config, kmsg_path="/nonexistent",
+                        addresses=addresses if callable(addresses) else lambda: addresses)
     host = await source.collect(CollectOptions())
     snap = Snapshot(collected_at=time.time(), sources={"host": SourceStatus("host", True)}, host=host)
     ctx = CheckContext(snap, config, time.time())
@@ -150,6 +151,18 @@ async def test_unreadable_owners_not_root(tree, tmp_path):
     tree.listen("udp", "127.0.0.1", 40555)  # somebody's socket, owner hidden
     _, rtp, _ = await _checks(Config(mi_url=None, ng=("127.0.0.1", 40555), proc_root=str(tree.root)))
     assert rtp.status is Status.UNKNOWN and rtp.remedy == "run as root"
+
+
+async def test_a_failing_owner_scan_is_an_error_entry_and_the_checks_list_the_daemons(tree):
+    _rtpengine(tree, 300, 40123)
+
+    def broken():
+        raise OSError("no interfaces today")
+
+    _, rtp, host = await _checks(Config(mi_url=None, ng=("127.0.0.1", 40123), proc_root=str(tree.root)),
+                                 addresses=broken)
+    assert host.facts["targets"] == {} and "reading socket owners failed: OSError" in host.errors[0]
+    assert rtp.status is Status.OK and rtp.summary.startswith("rtpengine running: pid 300 ")
 
 
 @pytest.mark.parametrize(("host", "local"), [("127.0.0.1", True), ("127.0.0.53", True), ("::1", True),

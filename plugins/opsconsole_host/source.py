@@ -54,22 +54,21 @@ class HostSource:
         errors: list[str] = []
         rtpengine = self._daemons("rtpengine", errors)
         opensips = self._daemons("opensips", errors)
-        hostname = procfs.hostname(proc_root)
         return HostState(
-            hostname=hostname,
+            hostname=procfs.hostname(proc_root),
             rtpengine=rtpengine,
             opensips=opensips,
             kernel_modules=procfs.kernel_modules_facts(proc_root),
-            facts={"dmesg": self._dmesg(proc_root), "targets": self._targets(hostname, rtpengine + opensips, errors)},
+            facts={"dmesg": self._dmesg(proc_root), "targets": self._targets(rtpengine + opensips, errors)},
             errors=tuple(errors),
         )
 
-    def _targets(self, hostname: str, daemons: tuple[ProcessInfo, ...], errors: list[str]) -> dict[str, Any]:
+    def _targets(self, daemons: tuple[ProcessInfo, ...], errors: list[str]) -> dict[str, Any]:
         """Who owns the MI and ng sockets the console talks to (see targets.py)."""
         try:
             return targets.ownership(targets.targets_of(self.config), proc_root=self.scan_root,
-                                     addresses=self.addresses(), hostname=hostname, daemons=[p.pid for p in daemons])
-        except Exception as exc:  # the checks then say "unknown owner", the rest of the host facts stand
+                                     addresses=self.addresses(), daemons=[p.pid for p in daemons])
+        except Exception as exc:  # the checks then list the running daemons; the other host facts stand
             errors.append(f"reading socket owners failed: {type(exc).__name__}: {exc}")
             return {}
 

@@ -73,12 +73,12 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
-def locality(host: str, addresses: Iterable[str], hostname: str = "") -> tuple[bool | None, str]:
+def locality(host: str, addresses: Iterable[str]) -> tuple[bool | None, str]:
     """(True, why) for this machine, (False, why) for another one, (None, why) when a name cannot tell."""
-    if host == "localhost" or (hostname and host == hostname):
+    if host == "localhost":
         return True, f"{host} is this machine"
     ip = _ip(host)
-    if ip is None:
+    if ip is None:  # even this machine's own name: which of its addresses it means is the resolver's call
         return None, f"{host} is a name: opsconsole does not resolve it to tell whether it is this machine"
     if ip.is_loopback:
         return True, f"{host} is loopback"
@@ -97,7 +97,7 @@ def _listens_on(listener: procfs.Listener, target: Target) -> bool:
 
 
 def ownership(targets: list[Target], *, proc_root: str | None = None, addresses: Iterable[str] = (),
-              hostname: str = "", daemons: Iterable[int] = ()) -> dict[str, dict[str, Any]]:
+              daemons: Iterable[int] = ()) -> dict[str, dict[str, Any]]:
     """{role: facts} — whether each target is on this machine, listened on, and by which pids.
 
     `daemons`: the main pids of the daemons found; a socket held by one of their workers (OpenSIPS
@@ -114,7 +114,7 @@ def ownership(targets: list[Target], *, proc_root: str | None = None, addresses:
             entry["exists"] = os.path.exists(target.text)
             wanted[target.role] = {target.text, os.path.realpath(target.text)}
         else:
-            local, why = locality(target.host, addresses, hostname)
+            local, why = locality(target.host, addresses)
             entry.update(local=local, why=why)
             if local:
                 matches = [s for s in sockets if _listens_on(s, target)]
