@@ -104,7 +104,8 @@ def sipp_command(sip: tuple[str, int], workdir: Path, rows: list[str], *, scenar
     csv.write_bytes(("SEQUENTIAL\n" + "\n".join(rows) + "\n").encode("utf-8"))
     command = [SIPP, "-sf", str(SCENARIOS / scenario), "-inf", str(csv), "-m", str(len(rows)), "-r", "50",
                f"{sip[0]}:{sip[1]}", "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)), "-t", transport,
-               "-cid_str", cid_str, "-nostdin", "-nd", "-trace_err", "-timeout", "20s"]
+               "-cid_str", cid_str, "-nostdin", "-nd", "-trace_err", "-timeout", "20s",
+               "-cp", str(free_port(socket.SOCK_DGRAM))]  # its control port, 8888 by default, from the OS
     if scenario != "register.xml":
         command += ["-key", "ua_tail", ua_tail]
     return command
