@@ -146,8 +146,11 @@ async def test_an_impostor_holding_the_ng_socket_is_a_warning(tree):
 async def test_unreadable_owners_not_root(tree, tmp_path):
     """Another user's processes hide their descriptors: the daemon's own settings vouch, or nothing can tell."""
     _rtpengine(tree, 300, 40123, readable_fds=False)
+    _rtpengine(tree, 310, 40124, readable_fds=False)
     _, rtp, _ = await _checks(Config(mi_url=None, ng=("127.0.0.1", 40123), proc_root=str(tree.root)))
-    assert rtp.status is Status.OK and "by its configuration" in rtp.summary and "run as root" in rtp.summary
+    assert rtp.status is Status.OK and rtp.summary.startswith("rtpengine pid 300 ")
+    assert "by its configuration" in rtp.summary and "run as root" in rtp.summary
+    assert rtp.summary.endswith("; not the target: pid 310 ng 127.0.0.1:40124")  # not itself
     tree.listen("udp", "127.0.0.1", 40555)  # somebody's socket, owner hidden
     _, rtp, _ = await _checks(Config(mi_url=None, ng=("127.0.0.1", 40555), proc_root=str(tree.root)))
     assert rtp.status is Status.UNKNOWN and rtp.remedy == "run as root"

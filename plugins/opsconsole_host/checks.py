@@ -331,7 +331,7 @@ def _target_owner(ctx: CheckContext, cid: str, role: _Role) -> CheckResult | Non
         return CheckResult(cid, Status.SKIP, f"{what} is served by {held}, not by a {role.which} daemon of this host "
                            f"(a container, tunnel or proxy?): the daemon behind it cannot be checked from here{aside}",
                            evidence)
-    return _unowned(cid, role, facts, what, procs, evidence, aside)
+    return _unowned(cid, role, facts, what, others, evidence)
 
 
 MAX_OTHERS_SHOWN = 3
@@ -351,15 +351,16 @@ def _not_the_target(role: _Role, others: list[ProcessInfo]) -> str:
     return f"; not the target: {', '.join(shown)}{more}"
 
 
-def _unowned(cid: str, role: _Role, facts: dict[str, Any], what: str, procs: tuple[ProcessInfo, ...],
-             evidence: dict[str, Any], aside: str) -> CheckResult:
+def _unowned(cid: str, role: _Role, facts: dict[str, Any], what: str, others: list[ProcessInfo],
+             evidence: dict[str, Any]) -> CheckResult:
     """A local target nobody readable holds: nothing serves it — unless the holder hides among
     the processes we could not read (not root)."""
     there = facts.get("exists") if facts["proto"] == "fifo" else facts.get("listening")
     hidden = facts.get("unreadable_processes", 0)
     if there and hidden:
-        declared = [p for p in procs if not p.suspect and not p.error and _declares(role, p, facts["target"])]
+        declared = [p for p in others if not p.error and _declares(role, p, facts["target"])]
         if declared:
+            aside = _not_the_target(role, [p for p in others if p is not declared[0]])
             return CheckResult(cid, Status.OK, f"{role.which} {_describe(role, declared[0])} serves {what} by its "
                                f"configuration (its sockets are not readable: run as root to verify){aside}", evidence)
         return CheckResult(cid, Status.UNKNOWN, f"something holds {what}, but {hidden} processes are not readable "
@@ -369,8 +370,8 @@ def _unowned(cid: str, role: _Role, facts: dict[str, Any], what: str, procs: tup
                    else f"no process holds MI FIFO {facts['target']} open (left behind by a stopped OpenSIPS?)")
     else:
         summary = f"nothing on this host listens on {what}"
-    remedy = role.start + (f", or point {role.option} at the instance you mean" if aside else "")
-    return CheckResult(cid, Status.FAIL, f"{summary}{aside}", evidence, remedy)
+    remedy = role.start + (f", or point {role.option} at the instance you mean" if others else "")
+    return CheckResult(cid, Status.FAIL, f"{summary}{_not_the_target(role, others)}", evidence, remedy)
 
 
 CHECKS = (
