@@ -7,6 +7,7 @@ collectors, checks and the MI session.  It holds no UI state.
 from __future__ import annotations
 
 import getpass
+import inspect
 import json
 import os
 import time
@@ -49,11 +50,24 @@ class ConsoleService:
             for plugin in self.plugins.plugins:
                 factory = plugin.extras.get("mi_session")
                 if factory is not None:
-                    self._mi = factory(self.config)
+                    self._mi = factory(self.config, **self._source_of(plugin, factory))
                     break
             else:
                 raise OpsError("no plugin offers an MI session (is the opensips plugin installed?)")
         return self._mi
+
+    def _source_of(self, plugin, factory) -> dict[str, Any]:
+        """The plugin's own collector source, for a session that can share it (`source=`): one MI
+        connection policy and one heavy call at a time across the polls and the MI prompt."""
+        try:
+            accepts = "source" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        if not accepts:
+            return {}
+        self.collector.start()
+        source = next((s for s in self.collector.sources if s.name == plugin.name), None)
+        return {"source": source} if source is not None else {}
 
     def is_write_method(self, name: str) -> bool:
         try:

@@ -151,3 +151,19 @@ def test_opensips_40_names_are_judged_alike(mi_server_40, tmp_path, name, capsys
     assert "~155 s" in capsys.readouterr().err
     assert "usrloc:dump" not in sent(mi_server_40)
     assert "statistics:get" in sent(mi_server_40)  # the counters were asked in 4.0's spelling
+
+
+async def test_the_mi_session_shares_the_collectors_opensips_client(mi_server):
+    """One MI connection policy and one heavy call at a time across the polls and `mi`/the MI prompt."""
+    from console.config import Config
+    from console.service import ConsoleService
+
+    service = ConsoleService(Config(mi_url=mi_server.url, ng=None, cli=None, timeout=2.0, audit_log="/dev/null"))
+    try:
+        await service.mi("version")
+        source = next(s for s in service.collector.sources if s.name == "opensips")
+        assert service._mi_session().client() is source.client()
+        snap = await service.snapshot()
+        assert snap.sources["opensips"].ok
+    finally:
+        await service.aclose()
