@@ -202,12 +202,9 @@ def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None, 
     return config
 
 
-def _plugin_sections(plugins) -> set[str]:
-    """TOML sections the loaded plugins declare (a `config_sections` attribute or extra)."""
-    sections: set[str] = set()
-    for plugin in plugins.plugins:
-        sections.update(getattr(plugin, "config_sections", None) or plugin.extras.get("config_sections", ()))
-    return sections
+def _plugin_sections(plugins) -> dict[str, Any]:
+    """TOML sections the loaded plugins own (console.plugins.ConfigSection by name)."""
+    return plugins.config_sections()
 
 
 def _service(args: argparse.Namespace, demo: dict[str, Any]):
@@ -311,12 +308,13 @@ async def _snapshot(args: argparse.Namespace) -> int:
         finally:
             await service.aclose()
     if args.json:
-        print(dumps(snapshot_dict(snap), pretty=sys.stdout.isatty()))
+        print(dumps(snapshot_dict(snap, service.plugins.json_parts(snap)), pretty=sys.stdout.isatty()))
     else:
         from .render.text import make_console, render_snapshot
 
         console = make_console()
-        console.print(render_snapshot(snap, clip_ids=console.is_terminal))
+        console.print(render_snapshot(snap, clip_ids=console.is_terminal,
+                                      sections=service.plugins.overview_sections(snap)))
     return EXIT["ok" if snap.ok else "partial"]["snapshot"]
 
 

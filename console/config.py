@@ -65,6 +65,12 @@ class Config:
     name: str = ""  # node name shown in the header
     demo: bool = False  # the target is the embedded simulated platform (no real OpenSIPS process)
     demo_simulated_relay: bool = False  # ... and its RTPengine is simulated too (no daemon to find)
+    # The TOML sections plugins own (console.plugins.ConfigSection), as validated: name -> values
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A plugin's own section of the config file ({} when absent)."""
+        return self.sections.get(name, {})
 
     @property
     def mi_target(self) -> str:
@@ -241,12 +247,13 @@ def _did_you_mean(word: str, choices, labels: Mapping[str, str] | None = None) -
     return f" — did you mean {(labels or {}).get(close[0], close[0])}?"
 
 
-def _check_layout(data: Mapping[str, Any], plugin_sections: frozenset[str]) -> None:
+def _check_layout(data: Mapping[str, Any], plugin_sections: Mapping[str, Any]) -> None:
     """Refuse unknown sections and keys: a misspelt setting silently ignored is a 3 a.m. surprise."""
-    sections = set(TOML_LAYOUT) | plugin_sections
+    sections = set(TOML_LAYOUT) | set(plugin_sections)
     for name, body in data.items():
         if name in plugin_sections:
-            continue  # the plugin that declared the section owns its keys
+            _check_plugin_section(name, body, plugin_sections[name])
+            continue
         if name not in TOML_LAYOUT:
             owner = [f"[{section}] {name}" for section, keys in TOML_LAYOUT.items() if name in keys]
             if owner:
@@ -264,6 +271,21 @@ def _check_layout(data: Mapping[str, Any], plugin_sections: frozenset[str]) -> N
                               hint=f"[{name}] takes: {', '.join(sorted(TOML_LAYOUT[name]))}")
 
 
+def _check_plugin_section(name: str, body: Any, declared: Any) -> None:
+    """A plugin's section: a table, only the keys it declares (when it declares any), then its own
+    validator.  `declared` is a console.plugins.ConfigSection (or None: any keys)."""
+    if not isinstance(body, dict):
+        raise ConfigError(f"[{name}] must be a table (a section), got {body!r}")
+    keys = getattr(declared, "keys", None) or {}
+    for key in body:
+        if keys and key not in keys:
+            raise ConfigError(f"unknown setting [{name}] {key}" + _did_you_mean(key, keys),
+                              hint=f"[{name}] takes: {', '.join(sorted(keys))}")
+    validate = getattr(declared, "validate", None)
+    if validate is not None:
+        validate(body)
+
+
 def check_thresholds(thresholds: Thresholds) -> None:
     for warn, fail in THRESHOLD_PAIRS:
         low, high = getattr(thresholds, warn), getattr(thresholds, fail)
@@ -272,10 +294,15 @@ def check_thresholds(thresholds: Thresholds) -> None:
                               hint="a check warns from the warn level and fails from the fail level")
 
 
-def _from_toml(data: Mapping[str, Any], plugin_sections: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Map the TOML layout (TOML_LAYOUT) to Config fields; unknown sections and keys are refused."""
+def _from_toml(data: Mapping[str, Any], plugin_sections: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Map the TOML layout (TOML_LAYOUT) to Config fields; unknown sections and keys are refused.
+    Sections that plugins own go to `sections`, each as its plugin validated it."""
+    plugin_sections = plugin_sections or {}
     _check_layout(data, plugin_sections)
     out: dict[str, Any] = {}
+    owned = {name: dict(body) for name, body in data.items() if name in plugin_sections}
+    if owned:
+        out["sections"] = owned
     for section in ("opensips", "console"):
         for key, target in TOML_LAYOUT[section].items():
             if key in data.get(section, {}):
@@ -323,15 +350,16 @@ def load_config(
     config_file: str | None = None,
     env: Mapping[str, str] | None = None,
     discover: bool = True,
-    plugin_sections: Iterable[str] = (),
+    plugin_sections: Iterable[str] | Mapping[str, Any] = (),
     discovery_roots: Mapping[str, Any] | None = None,
 ) -> Config:
     """Build the effective Config.  Raises ConfigError with a readable message.
 
-    `plugin_sections`: TOML sections that loaded plugins declared (not refused as unknown).
+    `plugin_sections`: TOML sections that loaded plugins own: name -> console.plugins.ConfigSection
+    (its keys and validator), or bare names (any keys).
     `discovery_roots` (home, etc_paths, proc_root, processes) go to console.discovery.discover."""
     env = os.environ if env is None else env
-    owned = frozenset(plugin_sections)
+    owned = dict(plugin_sections) if isinstance(plugin_sections, Mapping) else dict.fromkeys(plugin_sections)
     overrides = {k: v for k, v in (cli_overrides or {}).items() if v is not None}
     values: dict[str, Any] = {}
     notes: list[str] = []

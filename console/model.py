@@ -470,6 +470,8 @@ class Snapshot:
     # part ("contacts", "dialogs", "media", "host") -> its age in seconds.  Checks that compare
     # parts say UNKNOWN rather than make a finding from old data.
     stale: dict[str, float] = field(default_factory=dict)
+    # States of plugins' own sources (neither signalling, media nor host): source name -> state
+    parts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -1,9 +1,20 @@
 """Plugin API and entry-point discovery.
 
 A plugin is an object exposed through the `opsconsole.plugins` entry-point
-group.  It contributes *sources* (collectors producing typed state) and
-*checks* (diagnose checks).  The first-party OpenSIPS, RTPengine and host
-plugins are loaded through exactly this path, like a third-party one.
+group.  It plugs in through typed hooks (all optional):
+
+- `make_sources(config)`   collectors producing typed state (signalling, media, host, or a
+                           part of its own: `Snapshot.parts[source.name]`)
+- `checks`                 diagnose checks (pure functions of a snapshot)
+- `command_session(config, source=…)`  an MI-like command session (`opsconsole mi`, the MI screen)
+- `discover(context)`      what it finds on this host (config values with where they came from)
+- `config_sections`        the TOML sections it owns (validated by the core like its own)
+- `json_part(snapshot)`    its part of `snapshot --json` (under "plugins": {name: part})
+- `overview(snapshot)`     its section of the Overview (TUI and `snapshot` text)
+- `platforms`              embedded platforms by name (`--demo`)
+
+The first-party OpenSIPS, RTPengine, host and demo plugins are loaded through exactly this
+path, like a third-party one; the core imports none of them.
 
 A plugin that fails to import is reported (`LoadedPlugins.failures`) and the
 rest keep working.
@@ -14,16 +25,16 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Protocol, Union
 
-from .model import CheckResult, HostState, MediaState, SignallingState, Snapshot
+from .model import CheckResult, HostState, MediaState, SignallingState, Snapshot, Status
 
 if TYPE_CHECKING:
     from .config import Config
 
 ENTRY_POINT_GROUP = "opsconsole.plugins"
 
-SourceKind = Literal["signalling", "media", "host"]
+SourceKind = Literal["signalling", "media", "host", "part"]
 SourceState = Union[SignallingState, MediaState, HostState]
 
 
@@ -50,14 +61,22 @@ class CollectOptions:
 
 class Source(Protocol):
     """A data source.  `collect` may raise an OpsError; the snapshot layer
-    turns it into `SourceStatus(ok=False, error=...)`."""
+    turns it into `SourceStatus(ok=False, error=...)`.
 
-    name: str  # "opensips", "rtpengine", "host"
+    Optional: `collect_budget(options, timeout) -> float`, the time the collector allows one
+    collection (a source that runs long table dumps, each with its own deadline, widens it)."""
+
+    name: str  # "opensips", "rtpengine", "host", or a plugin's own
     kind: SourceKind
 
-    async def collect(self, options: CollectOptions) -> SourceState: ...
+    async def collect(self, options: CollectOptions) -> SourceState | Any: ...
 
     async def aclose(self) -> None: ...
+
+
+def collect_budget(source: Source, options: CollectOptions, timeout: float) -> float:
+    widen = getattr(source, "collect_budget", None)
+    return widen(options, timeout) if widen is not None else timeout
 
 
 @dataclass
@@ -85,12 +104,60 @@ class CheckSpec:
 
 
 @dataclass(frozen=True)
+class ConfigSection:
+    """A TOML section a plugin owns: its keys (key -> what it takes, for messages) and an optional
+    validator of the values (raises ConfigError).  The values reach the plugin as
+    `config.section(name)`."""
+
+    name: str
+    keys: Mapping[str, str] = field(default_factory=dict)
+    validate: Callable[[Mapping[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True)
+class OverviewSection:
+    """A plugin's block on the Overview: a title, (label, value) lines of plain text (rendered
+    as text, never as markup) and an optional status word."""
+
+    title: str
+    lines: tuple[tuple[str, str], ...] = ()
+    status: Status | None = None
+
+
+@dataclass(frozen=True)
+class DiscoveryContext:
+    """What discovery may read: the proc root, the home directory and /etc (tests pass fixture
+    trees) and what the user already set (a value given is not discovered again)."""
+
+    proc_root: str = "/proc"
+    home: str | None = None
+    etc: str = "/etc"
+    given: frozenset[str] = frozenset()
+
+
+class CommandSession(Protocol):
+    """An MI-like command session (`opsconsole mi`, the MI screen)."""
+
+    def is_write_method(self, name: str) -> bool: ...
+
+    def commands(self) -> list[str]: ...
+
+    async def call(self, method: str, params: Any = None) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
 class Plugin:
     name: str
     make_sources: Callable[["Config"], list[Source]] = lambda config: []
     checks: tuple[CheckSpec, ...] = ()
-    # Read-only MI methods etc. can be extended by plugins later; keep a bag.
-    extras: dict[str, Any] = field(default_factory=dict)
+    command_session: Callable[..., CommandSession] | None = None
+    discover: Callable[[DiscoveryContext], Any] | None = None
+    config_sections: tuple[ConfigSection, ...] = ()
+    json_part: Callable[[Snapshot], Mapping[str, Any] | None] | None = None
+    overview: Callable[[Snapshot], OverviewSection | None] | None = None
+    platforms: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,6 +179,35 @@ class LoadedPlugins:
 
     def checks(self) -> list[CheckSpec]:
         return [check for plugin in self.plugins for check in plugin.checks]
+
+    def config_sections(self) -> dict[str, ConfigSection]:
+        return {section.name: section for plugin in self.plugins for section in plugin.config_sections}
+
+    def command_session(self) -> tuple[Plugin, Callable[..., CommandSession]] | None:
+        """The first plugin offering a command session (OpenSIPS's MI today)."""
+        return next(((p, p.command_session) for p in self.plugins if p.command_session is not None), None)
+
+    def platform(self, name: str) -> Callable[..., Any] | None:
+        return next((p.platforms[name] for p in self.plugins if name in p.platforms), None)
+
+    def json_parts(self, snapshot: Snapshot) -> dict[str, Any]:
+        return {p.name: part for p in self.plugins if p.json_part is not None
+                and (part := _guarded(p, "json_part", p.json_part, snapshot)) is not None}
+
+    def overview_sections(self, snapshot: Snapshot) -> list[OverviewSection]:
+        return [section for p in self.plugins if p.overview is not None
+                and (section := _guarded(p, "overview", p.overview, snapshot)) is not None]
+
+
+def _guarded(plugin: Plugin, hook: str, func: Callable[[Snapshot], Any], snapshot: Snapshot) -> Any:
+    """A renderer hook that raises is shown as such, never crashes the face that asked."""
+    try:
+        return func(snapshot)
+    except Exception as exc:
+        if hook == "overview":
+            return OverviewSection(f"{plugin.name} (overview failed)", (("error", f"{type(exc).__name__}: {exc}"),),
+                                   Status.UNKNOWN)
+        return {"error": f"{hook} failed: {type(exc).__name__}: {exc}"}
 
 
 def load_plugins(group: str = ENTRY_POINT_GROUP, *, only: set[str] | None = None) -> LoadedPlugins:

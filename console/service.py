@@ -7,7 +7,6 @@ collectors, checks and the MI session.  It holds no UI state.
 from __future__ import annotations
 
 import getpass
-import inspect
 import json
 import os
 import time
@@ -45,29 +44,20 @@ class ConsoleService:
     # ------------------------------------------------------------------ MI
 
     def _mi_session(self):
-        """The MI session comes from the plugin that offers one (OpenSIPS today)."""
+        """The command session comes from the plugin that offers one (OpenSIPS's MI today)."""
         if self._mi is None:
-            for plugin in self.plugins.plugins:
-                factory = plugin.extras.get("mi_session")
-                if factory is not None:
-                    self._mi = factory(self.config, **self._source_of(plugin, factory))
-                    break
-            else:
+            offered = self.plugins.command_session()
+            if offered is None:
                 raise OpsError("no plugin offers an MI session (is the opensips plugin installed?)")
+            plugin, factory = offered
+            self._mi = factory(self.config, source=self._source_of(plugin))
         return self._mi
 
-    def _source_of(self, plugin, factory) -> dict[str, Any]:
-        """The plugin's own collector source, for a session that can share it (`source=`): one MI
-        connection policy and one heavy call at a time across the polls and the MI prompt."""
-        try:
-            accepts = "source" in inspect.signature(factory).parameters
-        except (TypeError, ValueError):
-            accepts = False
-        if not accepts:
-            return {}
+    def _source_of(self, plugin) -> Any:
+        """The plugin's own collector source, which its session shares: one MI connection policy
+        and one heavy call at a time across the polls and the MI prompt (None: it has none)."""
         self.collector.start()
-        source = next((s for s in self.collector.sources if s.name == plugin.name), None)
-        return {"source": source} if source is not None else {}
+        return next((s for s in self.collector.sources if s.name == plugin.name), None)
 
     def is_write_method(self, name: str) -> bool:
         try:
@@ -100,14 +90,10 @@ class ConsoleService:
         return result
 
     async def mi_hold_estimate(self, method: str, params: Any = None):
-        """How long `method` would hold OpenSIPS MI when it walks a whole table (the plugin that offers
-        the MI session knows: extra "mi_hold_estimate"); None when it is not such a read."""
-        session = self._mi_session()
-        for plugin in self.plugins.plugins:
-            estimate = plugin.extras.get("mi_hold_estimate")
-            if estimate is not None:
-                return await estimate(session.call, method, params)
-        return None
+        """How long `method` would hold the command target when it walks a whole table (the
+        session knows); None when it is not such a read."""
+        estimate = getattr(self._mi_session(), "hold_estimate", None)
+        return await estimate(method, params) if estimate is not None else None
 
     async def show_contacts(self, aor: str) -> tuple:
         """Contacts of one AoR, asked on demand (read-only): for lists known by AoR name only."""

@@ -25,7 +25,7 @@ from .model import (
     Snapshot,
     SourceStatus,
 )
-from .plugins import CollectOptions, LoadedPlugins, Source, load_plugins
+from .plugins import CollectOptions, LoadedPlugins, Source, collect_budget, load_plugins
 
 # How a media protocol reads in the bridge label.
 _PROTO_LABEL = {
@@ -152,9 +152,7 @@ class Collector:
     async def _one(self, source: Source, options: CollectOptions, timeout: float):
         # A source that runs long table dumps (each with its own deadline) may widen
         # the safety-net budget; otherwise the net would cut a legitimate dump short.
-        widen = getattr(source, "collect_budget", None)
-        if widen is not None:
-            timeout = widen(options, timeout)
+        timeout = collect_budget(source, options, timeout)
         started = time.perf_counter()
         try:
             state = await asyncio.wait_for(source.collect(options), timeout)
@@ -176,6 +174,7 @@ class Collector:
         results = await asyncio.gather(*(self._one(s, options, budget) for s in self.sources))
         sources: dict[str, SourceStatus] = {}
         signalling = media = host = None
+        parts: dict[str, object] = {}
         assert self.plugins is not None
         for failure in self.plugins.failures:
             sources[failure.name] = SourceStatus(failure.name, False, failure.error, 0.0, time.time(), "plugin")
@@ -187,6 +186,8 @@ class Collector:
                 media = state
             elif isinstance(state, HostState):
                 host = state
+            elif state is not None:
+                parts[source.name] = state  # a plugin's own kind of state: its hooks render it
         calls = join_calls(
             signalling.dialogs if signalling else None,
             media.sessions if media else None,
@@ -202,6 +203,7 @@ class Collector:
             host=host,
             calls=calls,
             discovery=self.config.discovery,
+            parts=parts,
         )
 
     async def aclose(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 from console.cli import _plugin_sections, main
 from console.config import Thresholds, load_config
 from console.errors import ConfigError
-from console.plugins import LoadedPlugins, Plugin
+from console.plugins import ConfigSection, LoadedPlugins, Plugin
 from support.faults import clean_home  # noqa: F401  (fixture)
 
 README = Path(__file__).parent.parent / "README.md"
@@ -80,8 +80,23 @@ def test_a_section_a_loaded_plugin_declares_is_not_unknown(tmp_path):
     text = '[sbc]\nanything = "the plugin reads it"\n'
     assert "unknown section [sbc]" in refusal(tmp_path, text)
     load_config(config_file=write(tmp_path, text), env={}, discover=False, plugin_sections={"sbc"})
-    declared = LoadedPlugins((Plugin("sbc", extras={"config_sections": ("sbc",)}), Plugin("other")))
-    assert _plugin_sections(declared) == {"sbc"}
+    sbc = ConfigSection("sbc", {"limit": "a number"})
+    declared = LoadedPlugins((Plugin("sbc", config_sections=(sbc,)), Plugin("other")))
+    assert _plugin_sections(declared) == {"sbc": sbc}
+
+
+def test_a_plugin_section_is_validated_by_its_keys_and_validator_and_reaches_the_plugin(tmp_path):
+    def positive(values):
+        if values.get("limit", 1) <= 0:
+            raise ConfigError("[sbc] limit must be positive")
+
+    owned = {"sbc": ConfigSection("sbc", {"limit": "a number", "name": "a string"}, positive)}
+    config = load_config(config_file=write(tmp_path, "[sbc]\nlimit = 5\n"), env={}, discover=False,
+                         plugin_sections=owned)
+    assert config.section("sbc") == {"limit": 5} and config.section("other") == {}
+    for text, words in (("[sbc]\nlimt = 5\n", "did you mean limit?"), ("[sbc]\nlimit = 0\n", "must be positive")):
+        with pytest.raises(ConfigError, match=words):
+            load_config(config_file=write(tmp_path, text), env={}, discover=False, plugin_sections=owned)
 
 
 @pytest.mark.usefixtures("clean_home")
@@ -95,7 +110,7 @@ def test_the_cli_knows_the_loaded_plugins_sections(tmp_path, monkeypatch, mi_ser
 
     def with_sbc(*args, **kwargs):
         loaded = real(*args, **kwargs)
-        return LoadedPlugins(loaded.plugins + (Plugin("sbc", extras={"config_sections": ("sbc",)}),), loaded.failures)
+        return LoadedPlugins(loaded.plugins + (Plugin("sbc", config_sections=(ConfigSection("sbc"),)),), loaded.failures)
 
     monkeypatch.setattr(plugins, "load_plugins", with_sbc)
     assert main(["mi", "version", "--config", config]) == 0

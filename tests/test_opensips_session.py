@@ -54,7 +54,7 @@ def test_write_methods_and_static_40_names():
 
 def test_plugin_offers_the_session():
     (plugin,) = load_plugins(only={"opensips"}).plugins
-    assert isinstance(plugin.extras["mi_session"](Config()), MISession)
+    assert isinstance(plugin.command_session(Config()), MISession)
 
 
 async def test_show_contacts_of_one_aor(session_for, mi_server):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from typing import Any
+from typing import Any, Mapping
 
 from ..model import (Call, CheckResult, Contact, Dialog, HostState, MediaSession, ProcessInfo, Snapshot,
                      overall_status)
@@ -105,7 +105,8 @@ def call_dict(c: Call) -> dict[str, Any]:
     }
 
 
-def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
+def snapshot_dict(snap: Snapshot, plugin_parts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`plugin_parts`: each plugin's own part (its `json_part` hook), under "plugins"."""
     sig, media = snap.signalling, snap.media
     overview: dict[str, Any] = {}
     if sig is not None:
@@ -141,6 +142,7 @@ def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
         "calls": [call_dict(c) for c in snap.calls],
         "errors": list((sig.errors if sig else ()) + (media.errors if media else ())),
         "host": host_dict(snap.host) if snap.host else None,
+        "plugins": {name: _plain(part) for name, part in (plugin_parts or {}).items()},
     }
 
 

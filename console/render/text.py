@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from typing import Sequence
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from ..model import CheckResult, Snapshot, Status, overall_status
+from ..plugins import OverviewSection
 from ..snapshot import relay_version
 from .safe import safe_text
 
@@ -67,8 +69,25 @@ def _num(value) -> str:
     return "?" if value is None else (f"{value:.1f}" if isinstance(value, float) else str(value))
 
 
-def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True) -> Group:
-    """`clip_ids=False` (output that is not a terminal): AoRs and Call-IDs in full, for grep."""
+def render_overview_section(section: OverviewSection) -> Text:
+    """A plugin's Overview block on one line: its title, its status word, its (label, value) pairs;
+    all of it plugin (possibly network) text, so never markup."""
+    line = Text()
+    line.append_text(safe_text(section.title, 60, style="bold"))
+    if section.status is not None:
+        line.append(f" {section.status.value.upper()}", style="bold")
+    for label, value in section.lines:
+        line.append("  ")
+        line.append_text(safe_text(label, 40))
+        line.append(" ")
+        line.append_text(safe_text(value, 80))
+    return line
+
+
+def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
+                    sections: Sequence[OverviewSection] = ()) -> Group:
+    """`clip_ids=False` (output that is not a terminal): AoRs and Call-IDs in full, for grep.
+    `sections`: the plugins' own Overview blocks (their `overview` hook)."""
     id_clip = 40 if clip_ids else 0
     parts: list = []
     src = Table(title="Sources", title_justify="left", expand=False)
@@ -151,6 +170,8 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True) -
         parts.append(t)
         for err in host.errors:
             parts.append(Text("Host: ", style="yellow") + safe_text(err))
+
+    parts.extend(render_overview_section(section) for section in sections)
 
     if snap.calls:
         table = Table(title=f"Calls ({len(snap.calls)})", title_justify="left")

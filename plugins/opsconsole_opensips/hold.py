@@ -1,4 +1,4 @@
-"""How long a whole-table MI read would hold OpenSIPS MI (plugin extra "mi_hold_estimate").
+"""How long a whole-table MI read would hold OpenSIPS MI (MISession.hold_estimate).
 
 `opsconsole mi ul_dump` at 100k contacts on 3.4 holds the single mi_http process for minutes.  The
 size comes from the counters (one cheap `get_statistics`), the time from the curve the live console

@@ -3,8 +3,6 @@
 from console.plugins import Plugin
 
 from .checks import CHECKS
-from .commands import WRITE_METHODS, is_write_method, map_method
-from .hold import estimate_hold
 from .session import MISession
 from .source import OpenSIPSSource
 
@@ -17,6 +15,5 @@ plugin = Plugin(
     name="opensips",
     make_sources=make_sources,
     checks=CHECKS,
-    extras={"mi_session": MISession, "write_methods": WRITE_METHODS, "is_write_method": is_write_method, "map_method": map_method,
-            "mi_hold_estimate": estimate_hold},
+    command_session=MISession,
 )

@@ -63,6 +63,13 @@ class MISession:
             commands = CommandMap(version=self.config.opensips_version or "")
         return await self.client().call(commands.name(method.strip()), params)
 
+    async def hold_estimate(self, method: str, params: Any = None):
+        """How long `method` would hold mi_http when it walks a whole table (hold.HoldEstimate),
+        None when it is not such a read."""
+        from .hold import estimate_hold  # only `opsconsole mi` asks
+
+        return await estimate_hold(self.call, method, params)
+
     async def show_contacts(self, aor: str, table: str = "location") -> tuple:
         """One AoR's contacts (`ul_show_contact`): cheap at any table size, unlike a dump.
         An AoR that is not registered (any more) gives (); other errors are raised."""

@@ -168,7 +168,9 @@ def _sipp_errors(platform: RealPlatform, output: str = "") -> str:
 
 
 def _sipp(platform: RealPlatform, role: str, scenario: str, transport: str, args: list[str]) -> list[str]:
+    # -cp: sipp's control port is UDP 8888 by default, a well-known port the host may use: from the OS.
     return [SIPP, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-t", transport, "-nostdin",
+            "-cp", str(free_port(socket.SOCK_DGRAM)),
             "-trace_err", "-error_file", str(platform.workdir / f"sipp_{role}_err.log"), *args]
 
 
