@@ -196,7 +196,8 @@ def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None, 
         raise UsageError(str(exc)) from None
     config = load_config(overrides | (extra or {}), config_file=getattr(args, "config", None),
                          discover=not getattr(args, "demo", False),
-                         plugin_sections=_plugin_sections(plugins) if plugins is not None else ())
+                         plugin_sections=_plugin_sections(plugins) if plugins is not None else (),
+                         discoverers=plugins.discoverers() if plugins is not None else None)
     for warning in security_warnings(config):
         _err(f"warning: {warning}")
     return config

@@ -344,6 +344,28 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _discoverers() -> list[Any]:
+    from .plugins import load_plugins  # entry points: the core names no plugin
+
+    return load_plugins().discoverers()
+
+
+def _adopt(values: dict[str, Any], taken: set[str], found: Any) -> None:
+    """Take from a discoverer's findings what is neither set explicitly nor found by an earlier
+    discoverer (`taken` holds both, and grows)."""
+    if not taken & {"mi_url", "mi_fifo"}:
+        if found.mi_url:
+            values["mi_url"] = found.mi_url
+            taken.add("mi_url")
+        elif found.mi_fifo:
+            values["mi_fifo"], values["mi_url"] = found.mi_fifo, None
+            taken.add("mi_fifo")
+    for key in ("ng", "cli"):
+        if key not in taken and getattr(found, key):
+            values[key] = getattr(found, key)
+            taken.add(key)
+
+
 def load_config(
     cli_overrides: Mapping[str, Any] | None = None,
     *,
@@ -352,12 +374,15 @@ def load_config(
     discover: bool = True,
     plugin_sections: Iterable[str] | Mapping[str, Any] = (),
     discovery_roots: Mapping[str, Any] | None = None,
+    discoverers: Iterable[Any] | None = None,
 ) -> Config:
     """Build the effective Config.  Raises ConfigError with a readable message.
 
     `plugin_sections`: TOML sections that loaded plugins own: name -> console.plugins.ConfigSection
     (its keys and validator), or bare names (any keys).
-    `discovery_roots` (home, etc_paths, proc_root, processes) go to console.discovery.discover."""
+    `discoverers`: the plugins' `discover` hooks (None: those of the installed plugins), each called
+    with `given` (what was set explicitly, and where) and `discovery_roots` (home, etc_paths,
+    proc_root, processes: tests pass fixture trees); a value one of them found is not replaced."""
     env = os.environ if env is None else env
     owned = dict(plugin_sections) if isinstance(plugin_sections, Mapping) else dict.fromkeys(plugin_sections)
     overrides = {k: v for k, v in (cli_overrides or {}).items() if v is not None}
@@ -388,26 +413,15 @@ def load_config(
     # Discovery fills only what nobody set explicitly.
     explicit = set(values)
     if discover and not ({"mi_url", "mi_fifo"} <= explicit and {"ng", "cli"} <= explicit):
-        try:
-            from .discovery import discover as run_discovery
-
-            given = {key: (values[key], origins[key]) for key in ("mi_url", "mi_fifo", "ng", "cli") if key in values}
-            found = run_discovery(given=given, **(discovery_roots or {}))
-        except Exception as exc:  # discovery is best effort, never fatal
-            notes.append(f"discovery failed: {type(exc).__name__}: {exc}")
-        else:
+        given = {key: (values[key], origins[key]) for key in ("mi_url", "mi_fifo", "ng", "cli") if key in values}
+        for run_discovery in _discoverers() if discoverers is None else discoverers:
+            try:
+                found = run_discovery(given=given, **(discovery_roots or {}))
+            except Exception as exc:  # discovery is best effort, never fatal
+                notes.append(f"discovery failed: {type(exc).__name__}: {exc}")
+                continue
             notes.extend(found.notes)
-            if not explicit & {"mi_url", "mi_fifo"}:
-                if found.mi_url:
-                    values["mi_url"] = found.mi_url
-                elif found.mi_fifo:
-                    values["mi_fifo"] = found.mi_fifo
-                    values["mi_url"] = None
-            for key in ("ng", "cli"):
-                if key not in explicit and getattr(found, key):
-                    values[key] = getattr(found, key)
-            if found.port_range and "port_range" not in values:
-                pass  # the rtpengine plugin reads the range from the daemon itself
+            _adopt(values, explicit, found)  # explicit grows with what is found
     if "mi_fifo" in overrides and "mi_url" not in overrides:
         values["mi_url"] = None  # --mi-fifo alone means: talk over the FIFO
 

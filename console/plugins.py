@@ -7,7 +7,7 @@ group.  It plugs in through typed hooks (all optional):
                            part of its own: `Snapshot.parts[source.name]`)
 - `checks`                 diagnose checks (pure functions of a snapshot)
 - `command_session(config, source=…)`  an MI-like command session (`opsconsole mi`, the MI screen)
-- `discover(context)`      what it finds on this host (config values with where they came from)
+- `discover(given=…, …)`   what it finds on this host (addresses, with notes on where)
 - `config_sections`        the TOML sections it owns (validated by the core like its own)
 - `json_part(snapshot)`    its part of `snapshot --json` (under "plugins": {name: part})
 - `overview(snapshot)`     its section of the Overview (TUI and `snapshot` text)
@@ -25,13 +25,12 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping, Protocol, Union
+from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol, Union
 
 from .model import CheckResult, HostState, MediaState, SignallingState, Snapshot, Status
 
-if TYPE_CHECKING:
-    from .config import Config
-
+# "Config" in annotations is console.config.Config; not imported: the config module asks this one
+# for the plugins' discoverers.
 ENTRY_POINT_GROUP = "opsconsole.plugins"
 
 SourceKind = Literal["signalling", "media", "host", "part"]
@@ -125,14 +124,17 @@ class OverviewSection:
 
 
 @dataclass(frozen=True)
-class DiscoveryContext:
-    """What discovery may read: the proc root, the home directory and /etc (tests pass fixture
-    trees) and what the user already set (a value given is not discovered again)."""
+class Discovered:
+    """What a plugin's `discover` hook found on this host.  The hook is called as
+    `discover(given=..., home=..., etc_paths=..., proc_root=..., processes=...)` (roots that tests
+    replace; `given`: what the operator set explicitly, {key: (value, where)}) and never raises."""
 
-    proc_root: str = "/proc"
-    home: str | None = None
-    etc: str = "/etc"
-    given: frozenset[str] = frozenset()
+    mi_url: str | None = None
+    mi_fifo: str | None = None
+    ng: tuple[str, int] | None = None
+    cli: tuple[str, int] | None = None
+    port_range: tuple[int, int] | None = None
+    notes: tuple[str, ...] = ()  # "ng 127.0.0.1:60000 (rtpengine pid 123 --listen-ng)"
 
 
 class CommandSession(Protocol):
@@ -153,7 +155,7 @@ class Plugin:
     make_sources: Callable[["Config"], list[Source]] = lambda config: []
     checks: tuple[CheckSpec, ...] = ()
     command_session: Callable[..., CommandSession] | None = None
-    discover: Callable[[DiscoveryContext], Any] | None = None
+    discover: Callable[..., Discovered] | None = None
     config_sections: tuple[ConfigSection, ...] = ()
     json_part: Callable[[Snapshot], Mapping[str, Any] | None] | None = None
     overview: Callable[[Snapshot], OverviewSection | None] | None = None
@@ -186,6 +188,9 @@ class LoadedPlugins:
     def command_session(self) -> tuple[Plugin, Callable[..., CommandSession]] | None:
         """The first plugin offering a command session (OpenSIPS's MI today)."""
         return next(((p, p.command_session) for p in self.plugins if p.command_session is not None), None)
+
+    def discoverers(self) -> list[Callable[..., Discovered]]:
+        return [p.discover for p in self.plugins if p.discover is not None]
 
     def platform(self, name: str) -> Callable[..., Any] | None:
         return next((p.platforms[name] for p in self.plugins if name in p.platforms), None)

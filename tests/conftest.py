@@ -29,8 +29,8 @@ def no_host_discovery(tmp_path_factory, monkeypatch):
     /etc candidates point into it, OPSCONSOLE_* variables are gone.  A test about discovery passes
     its fixture trees (discover(proc_root=..., home=...), HostSource(finder=...)); a test about a
     real daemon it started passes proc_root="/proc" and looks only at its own pid."""
-    from console import config, discovery
-    from opsconsole_host import procfs
+    from console import config
+    from opsconsole_host import discovery, procfs
 
     root = tmp_path_factory.mktemp("isolated")
     (root / "proc" / "net").mkdir(parents=True)

@@ -9,7 +9,8 @@ import pytest
 
 from console.cli import main
 from console.config import load_config
-from console.discovery import Discovered, discover
+from console.plugins import Discovered
+from opsconsole_host.discovery import discover
 from console.model import ProcessInfo
 from opsconsole_host import processes as P
 from opsconsole_host import procfs

@@ -2,6 +2,7 @@
 from console.plugins import Plugin
 
 from .checks import CHECKS
+from .discovery import discover
 from .source import HostSource
 
-plugin = Plugin(name="host", make_sources=lambda cfg: [HostSource(cfg)], checks=CHECKS)
+plugin = Plugin(name="host", make_sources=lambda cfg: [HostSource(cfg)], checks=CHECKS, discover=discover)

@@ -10,6 +10,7 @@ in the text report).  An address given explicitly (command
 line, environment, config file) is never reported as "not used".
 Best effort and fast: it never raises and never talks to the network.
 
+The host plugin offers it as its `discover` hook (console.plugins): the core reads no process table.
 Everything it reads has a root that tests replace: `home` (~/.opensips-cli.cfg), `etc_paths`
 (/etc candidates), `proc_root` (the process scan) or `processes` (the scan's result).
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .config import without_userinfo
+from console.plugins import Discovered
+from console.redact import without_userinfo
 
 OPENSIPS_CLI_ETC = (Path("/etc/opensips-cli.cfg"), Path("/etc/opensips/opensips-cli.cfg"))
 OPENSIPS_CLI_DEFAULTS = {
@@ -32,16 +34,6 @@ OPENSIPS_CLI_DEFAULTS = {
 OPENSIPS_SYSTEM_CFG = "/etc/opensips/opensips.cfg"
 # Which option chooses each target, for "choose another with ...".
 OPTION = {"mi": "--mi-url", "ng": "--ng", "cli": "--cli"}
-
-
-@dataclass(frozen=True)
-class Discovered:
-    mi_url: str | None = None
-    mi_fifo: str | None = None
-    ng: tuple[str, int] | None = None
-    cli: tuple[str, int] | None = None
-    port_range: tuple[int, int] | None = None
-    notes: tuple[str, ...] = ()  # "ng 127.0.0.1:60000 (rtpengine pid 123 --listen-ng)"
 
 
 @dataclass
@@ -212,7 +204,7 @@ def _fmt(value: Any) -> str:
 
 def _scan_processes(found: _Found, proc_root: str | Path | None) -> list[Any]:
     try:
-        from opsconsole_host.processes import find_daemons
+        from .processes import find_daemons
     except ImportError as exc:
         found.notes.append(f"process discovery unavailable: {exc}")
         return []
@@ -238,7 +230,7 @@ def _trusted(proc: Any, who: str, found: _Found) -> bool:
 
 def _named_by_opensips(address: tuple[str, int], opensips: list[Any]) -> str:
     """Why this relay is the one OpenSIPS uses: an rtpengine_sock of a running OpenSIPS names it."""
-    from opsconsole_host.processes import ng_address
+    from .processes import ng_address
 
     for proc in opensips:
         if proc.error or proc.suspect or not isinstance(proc.settings, dict):
@@ -250,7 +242,7 @@ def _named_by_opensips(address: tuple[str, int], opensips: list[Any]) -> str:
 
 
 def _from_rtpengine(proc: Any, opensips: list[Any], found: _Found) -> None:
-    from opsconsole_host.processes import ng_address
+    from .processes import ng_address
 
     who = f"rtpengine pid {proc.pid}"
     if not _trusted(proc, who, found):
