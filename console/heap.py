@@ -1,4 +1,9 @@
-"""Process heap housekeeping shared by the data path and the UI."""
+"""The console's memory policy, in one place: the only module that touches the cyclic GC.
+
+Only the live session (console/live.py) applies it, for a process that is the console: library
+and plugin code never switch the collector, so a one-shot command, a test or an embedding
+application keeps the GC it has.  `release_free_heap` is not about the GC: any code that just
+dropped a big list may hand its pages back to the OS."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ def release_free_heap() -> None:
         pass
 
 
-class FrozenHeap:
+class HeapPolicy:
     """The cyclic GC schedule of a long-running console.
 
     CPython runs a full collection whenever a quarter more objects than at the last one have
@@ -62,3 +67,6 @@ class FrozenHeap:
         gc.freeze()
         self.swept_at = self.clock()
         self.sweeps += 1
+
+
+FrozenHeap = HeapPolicy  # the name it had

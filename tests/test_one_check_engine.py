@@ -14,7 +14,7 @@ from console.model import Dialog, MediaSession, MediaState, SignallingState, Sna
 from console.plugins import CheckContext, CollectOptions
 from console.service import ConsoleService
 from console.ui.app import create_app
-from console.ui.state import LiveState
+from console.live_state import LiveState
 from opsconsole_opensips import checks as opensips_checks
 from opsconsole_rtpengine import checks as rtpengine_checks
 

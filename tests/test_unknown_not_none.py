@@ -13,8 +13,8 @@ from console.plugins import CollectOptions
 from console.render.jsonout import snapshot_dict
 from console.render.text import render_snapshot
 from console.snapshot import join_calls
-from console.ui.panes import call_mark, call_sections
-from console.ui.state import LiveState
+from console.ui.calls import call_mark, call_sections
+from console.live_state import LiveState
 
 NOW = 1_800_000_000.0
 CALLIDS = [f"call-{n}" for n in range(9)]

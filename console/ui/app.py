@@ -1,11 +1,10 @@
 """The Textual application: one factory, `create_app`, for the CLI and the tests.
 
-Polling runs in an exclusive worker; the next poll is scheduled only after
-the previous one finished, so polls never overlap however slow a source is.
-Heavy lists (contacts, dialogs with SDPs, per-session media detail) are
-fetched every poll only while their screen is visible, otherwise on the
-slower `config.heavy_interval` cadence; the cheap counters keep the header
-and the overview live.
+The app renders and forwards: the live session (console/live.py, headless) decides what each
+poll fetches, never overlaps two polls, merges, joins, runs the checks and prepares the contact
+index; the app tells it what is on screen (`Interest`), starts a poll in a worker when the
+session's interval is up (or a key asks for one), and renders each published `LiveView`.  The
+screens post messages up (console/ui/messages.py); the app sets attributes and calls methods down.
 
 Rendering rate: Textual repaints at most `TEXTUAL_FPS` frames per second
 (default 60).  Over a slow SSH link at 3 a.m. set e.g. `TEXTUAL_FPS=10` in
@@ -26,44 +25,29 @@ from typing import Any, Callable, Iterable
 
 from rich.text import Text
 from textual import work
-from textual.css.query import NoMatches
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.suggester import SuggestFromList
-from textual.widgets import ContentSwitcher, Input
+from textual.widgets import ContentSwitcher
 
 from console.errors import OpsError
-from console.heap import FrozenHeap
-from console.model import Snapshot, SourceStatus
+from console.heap import HeapPolicy
+from console.live import DEFAULT_SELECTION, Interest, LiveSession, describe
+from console.live_state import LiveView
 from console.plugins import CollectOptions
+from console.views import parse_mi_command
 
-from .header import StatusHeader
+from . import messages
+from .header import HeaderFacts, StatusHeader
 from .keybar import KeyBar
-from .panes import CallsPane, ChecksPane, MediaPane, MiPane, OverviewPane, Pane, RegistrationsPane
+from .mi_screen import MiPane
+from .panes import PANE_TITLES, PANES
+from .registrations import aor_sections
+from .rows import Pane
 from .safe import safe_text
 from .screens import ConfirmScreen, DetailScreen, HelpScreen
-from .state import LiveState
 
-PANES: tuple[tuple[str, str, type[Pane]], ...] = (
-    ("1", "overview", OverviewPane),
-    ("2", "registrations", RegistrationsPane),
-    ("3", "calls", CallsPane),
-    ("4", "media", MediaPane),
-    ("5", "checks", ChecksPane),
-    ("6", "mi", MiPane),
-)
-PANE_TITLES = {"overview": "Overview", "registrations": "Regs", "calls": "Calls", "media": "Media",
-               "checks": "Checks", "mi": "MI"}
-
-PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
-# new contacts in one list that make it worth a full collection and handing freed heap back at once
-# (a full sync at 100k); smaller changes are left to FrozenHeap's periodic sweep
-CALM_AFTER_NEW = 50_000
-OFFSCREEN_INDEX_EVERY = 300.0  # s: a big list's index while the Registrations screen is not shown
-# Budget of per-session ng queries (one per call on screen, decoded here): a 40-row screen's
-# ports and packet counters every ~3 s (the age is shown when older than the last poll).
-DETAIL_QUERIES_PER_S = 15
 TICK_CHECK = 0.5  # s between "is a poll late?" checks (cheap when it is not)
 TICK_STEADY, TICK_LATE = 2.0, 0.5  # ages repaint when nothing did for min(interval, 2 s) + 0.5 s
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
@@ -88,31 +72,19 @@ class OpsConsoleApp(App[None]):
     def __init__(self, service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,
                  allow_write: bool = False) -> None:
         super().__init__()
-        self.service = service
-        self.interval = max(0.1, float(interval))
+        self.service = service  # for MI commands and one AoR's contacts; the session polls it
+        self.session = LiveSession(service, interval=interval, clock=clock)
         self.clock = clock
         self.allow_write = allow_write
-        self.state = LiveState()
-        self.paused = False
-        self.polling = False
-        self.checks_running = False
-        self.checks_requested = False  # the operator pressed r: the next poll runs the checks
         self.current = "overview"
-        self.poll_count = 0
-        self.heap = FrozenHeap()  # see console/heap.py: what survives a poll is frozen
-        self.last_options: CollectOptions | None = None
-        self.full_sync_requested = False  # the operator pressed S: one full ul_dump on the next poll
+        self.mi_commands: list[str] = []
+        self._selection = DEFAULT_SELECTION  # the contact list's (filter, transport, sort, reverse)
+        self._checks_error = ""  # the last checks failure notified
         self._rendered_at = float("-inf")  # last repaint of the header and the visible pane
-        self._prepared: Any = None  # the contact index last prepared off the key path
-        self._prepared_at = 0.0  # when (our clock)
-        self._prepared_as_of: float | None = None  # its list's contacts_as_of (its countdowns count from it)
         self._poll_timer = None
         self._parent_pid = os.getppid()
         self._hard_exit: threading.Timer | None = None
-        config = getattr(service, "config", None)
-        self.heavy_interval = float(getattr(config, "heavy_interval", 30.0) or 30.0)
-        self.full_sync_max = int(getattr(config, "full_sync_max", 10_000) or 10_000)
-        self.target = self._describe_target(config)
+        self.target = self._describe_target(getattr(service, "config", None))
 
     @staticmethod
     def _describe_target(config: Any) -> str:
@@ -133,6 +105,54 @@ class OpsConsoleApp(App[None]):
     def now(self) -> float:
         return self.clock()
 
+    # ------------------------------------------------------------------ the session, as seen from here
+
+    @property
+    def state(self) -> LiveView:
+        """What the screens show: the session's last published view (its flags as of now)."""
+        return self.session.current_view()
+
+    @property
+    def interval(self) -> float:
+        return self.session.interval
+
+    @property
+    def heavy_interval(self) -> float:
+        return self.session.heavy_interval
+
+    @property
+    def poll_count(self) -> int:
+        return self.session.polls
+
+    @property
+    def polling(self) -> bool:
+        return self.session.polling
+
+    @property
+    def paused(self) -> bool:
+        return self.session.paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        self.session.pause() if paused else self.session.resume()
+
+    def interest(self) -> Interest:
+        """What is on screen now, for the session: the screen, its rows' Call-IDs, the list's selection."""
+        return Interest(screen=self.current, detail_callids=self._detail_keys(), selection=self._selection)
+
+    def collect_options(self) -> CollectOptions:
+        """What a poll started now would ask the sources for."""
+        self.session.set_interest(self.interest())
+        return self.session.collect_options()
+
+    def _detail_keys(self) -> frozenset[str] | None:
+        """The Call-IDs the visible pane shows in detail (rows scrolled into view get theirs
+        at the next poll; until then they keep their last details)."""
+        try:
+            return self.pane().detail_keys()
+        except NoMatches:
+            return None  # the pane is still being composed
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
@@ -143,9 +163,10 @@ class OpsConsoleApp(App[None]):
         yield KeyBar()  # not Footer: it recomposes a widget per key on every focus change
 
     def on_mount(self) -> None:
-        self.main_screen.query_one(StatusHeader).show(self)
+        self.main_screen.query_one(StatusHeader).show(self._header_facts())
         self.set_interval(TICK_CHECK, self._tick)
-        if not self.is_headless:
+        if not self.is_headless:  # tests share their process: its heap is not ours to manage
+            self.session.heap = HeapPolicy()
             self._install_terminal_watch()
         self.call_after_refresh(self._focus_pane)
         self.poll_now()
@@ -161,56 +182,10 @@ class OpsConsoleApp(App[None]):
     def _focus_pane(self) -> None:
         self.pane().focus_main()
 
+    def _header_facts(self) -> HeaderFacts:
+        return HeaderFacts(self.session.current_view(), self.now(), self.target)
+
     # ------------------------------------------------------------------ polling
-
-    def collect_options(self) -> CollectOptions:
-        """Heavy lists only for the visible screen, else on the slow cadence."""
-        now = self.now()
-
-        def due(at: float | None) -> bool:
-            return at is None or now - at >= self.heavy_interval
-
-        # A poll that feeds the checks brings every list diagnose has: the checks then compare
-        # lists of one moment (an older dialog list against current sessions gives false orphans).
-        checks_due = self.checks_due()
-        contacts = self.current == "registrations" or due(self.state.contacts_at) or checks_due
-        dialogs = self.current in ("calls", "media") or due(self.state.dialogs_at) or checks_due
-        # One ng query per media session shown (the rows on screen): the others keep their last
-        # details (LiveState) and the session list stays live.  Should that still be many
-        # sessions, fewer rounds (RTPengine's load and ours).
-        wanted = self._detail_keys()
-        sessions = len(wanted) if wanted is not None else (len(self.state.media.sessions) if self.state.media is not None else 0)
-        details_every, details_at = sessions / DETAIL_QUERIES_PER_S, self.state.details_at
-        details = self.current in ("calls", "media") and (details_every <= self.interval or details_at is None or now - details_at >= details_every)
-        force = self.full_sync_requested
-        self.full_sync_requested = False
-        # Host facts (daemons, modules, kernel log) feed only the checks: read them for those polls.
-        # live: between full syncs the sources keep lists current from events, not dumps.
-        return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=details,
-                              media_detail_callids=wanted if details else None,
-                              dialog_detail_callids=(wanted or frozenset()) if self.current == "calls" else frozenset(),
-                              host_facts=checks_due,
-                              full_sync_max=self.full_sync_max, force_full_sync=force, live=True)
-
-    def checks_due(self) -> bool:
-        """The checks run with this poll: first poll, the heavy cadence, or the operator's `r`."""
-        at = self.state.checks_at
-        return self.checks_requested or at is None or self.now() - at >= self.heavy_interval
-
-    def _detail_keys(self) -> frozenset[str] | None:
-        """The Call-IDs the visible pane shows in detail (rows scrolled into view get theirs
-        at the next poll; until then they keep their last details)."""
-        try:
-            return self.pane().detail_keys()
-        except NoMatches:
-            return None  # the pane is still being composed
-
-    def action_full_sync(self) -> None:
-        """A full ul_dump holds OpenSIPS MI (quadratic in contacts): only when the operator asks."""
-        self.full_sync_requested = True
-        self.notify("full sync requested: OpenSIPS MI is busy while the contact list is dumped", markup=False)
-        if not self.polling:
-            self.poll_now()
 
     def poll_now(self) -> None:
         if self._poll_timer is not None:
@@ -220,93 +195,45 @@ class OpsConsoleApp(App[None]):
 
     @work(exclusive=True, group="poll")
     async def _poll(self) -> None:
-        options = self.collect_options()
-        self.last_options = options
-        self.polling = True
-        try:
-            snapshot = await self.service.snapshot(options)
-        except Exception as exc:  # the service turns failures into data; this is the last guard
-            snapshot = Snapshot(collected_at=self.now(),
-                                sources={"console": SourceStatus("console", False, f"poll failed: {_describe(exc)}")})
-        self.state.apply(snapshot, options)
-        self.poll_count += 1
-        if self._index_due() and (self.current == "registrations" or self._prepared is None
-                                  or self.now() - self._prepared_at >= OFFSCREEN_INDEX_EVERY):
-            # For the screen that shows it; elsewhere only now and then: a live list's index rebuilt
-            # at every contacts refresh for nobody cost ~0.3 % of a core at 10k contacts.  The
-            # switch to the screen shows the last one at once and asks for a fresh one (action_show).
-            index = self._prepared = self.state.contact_index()  # an unchanged list keeps its index
-            self._prepared_at, self._prepared_as_of = self.now(), self.state.contacts_as_of
-            # What the Registrations screen shows of a big list: built off the key path.
-            await asyncio.to_thread(index.prepare, *self.pane("registrations").selection_query)
-            if index.new_contacts >= CALM_AFTER_NEW:
-                self.heap.settle()  # only after a big list arrived: a full collection costs ~100 ms at 100k
-        if self.checks_due():
-            await self._run_checks()
-        self.polling = False
+        self.session.set_interest(self.interest())
+        view = await self.session.poll_once()
+        if self.session.checks_error and self.session.checks_error != self._checks_error:
+            self.notify(self.session.checks_error, severity="error", markup=False)
+        self._checks_error = self.session.checks_error
         self.render_all()
-        if not self.is_headless:  # tests share their process: its heap is not ours to freeze
-            self.heap.after_poll()
-        if not self.paused:
-            self._poll_timer = self.set_timer(self.interval, self._poll)
-
-    async def _run_checks(self) -> None:
-        """The diagnose checks on the merged state (LiveState.check_snapshot): the same checks on
-        the same complete inputs as `opsconsole diagnose`, not on the latest poll alone (which, in
-        live mode, lacks the lists fetched on their own cadence)."""
-        snapshot = self.state.check_snapshot()
-        if snapshot is None:
-            return
-        self.checks_requested = False
-        self.checks_running = True
-        try:
-            self.state.checks = list(await self.service.checks(snapshot))
-        except Exception as exc:
-            self.notify(f"checks failed: {_describe(exc)}", severity="error", markup=False)
-        else:
-            self.state.checks_at = self.now()
-        finally:
-            self.checks_running = False
-
-    def rerun_checks(self) -> None:
-        """`r`: a poll that brings every list, then the checks on it (as diagnose collects)."""
-        if self.state.latest is None:
-            self.notify("no data yet: wait for the first poll", markup=False)
-            return
-        self.checks_requested = True
-        self.checks_running = True
-        self.render_all()
-        if not self.polling:
-            self.poll_now()
+        if not self.session.paused:
+            self._poll_timer = self.set_timer(view.interval, self._poll)
 
     def render_all(self) -> None:
         """Header always; only the visible pane (hidden ones render when shown)."""
-        if self._exit:
+        if self.return_code is not None:  # exit() was called (public: App.return_code)
             return  # a poll finishing while the app closes: the widgets are being removed
+        facts = self._header_facts()
         with self.batch_update():
             for screen in self.screen_stack:  # the main screen's header and a detail pane's
                 for header in screen.query(StatusHeader):
-                    header.show(self)
+                    header.show(facts)
                 if isinstance(screen, DetailScreen):  # a detail follows its row (or says it is gone)
-                    screen.refresh_live(self.state, self.now())
-            self.pane().refresh_view(self.state, self.now())
-        self._rendered_at = self.now()
+                    screen.refresh_live(facts.view, facts.now)
+            self.pane().refresh_view(facts.view, facts.now)
+        self._rendered_at = facts.now
 
     def _tick(self) -> None:
         """Ages and countdowns move when a poll is late (a slow or dead source): header + what is on
         screen.  While polls come on time each one repaints; a tick between two of them would repaint
         every visible age a second time (most of the console's CPU on a 1000-call screen)."""
-        if self._exit:
+        if self.return_code is not None:  # exit() was called (public: App.return_code)
             return
         if self.now() - self._rendered_at < min(self.interval, TICK_STEADY) + TICK_LATE:
             return
-        self._rendered_at = self.now()
+        facts = self._header_facts()
+        self._rendered_at = facts.now
         with self.batch_update():
             for screen in self.screen_stack:
                 for header in screen.query(StatusHeader):
-                    header.show(self)
+                    header.show(facts)
             try:
-                self.pane().tick(self.state, self.now())
+                self.pane().tick(facts.view, facts.now)
             except NoMatches:
                 pass  # the pane is still being composed (screen just switched): nothing to age yet
 
@@ -326,33 +253,41 @@ class OpsConsoleApp(App[None]):
         previous = self.current
         self.current = name
         self.main_screen.query_one(ContentSwitcher).current = name
-        if name == "registrations" and self._index_due() and self._prepared is not None and not self.paused:
-            # A big list's new index is built by the poll below, in a thread, not on this key;
-            # meanwhile the last prepared list (one contacts refresh older), counting down from its own moment.
-            now = self.now()
-            elapsed = now - self._prepared_as_of if self._prepared_as_of is not None else 0.0
-            self.pane().refresh_view(self.state, now, index=self._prepared, elapsed=elapsed)
-        else:
-            self.pane().refresh_view(self.state, self.now())
+        # The last view at once (a big contact list: its last prepared index, counting down from
+        # its own moment); the poll below brings this screen's lists.
+        self.pane().refresh_view(self.session.current_view(), self.now())
         self.pane().focus_main()
         if name == "mi":
             self._load_mi_commands()
         # A screen with heavy data asks for it now, not at the next tick.
-        if previous != name and name in ("registrations", "calls", "media") and not self.paused:
+        if previous != name and name in ("registrations", "calls", "media") and not self.session.paused:
             self.poll_now()
 
-    def _index_due(self) -> bool:
-        """The Registrations screen's index of a big list is not built for the current list yet."""
-        contacts = self.state.contacts or ()
-        return len(contacts) >= PREPARE_IN_THREAD and (self._prepared is None or self._prepared.contacts is not contacts)
+    def action_full_sync(self) -> None:
+        """A full ul_dump holds OpenSIPS MI (quadratic in contacts): only when the operator asks."""
+        self.session.request_full_sync()
+        self.notify("full sync requested: OpenSIPS MI is busy while the contact list is dumped", markup=False)
+        if not self.session.polling:
+            self.poll_now()
+
+    def rerun_checks(self) -> None:
+        """`r`: a poll that brings every list, then the checks on it (as diagnose collects)."""
+        if not self.session.request_checks():
+            self.notify("no data yet: wait for the first poll", markup=False)
+            return
+        self.render_all()
+        if not self.session.polling:
+            self.poll_now()
 
     def action_toggle_pause(self) -> None:
-        self.paused = not self.paused
-        if self.paused and self._poll_timer is not None:
-            self._poll_timer.stop()
-            self._poll_timer = None
-        if not self.paused:
+        if self.session.paused:
+            self.session.resume()
             self.poll_now()
+        else:
+            self.session.pause()
+            if self._poll_timer is not None:
+                self._poll_timer.stop()
+                self._poll_timer = None
         self.render_all()
 
     def action_help(self) -> None:
@@ -373,22 +308,47 @@ class OpsConsoleApp(App[None]):
         yield SystemCommand("Full contact sync", "S: one ul_dump now (holds OpenSIPS MI while it runs)",
                             self.action_full_sync)
 
+    # ------------------------------------------------------------------ what the screens ask
+
+    def on_back(self, _message: messages.Back) -> None:
+        self.action_back()
+
+    def on_rerun_checks(self, _message: messages.RerunChecks) -> None:
+        self.rerun_checks()
+
+    def on_mi_submitted(self, message: messages.MiSubmitted) -> None:
+        self.submit_mi(message.line)
+
+    def on_selection_changed(self, message: messages.SelectionChanged) -> None:
+        self._selection = message.selection
+        self.session.set_interest(self.interest())
+
+    def on_detail_requested(self, message: messages.DetailRequested) -> None:
+        self.push_screen(DetailScreen(message.title, message.sections, loader=message.loader, live=message.live,
+                                      header=self._header_facts()))
+
+    def on_aor_detail_requested(self, message: messages.AorDetailRequested) -> None:
+        aor, service = message.aor, self.service
+        waiting = [("Contacts", Text.assemble("asking OpenSIPS: ul_show_contact ", safe_text(aor, 80), " …"))]
+        self.push_screen(DetailScreen(f"AoR {safe_text(aor, 80).plain}", waiting,
+                                      loader=lambda: aor_sections(service, aor), header=self._header_facts()))
+
     # ------------------------------------------------------------------ MI
 
     def _load_mi_commands(self) -> None:
         names: list[str] = []
+        pane = self.main_screen.query_one(MiPane)
         try:
             names = list(self.service.mi_commands())
         except Exception as exc:
-            self.main_screen.query_one(MiPane).show_status(Text(f"command list unavailable: {_describe(exc)}"))
-        if not names and self.state.signalling is not None:
-            names = list(self.state.signalling.commands)
-        self.main_screen.query_one("#mi-input", Input).suggester = SuggestFromList(sorted(set(names)), case_sensitive=False)
+            pane.show_status(Text(f"command list unavailable: {_describe(exc)}"))
+        signalling = self.session.view.signalling
+        if not names and signalling is not None:
+            names = list(signalling.commands)
+        pane.set_commands(names)
         self.mi_commands = names
 
     def submit_mi(self, line: str) -> None:
-        from .views import parse_mi_command
-
         pane = self.main_screen.query_one(MiPane)
         try:
             method, params = parse_mi_command(line)
@@ -483,8 +443,7 @@ def terminal_gone(parent_pid: int, streams: Iterable[Any] | None = None) -> bool
     return False
 
 
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
+_describe = describe
 
 
 def create_app(service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,

@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from rich.text import Text
 from textual.widgets import Static
 
+from console.live_state import LiveView
 from console.model import SourceStatus
 
 from . import format as fmt
 from .safe import safe_text, show_text
 
-if TYPE_CHECKING:
-    from .app import OpsConsoleApp
+
+class HeaderFacts(NamedTuple):
+    """What the header shows: the live session's view, the time now, the target's name."""
+
+    view: LiveView
+    now: float
+    target: str
 
 
 class StatusHeader(Static):
     """Target, age of the last good poll, and each source's state (OK/FAIL + reason)."""
 
-    def show(self, app: "OpsConsoleApp") -> None:
-        state, now = app.state, app.now()
+    def show(self, facts: HeaderFacts) -> None:
+        state, now = facts.view, facts.now
         out = Text(end="", no_wrap=False)
         out.append("opsconsole ", style="bold")
-        out.append(safe_text(app.target, 60))
+        out.append(safe_text(facts.target, 60))
         out.append("  ")
         last = state.last_good_poll()
         out.append(f"updated {fmt.age(None if last is None else now - last)}")
-        if app.paused:
+        if state.paused:
             out.append("  PAUSED (p)", style="bold reverse")
-        elif app.polling:
+        elif state.polling:
             out.append("  polling…", style="dim")
         mode = fmt.contacts_mode_word(state.contacts_mode)
         if mode.plain:  # never let a partial contact list pass for the whole one

@@ -12,23 +12,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
 
-from .header import StatusHeader
+from .format import GONE, LiveSections, Section, _Gone  # noqa: F401  (GONE: re-exported)
+from .header import HeaderFacts, StatusHeader
 
-Section = tuple[str, Text]
 SectionLoader = Callable[[], Awaitable[list[Section]]]
-
-
-class _Gone:
-    """What a live detail's sections function returns when its row vanished."""
-
-    def __repr__(self) -> str:
-        return "GONE"
-
-
-GONE = _Gone()
-# (live state, now) -> the row's sections now; GONE when the row vanished; None when unknown
-# (its list is not available): the detail then keeps what it shows, without a verdict.
-LiveSections = Callable[[Any, float], "list[Section] | _Gone | None"]
 KEYS_HINT = "   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit"
 
 
@@ -44,9 +31,11 @@ class DetailScreen(Screen[None]):
     BINDINGS = [Binding("escape", "dismiss_detail", "Back")]
 
     def __init__(self, title: str, sections: list[Section], loader: SectionLoader | None = None,
-                 live: LiveSections | None = None) -> None:
-        """`loader`, when given, fetches the real sections (shown in place of `sections` once there)."""
+                 live: LiveSections | None = None, header: HeaderFacts | None = None) -> None:
+        """`loader`, when given, fetches the real sections (shown in place of `sections` once there);
+        `header`: what the status header shows until the next poll."""
         super().__init__()
+        self.header = header
         self.detail_title = title
         self.sections = sections
         self.loader = loader
@@ -69,7 +58,7 @@ class DetailScreen(Screen[None]):
         return out
 
     def refresh_live(self, state: Any, now: float) -> None:
-        """Called by the app after each poll: the row's current content, or the gone notice."""
+        """Called by the app after each poll (state: the LiveView): the row's current content, or the gone notice."""
         if self.live is None or not self.is_mounted:
             return
         sections = self.live(state, now)
@@ -107,7 +96,8 @@ class DetailScreen(Screen[None]):
         return widgets
 
     def on_mount(self) -> None:
-        self.query_one(StatusHeader).show(self.app)  # type: ignore[arg-type]
+        if self.header is not None:
+            self.query_one(StatusHeader).show(self.header)
         self.query_one("#detail-body").focus()
         if self.loader is not None:
             self.run_worker(self._load(self.loader), exclusive=True, group="detail")
@@ -121,18 +111,6 @@ class DetailScreen(Screen[None]):
 
     def action_dismiss_detail(self) -> None:
         self.dismiss(None)
-
-
-def field_lines(fields: list[tuple[str, Text | str]]) -> Text:
-    """'name: value' lines; values must already be safe Text for untrusted data."""
-    out = Text(end="")
-    width = max((len(name) for name, _ in fields), default=0)
-    for number, (name, value) in enumerate(fields):
-        if number:
-            out.append("\n")
-        out.append(f"{name:<{width}}  ", style="bold")
-        out.append(value if isinstance(value, Text) else Text(str(value)))
-    return out
 
 
 HELP_KEYS = [

@@ -141,7 +141,7 @@ async def test_help_lists_full_sync(clock):
 
 def test_polls_without_details_keep_the_last_ports():
     from console.plugins import CollectOptions
-    from console.ui.state import LiveState
+    from console.live_state import LiveState
 
     snap = lab_snapshot()
     state = LiveState()
@@ -167,7 +167,7 @@ def many_sessions_service(count: int = 1000) -> FakeService:
 
 @pytest.mark.parametrize("key, table_id", [("3", "#calls-table"), ("4", "#sessions")])
 async def test_details_are_asked_only_for_the_sessions_on_screen(clock, key, table_id):
-    from console.ui.panes import DETAIL_MARGIN
+    from console.ui.rows import DETAIL_MARGIN
 
     app = OpsConsoleApp(many_sessions_service(), interval=2.0, clock=clock)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -201,7 +201,7 @@ async def test_details_are_asked_only_for_the_sessions_on_screen(clock, key, tab
 
 def test_a_ringing_call_sorts_by_its_offer_not_at_the_top():
     from console.model import Call, Dialog, MediaSession
-    from console.ui.panes import call_order
+    from console.ui.calls import call_order
 
     answered = Call("a", Dialog(id="1", callid="a", start=1000))
     ringing = Call("r", Dialog(id="2", callid="r", start=0), MediaSession("r", created=1500))
@@ -229,7 +229,7 @@ async def test_off_screen_ages_wait_until_scrolled_into_view(clock):
 
 
 def test_row_cells_are_reused_for_unchanged_items():
-    from console.ui.panes import RowCells
+    from console.ui.rows import RowCells
 
     built: list[str] = []
 
@@ -249,7 +249,7 @@ def test_row_cells_are_reused_for_unchanged_items():
 
 def test_codecs_and_packets_cells():
     from console.model import Media, MediaLeg, MediaStream
-    from console.ui.panes import legs_codecs, legs_packets
+    from console.ui.format import legs_codecs, legs_packets
 
     def leg(codec: str, packets: int, errors: int) -> MediaLeg:
         return MediaLeg(tag=codec, medias=(Media(codec=codec, streams=(MediaStream(packets=packets, errors=errors),)),))
@@ -267,7 +267,7 @@ def test_a_call_keeps_its_place_when_answered():
     """Answering gives the dialog a start later than its offer: the row must not move (a moving
     row slides under the cursor, and reorders the whole table on every poll)."""
     from console.model import Call, Dialog, MediaSession
-    from console.ui.panes import call_order
+    from console.ui.calls import call_order
 
     older = Call("x", Dialog(id="9", callid="x", start=1400), MediaSession("x", created=1390))
     ringing = Call("r", Dialog(id="2", callid="r", start=0), MediaSession("r", created=1300))
@@ -280,7 +280,7 @@ async def test_a_call_keeps_its_row_when_its_dialog_ends_before_its_media(clock)
     """BYE: the dialog goes, RTPengine keeps the session for its delete-delay.  The call's time
     is then the offer's only, later than the dialog's start: the row must stay where it was."""
     from console.model import Call, Dialog, MediaSession
-    from console.ui.panes import CallsPane
+    from console.ui.calls import CallsPane
 
     def calls(*items):
         return tuple(items)

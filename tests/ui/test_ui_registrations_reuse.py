@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from console.ui.panes import EXPIRES_CELL, ContactTable, RegistrationsPane, expires_text
+from console.ui.registrations import EXPIRES_CELL, ContactTable, RegistrationsPane, expires_text
 
 from .data import lab_snapshot
 from .helpers import open_screen, screen_text, settle
@@ -42,7 +42,7 @@ async def test_an_unchanged_contact_keeps_its_cells_and_only_the_countdown_moves
 async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app, service, clock):
     """Elsewhere a live list's index would be rebuilt at every contacts refresh for nobody; the
     switch to screen 2 has it built by a poll, in a thread, not inline on the key."""
-    from console.ui.app import OFFSCREEN_INDEX_EVERY, PREPARE_IN_THREAD
+    from console.live import OFFSCREEN_INDEX_EVERY, PREPARE_IN_THREAD
 
     from .data import many_contacts
 
@@ -52,7 +52,7 @@ async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app,
     app = make_app()
     async with app.run_test(size=(160, 50)) as pilot:
         await open_screen(app, pilot, "3")
-        first = app._prepared
+        first = app.state.contact_index  # what the session published
         assert first is not None and first.contacts is big  # the first big list: indexed at once
         refreshed = big[1:] + (replace(big[0], user_agent="Zoiper 5"),)
         clock.advance(app.heavy_interval)  # off screen the list is refreshed on the slow cadence
@@ -60,20 +60,20 @@ async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app,
                                      signalling=replace(snap.signalling, contacts=refreshed))]
         app.poll_now()
         await settle(app, pilot)
-        assert app.state.contacts is refreshed and app._prepared is first  # not indexed again for nobody
+        assert app.state.contacts is refreshed and app.state.contact_index is first  # not indexed again for nobody
         shown = []
         pane = app.query_one(RegistrationsPane)
-        original = pane.refresh_view
+        original = pane.render_view
 
-        def recording(state, now, **kwargs):
-            shown.append(kwargs.get("index"))
-            return original(state, now, **kwargs)
+        def recording(view, now):
+            shown.append(view.contact_index)
+            return original(view, now)
 
-        pane.refresh_view = recording
+        pane.render_view = recording
         await pilot.press("2")
         await settle(app, pilot)
         assert shown[0] is first  # the key shows the last prepared list at once...
-        assert app._prepared is not first and app._prepared.contacts is refreshed  # ...the poll indexes the new one
+        assert app.state.contact_index is not first and app.state.contact_index.contacts is refreshed  # ...the poll indexes the new one
         assert len(pane.matches) == len(refreshed) and app.query_one(ContactTable).row_count > 0
         await pilot.press("3")
         clock.advance(OFFSCREEN_INDEX_EVERY)
@@ -81,4 +81,4 @@ async def test_a_big_list_is_indexed_only_for_the_registrations_screen(make_app,
         service.snapshots = [replace(snap, collected_at=clock.now, signalling=replace(snap.signalling, contacts=again))]
         app.poll_now()
         await settle(app, pilot)
-        assert app._prepared.contacts is again  # off screen, now and then
+        assert app.state.contact_index.contacts is again  # off screen, now and then

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.plugins import CollectOptions
-from console.ui.state import LiveState
-from console.ui.views import ContactIndex, parse_mi_command, transport_matches
+from console.live_state import LiveState
+from console.views import ContactIndex, parse_mi_command, transport_matches
 
 from .data import NOW, lab_snapshot, many_contacts, sources
 
@@ -242,6 +242,7 @@ def test_indexes_never_used_do_not_keep_a_chain_of_old_lists():
     first.select(sort="user_agent")
     unused = ContactIndex(_changed(contacts, [1], expires=1), previous=first)  # e.g. screen 2 not shown
     latest = ContactIndex(_changed(contacts, [1, 2], expires=2), previous=unused)
-    assert latest._previous is first and unused._previous is first
+    # both take what `first` built (a copy of its caches, not `first` itself: no chain of indexes)
+    assert latest._seed is unused._seed and latest._seed.contacts is first.contacts
     latest.select(sort="user_agent")
     assert latest._orders["user_agent"] is first._orders["user_agent"]

@@ -1,11 +1,17 @@
 """What the console currently knows: the latest poll merged with the last
 good data of every part, so a failing source shows old data *marked stale*
-instead of nothing (or, worse, silently old numbers)."""
+instead of nothing (or, worse, silently old numbers).
+
+`LiveState` is the live session's own, changed by each poll; `LiveView` is what it publishes:
+an immutable copy of the same facts (plus the session's flags and prepared contact index) that
+the faces read.  Both answer the same questions (`StateQueries`)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from console.model import (
     Call,
@@ -22,13 +28,93 @@ from console.model import (
 from console.plugins import CollectOptions
 from console.snapshot import join_calls, sessions_complete
 
-from .views import ContactIndex, History
+from console.views import ContactIndex, History
 
 METRICS = ("registrations", "dialogs", "sessions", "ports", "load")
 
 
+class StateQueries:
+    """What the screens and the checks ask of the merged state (LiveState and LiveView alike)."""
+
+    latest: Snapshot | None
+    signalling: SignallingState | None
+    media: MediaState | None
+    contacts: tuple[Contact, ...] | None
+    contacts_as_of: float | None
+    contacts_mode: str
+    calls: tuple[Call, ...]
+    last_ok: Mapping[str, float]
+    _memo: dict
+
+
+    @property
+    def sources(self) -> dict[str, SourceStatus]:
+        return dict(self.latest.sources) if self.latest else {}
+
+    def _memo_of(self, name: str, source: Any, build: Any) -> Any:
+        """`build(source)`, kept while `source` is the same object (a map per poll, not per key)."""
+        memo = self._memo.get(name)
+        if memo is None or memo[0] is not source:
+            memo = self._memo[name] = (source, build(source))
+        return memo[1]
+
+    def signalling_stale(self) -> bool:
+        return self.latest is not None and self.latest.signalling is None and self.signalling is not None
+
+    def media_stale(self) -> bool:
+        return self.latest is not None and self.latest.media is None and self.media is not None
+
+    def contacts_elapsed(self, now: float) -> float:
+        """Seconds to take off every Contact.expires of the list to get seconds left now."""
+        return now - self.contacts_as_of if self.contacts_as_of is not None else 0.0
+
+    def transport_counts(self) -> Counter:
+        """Per transport; counted once per contact list (the overview asks every second)."""
+        return self._memo_of("counts", self.contacts,
+                             lambda contacts: Counter(contact.transport or "?" for contact in contacts or ()))
+
+    def registered_count(self) -> int | None:
+        """What OpenSIPS counts as registered (statistics), whatever the list holds."""
+        ov = self.signalling.overview if self.signalling else None
+        return ov.registered_contacts if ov is not None else None
+
+    def last_good_poll(self) -> float | None:
+        return max(self.last_ok.values()) if self.last_ok else None
+
+    def transport_counts_partial(self) -> bool:
+        """The per-transport counts cover only part of what is registered (a partial list, or a
+        list of another size than OpenSIPS's count): they must be shown as "of N listed"."""
+        if self.contacts is None:
+            return False
+        registered = self.registered_count()
+        return self.contacts_mode == "events-partial" or (registered is not None and registered != len(self.contacts))
+
+    # ------------------------------------------------------------------ rows by key (detail screens)
+
+    def _calls_by_id(self) -> dict[str, Call]:
+        return self._memo_of("calls", self.calls, lambda calls: {call.callid: call for call in calls})
+
+    def call(self, callid: str) -> Call | None:
+        return self._calls_by_id().get(callid)
+
+    def session(self, callid: str) -> MediaSession | None:
+        sessions = self.media.sessions if self.media is not None else ()
+        return self._memo_of("sessions", sessions, lambda rows: {s.callid: s for s in rows}).get(callid)
+
+    def contact(self, key: str, hint: int = -1) -> tuple[Contact | None, int]:
+        """The contact with this key in the current list and its position (None, -1: gone, or no
+        list).  `hint`: its last position, checked first: a live list mostly keeps its order,
+        and a map of 100k keys per poll would cost more than the detail screen asking."""
+        contacts = self.contacts or ()
+        if 0 <= hint < len(contacts) and contacts[hint].key == key:
+            return contacts[hint], hint
+        where = self._memo_of("contacts", contacts, lambda rows: {c.key: n for n, c in enumerate(rows)})
+        position = where.get(key, -1)
+        return (contacts[position] if position >= 0 else None), position
+
+
 @dataclass
-class LiveState:
+class LiveState(StateQueries):
     latest: Snapshot | None = None
     signalling: SignallingState | None = None
     signalling_at: float | None = None
@@ -52,11 +138,8 @@ class LiveState:
     history: dict[str, History] = field(default_factory=lambda: {m: History() for m in METRICS})
     polls: int = 0
     _index: ContactIndex | None = None
-    _counts: tuple[tuple[Contact, ...] | None, Counter] | None = None
     _previous_at: float | None = None  # the poll before the latest one
-    _by_callid: tuple[tuple[Call, ...], dict[str, Call]] | None = None
-    _sessions_by_callid: tuple[tuple[MediaSession, ...], dict[str, MediaSession]] | None = None
-    _contacts_by_key: tuple[tuple[Contact, ...], dict[str, int]] | None = None
+    _memo: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ update
 
@@ -97,11 +180,6 @@ class LiveState:
             return False
         listed = self.dialogs_listed_at
         return listed is None or self._previous_at is None or listed > self._previous_at
-
-    def _calls_by_id(self) -> dict[str, Call]:
-        if self._by_callid is None or self._by_callid[0] is not self.calls:
-            self._by_callid = (self.calls, {call.callid: call for call in self.calls})
-        return self._by_callid[1]
 
     def _apply_signalling(self, state: SignallingState, requested: CollectOptions, at: float) -> None:
         self.signalling, self.signalling_at = state, at
@@ -151,73 +229,31 @@ class LiveState:
             self.history["ports"].add(media.ports.used if media.ports.interfaces else None)
         self.history["load"].add(ov.load if ov else None)
 
-    # ------------------------------------------------------------------ queries
-
-    @property
-    def sources(self) -> dict[str, SourceStatus]:
-        return dict(self.latest.sources) if self.latest else {}
-
-    def signalling_stale(self) -> bool:
-        return self.latest is not None and self.latest.signalling is None and self.signalling is not None
-
-    def media_stale(self) -> bool:
-        return self.latest is not None and self.latest.media is None and self.media is not None
-
     def contact_index(self) -> ContactIndex:
         contacts = self.contacts or ()
         if self._index is None or self._index.contacts is not contacts:
             self._index = ContactIndex(contacts, previous=self._index)
         return self._index
 
-    def contacts_elapsed(self, now: float) -> float:
-        """Seconds to take off every Contact.expires of the list to get seconds left now."""
-        return now - self.contacts_as_of if self.contacts_as_of is not None else 0.0
+    # ------------------------------------------------------------------ publishing
 
-    def transport_counts(self) -> Counter:
-        """Per transport; counted once per contact list (the overview asks every second)."""
-        if self._counts is None or self._counts[0] is not self.contacts:
-            counts: Counter = Counter(contact.transport or "?" for contact in self.contacts or ())
-            self._counts = (self.contacts, counts)
-        return self._counts[1]
+    def view(self, **session: Any) -> "LiveView":
+        """An immutable copy of what is known now; `session`: the live session's own fields
+        (flags, interval, prepared contact index)."""
+        return LiveView(
+            latest=self.latest, signalling=self.signalling, signalling_at=self.signalling_at, media=self.media,
+            media_at=self.media_at, details_at=self.details_at, host=self.host, contacts=self.contacts,
+            contacts_at=self.contacts_at, contacts_as_of=self.contacts_as_of, contacts_note=self.contacts_note,
+            contacts_mode=self.contacts_mode, events_status=self.events_status, dialogs=self.dialogs,
+            dialogs_at=self.dialogs_at, calls=self.calls, checks=tuple(self.checks), checks_at=self.checks_at,
+            last_ok=MappingProxyType(dict(self.last_ok)),
+            history=MappingProxyType({name: tuple(h.values or ()) for name, h in self.history.items()}),
+            polls=self.polls, stale=self.stale_lists(), **session)
 
-    def registered_count(self) -> int | None:
-        """What OpenSIPS counts as registered (statistics), whatever the list holds."""
-        ov = self.signalling.overview if self.signalling else None
-        return ov.registered_contacts if ov is not None else None
-
-    def last_good_poll(self) -> float | None:
-        return max(self.last_ok.values()) if self.last_ok else None
-
-    def transport_counts_partial(self) -> bool:
-        """The per-transport counts cover only part of what is registered (a partial list, or a
-        list of another size than OpenSIPS's count): they must be shown as "of N listed"."""
-        if self.contacts is None:
-            return False
-        registered = self.registered_count()
-        return self.contacts_mode == "events-partial" or (registered is not None and registered != len(self.contacts))
-
-    # ------------------------------------------------------------------ rows by key (detail screens)
-
-    def call(self, callid: str) -> Call | None:
-        return self._calls_by_id().get(callid)
-
-    def session(self, callid: str) -> MediaSession | None:
-        sessions = self.media.sessions if self.media is not None else ()
-        if self._sessions_by_callid is None or self._sessions_by_callid[0] is not sessions:
-            self._sessions_by_callid = (sessions, {s.callid: s for s in sessions})
-        return self._sessions_by_callid[1].get(callid)
-
-    def contact(self, key: str, hint: int = -1) -> tuple[Contact | None, int]:
-        """The contact with this key in the current list and its position (None, -1: gone, or no
-        list).  `hint`: its last position, checked first: a live list mostly keeps its order,
-        and a map of 100k keys per poll would cost more than the detail screen asking."""
-        contacts = self.contacts or ()
-        if 0 <= hint < len(contacts) and contacts[hint].key == key:
-            return contacts[hint], hint
-        if self._contacts_by_key is None or self._contacts_by_key[0] is not contacts:
-            self._contacts_by_key = (contacts, {c.key: n for n, c in enumerate(contacts)})
-        position = self._contacts_by_key[1].get(key, -1)
-        return (contacts[position] if position >= 0 else None), position
+    def stale_lists(self) -> Mapping[str, float]:
+        """List -> seconds since it was brought, for the lists the latest poll did not bring."""
+        snapshot = self.check_snapshot()
+        return MappingProxyType(dict(snapshot.stale)) if snapshot is not None else MappingProxyType({})
 
     # ------------------------------------------------------------------ checks
 
@@ -256,3 +292,47 @@ def _detailed(listed: MediaSession, previous: MediaSession | None) -> MediaSessi
     if (previous.deleted, previous.foreign) == (listed.deleted, listed.foreign):
         return previous
     return replace(previous, deleted=listed.deleted, foreign=listed.foreign)
+
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class LiveView(StateQueries):
+    """One published moment of the live session: what the screens show.  Never changed once
+    published (a consumer may keep it, compare it with the next, or record it)."""
+
+    latest: Snapshot | None = None
+    signalling: SignallingState | None = None
+    signalling_at: float | None = None
+    media: MediaState | None = None
+    media_at: float | None = None
+    details_at: float | None = None
+    host: HostState | None = None
+    contacts: tuple[Contact, ...] | None = None
+    contacts_at: float | None = None
+    contacts_as_of: float | None = None
+    contacts_note: str = ""
+    contacts_mode: str = ""
+    events_status: str = ""
+    dialogs: tuple[Dialog, ...] | None = None
+    dialogs_at: float | None = None
+    calls: tuple[Call, ...] = ()  # dialogs joined with media sessions, once, by the session
+    checks: tuple[CheckResult, ...] = ()
+    checks_at: float | None = None
+    last_ok: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    history: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: _EMPTY)  # metric -> its last samples
+    stale: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # list -> age, for lists the latest poll did not bring
+    polls: int = 0
+    # the live session's own
+    interval: float = 2.0
+    polling: bool = False
+    paused: bool = False
+    checks_pending: bool = False  # the checks were asked for (r) or are running
+    contact_index: ContactIndex | None = None  # prepared for `contact_index_as_of`'s list (maybe older)
+    contact_index_as_of: float | None = None
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def index_elapsed(self, now: float) -> float:
+        """Seconds to take off every Contact.expires of the indexed list to get seconds left now."""
+        return now - self.contact_index_as_of if self.contact_index_as_of is not None else 0.0

@@ -1,6 +1,7 @@
-"""View state that is not widgets: contact filtering/sorting, metric history.
+"""View state that is not widgets: contact filtering/sorting, metric history, MI command lines.
 
-Kept free of textual so it is cheap to test and fast at 100 000 contacts:
+Headless (no textual): the live session (console/live.py) builds these, the faces read them.
+Fast at 100 000 contacts:
 the lower-cased search text is built once per contact list, a sort order is
 computed once per (list, column) and reused while the operator types, and a
 live list where a few contacts changed reuses the previous list's index.
@@ -8,7 +9,6 @@ live list where a few contacts changed reuses the previous list's index.
 
 from __future__ import annotations
 
-import threading
 from array import array
 from collections import deque
 from itertools import compress, count
@@ -70,6 +70,11 @@ class ContactIndex:
     `ContactIndex(new, previous)` reuses what `previous` built for the positions
     whose contact is the same object (a live list where a few contacts changed);
     that comparison runs on first use (prepare() in a thread), not in the constructor.
+
+    One thread at a time: select() fills caches.  The live session prepares a new index in a
+    worker thread and publishes it only once prepare() returned; from then on only the event
+    loop uses it (the constructor copies what it takes from `previous`, so keys may go on using
+    the previous index meanwhile).
     """
 
     def __init__(self, contacts: Sequence[Contact], previous: "ContactIndex | None" = None) -> None:
@@ -86,10 +91,18 @@ class ContactIndex:
         # what the operator asked for on earlier lists (not what prepare() built ahead): kept ready
         self._used_sorts: set[str] = set(previous._used_sorts) if previous is not None else set()
         self._used_transports: set[str] = set(previous._used_transports) if previous is not None else set()
-        if previous is not None and previous._previous is not None:
-            previous = previous._previous  # never used, so it built nothing: keep no chain of lists alive
-        self._previous = previous if previous is not None and previous.contacts else None
-        self._adopting = threading.Lock()
+        # What `previous` built, copied now, in the caller's thread: the new index may then be
+        # prepared in another thread while the old one keeps answering keys (select() adds to its
+        # caches) — the two share only values that are never changed once built.
+        self._seed = previous._built() if previous is not None else None
+
+    def _built(self) -> "_Built | None":
+        """What this index built, as it is now (None: nothing, or an empty list)."""
+        if self._seed is not None:
+            return self._seed  # never used, so it built nothing: keep no chain of lists alive
+        if not self.contacts:
+            return None
+        return _Built(self.contacts, dict(self._orders), dict(self._transport), self._haystack)
 
     @property
     def new_contacts(self) -> int:
@@ -98,15 +111,12 @@ class ContactIndex:
         return self._new_contacts
 
     def _adopt(self) -> None:
-        """Take over what the previous list's index built, once (prepare's thread or a key)."""
-        if self._previous is None:
-            return
-        with self._adopting:
-            previous, self._previous = self._previous, None
-            if previous is not None:
-                self._inherit(previous)
+        """Take over what the previous list's index built, once, on first use."""
+        seed, self._seed = self._seed, None
+        if seed is not None:
+            self._inherit(seed)
 
-    def _inherit(self, previous: "ContactIndex") -> None:
+    def _inherit(self, previous: "_Built") -> None:
         old, new = previous.contacts, self.contacts
         if len(old) != len(new):  # added / removed: positions moved, only the search text follows
             where = {id(contact): i for i, contact in enumerate(old)}
@@ -192,6 +202,17 @@ class ContactIndex:
 
 
 REUSE_BELOW_SHARE = 4  # more than 1/4 of the contacts changed: rebuilding is as cheap as patching
+
+
+@dataclass(frozen=True)
+class _Built:
+    """What an index built for its list, handed to the next list's index.  The orders, transport
+    masks and lowered texts are never changed once built (a later list patches copies)."""
+
+    contacts: tuple[Contact, ...]
+    _orders: dict[str, array]
+    _transport: dict[str, bytearray]
+    _haystack: "SearchFields | None"
 
 
 SEARCHED = ("aor", "contact", "user_agent")
