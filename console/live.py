@@ -62,16 +62,17 @@ class Interest:
 class LiveSession:
     def __init__(self, service: Any, *, interval: float = 2.0, heavy_interval: float | None = None,
                  full_sync_max: int | None = None, clock: Callable[[], float] = time.time,
-                 heap: HeapPolicy | None = None) -> None:
-        """`heap`: the process's memory policy, for a process that is this console (None: leave the
-        collector alone, e.g. tests sharing their process)."""
+                 manage_heap: bool = False) -> None:
+        """`manage_heap`: this process is the console, so the session applies the memory policy
+        (console.heap) after each poll; otherwise (tests sharing their process, an embedding
+        application) it leaves the collector alone.  See also `manage_heap()`."""
         config = getattr(service, "config", None)
         self.service = service
         self.interval = max(0.1, float(interval))
         self.heavy_interval = float(heavy_interval or getattr(config, "heavy_interval", 30.0) or 30.0)
         self.full_sync_max = int(full_sync_max or getattr(config, "full_sync_max", 10_000) or 10_000)
         self.clock = clock
-        self.heap = heap
+        self.heap: HeapPolicy | None = HeapPolicy() if manage_heap else None
         self.state = LiveState()
         self.interest = Interest()
         self.paused = False
@@ -109,6 +110,11 @@ class LiveSession:
         self._checks_requested = True
         self._wake.set()
         return True
+
+    def manage_heap(self) -> None:
+        """From now on this process's GC follows the console's policy (console.heap)."""
+        if self.heap is None:
+            self.heap = HeapPolicy()
 
     def pause(self) -> None:
         self.paused = True

@@ -240,3 +240,30 @@ def test_preparing_in_a_thread_while_keys_use_the_previous_index():
     fresh = ContactIndex(refreshed)
     for sort in sorts:
         assert list(new.select("lab", "udp", sort, True)) == list(fresh.select("lab", "udp", sort, True))
+
+
+# --------------------------------------------------------------------------- one memory policy
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(f"{node.module or ''}.{alias.name}" for alias in node.names)
+            names.add(node.module or "")
+    return names
+
+
+def test_only_the_heap_module_touches_the_gc_and_only_the_live_session_applies_it():
+    root = Path(__file__).resolve().parent.parent
+    sources = sorted([*(root / "console").rglob("*.py"), *(root / "plugins").rglob("*.py")])
+    assert len(sources) > 40  # the walk found the code
+    touching_gc = {str(p.relative_to(root)) for p in sources if "gc" in _imports(p)}
+    assert touching_gc == {"console/heap.py"}
+    policy = {"console.heap.HeapPolicy", "console.heap.FrozenHeap"}
+    applying = {str(p.relative_to(root)) for p in sources if _imports(p) & policy}
+    assert applying == {"console/live.py"}

@@ -157,10 +157,9 @@ def test_fuzz_json_objects_give_typed_errors(obj, status):
         pass
 
 
-def test_decoding_pauses_the_cyclic_gc_and_restores_it(monkeypatch):
-    """A 100k-contact dump allocates ~1.3M containers: the GC must not rescan them while they
-    are being built (bench/bench_registrations.py), and must be back on afterwards, also after
-    a body that is not JSON."""
+def test_decoding_leaves_the_cyclic_gc_alone(monkeypatch):
+    """The collector is the console's to schedule (console/heap.py, applied by the live session):
+    a plugin never switches it off for the whole process, not even around a big decode."""
     import gc
 
     from opsconsole_opensips import codec
@@ -177,5 +176,5 @@ def test_decoding_pauses_the_cyclic_gc_and_restores_it(monkeypatch):
     assert decode_response(b'{"jsonrpc":"2.0","result":{"a":1},"id":1}') == {"a": 1}
     with pytest.raises(ProtocolError):
         decode_response(b'{"jsonrpc":"2.0","result":')
-    assert seen == [False, False]
+    assert seen == [True, True]
     assert gc.isenabled()

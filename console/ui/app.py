@@ -32,7 +32,6 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher
 
 from console.errors import OpsError
-from console.heap import HeapPolicy
 from console.live import DEFAULT_SELECTION, Interest, LiveSession, describe
 from console.live_state import LiveView
 from console.plugins import CollectOptions
@@ -166,7 +165,7 @@ class OpsConsoleApp(App[None]):
         self.main_screen.query_one(StatusHeader).show(self._header_facts())
         self.set_interval(TICK_CHECK, self._tick)
         if not self.is_headless:  # tests share their process: its heap is not ours to manage
-            self.session.heap = HeapPolicy()
+            self.session.manage_heap()
             self._install_terminal_watch()
         self.call_after_refresh(self._focus_pane)
         self.poll_now()

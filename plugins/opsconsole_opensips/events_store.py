@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from console.model import Contact, Dialog, DialogLeg, replace
 
 from .events_codec import AorEvent, ContactEvent, DialogStateEvent, Event
-from .fastbuild import fast_constructor, gc_paused
+from .fastbuild import fast_constructor
 
 DIALOG_DELETED = 5
 DIALOG_CONFIRMED = 4
@@ -319,24 +319,23 @@ class RegistrationStore:
         if base == old:
             return
         table, expired_at = self._contacts, self._expired_at
-        with gc_paused():
-            for ident, contact in table.items():
-                if contact.expires is not None:
-                    at = old + contact.expires
-                elif contact.expires_state == "expired":
-                    at = expired_at.get(ident, old or 0)
-                else:
-                    continue  # permanent: nothing counts down
-                left = at - base
-                if left > 0:
-                    if contact.expires != left or contact.expires_state:
-                        table[ident] = _with_expiry(contact, left, "")  # same key: no resize mid-loop
-                    if contact.expires is None:
-                        expired_at.pop(ident, None)
-                else:
-                    if contact.expires is not None or contact.expires_state != "expired":
-                        table[ident] = _with_expiry(contact, None, "expired")
-                    expired_at[ident] = at
+        for ident, contact in table.items():
+            if contact.expires is not None:
+                at = old + contact.expires
+            elif contact.expires_state == "expired":
+                at = expired_at.get(ident, old or 0)
+            else:
+                continue  # permanent: nothing counts down
+            left = at - base
+            if left > 0:
+                if contact.expires != left or contact.expires_state:
+                    table[ident] = _with_expiry(contact, left, "")  # same key: no resize mid-loop
+                if contact.expires is None:
+                    expired_at.pop(ident, None)
+            else:
+                if contact.expires is not None or contact.expires_state != "expired":
+                    table[ident] = _with_expiry(contact, None, "expired")
+                expired_at[ident] = at
         self._base = base
         self.version += 1
 

@@ -11,10 +11,8 @@ they do not (the model changed shape), we fall back to the real constructor.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 _MISSING = object()
 
@@ -59,15 +57,3 @@ def _sample_args(cls: type) -> list[Any]:
     return [f"x{i}" for i, f in enumerate(dataclasses.fields(cls))
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
 
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Build many acyclic objects without the collector: 100k allocations would run it
-    hundreds of times, sometimes over the whole heap (3x the build cost at 100k contacts)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -21,7 +21,7 @@ from console.heap import release_free_heap  # noqa: F401  (re-exported for the c
 from console.model import Connection, Contact, Dialog, DialogLeg, RelayNode, SignallingOverview
 
 from .commands import parse_server_version, parse_which  # noqa: F401  (re-exported)
-from .fastbuild import fast_constructor, gc_paused
+from .fastbuild import fast_constructor
 from .wire import is_wire_dump
 
 DEFAULT_WS_FLAGS = frozenset({"DST_WS", "WS"})
@@ -125,8 +125,7 @@ def parse_contacts(ul_dump_result: Any, target: str = "", *,
     The result is generic JSON, or a `wire.WireDump` when the client decoded it typed."""
     ws_set = frozenset(ws_flags)
     build = _build_wire_contacts if is_wire_dump(ul_dump_result) else _build_contacts
-    with gc_paused():  # building 100k objects would trigger many useless GC passes (nothing here is cyclic)
-        return _guard("ul_dump", lambda: build(ul_dump_result, target, ws_set))
+    return _guard("ul_dump", lambda: build(ul_dump_result, target, ws_set))
 
 
 def _aor_entries(result: Any) -> Iterable[dict]:
@@ -290,8 +289,7 @@ def unpack_contacts(packed: bytes) -> tuple[Contact, ...]:
         if name in _NUMBER_FIELDS:
             shared: dict = {}
             column[:] = map(shared.setdefault, column, column)
-    with gc_paused():
-        return tuple(map(_new_contact, *columns))
+    return tuple(map(_new_contact, *columns))
 
 
 def parse_aors(ul_dump_brief_result: Any) -> tuple[str, ...]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fastbuild import gc_paused
-
 try:
     import msgspec
 except ImportError:  # a declared dependency; the generic path alone still works
@@ -71,9 +69,7 @@ def decode_dump(body: bytes) -> Any:
     if msgspec is None:
         return None
     try:
-        # Lists are GC-tracked: 100k of them would run the collector over and over (see gc_paused).
-        with gc_paused():
-            return _decoder.decode(body).result
+        return _decoder.decode(body).result
     except _failures:  # msgspec.ValidationError is a DecodeError
         return None
 
