@@ -39,6 +39,18 @@ class Thresholds:
     ports_fail: float = 95.0
     zombie_age_s: int = 300  # media session without dialog older than this
     dmesg_window_s: int = 3600
+    # call quality (calls.* checks, the calls' quality state): average MOS below mos_poor is "poor";
+    # a direction with no RTP for more than silent_after_s (after the answer) is silent
+    mos_poor: float = 3.5
+    silent_after_s: float = 10.0
+    poor_calls_warn: int = 1  # calls.quality: this many poor calls warn ...
+    poor_calls_fail: int = 5  # ... and this many fail
+    # opensips.sip_failures: share (%) of 5xx + 6xx among the final replies of the window
+    sip_failure_warn: float = 5.0
+    sip_failure_fail: float = 20.0
+    sip_min_replies: int = 20  # fewer final replies in the window: too little traffic to judge a share
+    sip_window_s: float = 60.0  # the window a long-running console judges (two counter samples this far apart)
+    sip_sample_s: float = 0.25  # one-shot commands: the two samples at least this far apart
 
 
 @dataclass(frozen=True)
@@ -235,7 +247,13 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
     "thresholds": {name: name for name in Thresholds.__dataclass_fields__},
 }
 # Each warn level must stay below its fail level, or a check would skip WARN (or never FAIL).
-THRESHOLD_PAIRS = (("load_warn", "load_fail"), ("shm_warn", "shm_fail"), ("ports_warn", "ports_fail"))
+THRESHOLD_PAIRS = (("load_warn", "load_fail"), ("shm_warn", "shm_fail"), ("ports_warn", "ports_fail"),
+                   ("poor_calls_warn", "poor_calls_fail"), ("sip_failure_warn", "sip_failure_fail"))
+# Thresholds that are a length of time, a count or a share: zero or less would make a check
+# fire on everything (or never); a share above 100 % never fires.
+POSITIVE_THRESHOLDS = ("mos_poor", "silent_after_s", "poor_calls_warn", "sip_min_replies", "sip_window_s",
+                       "sip_sample_s")
+MOS_RANGE = (1.0, 5.0)
 
 
 def _did_you_mean(word: str, choices, labels: Mapping[str, str] | None = None) -> str:
@@ -287,6 +305,15 @@ def _check_plugin_section(name: str, body: Any, declared: Any) -> None:
 
 
 def check_thresholds(thresholds: Thresholds) -> None:
+    for name in POSITIVE_THRESHOLDS:
+        if getattr(thresholds, name) <= 0:
+            raise ConfigError(f"[thresholds] {name} = {getattr(thresholds, name)} must be above 0")
+    low, high = MOS_RANGE
+    if not low <= thresholds.mos_poor <= high:
+        raise ConfigError(f"[thresholds] mos_poor = {thresholds.mos_poor} is not a MOS",
+                          hint=f"MOS runs from {low:g} (bad) to {high:g} (excellent); 3.5 is a common line")
+    if thresholds.sip_failure_fail > 100:
+        raise ConfigError(f"[thresholds] sip_failure_fail = {thresholds.sip_failure_fail} is a share above 100 %")
     for warn, fail in THRESHOLD_PAIRS:
         low, high = getattr(thresholds, warn), getattr(thresholds, fail)
         if low >= high:

@@ -168,6 +168,81 @@ class Connection:
     alias_port: int = 0
 
 
+SIP_REPLY_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
+
+
+@dataclass(frozen=True, slots=True)
+class SipCounters:
+    """The SIP server's reply and transaction counters at one moment (OpenSIPS `sl:` and `tm:`
+    statistics).  Counters only grow; a rate or a share needs two samples (`SipWindow`).
+    A field is None when the server did not report it (module not loaded)."""
+
+    at: float = 0.0  # epoch s of the sample
+    # replies OpenSIPS sent itself, statelessly (sl_send_reply: a 404 for an unknown user, REGISTER 200s)
+    sl_replies: tuple[int | None, ...] = (None,) * 6  # 1xx..6xx
+    # transactions completed with a final reply of that class (relayed from a UAS or t_reply)
+    tm_transactions: tuple[int | None, ...] = (None,) * 5  # 2xx..6xx
+    retransmissions: int | None = None  # tm:retransmission_* summed (requests and replies)
+    timeouts_inv: int | None = None  # tm:timeout_finalresponse_inv: INVITEs that got no final reply
+    timeouts: int | None = None  # tm:timeout_finalresponse: any request without a final reply
+
+    def finals(self, cls: str) -> int | None:
+        """Final replies of class '2xx'..'6xx' (stateless + transactions); None when neither is known."""
+        index = SIP_REPLY_CLASSES.index(cls)
+        values = [self.sl_replies[index], self.tm_transactions[index - 1] if index else None]
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    @property
+    def known(self) -> bool:
+        return any(v is not None for v in self.sl_replies + self.tm_transactions)
+
+
+@dataclass(frozen=True, slots=True)
+class SipWindow:
+    """What happened between two `SipCounters` samples: final replies per class, retransmissions
+    and INVITE timeouts, over `seconds`.  A counter that went backwards (restart) makes it None."""
+
+    seconds: float
+    finals: dict[str, int] = field(default_factory=dict)  # '2xx'..'6xx' -> count in the window
+    retransmissions: int | None = None
+    timeouts_inv: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.finals.values())
+
+    def share(self, *classes: str) -> float | None:
+        """Percent of the window's final replies in these classes (None: no final reply)."""
+        total = self.total
+        return 100.0 * sum(self.finals.get(c, 0) for c in classes) / total if total else None
+
+    def per_s(self, cls: str) -> float | None:
+        return self.finals.get(cls, 0) / self.seconds if self.seconds > 0 else None
+
+
+def sip_window(earlier: SipCounters | None, later: SipCounters | None) -> SipWindow | None:
+    """The window between two samples; None when either is missing, they are not in order, or a
+    counter went backwards (the server restarted between them: the difference means nothing)."""
+    if earlier is None or later is None or not earlier.known or not later.known or later.at <= earlier.at:
+        return None
+    finals: dict[str, int] = {}
+    for cls in SIP_REPLY_CLASSES[1:]:
+        before, after = earlier.finals(cls), later.finals(cls)
+        if before is None or after is None:
+            continue
+        if after < before:
+            return None
+        finals[cls] = after - before
+
+    def delta(before: int | None, after: int | None) -> int | None:
+        return after - before if before is not None and after is not None and after >= before else None
+
+    return SipWindow(seconds=later.at - earlier.at, finals=finals,
+                     retransmissions=delta(earlier.retransmissions, later.retransmissions),
+                     timeouts_inv=delta(earlier.timeouts_inv, later.timeouts_inv))
+
+
 @dataclass(frozen=True, slots=True)
 class SignallingOverview:
     server: str = ""  # "OpenSIPS (3.4.18 (x86_64/linux))"
@@ -188,6 +263,7 @@ class SignallingOverview:
     rcv_replies: int | None = None
     drop_requests: int | None = None
     err_requests: int | None = None
+    sip: SipCounters | None = None  # reply classes, retransmissions, timeouts (None: not reported)
 
     @property
     def shm_percent(self) -> float | None:
@@ -224,6 +300,13 @@ class SignallingState:
     # when `dialogs` was listed (epoch s) if before this collection (a live source without events
     # keeps the last dlg_list between its slow lists); None: current as of this collection
     dialogs_as_of: float | None = None
+    # an earlier sample of overview.sip from the same server: the start of the window the SIP
+    # failure share is judged over (one-shot: a short interval before; live: ~sip_window_s ago)
+    sip_earlier: SipCounters | None = None
+
+    @property
+    def sip_window(self) -> SipWindow | None:
+        return sip_window(self.sip_earlier, self.overview.sip)
 
 
 # --------------------------------------------------------------------------- media side
@@ -240,6 +323,42 @@ class MediaStream:
     errors: int = 0
     last_packet: int = 0
     flags: tuple[str, ...] = ()
+    ssrc: int | None = None  # the SSRC of the packets received on this stream (ng query), when known
+
+    @property
+    def is_rtp(self) -> bool:
+        return not self.rtcp
+
+
+@dataclass(frozen=True, slots=True)
+class MosSample:
+    """One quality report RTPengine derived from an endpoint's RTCP, in our units (MOS 1.0–5.0,
+    milliseconds, percent).  `mos` None: RTPengine had no round-trip time for both legs yet."""
+
+    mos: float | None = None
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    rtt_ms: float | None = None  # end to end (both legs)
+    rtt_leg_ms: float | None = None  # this leg only (RTPengine <-> the endpoint)
+    reported_at: int = 0  # epoch s; 0 for an average
+
+
+@dataclass(frozen=True, slots=True)
+class SsrcQuality:
+    """RTPengine's statistics for one SSRC (ng query/delete "SSRC" entry): the reports the endpoint
+    sending this SSRC made, by RTCP, about the audio it *receives*."""
+
+    ssrc: int
+    average: MosSample | None = None
+    lowest: MosSample | None = None
+    highest: MosSample | None = None
+    samples: int = 0  # reports with a MOS in the average
+    cumulative_loss: int | None = None  # packets the endpoint reported lost (RTCP cumulative)
+    packets: int | None = None  # newer RTPengines also count the SSRC's packets
+    bytes: int | None = None
+    last_seq: int | None = None
+    progression: tuple[MosSample, ...] = ()  # about 10 samples over the call, oldest first
+    progression_interval_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,10 +418,20 @@ class MediaSession:
     proxy: str = ""
     detailed: bool = False  # legs were queried (False: only listed)
     target: str = ""
+    # RTCP-derived statistics per SSRC (ng query): None = not asked over ng (unknown);
+    # () = asked, and RTPengine has none (no RTCP, or RTCP without round-trip data)
+    quality: tuple[SsrcQuality, ...] | None = None
+    rtcp_packets: int | None = None  # RTCP packets relayed for this call (ng query totals), when known
+    queried_at: float | None = None  # when the details were asked for (epoch s); None: not queried
 
     @property
     def ports(self) -> tuple[int, ...]:
         return tuple(p for leg in self.legs for p in leg.ports)
+
+    def ssrc_quality(self, ssrc: int | None) -> SsrcQuality | None:
+        if ssrc is None or not self.quality:
+            return None
+        return next((q for q in self.quality if q.ssrc == ssrc), None)
 
     def leg(self, tag: str) -> MediaLeg | None:
         for leg in self.legs:
@@ -346,6 +475,20 @@ class PortUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class InterfaceQuality:
+    """Per-interface averages of the RTCP-derived samples (RTPengine 12.4+ `list interfaces` /
+    ng statistics `interfaces[].voip_metrics`); None where the daemon has no samples."""
+
+    name: str
+    address: str
+    mos: float | None = None
+    loss_pct: float | None = None
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None  # end to end
+    samples: int | None = None  # MOS samples, when the daemon says
+
+
+@dataclass(frozen=True, slots=True)
 class MediaTotals:
     """Counters from `list totals` / ng `statistics` (numbers, not strings)."""
 
@@ -363,6 +506,11 @@ class MediaTotals:
     rejected_sessions: int | None = None
     timeout_sessions: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # global RTCP-derived quality (`mos` / `voip_metrics` sections); None where not reported
+    mos_average: float | None = None  # over every MOS sample since start (None: no sample yet)
+    mos_samples: int | None = None
+    jitter_average_ms: float | None = None  # RTPengine 12.4+
+    loss_average_pct: float | None = None  # RTPengine 12.4+
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +529,8 @@ class MediaState:
     ports: PortUsage = field(default_factory=PortUsage)
     totals: MediaTotals = field(default_factory=MediaTotals)
     errors: tuple[str, ...] = ()
+    # per-interface RTCP-derived quality; None: this RTPengine does not report it (10.5 does not)
+    interface_quality: tuple[InterfaceQuality, ...] | None = None
 
 
 # --------------------------------------------------------------------------- host side
@@ -445,6 +595,193 @@ class Call:
     @property
     def key(self) -> str:
         return self.callid
+
+
+class QualityState(str, enum.Enum):
+    """A call's media health, derived from RTPengine's view of it (`call_quality`)."""
+
+    OK = "ok"
+    ONE_WAY = "one-way"  # one direction flows, the other has been silent too long since the answer
+    SILENT = "silent"  # both directions silent
+    POOR = "poor"  # MOS below the threshold
+    NO_RTCP = "no RTCP"  # media flows but no RTCP-derived MOS: quality unknown, no finding
+    UNKNOWN = "unknown"  # not queried, not answered, ending, or no media session
+
+
+@dataclass(frozen=True, slots=True)
+class LegQuality:
+    """One leg (endpoint) of a call: what RTPengine received from it, and the quality the endpoint
+    reported by RTCP about the audio it received (RTPengine's MOS for its SSRC)."""
+
+    tag: str
+    role: str = ""  # "caller" / "callee" (or "leg 1"/"leg 2" without a dialog)
+    packets: int | None = None  # RTP packets RTPengine received from this endpoint
+    last_packet_age_s: float | None = None  # None: nothing received yet
+    expected_to_send: bool = True  # False: its SDP says it does not send (hold, recvonly, inactive)
+    silent: bool = False  # expected to send, and nothing for longer than the limit since the answer
+    rtcp: SsrcQuality | None = None  # None: no RTCP-derived statistics for its SSRC
+
+    @property
+    def mos(self) -> float | None:
+        return self.rtcp.average.mos if self.rtcp and self.rtcp.average else None
+
+    @property
+    def mos_min(self) -> float | None:
+        return self.rtcp.lowest.mos if self.rtcp and self.rtcp.lowest else None
+
+    @property
+    def mos_max(self) -> float | None:
+        return self.rtcp.highest.mos if self.rtcp and self.rtcp.highest else None
+
+    def _average(self, name: str) -> float | None:
+        return getattr(self.rtcp.average, name) if self.rtcp and self.rtcp.average else None
+
+    @property
+    def jitter_ms(self) -> float | None:
+        return self._average("jitter_ms")
+
+    @property
+    def loss_pct(self) -> float | None:
+        return self._average("loss_pct")
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return self._average("rtt_ms")
+
+    @property
+    def progression(self) -> tuple[float | None, ...]:
+        """MOS over the call (about 10 points, oldest first; None where no MOS could be computed)."""
+        return tuple(sample.mos for sample in self.rtcp.progression) if self.rtcp else ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallQuality:
+    """A call's derived media state and the figures behind it (worst leg where legs differ)."""
+
+    state: QualityState
+    reason: str = ""  # why, in words: "callee -> caller silent for 14 s", "no RTCP — MOS unavailable"
+    caller: LegQuality | None = None
+    callee: LegQuality | None = None
+    silent_directions: tuple[str, ...] = ()  # "caller -> callee": the caller sends nothing
+
+    @property
+    def legs(self) -> tuple[LegQuality, ...]:
+        return tuple(leg for leg in (self.caller, self.callee) if leg is not None)
+
+    def _worst(self, name: str, worst=min) -> float | None:
+        values = [v for leg in self.legs if (v := getattr(leg, name)) is not None]
+        return worst(values) if values else None
+
+    @property
+    def mos(self) -> float | None:
+        return self._worst("mos")
+
+    @property
+    def mos_min(self) -> float | None:
+        return self._worst("mos_min")
+
+    @property
+    def jitter_ms(self) -> float | None:
+        return self._worst("jitter_ms", max)
+
+    @property
+    def loss_pct(self) -> float | None:
+        return self._worst("loss_pct", max)
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return self._worst("rtt_ms", max)
+
+
+ANSWERED_DIALOG_STATES = (3, 4)  # confirmed (not yet ACKed), confirmed
+
+
+def call_quality(call: Call, now: float, *, mos_poor: float, silent_after_s: float) -> CallQuality:
+    """The call's media state: a pure function of what is known about the call, two thresholds and
+    the time.  Unknown stays unknown: a session never queried, not answered yet or being deleted
+    is `unknown`, and a call without RTCP is `no RTCP`, never a MOS of 0."""
+    media = call.media
+    if media is None:
+        return CallQuality(QualityState.UNKNOWN, "no media session" if call.without_media else "media unknown")
+    if not media.detailed:
+        return CallQuality(QualityState.UNKNOWN, "not queried yet")
+    if media.deleted:
+        return CallQuality(QualityState.UNKNOWN, "call ending (deleted in RTPengine)")
+    answered_at = _answered_at(call)
+    if answered_at is None:
+        return CallQuality(QualityState.UNKNOWN, "not answered yet")
+    as_of = media.queried_at or now  # the packet ages as of the query, not of an older reading
+    caller, callee = _call_legs(call)
+    since_answer = as_of - answered_at
+    legs = tuple(_leg_quality(leg, role, media, as_of, since_answer, silent_after_s)
+                 for leg, role in ((caller, "caller"), (callee, "callee")) if leg is not None)
+    by_role = {leg.role: leg for leg in legs}
+    quality = CallQuality(QualityState.OK, "", by_role.get("caller"), by_role.get("callee"))
+    silent = tuple(f"{leg.role} -> {_other(leg.role)}" for leg in legs if leg.silent)
+    senders = [leg for leg in legs if leg.expected_to_send]
+    if silent and len(silent) == len(senders) and len(senders) == 2:
+        return replace(quality, state=QualityState.SILENT, silent_directions=silent,
+                       reason=f"no RTP either way for more than {silent_after_s:g} s since the answer")
+    if silent:
+        age = next(leg for leg in legs if leg.silent).last_packet_age_s
+        when = f"for {age:.0f} s" if age is not None else "since the answer"
+        return replace(quality, state=QualityState.ONE_WAY, silent_directions=silent,
+                       reason=f"{silent[0]} silent {when} (nothing received from the {silent[0].split()[0]})")
+    worst = quality.mos
+    if worst is not None and worst < mos_poor:
+        return replace(quality, state=QualityState.POOR, reason=f"MOS {worst:.1f} below {mos_poor:g}")
+    if worst is None:
+        return replace(quality, state=QualityState.NO_RTCP, reason=_no_mos_reason(media))
+    return replace(quality, reason=f"MOS {worst:.1f}")
+
+
+def _other(role: str) -> str:
+    return {"caller": "callee", "callee": "caller"}.get(role, "other")
+
+
+def _answered_at(call: Call) -> float | None:
+    dialog, media = call.dialog, call.media
+    if dialog is not None:
+        return float(dialog.start) if dialog.state in ANSWERED_DIALOG_STATES and dialog.start else None
+    # No dialog (not known to OpenSIPS, or unknown): answered when both sides have their tag.
+    if media is None or len([leg for leg in media.legs if leg.tag and not leg.tag.startswith("<untagged")]) < 2:
+        return None
+    return float(media.last_signal or media.created) or None
+
+
+def _call_legs(call: Call) -> tuple[MediaLeg | None, MediaLeg | None]:
+    media = call.media
+    assert media is not None
+    caller = media.leg(call.dialog.caller.tag) if call.dialog else None
+    callee = media.leg(call.dialog.callee.tag) if call.dialog and call.dialog.callees else None
+    if caller is None or callee is None:
+        rest = [leg for leg in media.legs if leg is not caller and leg is not callee]
+        caller = caller or (rest.pop(0) if rest else None)
+        callee = callee or (rest.pop(0) if rest else None)
+    return caller, callee
+
+
+def _leg_quality(leg: MediaLeg, role: str, media: MediaSession, as_of: float, since_answer: float,
+                 silent_after_s: float) -> LegQuality:
+    rtp = [s for m in leg.medias for s in m.streams if s.is_rtp]
+    packets = sum(s.packets for s in rtp)
+    last = max((s.last_packet for s in rtp if s.packets), default=0)
+    age = max(0.0, as_of - last) if last else None
+    # RTPengine's "recv" media flag: it expects to receive from this endpoint (its SDP sends).
+    expected = not any(m.flags for m in leg.medias) or any("recv" in m.flags for m in leg.medias)
+    quiet_for = age if age is not None else since_answer
+    silent = expected and since_answer > silent_after_s and quiet_for > silent_after_s
+    ssrc = next((s.ssrc for s in rtp if s.ssrc is not None), None)
+    return LegQuality(tag=leg.tag, role=role, packets=packets, last_packet_age_s=age, expected_to_send=expected,
+                      silent=silent, rtcp=media.ssrc_quality(ssrc))
+
+
+def _no_mos_reason(media: MediaSession) -> str:
+    if media.quality is None:
+        return "RTCP not queried (no ng) — MOS unavailable"
+    if media.rtcp_packets:
+        return f"RTCP seen ({media.rtcp_packets} packets) but no round-trip data — MOS unavailable"
+    return "no RTCP — MOS unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ import enum
 import json
 from typing import Any, Mapping
 
-from ..model import (Call, CheckResult, Contact, Dialog, HostState, MediaSession, ProcessInfo, Snapshot,
-                     overall_status)
+from ..config import Thresholds
+from ..model import (SIP_REPLY_CLASSES, Call, CallQuality, CheckResult, Contact, Dialog, HostState, MediaSession,
+                     ProcessInfo, SignallingState, Snapshot, call_quality, overall_status)
 
 
 def _plain(obj: Any) -> Any:
@@ -91,7 +92,32 @@ def session_dict(s: MediaSession) -> dict[str, Any]:
     }
 
 
-def call_dict(c: Call) -> dict[str, Any]:
+def _rounded(value: float | None, digits: int = 1) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
+def quality_dict(q: CallQuality) -> dict[str, Any]:
+    """calls[].quality: the derived state and its figures (worst leg), null where unknown.
+    packets_a / _b and last_packet_age_a_s / _b_s: what RTPengine received from the caller (a)
+    and from the callee (b)."""
+    a, b = q.caller, q.callee
+    return {
+        "state": q.state.value,
+        "reason": q.reason,
+        "mos": _rounded(q.mos),
+        "mos_min": _rounded(q.mos_min),
+        "jitter_ms": _rounded(q.jitter_ms),
+        "loss_pct": _rounded(q.loss_pct),
+        "rtt_ms": _rounded(q.rtt_ms),
+        "packets_a": a.packets if a else None,
+        "packets_b": b.packets if b else None,
+        "last_packet_age_a_s": _rounded(a.last_packet_age_s) if a else None,
+        "last_packet_age_b_s": _rounded(b.last_packet_age_s) if b else None,
+        "silent_directions": list(q.silent_directions),
+    }
+
+
+def call_dict(c: Call, quality: CallQuality | None = None) -> dict[str, Any]:
     return {
         "callid": c.callid,
         "bridge": c.bridge,
@@ -102,18 +128,49 @@ def call_dict(c: Call) -> dict[str, Any]:
         "media_known": c.has_media or c.media_known,
         "state": c.dialog.state_name if c.dialog else None,
         "ports": list(c.media.ports) if c.media else [],
+        "quality": quality_dict(quality) if quality is not None else None,
     }
 
 
-def snapshot_dict(snap: Snapshot, plugin_parts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`plugin_parts`: each plugin's own part (its `json_part` hook), under "plugins"."""
+def sip_dict(sig: SignallingState) -> dict[str, Any] | None:
+    """overview.sip: the reply-class counters (since OpenSIPS started) and, when two samples were
+    taken, the window between them (counts, per second, shares)."""
+    counters = sig.overview.sip
+    if counters is None:
+        return None
+    window = sig.sip_window
+    return {
+        "sl_replies": dict(zip(SIP_REPLY_CLASSES, counters.sl_replies)),
+        "tm_transactions": dict(zip(SIP_REPLY_CLASSES[1:], counters.tm_transactions)),
+        "final_replies": {cls: counters.finals(cls) for cls in SIP_REPLY_CLASSES[1:]},
+        "retransmissions": counters.retransmissions,
+        "timeouts_inv": counters.timeouts_inv,
+        "timeouts": counters.timeouts,
+        "window": None if window is None else {
+            "seconds": round(window.seconds, 3),
+            "final_replies": dict(window.finals),
+            "per_s": {cls: _rounded(window.per_s(cls), 2) for cls in window.finals},
+            "share_pct": {cls: _rounded(window.share(cls)) for cls in window.finals},
+            "retransmissions": window.retransmissions,
+            "timeouts_inv": window.timeouts_inv,
+        },
+    }
+
+
+def snapshot_dict(snap: Snapshot, plugin_parts: Mapping[str, Any] | None = None, *,
+                  thresholds: Thresholds | None = None) -> dict[str, Any]:
+    """`plugin_parts`: each plugin's own part (its `json_part` hook), under "plugins".
+    `thresholds`: the configured ones, for the calls' quality state (default: the defaults)."""
     sig, media = snap.signalling, snap.media
+    th = thresholds or Thresholds()
     overview: dict[str, Any] = {}
     if sig is not None:
         overview["opensips"] = _plain(sig.overview) | {"shm_percent": sig.overview.shm_percent}
+        overview["sip"] = sip_dict(sig)
     if media is not None:
         overview["rtpengine"] = _plain(media.totals) | {
             "ng_ok": media.ng_ok, "cli_ok": media.cli_ok, "sessions": len(media.sessions),
+            "interface_quality": _plain(media.interface_quality) if media.interface_quality is not None else None,
         }
     ports = media.ports if media else None
     return {
@@ -139,7 +196,8 @@ def snapshot_dict(snap: Snapshot, plugin_parts: Mapping[str, Any] | None = None)
                 "interfaces": _plain(ports.interfaces) if ports else [],
             },
         },
-        "calls": [call_dict(c) for c in snap.calls],
+        "calls": [call_dict(c, call_quality(c, snap.collected_at, mos_poor=th.mos_poor,
+                                            silent_after_s=th.silent_after_s)) for c in snap.calls],
         "errors": list((sig.errors if sig else ()) + (media.errors if media else ())),
         "host": host_dict(snap.host) if snap.host else None,
         "plugins": {name: _plain(part) for name, part in (plugin_parts or {}).items()},

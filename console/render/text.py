@@ -16,7 +16,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..model import CheckResult, Snapshot, Status, overall_status
+from ..config import Thresholds
+from ..model import CallQuality, CheckResult, QualityState, SignallingState, Snapshot, Status, call_quality, overall_status
 from ..plugins import OverviewSection
 from ..snapshot import relay_version
 from .safe import safe_text
@@ -84,10 +85,54 @@ def render_overview_section(section: OverviewSection) -> Text:
     return line
 
 
+QUALITY_STYLE = {
+    QualityState.OK: "green",
+    QualityState.POOR: "bold yellow",
+    QualityState.ONE_WAY: "bold red",
+    QualityState.SILENT: "bold red",
+    QualityState.NO_RTCP: "dim",
+    QualityState.UNKNOWN: "dim",
+}
+
+
+def quality_text(quality: CallQuality) -> Text:
+    """A call's quality cell: the state word, then the MOS or which direction is silent."""
+    text = Text(quality.state.value, style=QUALITY_STYLE[quality.state])
+    if quality.state in (QualityState.ONE_WAY, QualityState.SILENT):
+        text.append(" " + ", ".join(quality.silent_directions))
+    elif quality.mos is not None:
+        text.append(f" MOS {quality.mos:.1f}")
+        if quality.mos_min is not None and quality.mos_min < quality.mos:
+            text.append(f" (min {quality.mos_min:.1f})")
+    elif quality.state is QualityState.UNKNOWN and quality.reason:
+        text.append(f" ({quality.reason})")
+    return text
+
+
+def sip_health_text(sig: SignallingState) -> Text | None:
+    """'SIP final replies since start: 2xx … 6xx …; last 0.3 s: …; retransmissions …; INVITE timeouts …'."""
+    counters = sig.overview.sip
+    if counters is None:
+        return None
+    line = Text("SIP final replies ", style="bold")
+    line.append("since start: " + " ".join(f"{cls} {_num(counters.finals(cls))}"
+                                            for cls in ("2xx", "3xx", "4xx", "5xx", "6xx")))
+    window = sig.sip_window
+    if window is not None:
+        share = window.share("5xx", "6xx")
+        line.append(f"; last {window.seconds:.1f} s: {window.total} replies")
+        if share is not None:
+            line.append(f", 5xx+6xx {share:.1f}%")
+    line.append(f"; retransmissions {_num(counters.retransmissions)}; INVITE timeouts {_num(counters.timeouts_inv)}")
+    return line
+
+
 def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
-                    sections: Sequence[OverviewSection] = ()) -> Group:
+                    sections: Sequence[OverviewSection] = (), thresholds: Thresholds | None = None) -> Group:
     """`clip_ids=False` (output that is not a terminal): AoRs and Call-IDs in full, for grep.
-    `sections`: the plugins' own Overview blocks (their `overview` hook)."""
+    `sections`: the plugins' own Overview blocks (their `overview` hook).
+    `thresholds`: the configured ones, for the calls' quality state (default: the defaults)."""
+    th = thresholds or Thresholds()
     id_clip = 40 if clip_ids else 0
     parts: list = []
     src = Table(title="Sources", title_justify="left", expand=False)
@@ -111,6 +156,8 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
         t.append(f"shm {shm:.1f}%  " if shm is not None else "shm ?  ")
         t.append(f"dialogs {_num(ov.active_dialogs)}  contacts {_num(ov.registered_contacts)}")
         parts.append(t)
+        if (sip_line := sip_health_text(sig)) is not None:
+            parts.append(sip_line)
         if sig.contacts is not None:
             by_tr = Counter((c.transport or "?").upper() for c in sig.contacts)
             ws = sum(1 for c in sig.contacts if c.ws)
@@ -146,7 +193,12 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
             t.append_text(safe_text(version))
         t.append(f"  ng {'OK' if media.ng_ok else 'FAIL'}  cli {'OK' if media.cli_ok else 'FAIL'}  ")
         t.append(f"sessions {len(media.sessions)}  ports {media.ports.used}/{media.ports.total}")
+        if media.totals.mos_average is not None:
+            t.append(f"  MOS avg {media.totals.mos_average:.1f} ({_num(media.totals.mos_samples)} samples)")
         parts.append(t)
+        for iface in media.interface_quality or ():
+            parts.append(Text(f"  interface {iface.name} {iface.address}: MOS {_num(iface.mos)}  "
+                              f"loss {_num(iface.loss_pct)}%  jitter {_num(iface.jitter_ms)} ms"))
         for err in media.errors:
             parts.append(Text("RTPengine: ", style="yellow") + safe_text(err))
 
@@ -175,9 +227,10 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
 
     if snap.calls:
         table = Table(title=f"Calls ({len(snap.calls)})", title_justify="left")
-        for col in ("call-id", "state", "bridge", "dialog", "media", "ports"):
+        for col in ("call-id", "state", "bridge", "dialog", "media", "ports", "quality"):
             table.add_column(col, overflow="fold")
         for call in snap.calls[:limit]:
+            quality = call_quality(call, snap.collected_at, mos_poor=th.mos_poor, silent_after_s=th.silent_after_s)
             table.add_row(
                 safe_text(call.callid, id_clip and 36),
                 Text(call.dialog.state_name if call.dialog else "-"),
@@ -185,6 +238,7 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
                 _side(call.has_dialog, call.dialog_known, "NO DIALOG"),
                 _side(call.has_media, call.media_known, "NO MEDIA"),
                 Text(" ".join(map(str, call.media.ports[:4])) if call.media else ""),
+                quality_text(quality),
             )
         parts.append(table)
     return Group(*parts)

@@ -166,9 +166,67 @@ def check_ws(ctx: CheckContext) -> CheckResult:
                        f"{len(ws_conns)} live WS connections on {', '.join(listeners) or 'ws'}", evidence)
 
 
+# --------------------------------------------------------------------------- opensips.sip_failures
+
+SIP_FAILURE_REMEDY = ("5xx: a next hop fails or does not answer (OpenSIPS turns 503 into 500, a timeout into 408/"
+                      "500): check the gateways/dispatcher destinations and tm:timeout_finalresponse_inv; 6xx: a "
+                      "destination refuses globally (600 Busy Everywhere, 603 Decline); trace a failing call with "
+                      "`opsconsole mi` (sip_trace/trace_start) or sngrep to see who answers it")
+
+
+def check_sip_failures(ctx: CheckContext) -> CheckResult:
+    """5xx + 6xx share of the final replies between two samples of the sl:/tm: counters."""
+    cid = "opensips.sip_failures"
+    sig = _signalling_or_result(ctx, cid)
+    if isinstance(sig, CheckResult):
+        return sig
+    th = ctx.config.thresholds
+    if sig.overview.sip is None:
+        return CheckResult(cid, Status.UNKNOWN, "OpenSIPS reports no sl:/tm: reply counters (get_statistics sl: "
+                           "tm: answered nothing)", remedy="load the sl and tm modules; check get_statistics over MI")
+    window = sig.sip_window
+    if window is None:
+        return CheckResult(cid, Status.UNKNOWN, "one sample of the reply counters only: a failure share needs two "
+                           "(the second read failed, or OpenSIPS restarted in between)",
+                           {"since start": _since_start(sig.overview.sip)}, "run diagnose again")
+    evidence = _window_evidence(window)
+    evidence["since start"] = _since_start(sig.overview.sip)
+    counts = ", ".join(f"{cls} {window.finals.get(cls, 0)}" for cls in ("2xx", "3xx", "4xx", "5xx", "6xx"))
+    span = f"{window.total} final replies in {window.seconds:.1f} s ({counts})"
+    if window.total < th.sip_min_replies:
+        return CheckResult(cid, Status.OK, f"too little traffic to judge a failure share: {span}; at least "
+                           f"{th.sip_min_replies} needed", evidence)
+    share = window.share("5xx", "6xx") or 0.0
+    evidence.update(warn=th.sip_failure_warn, fail=th.sip_failure_fail)
+    status = threshold_status(share, th.sip_failure_warn, th.sip_failure_fail)
+    text = f"{share:.1f}% of final replies are 5xx/6xx: {span}"
+    if status is Status.OK:
+        return CheckResult(cid, status, text, evidence)
+    limit = th.sip_failure_fail if status is Status.FAIL else th.sip_failure_warn
+    return CheckResult(cid, status, f"{text} ≥ {limit:g}%", evidence, SIP_FAILURE_REMEDY)
+
+
+def _window_evidence(window) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"window_s": round(window.seconds, 2)}
+    for cls in ("2xx", "3xx", "4xx", "5xx", "6xx"):
+        evidence[f"{cls} replies"] = window.finals.get(cls)
+        share = window.share(cls)
+        evidence[f"{cls} share %"] = round(share, 1) if share is not None else None
+    evidence["retransmissions"] = window.retransmissions
+    evidence["INVITE timeouts"] = window.timeouts_inv
+    return evidence
+
+
+def _since_start(counters) -> str:
+    """The counters since OpenSIPS started: context for a short window, never the verdict."""
+    finals = {cls: counters.finals(cls) for cls in ("2xx", "3xx", "4xx", "5xx", "6xx")}
+    return ", ".join(f"{cls} {value}" for cls, value in finals.items() if value is not None)
+
+
 CHECKS = (
     CheckSpec("opensips.mi", check_mi, "OpenSIPS MI reachable"),
     CheckSpec("opensips.load", check_load, "OpenSIPS load"),
     CheckSpec("opensips.shm", check_shm, "OpenSIPS shared memory"),
     CheckSpec("opensips.ws", check_ws, "SIP over WebSocket"),
+    CheckSpec("opensips.sip_failures", check_sip_failures, "SIP 5xx/6xx failure share"),
 )

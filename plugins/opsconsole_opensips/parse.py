@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from console.errors import ProtocolError
 from console.heap import release_free_heap  # noqa: F401  (re-exported for the collectors)
-from console.model import Connection, Contact, Dialog, DialogLeg, RelayNode, SignallingOverview
+from console.model import Connection, Contact, Dialog, DialogLeg, RelayNode, SignallingOverview, SipCounters
 
 from .commands import parse_server_version, parse_which  # noqa: F401  (re-exported)
 from .fastbuild import fast_constructor
@@ -442,7 +442,25 @@ def parse_statistics(statistics: Any) -> dict[str, Any]:
     return _guard("get_statistics", build)
 
 
-def parse_overview(version_result: Any = None, uptime_result: Any = None, statistics: Any = None) -> SignallingOverview:
+_RETRANSMISSIONS = ("tm:retransmission_req_T1_1", "tm:retransmission_req_T1_2", "tm:retransmission_req_T1_3",
+                    "tm:retransmission_req_T2", "tm:retransmission_rpl_T2")
+
+
+def parse_sip_counters(stats: dict[str, Any], at: float) -> SipCounters | None:
+    """`sl:` and `tm:` counters (a parse_statistics dict) -> SipCounters; None when neither group is there."""
+    sl = tuple(_stat_int(stats, f"sl:{cls}_replies") for cls in ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx"))
+    tm = tuple(_stat_int(stats, f"tm:{cls}_transactions") for cls in ("2xx", "3xx", "4xx", "5xx", "6xx"))
+    if all(v is None for v in sl + tm):
+        return None
+    retrans = [value for key in _RETRANSMISSIONS if (value := _stat_int(stats, key)) is not None]
+    return SipCounters(at=at, sl_replies=sl, tm_transactions=tm, retransmissions=sum(retrans) if retrans else None,
+                       timeouts_inv=_stat_int(stats, "tm:timeout_finalresponse_inv"),
+                       timeouts=_stat_int(stats, "tm:timeout_finalresponse"))
+
+
+def parse_overview(version_result: Any = None, uptime_result: Any = None, statistics: Any = None,
+                   at: float | None = None) -> SignallingOverview:
+    """`at`: when the statistics were read (epoch s; default now), the time of the SIP counters."""
     def build() -> SignallingOverview:
         stats = parse_statistics(statistics) if statistics is not None else {}
         server = version = ""
@@ -471,6 +489,7 @@ def parse_overview(version_result: Any = None, uptime_result: Any = None, statis
             rcv_replies=_stat_int(stats, "core:rcv_replies"),
             drop_requests=_stat_int(stats, "core:drop_requests"),
             err_requests=_stat_int(stats, "core:err_requests"),
+            sip=parse_sip_counters(stats, time.time() if at is None else at),
         )
 
     return _guard("overview", build)

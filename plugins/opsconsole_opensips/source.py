@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable
 
 from console.errors import OpsError, ProtocolError, RemoteError
-from console.model import Contact, Dialog, SignallingOverview, SignallingState, replace
+from console.model import Contact, Dialog, SignallingOverview, SignallingState, SipCounters, replace
 from console.plugins import CollectOptions
 
 from .client import MIClient, make_client
@@ -27,6 +27,7 @@ from .codec import METHOD_NOT_FOUND, MIError
 from .commands import CommandMap, detect_commands
 from .live import DUMP_TIMEOUT_CAP, LiveSync, dump_timeout, estimate_dump_seconds  # noqa: F401  (estimate_dump_seconds: public here too)
 from .parse import (
+    parse_sip_counters,
     parse_connections,
     parse_contacts,
     parse_dialog_count,
@@ -37,7 +38,9 @@ from .parse import (
 )
 from .wire import decode_dump
 
-STAT_GROUPS = ["core:", "shmem:", "load:", "tm:", "dialog:", "usrloc:"]
+# sl: (stateless replies by class) costs ~9 more counters in the same call: the SIP health figures
+STAT_GROUPS = ["core:", "shmem:", "load:", "tm:", "sl:", "dialog:", "usrloc:"]
+SIP_GROUPS = ["sl:", "tm:"]
 DIALOG_PAGE = 1000  # dlg_list page size once a node holds more dialogs than this
 
 # `which` names -> module names, for the modules OpenSIPS does not prefix itself (3.x).
@@ -82,6 +85,7 @@ class OpenSIPSSource:
         self._live: LiveSync | None = None  # created by the first live collection
         self._contact_sockets: tuple[object, frozenset[str]] = ((), frozenset())  # (contacts, their sockets)
         self._last_live: SignallingState | None = None  # the last live collection, for polls during a dump
+        self._sip_samples: list[SipCounters] = []  # live: the SIP counters of the last sip_window_s
 
     @property
     def target(self) -> str:
@@ -162,8 +166,9 @@ class OpenSIPSSource:
             if isinstance(reply, BaseException):
                 raise reply
         uptime, stats, relays, conns = replies
+        stats_at = self._clock()
         self._require_liveness(uptime, stats)
-        overview = self._overview(uptime, stats, errors)
+        overview = self._overview(uptime, stats, errors, stats_at)
         self._note_restart(overview.uptime_s)
         events_status = ""
         as_of = None
@@ -184,6 +189,11 @@ class OpenSIPSSource:
                 live.remember_connections(connections)
         else:
             connections = live.connections
+        if live is not None:
+            sip_earlier = self._sip_window_start(overview.sip)
+        else:
+            sip_earlier, later = overview.sip, await self._sip_sample(commands, overview.sip)
+            overview = replace(overview, sip=later)
         state = SignallingState(
             backend="opensips",
             target=self.target,
@@ -202,10 +212,40 @@ class OpenSIPSSource:
             events_status=events_status,
             contacts_as_of=as_of,
             dialogs_as_of=live.dialogs_as_of if live is not None and dialogs is not None else None,
+            sip_earlier=sip_earlier,
         )
         if live is not None:
             self._last_live = state
         return state
+
+    async def _sip_sample(self, commands: CommandMap, first: SipCounters | None) -> SipCounters | None:
+        """One-shot: the SIP counters again, at least `sip_sample_s` after the first sample (the rest of
+        the collection usually covers most of it), so a failure share has a window.  None on failure."""
+        if first is None:
+            return None
+        wait = first.at + self.config.thresholds.sip_sample_s - self._clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            raw = await self.client().call(commands.name("get_statistics"), {"statistics": SIP_GROUPS})
+            return parse_sip_counters(parse_statistics(raw), self._clock())
+        except (RemoteError, ProtocolError):
+            return None
+
+    def _sip_window_start(self, current: SipCounters | None) -> SipCounters | None:
+        """Live: the sample about `sip_window_s` before this one (the oldest kept while the console
+        is younger than that); a restart (counters went backwards) starts the window again."""
+        if current is None:
+            return None
+        samples = self._sip_samples
+        if samples and any((current.finals(c) or 0) < (samples[-1].finals(c) or 0) for c in ("2xx", "4xx", "5xx")):
+            samples.clear()
+        samples.append(current)
+        window = self.config.thresholds.sip_window_s
+        old_enough = [i for i, sample in enumerate(samples) if current.at - sample.at >= window]
+        if old_enough:
+            del samples[:old_enough[-1]]
+        return samples[0] if len(samples) > 1 else None
 
     async def _while_dumping(self, live: LiveSync, last: SignallingState, options: CollectOptions) -> SignallingState:
         """Our own dump holds mi_http, which answers one request at a time: ask it nothing else
@@ -284,9 +324,9 @@ class OpenSIPSSource:
             errors.append(f"{label}: {exc}")
             return default
 
-    def _overview(self, uptime, stats, errors: list[str]) -> SignallingOverview:
+    def _overview(self, uptime, stats, errors: list[str], at: float | None = None) -> SignallingOverview:
         try:
-            return parse_overview(self._version_result, uptime, stats)
+            return parse_overview(self._version_result, uptime, stats, at)
         except ProtocolError as exc:
             errors.append(f"overview: {exc}")
             try:

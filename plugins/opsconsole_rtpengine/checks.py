@@ -14,7 +14,8 @@ import psutil
 
 from console.config import parse_hostport
 from console.errors import ConfigError, ConnectionRefused, OpsError, Timeout
-from console.model import CheckResult, PortUsage, ProcessInfo, Status, overall_status, threshold_status
+from console.model import (Call, CallQuality, CheckResult, PortUsage, ProcessInfo, QualityState, Status, call_quality,
+                           overall_status, threshold_status)
 from console.plugins import CheckContext, CheckSpec
 
 from . import parse
@@ -343,6 +344,161 @@ def _node_problem(ctx: CheckContext, address: tuple[str, int], error: OpsError |
     return f"{error.message}{state}"
 
 
+# --------------------------------------------------------------------------- calls.*
+# The call checks live here, with the media relay that owns their data: packets, last-packet times and
+# the RTCP-derived MOS are RTPengine's; the dialog only says who is caller/callee and when it was answered.
+
+MAX_CALLS_LISTED = 10
+ONE_WAY_REMEDY = ("one-way audio is nearly always NAT or a firewall: the silent side's RTP does not reach "
+                  "RTPengine — check the address in that endpoint's SDP (fix_nated_sdp / rtpengine flags "
+                  "'SIP-source-address', 'trust-address'), the firewall for RTPengine's port range, and that "
+                  "the endpoint sends symmetric RTP (from the port it advertises)")
+SILENT_REMEDY = ("no RTP either way: the endpoints cannot reach the address RTPengine put in the SDP — behind "
+                 "NAT use --interface NAME/LOCAL!ADVERTISED, open the media port range, and check that "
+                 "rtpengine_offer/answer rewrote both SDPs (a call put on hold without a re-INVITE looks the same)")
+QUALITY_REMEDY = ("low MOS comes from loss, jitter and delay on the path to the reporting endpoint: check that "
+                  "network (interface errors, bandwidth, QoS/DSCP marking, Wi-Fi), the relay host's load "
+                  "(userspace forwarding, CPU steal), and the codec/ptime; the MOS progression shows when it began")
+
+
+def _judged_calls(ctx: CheckContext, cid: str) -> list[tuple[Call, CallQuality]] | CheckResult:
+    """Every call with its quality state, or the verdict when nothing can be judged."""
+    snapshot, th = ctx.snapshot, ctx.config.thresholds
+    if snapshot.media is None:
+        if "rtpengine" not in snapshot.sources:
+            return CheckResult(cid, Status.SKIP, "rtpengine not configured: call media unknown")
+        return CheckResult(cid, Status.UNKNOWN, "no rtpengine data (see rtpengine.ng): call media unknown")
+    stale = snapshot.stale.get("media")
+    if stale is not None:
+        return CheckResult(cid, Status.UNKNOWN, f"media sessions are {stale:g} s old: not judged",
+                           {"stale": stale}, "wait for the next complete poll (r re-runs)")
+    return [(call, call_quality(call, ctx.now, mos_poor=th.mos_poor, silent_after_s=th.silent_after_s))
+            for call in snapshot.calls if call.media is not None]
+
+
+def _coverage(judged: list[tuple[Call, CallQuality]]) -> tuple[int, int, dict[str, int]]:
+    """(calls judged, calls with media, unknown reasons -> count)."""
+    unknown: dict[str, int] = {}
+    for _, quality in judged:
+        if quality.state is QualityState.UNKNOWN:
+            unknown[quality.reason] = unknown.get(quality.reason, 0) + 1
+    return len(judged) - sum(unknown.values()), len(judged), unknown
+
+
+def _nothing_judged(cid: str, judged: list, what: str) -> CheckResult | None:
+    known, total, unknown = _coverage(judged)
+    if total == 0:
+        return CheckResult(cid, Status.OK, "no calls with media")
+    if known == 0:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in unknown.items())
+        return CheckResult(cid, Status.UNKNOWN, f"{what} unknown for all {total} calls ({reasons})",
+                           {"unknown": unknown}, "query the sessions over ng (rtpengine ng address)")
+    return None
+
+
+def _scope(judged: list) -> str:
+    known, total, unknown = _coverage(judged)
+    return f"{known} of {total} calls judged" if unknown else f"{total} calls"
+
+
+def _listed(found: list[tuple[Call, CallQuality]], describe) -> dict[str, str]:
+    return {call.callid: describe(quality) for call, quality in found[:MAX_CALLS_LISTED]}
+
+
+def _direction_text(quality: CallQuality) -> str:
+    parts = []
+    for direction in quality.silent_directions:
+        role = direction.split()[0]
+        leg = quality.caller if role == "caller" else quality.callee
+        age = leg.last_packet_age_s if leg else None
+        detail = f"last packet {age:.0f} s ago" if age is not None else "no packet since the answer"
+        parts.append(f"{direction} silent ({detail}, {leg.packets if leg else '?'} packets from the {role})")
+    return "; ".join(parts)
+
+
+def check_one_way(ctx: CheckContext) -> CheckResult:
+    cid = "calls.one_way"
+    judged = _judged_calls(ctx, cid)
+    if isinstance(judged, CheckResult):
+        return judged
+    if (verdict := _nothing_judged(cid, judged, "media flow")) is not None:
+        return verdict
+    found = [(c, q) for c, q in judged if q.state is QualityState.ONE_WAY]
+    limit = ctx.config.thresholds.silent_after_s
+    evidence: dict[str, Any] = {"calls": _scope(judged), "silent_after_s": limit}
+    if not found:
+        return CheckResult(cid, Status.OK, f"no one-way audio ({_scope(judged)})", evidence)
+    evidence["one-way calls"] = _listed(found, _direction_text)
+    first_call, first = found[0]
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    return CheckResult(cid, Status.WARN, f"{len(found)} calls with one-way audio (one direction silent > {limit:g} s): "
+                       f"{first_call.callid} {first.silent_directions[0]} silent{more}", evidence, ONE_WAY_REMEDY)
+
+
+def check_silent(ctx: CheckContext) -> CheckResult:
+    cid = "calls.silent"
+    judged = _judged_calls(ctx, cid)
+    if isinstance(judged, CheckResult):
+        return judged
+    if (verdict := _nothing_judged(cid, judged, "media flow")) is not None:
+        return verdict
+    found = [(c, q) for c, q in judged if q.state is QualityState.SILENT]
+    limit = ctx.config.thresholds.silent_after_s
+    evidence: dict[str, Any] = {"calls": _scope(judged), "silent_after_s": limit}
+    if not found:
+        return CheckResult(cid, Status.OK, f"no silent calls ({_scope(judged)})", evidence)
+    evidence["silent calls"] = _listed(found, _direction_text)
+    names = ", ".join(call.callid for call, _ in found[:3]) + (f" (+{len(found) - 3} more)" if len(found) > 3 else "")
+    return CheckResult(cid, Status.WARN, f"{len(found)} calls without RTP either way for more than {limit:g} s "
+                       f"after the answer: {names}", evidence, SILENT_REMEDY)
+
+
+def _mos_text(quality: CallQuality) -> str:
+    parts = []
+    for leg in quality.legs:
+        if leg.mos is None:
+            continue
+        figures = [f"MOS {leg.mos:.1f}"]
+        if leg.mos_min is not None:
+            figures.append(f"lowest {leg.mos_min:.1f}")
+        for label, value, unit in (("jitter", leg.jitter_ms, " ms"), ("loss", leg.loss_pct, " %"),
+                                   ("RTT", leg.rtt_ms, " ms")):
+            if value is not None:
+                figures.append(f"{label} {value:.0f}{unit}")
+        heard = "callee -> caller" if leg.role == "caller" else "caller -> callee"
+        parts.append(f"{heard} ({leg.role}'s RTCP): {', '.join(figures)}")
+    return "; ".join(parts)
+
+
+def check_quality(ctx: CheckContext) -> CheckResult:
+    cid = "calls.quality"
+    judged = _judged_calls(ctx, cid)
+    if isinstance(judged, CheckResult):
+        return judged
+    if (verdict := _nothing_judged(cid, judged, "call quality")) is not None:
+        return verdict
+    th = ctx.config.thresholds
+    poor = sorted(((c, q) for c, q in judged if q.state is QualityState.POOR), key=lambda cq: cq[1].mos or 0)
+    with_mos = [q for _, q in judged if q.mos is not None]
+    no_rtcp = sum(1 for _, q in judged if q.state is QualityState.NO_RTCP)
+    evidence: dict[str, Any] = {"calls": _scope(judged), "calls with a MOS": len(with_mos),
+                                "calls without RTCP (MOS unknown)": no_rtcp, "mos_poor": th.mos_poor}
+    unmeasured = f"; {no_rtcp} without RTCP (MOS unknown)" if no_rtcp else ""
+    if not poor:
+        if not with_mos:
+            return CheckResult(cid, Status.OK, f"no call reports a MOS ({no_rtcp} without RTCP): nothing to judge, "
+                               "no finding", evidence)
+        worst = min(q.mos for q in with_mos)
+        return CheckResult(cid, Status.OK, f"{len(with_mos)} calls with a MOS, lowest average {worst:.1f} "
+                           f"(≥ {th.mos_poor:g}){unmeasured}", evidence)
+    evidence["poor calls"] = _listed(poor, _mos_text)
+    status = threshold_status(len(poor), th.poor_calls_warn, th.poor_calls_fail)
+    names = ", ".join(f"{call.callid} (MOS {quality.mos:.1f})" for call, quality in poor[:3])
+    more = f" (+{len(poor) - 3} more)" if len(poor) > 3 else ""
+    summary = f"{len(poor)} calls with MOS below {th.mos_poor:g}: {names}{more}{unmeasured}"
+    return CheckResult(cid, status, summary, evidence, QUALITY_REMEDY if status is not Status.OK else "")
+
+
 CHECKS = (
     CheckSpec("rtpengine.ng", check_ng, "rtpengine ng control protocol"),
     CheckSpec("rtpengine.cli", check_cli, "rtpengine CLI"),
@@ -350,4 +506,7 @@ CHECKS = (
     CheckSpec("rtpengine.kernel_forwarding", check_kernel_forwarding, "rtpengine in-kernel forwarding"),
     CheckSpec("rtpengine.sessions", check_sessions, "media sessions vs dialogs"),
     CheckSpec("opensips.rtpengine_sock", check_rtpengine_sock, "OpenSIPS rtpengine_sock points at ng"),
+    CheckSpec("calls.one_way", check_one_way, "calls with one-way audio"),
+    CheckSpec("calls.silent", check_silent, "calls without audio either way"),
+    CheckSpec("calls.quality", check_quality, "call quality (MOS from RTCP)"),
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 from console.errors import (ConnectionRefused, ProtocolError, RemoteError, ResponseTooLarge, Timeout,
                             TransportError)
-from console.model import InterfacePorts, Media, MediaLeg, MediaSession, MediaStream, MediaTotals
+from console.model import InterfacePorts, InterfaceQuality, Media, MediaLeg, MediaSession, MediaStream, MediaTotals
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # `list sessions all` at 100k calls is ~17 MB
 
@@ -95,6 +95,11 @@ class CliClient:
 
     async def interfaces(self) -> tuple[InterfacePorts, ...]:
         return parse_interfaces(await self.command("list interfaces"))
+
+    async def interfaces_and_quality(self) -> tuple[tuple[InterfacePorts, ...], tuple[InterfaceQuality, ...] | None]:
+        """One `list interfaces`: the port usage, and the per-interface quality when printed (12.4+)."""
+        text = await self.command("list interfaces")
+        return parse_interfaces(text), parse_interface_quality(text)
 
     async def sessions(self, which: str = "all") -> tuple[MediaSession, ...]:
         return parse_sessions_list(await self.command(f"list sessions {which}"))
@@ -190,6 +195,44 @@ def parse_interfaces(text: str) -> tuple[InterfacePorts, ...]:
     if not found and text.strip():
         raise ProtocolError(f"not a `list interfaces` output ({_first_line(text)!r})")
     return tuple(InterfacePorts(**item) for item in found)
+
+
+# RTPengine 12.4+ adds per-interface averages (daemon/cli.c); with no sample yet they print nan.
+_MOS_RE = re.compile(r"^\s*MOS:\s*avg\s+(?P<mos>\S+),\s*packet loss avg\s+(?P<loss>[^%\s]+)%")
+_JITTER_RE = re.compile(r"^\s*Jitter:\s*avg\s+(?P<jitter>[^\s(]+)")
+_RTT_RE = re.compile(r"^\s*RTT:\s*e2e\s+(?P<e2e>[^,\s]+)")
+
+
+def _measured(text: str) -> float | None:
+    """A printed average: a number, or nan/-nan/inf when RTPengine divided by zero samples."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def parse_interface_quality(text: str) -> tuple[InterfaceQuality, ...] | None:
+    """`list interfaces` -> per-interface MOS/loss/jitter/RTT averages; None when the daemon does not
+    print them (RTPengine before 12.4, e.g. Debian 12's 10.5)."""
+    found: list[dict[str, Any]] = []
+    reported = False
+    for line in text.splitlines():
+        if match := _INTERFACE_RE.match(line):
+            found.append({"name": match["name"], "address": match["address"]})
+        elif not found:
+            continue
+        elif match := _MOS_RE.match(line):
+            reported = True
+            found[-1].update(mos=_measured(match["mos"]), loss_pct=_measured(match["loss"]))
+        elif match := _JITTER_RE.match(line):
+            found[-1]["jitter_ms"] = _measured(match["jitter"])
+        elif match := _RTT_RE.match(line):
+            rtt = _measured(match["e2e"])
+            found[-1]["rtt_ms"] = rtt / 1000.0 if rtt is not None else None
+    if not reported:
+        return None
+    return tuple(InterfaceQuality(**item) for item in found)
 
 
 def parse_sessions_list(text: str) -> tuple[MediaSession, ...]:
@@ -316,6 +359,6 @@ def _first_line(text: str) -> str:
 
 
 __all__ = [
-    "CliClient", "CliError", "parse_interfaces", "parse_jsonstats", "parse_numsessions",
+    "CliClient", "CliError", "parse_interface_quality", "parse_interfaces", "parse_jsonstats", "parse_numsessions",
     "parse_session_detail", "parse_sessions_list", "parse_totals",
 ]

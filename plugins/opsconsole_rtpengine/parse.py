@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from console.errors import ProtocolError
-from console.model import InterfacePorts, Media, MediaLeg, MediaSession, MediaStream, MediaTotals, PortUsage
+from console.model import (InterfacePorts, InterfaceQuality, Media, MediaLeg, MediaSession, MediaStream, MediaTotals,
+                           MosSample, PortUsage, SsrcQuality)
 
 
 def to_int(value: Any, default: int = 0) -> int:
@@ -45,17 +46,70 @@ def _strs(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in _list(value))
 
 
-def parse_query(callid: str, reply: dict[str, Any]) -> MediaSession:
-    """ng `query` reply -> MediaSession with one leg per tag."""
+def parse_query(callid: str, reply: dict[str, Any], queried_at: float | None = None) -> MediaSession:
+    """ng `query` (or `delete`) reply -> MediaSession with one leg per tag and the RTCP-derived
+    statistics per SSRC (`quality`: () when RTPengine has none, never a MOS of 0)."""
     tags = _dict(reply.get("tags", {}), "'tags'")
     legs = tuple(_leg(key, _dict(value, f"tag {key!r}")) for key, value in tags.items())
+    totals = reply.get("totals") if isinstance(reply.get("totals"), dict) else {}
+    rtcp = totals.get("RTCP") if isinstance(totals.get("RTCP"), dict) else None
     return MediaSession(
         callid=callid,
         created=to_int(reply.get("created")),
         last_signal=to_int(reply.get("last signal")),
         legs=legs,
         detailed=True,
+        quality=parse_ssrc_stats(reply.get("SSRC", {})),
+        rtcp_packets=to_int(rtcp.get("packets")) if rtcp is not None else None,
+        queried_at=queried_at,
     )
+
+
+# ng units: MOS x10 as an integer, jitter ms, round-trip times us, packet loss %
+def _mos_sample(value: Any) -> MosSample | None:
+    if not isinstance(value, dict):
+        return None
+    mos = to_float(value.get("MOS"))
+    rtt, rtt_leg = to_float(value.get("round-trip time")), to_float(value.get("round-trip time leg"))
+    return MosSample(
+        mos=mos / 10.0 if mos else None,  # 0: RTPengine could not compute one (no RTT for both legs)
+        jitter_ms=to_float(value.get("jitter")),
+        loss_pct=to_float(value.get("packet loss")),
+        rtt_ms=rtt / 1000.0 if rtt else None,
+        rtt_leg_ms=rtt_leg / 1000.0 if rtt_leg else None,
+        reported_at=to_int(value.get("reported at")),
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    number = to_float(value)
+    return None if number is None else int(number)
+
+
+def parse_ssrc_stats(ssrc: Any) -> tuple[SsrcQuality, ...]:
+    """The top-level "SSRC" dictionary of a query/delete reply (keyed by the SSRC in decimal)."""
+    entries = []
+    for key, value in _dict(ssrc, "'SSRC'").items():
+        if not isinstance(value, dict) or not str(key).isdigit():
+            continue
+        progression = value.get("MOS progression") if isinstance(value.get("MOS progression"), dict) else {}
+        average = _mos_sample(value.get("average MOS"))
+        samples = to_int(value["average MOS"].get("samples")) if average is not None else 0
+        entries.append(SsrcQuality(
+            ssrc=int(key),
+            average=average,
+            lowest=_mos_sample(value.get("lowest MOS")),
+            highest=_mos_sample(value.get("highest MOS")),
+            samples=samples,
+            cumulative_loss=_optional_int(value.get("cumulative loss")),
+            packets=_optional_int(value.get("packets")),
+            bytes=_optional_int(value.get("bytes")),
+            last_seq=_optional_int(value.get("last RTP seq")),
+            progression=tuple(sample for item in _list(progression.get("entries"))
+                              if (sample := _mos_sample(item)) is not None),
+            progression_interval_s=to_int(progression.get("interval")),
+        ))
+    return tuple(entries)
 
 
 def _leg(key: str, tag: dict[str, Any]) -> MediaLeg:
@@ -88,6 +142,7 @@ def _stream(stream: dict[str, Any]) -> MediaStream:
         errors=to_int(stats.get("errors")),
         last_packet=to_int(stream.get("last packet")),
         flags=flags,
+        ssrc=_optional_int(stream.get("SSRC")),
     )
 
 
@@ -131,7 +186,43 @@ def parse_statistics(stats: dict[str, Any]) -> MediaTotals:
         if number is not None:
             values[field_name] = number if field_name in _FLOAT_FIELDS else int(number)
     raw = {k: v for k, v in stats.items() if k in ("currentstatistics", "totalstatistics")}
-    return MediaTotals(raw=raw, **values)
+    return MediaTotals(raw=raw, **values, **_quality_totals(stats))
+
+
+def _quality_totals(stats: dict[str, Any]) -> dict[str, Any]:
+    """The global `mos` section (every version) and `voip_metrics` (12.4+): averages over every
+    sample since start; no sample yet -> None (RTPengine prints 0 then: no MOS is not a MOS of 0)."""
+    out: dict[str, Any] = {}
+    mos = stats.get("mos") if isinstance(stats.get("mos"), dict) else {}
+    samples = _optional_int(mos.get("mos_samples_total"))
+    if samples is not None:
+        out["mos_samples"] = samples
+        if samples > 0:
+            out["mos_average"] = to_float(mos.get("mos_average"))
+    voip = stats.get("voip_metrics") if isinstance(stats.get("voip_metrics"), dict) else {}
+    for field_name, prefix in (("jitter_average_ms", "jitter"), ("loss_average_pct", "packetloss")):
+        if to_int(voip.get(f"{prefix}_samples_total")) > 0:
+            out[field_name] = to_float(voip.get(f"{prefix}_average"))
+    return out
+
+
+def parse_statistics_interface_quality(stats: dict[str, Any]) -> tuple[InterfaceQuality, ...] | None:
+    """`interfaces[].voip_metrics` of ng `statistics` (RTPengine 12.4+); None when no interface has them."""
+    found = []
+    for item in _list(_dict(stats, "'statistics'").get("interfaces")):
+        if not isinstance(item, dict) or not isinstance(item.get("voip_metrics"), dict):
+            continue
+        voip = item["voip_metrics"]
+
+        def average(prefix: str) -> float | None:
+            return to_float(voip.get(f"{prefix}_average")) if to_int(voip.get(f"{prefix}_samples_total")) else None
+
+        rtt = average("rtt_e2e")
+        found.append(InterfaceQuality(name=str(item.get("name", "")), address=str(item.get("address", "")),
+                                      mos=average("mos"), loss_pct=average("packetloss"),
+                                      jitter_ms=average("jitter"), rtt_ms=rtt / 1000.0 if rtt is not None else None,
+                                      samples=_optional_int(voip.get("mos_samples_total"))))
+    return tuple(found) if found else None
 
 
 def parse_statistics_ports(stats: dict[str, Any]) -> PortUsage:

@@ -8,6 +8,7 @@ still returned, with the failure recorded.  Only when both fail does
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Awaitable
 
 from console.config import Config
@@ -52,10 +53,10 @@ class RTPengineSource:
 
     async def _collect(self, options: CollectOptions) -> MediaState:
         ng, cli = self.ng, self.cli
-        ping, stats, interfaces, listed, calls = await asyncio.gather(
+        ping, stats, iface, listed, calls = await asyncio.gather(
             _attempt(ng.ping() if ng else None),
             _attempt(ng.statistics() if ng else None),
-            _attempt(cli.interfaces() if cli else None),
+            _attempt(cli.interfaces_and_quality() if cli else None),
             _attempt(self._list_sessions() if cli else None),
             _attempt(ng.list(LIST_LIMIT) if ng and not cli else None),
         )
@@ -63,6 +64,7 @@ class RTPengineSource:
             # The CLI lists every session with its deletion mark; ng `list` (Call-IDs only, and
             # no reply at all above ~1 500 calls) is only the fallback when the CLI fails.
             calls = await _attempt(ng.list(LIST_LIMIT))
+        interfaces, iface_quality = iface if isinstance(iface, tuple) else (iface, None)
         errors: list[str] = []
         if isinstance(calls, Timeout) and ng and not isinstance(ping, OpsError):
             # The daemon is up: the full list did not fit one datagram.  Show a partial list.
@@ -91,6 +93,7 @@ class RTPengineSource:
             ports=ports,
             totals=totals,
             errors=tuple(errors),
+            interface_quality=iface_quality if iface_quality is not None else _statistics_quality(stats),
         )
 
     async def _list_sessions(self) -> tuple[MediaSession, ...]:
@@ -155,7 +158,7 @@ class RTPengineSource:
                 failures.append(str(reply))
                 return listed
             try:
-                queried = parse.parse_query(listed.callid, reply)
+                queried = parse.parse_query(listed.callid, reply, queried_at=time.time())
             except OpsError as exc:
                 failures.append(f"{listed.callid}: {exc}")
                 return listed
@@ -172,6 +175,16 @@ class RTPengineSource:
     async def aclose(self) -> None:
         if self.ng is not None:
             await self.ng.aclose()
+
+
+def _statistics_quality(stats: Any) -> Any:
+    """Per-interface quality from ng statistics (12.4+) when the CLI did not give it."""
+    if not isinstance(stats, dict):
+        return None
+    try:
+        return parse.parse_statistics_interface_quality(stats)
+    except OpsError:
+        return None
 
 
 async def _attempt(awaitable: Awaitable[Any] | None) -> Any:
