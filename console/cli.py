@@ -17,10 +17,10 @@ import time
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import ConfigError, OpsError, RemoteError, WriteRefused
+from .errors import ConfigError, OpsError, ProtocolError, RemoteError, TransportError, WriteRefused
 
 TARGET_OPTIONS = ("mi_url", "mi_fifo", "ng", "cli", "timeout")
-COMMAND_NAMES = ("snapshot", "diagnose", "mi")
+COMMAND_NAMES = ("snapshot", "diagnose", "mi", "trace")
 # A whole-table MI read estimated to hold OpenSIPS MI (one request at a time) longer than this is
 # refused without --force.
 HEAVY_HOLD_LIMIT_S = 3.0
@@ -29,18 +29,20 @@ HEAVY_HOLD_LIMIT_S = 3.0
 # is this table; tests/test_cli_exit_codes.py walks every cell.  In `diagnose` (Nagios) and `mi`,
 # 2 already means something, so a refused command line exits 3 there.
 EXIT: dict[str, dict[str | None, int]] = {
-    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0},
-    # snapshot: a source failed (the rest is printed); mi: MI error, write/whole-table read refused or declined
-    "partial": {"snapshot": 1, "mi": 1},
+    # trace: ended by --duration, SIGTERM or SIGHUP, and its trace stopped
+    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0, "trace": 0},
+    # snapshot: a source failed (the rest is printed); mi: MI error, write/whole-table read refused or declined;
+    # trace: OpenSIPS cannot trace (what to add is on stderr), refused it, or the trace could not be stopped
+    "partial": {"snapshot": 1, "mi": 1, "trace": 1},
     "warn": {"diagnose": 1},
     "fail": {"diagnose": 2},
     "unknown": {"diagnose": 3},  # nothing failed, something could not be determined
-    "unreachable": {"mi": 2},  # OpenSIPS MI did not answer (or not in MI's protocol)
-    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3},  # command line refused
-    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3},  # configuration (file, environment) refused
-    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130},  # Ctrl-C: 128 + SIGINT
+    "unreachable": {"mi": 2, "trace": 2},  # OpenSIPS MI did not answer (or not in MI's protocol)
+    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3, "trace": 3},  # command line refused
+    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3, "trace": 3},  # configuration refused
+    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130, "trace": 130},  # Ctrl-C: 128 + SIGINT
     # stdout closed early (`| head`): 128 + SIGPIPE, what a shell reports for `cat` in the same place
-    "broken_pipe": {"snapshot": 141, "diagnose": 141, "mi": 141},
+    "broken_pipe": {"snapshot": 141, "diagnose": 141, "mi": 141, "trace": 141},
 }
 
 
@@ -129,6 +131,31 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run a whole-table read (ul_dump, dlg_list, …) even when it would hold OpenSIPS MI "
                          f"for more than {HEAVY_HOLD_LIMIT_S:.0f} s")
     _add_common(mi, sub=True)
+
+    trace = subs.add_parser(
+        "trace", allow_abbrev=False,
+        help="live SIP ladder from OpenSIPS's tracer (HEP), with each call explained",
+        description="Start a dynamic OpenSIPS trace (MI trace_start, HEP to this host), print each SIP message as "
+                    "a ladder line as it arrives (time, delta within its call, source → destination, method or "
+                    "status, Call-ID) and explain each call when it ends (timings, or why it failed and the fix). "
+                    "The trace is always stopped on exit (also Ctrl-C, SIGTERM, SIGHUP); one left behind by a "
+                    "crashed opsconsole is removed at the next start. Allowed in read-only mode (a transient "
+                    "change), recorded in the audit log. OpenSIPS needs loadmodule \"proto_hep.so\", loadmodule "
+                    "\"tracer.so\" and socket=hep_udp:IP:PORT.",
+        epilog="Exit codes: 0 stopped by --duration, SIGTERM or SIGHUP; 1 OpenSIPS cannot trace or refused "
+               "(what to add is said), or the trace could not be stopped; 2 OpenSIPS MI unreachable; 3 command "
+               "line or configuration refused; 130 Ctrl-C; 141 output closed early.")
+    trace.add_argument("--caller", metavar="USER", help="only calls from this user (tracer filter caller=)")
+    trace.add_argument("--callee", metavar="USER", help="only calls to this user (tracer filter callee=)")
+    trace.add_argument("--ip", metavar="IP", help="only requests from this source IP (tracer filter ip=)")
+    trace.add_argument("--scope", choices=("dialog", "message"), default="dialog",
+                       help="dialog: calls from their INVITE (default; no REGISTERs); message: every message")
+    trace.add_argument("--pcap", metavar="FILE", help="also write the messages to this pcap file (Wireshark, sngrep)")
+    trace.add_argument("--duration", metavar="S", type=float, help="stop after S seconds (default: until Ctrl-C)")
+    trace.add_argument("--listen", metavar="HOST[:PORT]",
+                       help="where OpenSIPS sends HEP (default: loopback for a local OpenSIPS, else the address "
+                            "that routes to it; port from the OS)")
+    _add_common(trace, sub=True)
     return parser
 
 
@@ -444,7 +471,187 @@ async def _tui(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
-COMMANDS = {"snapshot": _snapshot, "diagnose": _diagnose, "mi": _mi, None: _tui}
+# --------------------------------------------------------------------------- trace
+
+
+def _trace_listen(text: str | None) -> tuple[str, int]:
+    """--listen HOST, HOST:PORT or [V6]:PORT; port 0 or none: from the OS."""
+    if not text:
+        return "", 0
+    value = text.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest.lstrip(":") or "0"
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, "0"
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise UsageError(f"--listen: expected IP[:PORT] (OpenSIPS sends HEP to an address), got {text!r}") from None
+    if not 0 <= port < 65536:
+        raise UsageError(f"--listen: port {port} out of range")
+    return host, port
+
+
+def _trace_options(args: argparse.Namespace):
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be a positive number of seconds")
+    host, port = _trace_listen(args.listen)
+    return {"caller": args.caller or "", "callee": args.callee or "", "ip": args.ip or "", "scope": args.scope,
+            "listen_host": host, "listen_port": port}
+
+
+class _Stop:
+    """SIGINT/SIGTERM/SIGHUP end the trace loop (the trace is stopped in `finally`); which one is kept."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.signal: int | None = None
+        self._installed: list[int] = []
+
+    def install(self) -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(number, self._stop, number)
+                self._installed.append(number)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+
+    def _stop(self, number: int) -> None:
+        self.signal = self.signal or number
+        self.event.set()
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in self._installed:
+            loop.remove_signal_handler(number)
+
+
+async def _trace(args: argparse.Namespace) -> int:
+    options = _trace_options(args)
+    pcap = _open_pcap(args.pcap) if args.pcap else None
+    try:
+        async with _platform(args) as demo:
+            service = _service(args, demo)
+            try:
+                return await _run_trace(service, options, pcap, args.duration)
+            finally:
+                await service.aclose()
+    finally:
+        if pcap is not None:
+            pcap.close()
+
+
+def _open_pcap(path: str):
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        raise UsageError(f"--pcap {path}: cannot write: {exc.strerror or exc}") from None
+
+
+async def _run_trace(service, options: dict, pcap, duration: float | None) -> int:
+    import signal
+
+    _report_plugin_failures(service)
+    stop = _Stop()
+    stop.install()
+    try:
+        session = service.trace_session(options)
+        try:
+            await session.start()
+        except ValueError as exc:  # an option the tracer cannot take (--caller with a space, …)
+            raise UsageError(str(exc)) from None
+        except (TransportError, ProtocolError) as exc:
+            _err(str(exc))
+            await session.stop()
+            return EXIT["unreachable"]["trace"]
+        except (UsageError, ConfigError):
+            raise
+        except OpsError as exc:  # cannot trace (what to add), refused, or the audit log is not writable
+            _err(str(exc))
+            await session.stop()
+            return EXIT["partial"]["trace"]
+        try:
+            if pcap is not None:
+                session.attach_pcap(pcap)
+            _trace_banner(session, duration)
+            await _trace_loop(session, stop, duration)
+        finally:
+            await session.stop()
+        for flow in session.ladder.unexplained():  # calls still open when the trace ended
+            _print_lines(await session.explain_text(flow))
+        _err(f"trace {session.trace_id} stopped: {session.ladder.count} messages, {len(session.ladder.calls)} "
+             f"Call-ID(s){session.listener_note()}")
+        if session.stop_error:
+            _err(f"the trace {session.trace_id} could not be stopped: {session.stop_error} — it keeps sending to "
+                 f"{session.uri} until OpenSIPS restarts or `opsconsole mi trace_stop id={session.trace_id} "
+                 "--allow-write` (the next `opsconsole trace` also removes it)")
+            return EXIT["partial"]["trace"]
+    finally:
+        stop.remove()
+    if stop.signal == signal.SIGINT:
+        return EXIT["interrupted"]["trace"]
+    return EXIT["ok"]["trace"]
+
+
+def _trace_banner(session, duration: float | None) -> None:
+    options = session.options
+    filters = ", ".join(options.filters()) or "none"
+    removed = (f"; removed {len(session.removed_leftovers)} trace(s) left behind by a crash: "
+               f"{', '.join(session.removed_leftovers)}") if session.removed_leftovers else ""
+    until = f"for {duration:g} s" if duration else "until Ctrl-C"
+    _err(f"tracing as {session.trace_id} (scope {options.scope}, filter {filters}), HEP to {session.uri}, "
+         f"{until}{removed}")
+
+
+def _print_lines(lines) -> None:
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
+
+
+TRACE_SETTLE_S = 1.0  # a call is explained once it ended and was quiet this long (its ACK had time)
+
+
+async def _trace_loop(session, stop: _Stop, duration: float | None) -> None:
+    """Print each message as it arrives, and each call's explanation once it ended, until stopped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration if duration else None
+    lines = session.lines()
+    next_line = asyncio.ensure_future(anext(lines))
+    stopped = asyncio.ensure_future(stop.event.wait())
+    try:
+        while not stopped.done():
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            wait = 0.25 if remaining is None else min(0.25, remaining)
+            done, _ = await asyncio.wait({next_line, stopped}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if next_line in done:
+                try:
+                    line = next_line.result()
+                except StopAsyncIteration:
+                    break
+                _print_lines([session.line_text(line)])
+                next_line = asyncio.ensure_future(anext(lines))
+            for flow in session.ladder.due(loop.time(), TRACE_SETTLE_S):
+                _print_lines(await session.explain_text(flow))
+    finally:
+        for task in (next_line, stopped):
+            task.cancel()
+        await asyncio.gather(next_line, stopped, return_exceptions=True)
+        await lines.aclose()
+
+
+COMMANDS = {"snapshot": _snapshot, "diagnose": _diagnose, "mi": _mi, "trace": _trace, None: _tui}
 
 
 def _command_in(argv: Sequence[str]) -> str | None:

@@ -99,6 +99,14 @@ class ConsoleService:
         """Contacts of one AoR, asked on demand (read-only): for lists known by AoR name only."""
         return await self._mi_session().show_contacts(aor)
 
+    def trace_session(self, options: Any = None):
+        """A live SIP trace from the command session's plugin (OpenSIPS's tracer: HEP to us), its
+        trace_start/trace_stop audited like writes but allowed in read-only mode (transient)."""
+        factory = getattr(self._mi_session(), "trace_session", None)
+        if factory is None:
+            raise OpsError("the command session offers no SIP trace (is the opensips plugin installed?)")
+        return factory(options, audit=lambda method, params: AuditEntry(self.config, method, params))
+
     async def aclose(self) -> None:
         await self.collector.aclose()
         if self._mi is not None:

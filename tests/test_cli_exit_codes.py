@@ -22,7 +22,8 @@ from support.terminal import Terminal, run_console_in_pty
 pytestmark = pytest.mark.usefixtures("clean_home")
 
 README = Path(__file__).parent.parent / "README.md"
-COMMAND_ARGV = {None: [], "snapshot": ["snapshot"], "diagnose": ["diagnose"], "mi": ["mi", "version"]}
+COMMAND_ARGV = {None: [], "snapshot": ["snapshot"], "diagnose": ["diagnose"], "mi": ["mi", "version"],
+               "trace": ["trace"]}
 
 
 def run(argv: list[str]) -> int:
@@ -54,6 +55,21 @@ def closed_pipe_run(argv: list[str], home) -> int:
     finally:
         os.close(write_end)
     assert done.stderr == b"", done.stderr.decode(errors="replace")[-1500:]
+    return done.returncode
+
+
+def closed_pipe_trace(home) -> int:
+    """`trace --demo` into a pipe whose reader left: its first ladder line meets EPIPE (the banner on
+    stderr is expected; a traceback is not)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "console", "trace", "--demo", "--demo-size", "20", "--duration", "20"],
+                              stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "HOME": str(home)}, timeout=60)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr.decode(errors="replace"), done.stderr.decode(errors="replace")[-1500:]
     return done.returncode
 
 
@@ -89,6 +105,13 @@ SCENARIOS = {
     ("broken_pipe", "snapshot"): lambda s, tmp, mp: closed_pipe_run(["snapshot", *targets(s.url, None, None)], tmp),
     ("broken_pipe", "diagnose"): lambda s, tmp, mp: closed_pipe_run(["diagnose", "--list"], tmp),
     ("broken_pipe", "mi"): lambda s, tmp, mp: closed_pipe_run(["mi", "version", "--mi-url", s.url], tmp),
+    ("ok", "trace"): lambda s, tmp, mp: run(["trace", "--demo", "--demo-size", "20", "--duration", "0.5"]),
+    # the captured OpenSIPS has no tracer module: what to add is said, exit 1
+    ("partial", "trace"): lambda s, tmp, mp: run(["trace", *targets(s.url, None, None)]),
+    ("unreachable", "trace"): lambda s, tmp, mp: run(["trace", *targets(None, None, None)]),
+    ("usage", "trace"): lambda s, tmp, mp: run(["trace", "--duration=-1"]),
+    ("config", "trace"): lambda s, tmp, mp: run(["trace", "--config", bad_toml(tmp)]),
+    ("broken_pipe", "trace"): lambda s, tmp, mp: closed_pipe_trace(tmp),
 }
 for _command in COMMAND_ARGV:  # Ctrl-C anywhere before the command ends
     SCENARIOS[("interrupted", _command)] = lambda s, tmp, mp, c=_command: (
@@ -120,7 +143,7 @@ README_ROWS = {  # README row label -> EXIT outcome
     "OpenSIPS MI unreachable": "unreachable", "command line refused": "usage", "configuration refused": "config",
     "interrupted (Ctrl-C)": "interrupted", "output closed early (`| head`)": "broken_pipe",
 }
-README_COLUMNS = ["console", "snapshot", "diagnose", "mi"]
+README_COLUMNS = ["console", "snapshot", "diagnose", "mi", "trace"]
 
 
 def readme_table() -> dict[str, dict[str | None, int]]:

@@ -22,6 +22,7 @@ from .mi_server import DEFAULT_BUFFER, MiHttpServer
 from .rtp import RtpPump
 from .sip import SipEndpoint
 from .state import DemoState
+from .tracer import DemoTracer
 
 __all__ = ["DemoPlatform", "DemoState"]
 
@@ -48,6 +49,7 @@ class DemoPlatform:
         self.media: MediaDriver | None = None
         self.events: EventHub | None = None
         self.server: MiHttpServer | None = None
+        self.tracer: DemoTracer | None = None
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ addresses
@@ -106,6 +108,7 @@ class DemoPlatform:
         self.events = EventHub(self.clock)
         await self.events.start()
         renderer = MiRenderer(self.state, self.events, rtpengine_url=f"udp:{self.ng[0]}:{self.ng[1]}")
+        renderer.tracer = self.tracer = DemoTracer(self.state, self.clock)
         self.server = MiHttpServer(renderer, time_scale=self.time_scale, buffer_size=self.buffer_size)
         await self.server.start()
         renderer.httpd = f"{self.server.host}:{self.server.port}"
@@ -120,7 +123,7 @@ class DemoPlatform:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        for part in (self.sip_endpoint, self.server, self.events, self.rtp, self.media):
+        for part in (self.sip_endpoint, self.server, self.tracer, self.events, self.rtp, self.media):
             if part is not None:
                 try:
                     await part.close()
@@ -141,11 +144,15 @@ class DemoPlatform:
         """Advance the simulation once, run its media work, then deliver its events."""
         self.state.advance(now)
         await self._run_media_work()
-        self.events.publish(self.state.take_events())
+        self._publish(self.state.take_events())
 
     def _publish_events(self) -> None:
         """A REGISTER changed the state: its E_UL_* events go out now, not at the next tick."""
-        self.events.publish(self.state.take_events())
+        self._publish(self.state.take_events())
+
+    def _publish(self, events: list) -> None:
+        self.tracer.observe(events)  # a running trace sees the step's SIP first (HEP to its URI)
+        self.events.publish(events)
 
     async def _run_media_work(self) -> None:
         for work in self.state.take_media_work():

@@ -98,7 +98,12 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "rtpengine_show": ((),), "list_tcp_conns": ((),), "httpd_list_root_path": ((),), "help": (("mi_cmd",),),
     "event_subscribe": (("event", "socket"), ("event", "socket", "expire")),
     "subscribers_list": ((), ("event",), ("event", "socket")),
+    # tracer (only with a DemoTracer, see tracer.py): the named sets the real 3.4/4.0 accept
+    "trace": ((),), "trace_start": (("id", "uri"), ("id", "uri", "filter"), ("id", "uri", "filter", "scope", "type")),
+    "trace_stop": (("id",),),
 }
+TRACER_NAMES = {"trace": "trace", "trace_start": "trace_start", "trace_stop": "trace_stop",
+                "tracer:trace": "trace", "tracer:start": "trace_start", "tracer:stop": "trace_stop"}
 PROFILES = ("calls", "callsbyproto")
 
 
@@ -135,6 +140,7 @@ class MiRenderer:
         self.rtpengine_url = rtpengine_url  # the relay OpenSIPS is configured with (rtpengine_sock)
         self.httpd = httpd
         self.is_40 = state.version.startswith("4")
+        self.tracer = None  # a console.demo.tracer.DemoTracer: the tracer module is "loaded"
 
     # ------------------------------------------------------------------ envelope
 
@@ -163,6 +169,8 @@ class MiRenderer:
         return {"jsonrpc": "2.0", "result": result, "id": request_id}
 
     def resolve(self, method: str) -> str | None:
+        if method in TRACER_NAMES:
+            return TRACER_NAMES[method] if self.tracer is not None else None
         if self.is_40:
             if method in REMOVED_IN_40:
                 return None
@@ -207,7 +215,8 @@ class MiRenderer:
 
     def _mi_which(self, command: str | None = None) -> list:
         if command is None:
-            return list(COMMANDS_40 if self.is_40 else COMMANDS_34)
+            tracer = () if self.tracer is None else tuple(n for n in TRACER_NAMES if (":" in n) == self.is_40)
+            return list(COMMANDS_40 if self.is_40 else COMMANDS_34) + list(tracer)
         name = self.resolve(command) if isinstance(command, str) else None
         if name is None:
             raise MiError(404, "Unknown command")  # not captured: shape of the other 404s
@@ -217,6 +226,8 @@ class MiRenderer:
         udp = "udp:127.0.0.1:5060"
         kinds = ["attendant", f"HTTPD {self.httpd}", "MI FIFO", "time_keeper", "timer"] + \
             [f"SIP receiver {udp}"] * 4 + ["TCP receiver"] * 4 + ["Timer handler", "TCP main"]
+        if self.tracer is not None:  # proto_hep's hep_udp socket has receivers of its own
+            kinds[5:5] = ["SIP receiver hep_udp:127.0.0.1:9060"] * 2
         base = 27293
         return {"Processes": [{"ID": i, "PID": base + i, "Type": kind} for i, kind in enumerate(kinds)]}
 
@@ -429,6 +440,23 @@ class MiRenderer:
         if self.subscriptions is None:
             raise MiError(-32601, "Method not found")
         return self.subscriptions.listing(event, socket)
+
+    # ------------------------------------------------------------------ tracer
+
+    def _traced(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Exception as exc:  # tracer.TraceError: the captured error shapes
+            raise MiError(getattr(exc, "code", 500), getattr(exc, "message", str(exc)), getattr(exc, "data", None))
+
+    def _mi_trace(self) -> dict:
+        return self.tracer.listing()
+
+    def _mi_trace_start(self, id: Any, uri: Any, filter: Any = None, scope: Any = None, type: Any = None) -> str:
+        return self._traced(lambda: self.tracer.start(id, uri, filter, scope, type))
+
+    def _mi_trace_stop(self, id: Any) -> str:
+        return self._traced(lambda: self.tracer.stop(id))
 
 
 def _pkmem(name: str) -> int:

@@ -223,6 +223,26 @@ def _since_start(counters) -> str:
     return ", ".join(f"{cls} {value}" for cls, value in finals.items() if value is not None)
 
 
+def check_trace_ready(ctx: CheckContext) -> CheckResult:
+    """Can `opsconsole trace` run?  Informational: SKIP when the tracer is not loaded, never FAIL."""
+    from .trace import CONFIG_LINES, readiness
+
+    cid = "opensips.trace_ready"
+    sig = _signalling_or_result(ctx, cid)
+    if isinstance(sig, CheckResult):
+        return sig
+    if not sig.commands:
+        return CheckResult(cid, Status.SKIP, "OpenSIPS did not list its MI commands (which): tracer not checked")
+    evidence = {"tracer": readiness(sig.commands).tracer}
+    if not evidence["tracer"]:
+        return CheckResult(cid, Status.SKIP, "SIP trace not configured: the tracer module is not loaded "
+                           "(opsconsole trace needs it)", evidence,
+                           "to trace calls, add to opensips.cfg and restart: " + "; ".join(CONFIG_LINES))
+    # proto_hep refuses to start without a hep_udp/hep_tcp socket, so a loaded tracer with HEP URIs works;
+    # `opsconsole trace` checks the socket itself (MI ps) when it starts.
+    return CheckResult(cid, Status.OK, "SIP trace ready: tracer loaded (opsconsole trace)", evidence)
+
+
 CHECKS = (
     CheckSpec("opensips.mi", check_mi, "OpenSIPS MI reachable"),
     CheckSpec("opensips.load", check_load, "OpenSIPS load"),

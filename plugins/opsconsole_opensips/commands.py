@@ -96,6 +96,9 @@ RENAMES_40: dict[str, str] = {
     "rtpengine_reload": "rtpengine:reload",
     "teardown": "rtpengine:teardown",
     "httpd_list_root_path": "httpd:list_root_path",
+    "trace": "tracer:trace",
+    "trace_start": "tracer:start",
+    "trace_stop": "tracer:stop",
 }
 OLD_NAMES: dict[str, str] = {new: old for old, new in RENAMES_40.items()}
 
@@ -111,6 +114,9 @@ _WRITE_34 = frozenset({
     "reset_all_statistics", "cache_store", "cache_remove", "add_blacklist_rule", "del_blacklist_rule",
     "rand_set_prob", "rand_reset_prob", "shv_set", "nh_enable_ping", "tcp_trace", "ws_trace",
     "mem_pkg_dump", "mem_shm_dump", "mem_rpm_dump",
+    # A dynamic trace sends copies of SIP to an address: by hand (`opsconsole mi`) it is a write; `opsconsole
+    # trace` starts and stops its own in read-only mode (transient, like the console's event_subscribe), audited.
+    "trace_start", "trace_stop",
 })
 WRITE_METHODS: frozenset[str] = _WRITE_34 | {RENAMES_40[n] for n in _WRITE_34} | {
     "tcp:close", "dialog:set_profile", "dialog:unset_profile", "core:profiling_proc",

@@ -81,6 +81,17 @@ class MISession:
             raise
         return parse_contacts(result, self.config.name or self.config.mi_target)
 
+    def trace_session(self, options=None, *, audit=None):
+        """A SIP trace through this node's tracer (trace.TraceSession), sharing this session's MI."""
+        from urllib.parse import urlsplit
+
+        from .trace import TraceOptions, TraceSession
+
+        if isinstance(options, dict):
+            options = TraceOptions(**options)
+        mi_host = urlsplit(self.config.mi_url).hostname or "" if self.config.mi_url else ""
+        return TraceSession(self.call, options or TraceOptions(), audit=audit, mi_host=mi_host)
+
     async def aclose(self) -> None:
         if self._client is not None and self._source is None:  # a source's client is the source's to close
             await self._client.aclose()
