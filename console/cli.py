@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operations console for OpenSIPS + RTPengine. Without a command: the interactive console "
                     "(needs a terminal on stdin and stderr; for scripts use snapshot or diagnose).",
         epilog="Exit codes: 0 success; snapshot 1 = a source failed; diagnose 0/1/2/3 = ok/warn/fail/unknown "
-               "(Nagios); mi 1 = MI error or refused, 2 = OpenSIPS MI unreachable; a refused command line 2 "
-               "(3 for diagnose and mi); bad configuration 3; Ctrl-C 130; output closed early (| head) 141.",
+               "(Nagios); mi 1 = MI error or refused, 2 = OpenSIPS MI unreachable; trace 1 = cannot trace or not "
+               "stopped, 2 = OpenSIPS MI unreachable; a refused command line 2 (3 for diagnose, mi and trace); "
+               "bad configuration 3; Ctrl-C 130; output closed early (| head) 141.",
     )
     parser.add_argument("--version", action="version", version=f"opsconsole {__version__}")
     parser.add_argument("--interval", type=float, default=None, metavar="S",
@@ -152,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dialog: calls from their INVITE (default; no REGISTERs); message: every message")
     trace.add_argument("--pcap", metavar="FILE", help="also write the messages to this pcap file (Wireshark, sngrep)")
     trace.add_argument("--duration", metavar="S", type=float, help="stop after S seconds (default: until Ctrl-C)")
-    trace.add_argument("--listen", metavar="HOST[:PORT]",
+    trace.add_argument("--listen", metavar="IP[:PORT]",
                        help="where OpenSIPS sends HEP (default: loopback for a local OpenSIPS, else the address "
                             "that routes to it; port from the OS)")
     _add_common(trace, sub=True)

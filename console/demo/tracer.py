@@ -74,7 +74,7 @@ class DemoTracer:
         self.traces: dict[str, DemoTrace] = {}
         self.sent = 0
         self._socket: socket.socket | None = None
-        self._known: dict[str, int] = {}  # callid -> last state seen
+        self._known = {callid: dialog.state for callid, dialog in state.dialogs.items()}  # callid -> last state seen
         self._branches = itertools.count(1)
         self._call_wanted = False
 

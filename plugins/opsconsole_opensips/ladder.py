@@ -296,6 +296,9 @@ PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0
 
 
 def explain(flow: CallFlow) -> Explanation:
+    if flow.first_request is None:  # its request went by before the trace started
+        labels = ", ".join(dict.fromkeys(m.label for m in flow.messages))
+        return Explanation(flow.call_id, flow.kind, "other", f"replies only ({labels}): the request came before the trace")
     if flow.kind == "INVITE":
         return _explain_call(flow)
     if flow.kind == "REGISTER":
@@ -313,7 +316,7 @@ def _final(flow: CallFlow, method: str) -> TracedMessage | None:
 def _ms(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds:.0f} s"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def _explain_call(flow: CallFlow) -> Explanation:
