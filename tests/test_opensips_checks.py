@@ -37,7 +37,8 @@ async def test_all_ok_on_the_lab(lab_state):
     for spec in CHECKS:
         result = await spec(ctx(lab_state))
         assert_well_formed(result, spec.id)
-        assert result.status == Status.OK, result.summary
+        # the captured lab has no tracer module: the trace check is informational, SKIP there
+        assert result.status == (Status.SKIP if spec.id == "opensips.trace_ready" else Status.OK), result.summary
     mi = check_mi(ctx(lab_state))
     assert "3.4.18" in mi.summary and mi.evidence["uptime_s"] == 27
 

@@ -283,3 +283,28 @@ async def test_location_note_asks_ul_show_contact():
     note = await location_note(needs_domain, "1001", "example.org")
     assert asked == ["1001", "1001@example.org"]
     assert "1001@example.org is registered now with 1 contact(s) (sip:1001@127.0.0.1:5070)" in note
+
+
+# ------------------------------------------------------------------------------------------ the check
+
+
+def test_trace_ready_check_is_ok_with_the_tracer_and_skips_without_never_fails():
+    import time as _time
+
+    from console.model import SignallingOverview, SignallingState, Snapshot, SourceStatus, Status
+    from console.plugins import CheckContext
+    from opsconsole_opensips.checks import CHECKS, check_trace_ready
+
+    def run(commands, ok=True):
+        sig = SignallingState(target="t", overview=SignallingOverview(), commands=tuple(commands)) if ok else None
+        snapshot = Snapshot(collected_at=_time.time(), sources={"opensips": SourceStatus("opensips", ok=ok, error="x")},
+                            signalling=sig)
+        return check_trace_ready(CheckContext(snapshot, Config(), _time.time()))
+
+    assert "opensips.trace_ready" in {spec.id for spec in CHECKS}
+    assert run(WHICH_34).status == Status.OK
+    assert run(["core:which", "tracer:start", "tracer:stop"]).status == Status.OK
+    without = run(["version", "which"])
+    assert without.status == Status.SKIP and 'loadmodule "tracer.so"' in without.remedy
+    assert run([]).status == Status.SKIP
+    assert run([], ok=False).status == Status.UNKNOWN  # no data is not a finding (opensips.mi says why)

@@ -249,4 +249,5 @@ CHECKS = (
     CheckSpec("opensips.shm", check_shm, "OpenSIPS shared memory"),
     CheckSpec("opensips.ws", check_ws, "SIP over WebSocket"),
     CheckSpec("opensips.sip_failures", check_sip_failures, "SIP 5xx/6xx failure share"),
+    CheckSpec("opensips.trace_ready", check_trace_ready, "SIP trace (tracer + HEP) available"),
 )
