@@ -141,7 +141,8 @@ def test_plugin_registration():
     (plugin,) = loaded.plugins
     assert [type(s).__name__ for s in plugin.make_sources(Config(mi_url="http://127.0.0.1:1/mi"))] == ["OpenSIPSSource"]
     assert plugin.make_sources(Config(mi_url=None, mi_fifo=None)) == []
-    assert {c.id for c in plugin.checks} == {"opensips.mi", "opensips.load", "opensips.shm", "opensips.ws"}
+    assert {c.id for c in plugin.checks} == {"opensips.mi", "opensips.load", "opensips.shm", "opensips.ws",
+                                                 "opensips.sip_failures", "opensips.trace_ready"}
 
 
 def test_estimate_and_modules():

@@ -43,7 +43,7 @@ async def live_ctx(config: Config, **snapshot) -> CheckContext:
 def test_plugin_exposes_all_checks():
     ids = [spec.id for spec in plugin.checks]
     assert ids == ["rtpengine.ng", "rtpengine.cli", "rtpengine.ports", "rtpengine.kernel_forwarding",
-                   "rtpengine.sessions", "opensips.rtpengine_sock"]
+                   "rtpengine.sessions", "opensips.rtpengine_sock", "calls.one_way", "calls.silent", "calls.quality"]
     assert plugin.name == "rtpengine"
 
 
