@@ -90,6 +90,31 @@ def call(platform: RealPlatform) -> tuple[int, str]:
     return port, callid
 
 
+def invite_nobody(platform: RealPlatform, callee: str) -> str:
+    """An INVITE to a user with no registration (OpenSIPS answers 404 itself), ACKed; returns its Call-ID."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+        callid = f"nobody-{port}@127.0.0.1"
+        head = (f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{port}-inv;rport\r\n"
+                f"From: <sip:{CALLER}@127.0.0.1>;tag=n{port}\r\nTo: <sip:{callee}@127.0.0.1>\r\n"
+                f"Call-ID: {callid}\r\n")
+        sock.sendto((f"INVITE sip:{callee}@127.0.0.1:{platform.opensips.sip_port} SIP/2.0\r\n{head}"
+                     f"CSeq: 1 INVITE\r\nContact: <sip:{CALLER}@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n"
+                     "Content-Length: 0\r\n\r\n").encode(), platform.opensips.sip)
+        while True:
+            reply = sock.recv(65535).decode(errors="replace")
+            if int(reply.split()[1]) >= 200:
+                break
+        to = next(line for line in reply.split("\r\n") if line.lower().startswith("to:"))
+        sock.sendto((f"ACK sip:{callee}@127.0.0.1:{platform.opensips.sip_port} SIP/2.0\r\n"
+                     + head.replace(f"To: <sip:{callee}@127.0.0.1>", to) +
+                     "CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(), platform.opensips.sip)
+    assert reply.startswith("SIP/2.0 404"), reply
+    return callid
+
+
 class Trace:
     """`opsconsole trace ARGS` as a subprocess; `wait_started()` returns once its trace is on."""
 
@@ -224,3 +249,50 @@ def test_a_trace_left_by_kill_9_is_removed_by_the_next_start(traced, tmp_path):
     assert code == 0, err
     assert f"removed 1 trace(s) left behind by a crash: {ident}" in banner
     assert not [name for name in active_traces(traced) if name.startswith("opsconsole-")]
+
+
+def test_a_404_is_explained_with_the_location_table(traced, tmp_path):
+    trace = Trace(traced, tmp_path, "--callee", "nobody")
+    trace.wait_started()
+    callid = invite_nobody(traced, "nobody")
+    time.sleep(1.5)  # explained once the call is quiet for a second
+    code, out, err = trace.finish(signal.SIGTERM)
+    assert code == 0, err
+    labels = [label.split()[0] for _, _, label, cid in ladder(out) if cid == callid]
+    assert labels[:3] == ["INVITE", "100", "404"], out
+    assert f"⤷ call {callid}: failed after" in out and "404 Not Found from OpenSIPS" in out
+    assert re.search(r"location table: nobody(@127\.0\.0\.1)? has no contact registered right now", out), out
+
+
+def test_diagnose_says_trace_ready(traced, tmp_path, capsys, monkeypatch):
+    from console.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    code = main(["diagnose", "--only", "opensips.trace_ready", "--json", "--mi-url", traced.mi_url,
+                 "--config", str(config)])
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["checks"][0]["status"] == "ok", report
+
+
+def test_hep_over_tcp_when_opensips_has_only_a_hep_tcp_socket(opensips_version, tmp_path):
+    """No hep_udp receiver in `ps`: the trace asks for transport=tcp and OpenSIPS connects to us."""
+    opensips = start_opensips(opensips_version, events=False, trace=True, hep_transports=("tcp",),
+                              rtpengine_sock=f"udp:127.0.0.1:{free_port()}")
+    try:
+        platform = RealPlatform(opensips_version, opensips, None, tmp_path)
+        trace = Trace(platform, tmp_path, "--scope", "message", "--duration", "2")
+        banner = trace.wait_started()
+        assert ";transport=tcp;version=3" in banner
+        status, port = register(platform, "7200", free_port())
+        assert status == 200
+        code, out, err = trace.finish()
+        assert code == 0, err
+        assert (f"127.0.0.1:{port}", f"127.0.0.1:{opensips.sip_port}", "REGISTER",
+                f"reg-7200-{port}@127.0.0.1") in ladder(out), out
+        assert re.search(r" TCP  REGISTER", out) is None  # the REGISTER itself came over UDP
+    finally:
+        opensips.cleanup()

@@ -12,7 +12,8 @@ or CI is set: then they fail.
 The config is the lab's (tests/fixtures/opensips-lab/opensips-VERSION.cfg.in: the tutorial's routing, UDP/TCP/WS
 sockets, usrloc, dialog, rtpengine offer/answer per transport, mi_http, mi_fifo) with the module path, ports,
 fifo, pid file and rtpengine_sock substituted; `events=True` also loads event_datagram and event_stream;
-`trace=True` loads proto_hep + tracer with hep_udp/hep_tcp sockets on `daemon.hep_port` (from the OS).
+`trace=True` loads proto_hep + tracer with hep_udp/hep_tcp sockets (`hep_transports`) on `daemon.hep_port`
+(from the OS).
 A start that fails raises RuntimeError with the tail of OpenSIPS's stderr log.
 """
 
@@ -43,8 +44,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "fixtures" / "opensips-lab"
 READY_TIMEOUT_S = 15.0
 EVENT_MODULES = 'loadmodule "event_datagram.so"\nloadmodule "event_stream.so"\n'
 # trace=True: OpenSIPS's tracer ships SIP as HEP through a hep_udp (+ hep_tcp) socket on a port from the OS.
-TRACE_MODULES = ('loadmodule "proto_hep.so"\nloadmodule "tracer.so"\n'
-                 'socket=hep_udp:127.0.0.1:{port}\nsocket=hep_tcp:127.0.0.1:{port}\n')
+TRACE_MODULES = 'loadmodule "proto_hep.so"\nloadmodule "tracer.so"\n'
 _ids = itertools.count(1)
 # Read once at import: the suite's isolation fixture removes every OPSCONSOLE_* variable before each test.
 INSTALL_DIR = os.environ.get("OPSCONSOLE_TEST_OPENSIPS")
@@ -172,12 +172,13 @@ class OpenSIPSDaemon:
 
 
 def render_config(version: str, root: Path, *, sip_port: int, ws_port: int, http_port: int, fifo: Path,
-                  rtpengine_sock: str, events: bool, workers: int = 2, hep_port: int | None = None) -> str:
+                  rtpengine_sock: str, events: bool, workers: int = 2, hep_port: int | None = None,
+                  hep_transports: tuple[str, ...] = ("udp", "tcp")) -> str:
     text = (TEMPLATES / f"opensips-{version}.cfg.in").read_text()
     values = {"MPATH": f"{root}/modules/", "SIP_PORT": sip_port, "WS_PORT": ws_port, "HTTP_PORT": http_port,
               "FIFO": fifo, "RTPENGINE_SOCK": rtpengine_sock, "WORKERS": workers,
               "EVENT_MODULES": EVENT_MODULES if events else "",
-              "TRACE_MODULES": TRACE_MODULES.format(port=hep_port) if hep_port else ""}
+              "TRACE_MODULES": _trace_modules(hep_port, hep_transports) if hep_port else ""}
     for name, value in values.items():
         text = text.replace(f"@{name}@", str(value))
     leftover = re.search(r"@[A-Z_]+@", "\n".join(l for l in text.splitlines() if not l.startswith("#")))
@@ -186,8 +187,13 @@ def render_config(version: str, root: Path, *, sip_port: int, ws_port: int, http
     return text
 
 
+def _trace_modules(port: int, transports: tuple[str, ...]) -> str:
+    return TRACE_MODULES + "".join(f"socket=hep_{transport}:{HOST}:{port}\n" for transport in transports)
+
+
 def start_opensips(version: str, *, rtpengine_sock: str, events: bool = True, root: Path | None = None,
-                   shm_mb: int = 64, pkg_mb: int = 16, trace: bool = False) -> OpenSIPSDaemon:
+                   shm_mb: int = 64, pkg_mb: int = 16, trace: bool = False,
+                   hep_transports: tuple[str, ...] = ("udp", "tcp")) -> OpenSIPSDaemon:
     """Start one OpenSIPS and wait until `version` answers over mi_http."""
     root = root or opensips_root(version)
     if root is None:
@@ -198,7 +204,8 @@ def start_opensips(version: str, *, rtpengine_sock: str, events: bool = True, ro
     hep_port = _free_udp_and_tcp_port() if trace else None
     try:
         config = render_config(version, root, sip_port=sip_port, ws_port=ws_port, http_port=http_port, fifo=fifo,
-                               rtpengine_sock=rtpengine_sock, events=events, hep_port=hep_port)
+                               rtpengine_sock=rtpengine_sock, events=events, hep_port=hep_port,
+                               hep_transports=hep_transports)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
