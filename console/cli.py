@@ -562,6 +562,9 @@ async def _run_trace(service, options: dict, pcap, duration: float | None) -> in
     import signal
 
     _report_plugin_failures(service)
+    if not service.config.trace:
+        _err("tracing is turned off on this host ([opensips] trace = false in the configuration); nothing was started")
+        return EXIT["partial"]["trace"]
     stop = _Stop()
     stop.install()
     try:

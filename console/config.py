@@ -68,6 +68,7 @@ class Config:
     allow_write: bool = False
     full_sync_max: int = 10_000
     events: bool = True  # live mode may subscribe to OpenSIPS events (transient, loopback); False: poll
+    trace: bool = True  # `opsconsole trace` may start a dynamic OpenSIPS trace (transient, audited); False: refused
     opensips_version: str | None = None  # force "3.4" / "4.0"; None: detect
     thresholds: Thresholds = field(default_factory=Thresholds)
     proc_root: str = "/proc"
@@ -217,7 +218,7 @@ _SETTING_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "audit_log": (_TEXT, "a path string"), "name": (_TEXT, "a string"),
     "timeout": (_NUMBER, "a positive number of seconds"), "interval": (_NUMBER, "a positive number of seconds"),
     "heavy_interval": (_NUMBER, "a positive number of seconds"), "full_sync_max": ((int,), "a whole number"),
-    "events": ((bool,), "true or false"),
+    "events": ((bool,), "true or false"), "trace": ((bool,), "true or false"),
 }
 
 
@@ -240,7 +241,7 @@ def _check_types(values: Mapping[str, Any]) -> None:
 TOML_LAYOUT: dict[str, dict[str, str]] = {
     "opensips": {"mi_url": "mi_url", "mi_fifo": "mi_fifo", "user": "mi_user", "password": "mi_password",
                  "version": "opensips_version", "full_sync_max": "full_sync_max", "mi_reply_dir": "mi_reply_dir",
-                 "events": "events"},
+                 "events": "events", "trace": "trace"},
     "rtpengine": {"ng": "ng", "cli": "cli"},
     "console": {"timeout": "timeout", "interval": "interval", "heavy_interval": "heavy_interval", "name": "name",
                 "audit_log": "audit_log"},

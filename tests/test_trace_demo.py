@@ -119,3 +119,16 @@ def test_bad_trace_options_are_refused(capsys):
             code = exc.code
         assert code == EXIT["usage"]["trace"], argv
         assert words in capsys.readouterr().err
+
+
+def test_trace_turned_off_in_the_configuration_starts_nothing(tmp_path, capsys):
+    config = tmp_path / "off.toml"
+    config.write_text("[opensips]\ntrace = false\n")
+    assert main(["trace", "--demo", "--demo-size", "20", "--duration", "1", "--config", str(config)]) == \
+        EXIT["partial"]["trace"]
+    assert "[opensips] trace = false" in capsys.readouterr().err
+    assert not (tmp_path / ".local" / "state" / "opsconsole" / "audit.log").exists()  # no trace_start sent
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[opensips]\ntrace = 'no'\n")
+    assert main(["trace", "--demo", "--config", str(bad)]) == EXIT["config"]["trace"]
+    assert "true or false" in capsys.readouterr().err
