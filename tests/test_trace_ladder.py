@@ -289,3 +289,16 @@ def test_text_escapes_what_the_wire_sent():
     lines = explanation_text(explain(f.flow), "location table: \x1b[31m")
     assert all("\x1b" not in entry for entry in lines)
     assert lines[0].startswith("  ⤷ call evil\\x1b[2J")
+
+
+def test_what_is_worth_a_line_under_the_ladder():
+    f = Flow("reg-3")
+    f.request("REGISTER", CALLER, PROXY)
+    assert not explain(f.flow).noteworthy  # the usual REGISTER: its reply is not traced
+    f.reply(401, "Unauthorized", PROXY, CALLER, method="REGISTER")
+    f.request("REGISTER", CALLER, PROXY, cseq=2)
+    f.reply(401, "Unauthorized", PROXY, CALLER, method="REGISTER", cseq=2)
+    assert explain(f.flow).outcome == "challenge-loop" and explain(f.flow).noteworthy
+    g = Flow()
+    g.invite_to_ringing()
+    assert explain(g.flow).noteworthy  # every call is

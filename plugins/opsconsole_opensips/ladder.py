@@ -215,9 +215,11 @@ class CallFlow:
 class Ladder:
     """Messages of a trace grouped per Call-ID, in arrival order."""
 
-    def __init__(self, max_calls: int = 10_000) -> None:
+    def __init__(self, max_calls: int = 2_000) -> None:
         self.calls: dict[str, CallFlow] = {}
-        self.max_calls = max_calls  # a long trace of a busy node must not grow without bound
+        # A long trace of a busy node must not grow without bound: the oldest Call-ID goes first
+        # (~13 messages of ~1 kB per call: about 26 MB at the cap).
+        self.max_calls = max_calls
         self.count = 0
 
     def add(self, message: TracedMessage, arrived: float | None = None) -> LadderLine:
@@ -257,6 +259,12 @@ class Explanation:
     @property
     def failed(self) -> bool:
         return self.outcome not in ("answered", "registered", "other", "unanswered")
+
+    @property
+    def noteworthy(self) -> bool:
+        """Worth a line under the ladder: every call, and any other request that failed (a REGISTER
+        whose stateless 200 OpenSIPS does not trace is not news)."""
+        return self.kind == "INVITE" or self.failed
 
 
 # Usual causes and fixes, by final response (RFC 3261 meanings, in the words an operator needs).

@@ -424,8 +424,9 @@ class TraceSession:
         return line_text(line)
 
     async def explain_text(self, flow: CallFlow) -> list[str]:
+        """The lines to show under the ladder for `flow`; none when it is not news (Explanation.noteworthy)."""
         explanation, note = await self.explain(flow)
-        return explanation_text(explanation, note)
+        return explanation_text(explanation, note) if explanation.noteworthy else []
 
     def listener_note(self) -> str:
         listener = self.listener
