@@ -4,6 +4,7 @@ import os
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -155,3 +156,18 @@ def test_tshark_reads_the_pcap_as_sip(tmp_path):
                          env={**os.environ, "HOME": str(tmp_path)})
     lines = [line.split("\t") for line in out.stdout.splitlines()]
     assert lines == [["abc@127.0.0.1", "INVITE"]] * 3, out.stderr[-500:]
+
+
+# Frames captured from the real OpenSIPS builds' tracer (trace_start scope m, an OPTIONS from a loopback UA):
+# chunk order 1,2,7,8,9,10,11,12,3,4,15,17 (addresses after the ports), capture id 1, correlation id = Call-ID.
+REAL_FRAMES = sorted((Path(__file__).parent / "fixtures" / "hep").glob("opensips-*.hep"))
+
+
+@pytest.mark.parametrize("path", REAL_FRAMES, ids=[p.stem for p in REAL_FRAMES])
+def test_frames_of_the_real_opensips_tracer(path):
+    packet = decode(path.read_bytes())
+    assert (packet.family, packet.proto, packet.src, packet.dst, packet.proto_type) == (
+        FAMILY_IPV4, PROTO_UDP, "127.0.0.1", "127.0.0.1", TYPE_SIP)
+    assert packet.capture_id == 1 and packet.correlation_id == "opt-1"
+    assert packet.payload.startswith(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\n") and packet.ts_sec > 1_700_000_000
+    assert decode(encode(packet)) == packet
