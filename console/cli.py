@@ -538,6 +538,7 @@ class _Stop:
 
 async def _trace(args: argparse.Namespace) -> int:
     options = _trace_options(args)
+    created = bool(args.pcap) and not os.path.exists(args.pcap)
     pcap = _open_pcap(args.pcap) if args.pcap else None
     try:
         async with _platform(args) as demo:
@@ -548,7 +549,16 @@ async def _trace(args: argparse.Namespace) -> int:
                 await service.aclose()
     finally:
         if pcap is not None:
-            pcap.close()
+            _close_pcap(pcap, args.pcap, created)
+
+
+def _close_pcap(pcap, path: str, created: bool) -> None:
+    """Close it; an empty file we created (the trace never started) is not left behind as a capture."""
+    empty = pcap.tell() == 0
+    pcap.close()
+    if empty and created:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _open_pcap(path: str):

@@ -19,7 +19,7 @@ from console.config import Config
 from console.demo import DemoPlatform
 from opsconsole_opensips.session import MISession
 from opsconsole_opensips.trace import TraceOptions
-from support.faults import clean_home  # noqa: F401  (fixture)
+from support.faults import clean_home, targets  # noqa: F401  (clean_home: fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_home")
 WAIT_S = 30.0  # only stops a hang
@@ -132,3 +132,14 @@ def test_trace_turned_off_in_the_configuration_starts_nothing(tmp_path, capsys):
     bad.write_text("[opensips]\ntrace = 'no'\n")
     assert main(["trace", "--demo", "--config", str(bad)]) == EXIT["config"]["trace"]
     assert "true or false" in capsys.readouterr().err
+
+
+def test_a_trace_that_cannot_start_leaves_no_empty_pcap(tmp_path, capsys):
+    pcap = tmp_path / "never.pcap"
+    argv = ["trace", *targets(None, None, None), "--pcap", str(pcap)]  # nobody at the MI port
+    assert main(argv) == EXIT["unreachable"]["trace"]
+    assert not pcap.exists()
+    pcap.write_bytes(b"the operator's own file")
+    assert main(argv) == EXIT["unreachable"]["trace"]
+    assert pcap.exists()  # truncated (it was named to be written) but not removed
+    assert "not reachable" in capsys.readouterr().err
