@@ -95,6 +95,7 @@ class SteadyTable(DataTable):
         self.styled: dict[tuple[int, int], tuple[object, Style, Style, list[Segment]]] = {}
         self.meta_styles: dict[tuple[int, int], Style] = {}  # Style.from_meta serialises its dict: once per place
         self.header_lines: dict[tuple, Strip] = {}
+        self.strips: dict[int, tuple[tuple, list[list[Segment]], Strip]] = {}  # row index -> its last line
 
     # ------------------------------------------------------------------ edits (counted)
 
@@ -185,36 +186,52 @@ class SteadyTable(DataTable):
         cells = self.get_row(row_key)
         if not all(isinstance(cell, Text) or cell is None for cell in cells):
             return super().render_line(y)  # strings are markup to DataTable: its own formatter
-        segments = self.row_segments(row_index, row_key, cells, look)
-        return Strip(segments).crop(scroll_x, scroll_x + width).adjust_cell_length(width, look.base).simplify()
+        parts, extend = self.row_parts(row_index, row_key, cells, look)
+        key = (scroll_x, width, look.base, extend)
+        cached = self.strips.get(row_index)
+        if cached is not None and cached[0] == key and all(a is b for a, b in zip(cached[1], parts)) \
+                and len(cached[1]) == len(parts):
+            return cached[2]  # the same cells painted alike: the same Strip (Textual caches its output)
+        segments = [segment for part in parts for segment in part]
+        segments.append(extend)
+        strip = Strip(segments).crop(scroll_x, scroll_x + width).adjust_cell_length(width, look.base).simplify()
+        if len(self.strips) >= self.LAYOUT_CACHE:
+            self.strips.clear()
+        self.strips[row_index] = (key, parts, strip)
+        return strip
 
-    def row_segments(self, row_index: int, row_key: RowKey, cells: list[Any], look: _Look) -> list[Segment]:
-        """The row's line, as DataTable composes it: the cells, then its style to the right edge."""
+    def row_parts(self, row_index: int, row_key: RowKey, cells: list[Any],
+                  look: _Look) -> tuple[list[list[Segment]], Segment]:
+        """The row's line as DataTable composes it: each cell's segments, then a segment that
+        carries the row's style to the right edge."""
         row_style = look.odd if row_index % 2 else look.even
         on_cursor = row_index == self.cursor_row
         component = look.cursor if on_cursor else Style()
         post = look.post if on_cursor else Style.null()
-        segments: list[Segment] = []
+        parts: list[list[Segment]] = []
         table_width = 0
         for column_index, (column, cell) in enumerate(zip(self.ordered_columns, cells)):
             width = column.get_render_width(self)
             table_width += width
             lines = self.cell_lines(row_key, column.key, cell, width)
             pre = row_style + self.meta_style(row_index, column_index) + component
-            segments += self.styled_line(row_index, column_index, lines, pre, post)
+            parts.append(self.styled_line(row_index, column_index, lines, pre, post))
         remaining = max(0, self.size.width - table_width)
-        extend = row_style + component + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
-        segments.append(Segment(" " * remaining, extend))
-        return segments
+        extend = row_style + component + self.meta_style(row_index, -1)
+        return parts, Segment(" " * remaining, extend)
 
     def meta_style(self, row_index: int, column_index: int) -> Style:
-        """The mouse metadata of a cell (which row a click lands on)."""
+        """The mouse metadata of a cell (which row a click lands on); column -1: right of the table."""
         place = (row_index, column_index)
         meta = self.meta_styles.get(place)
         if meta is None:
             if len(self.meta_styles) >= self.LAYOUT_CACHE:
                 self.meta_styles.clear()
-            meta = self.meta_styles[place] = Style.from_meta({"row": row_index, "column": column_index})
+            if column_index < 0:  # right of the last column
+                meta = Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+            else:
+                meta = Style.from_meta({"row": row_index, "column": column_index})
+            self.meta_styles[place] = meta
         return meta
 
     def styled_line(self, row_index: int, column_index: int, lines: list[list[Segment]], pre: Style,

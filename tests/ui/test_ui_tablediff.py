@@ -338,3 +338,20 @@ async def test_steady_table_leaves_the_hover_highlight_and_non_text_cells_to_dat
         await pilot.hover("#plain", offset=(3, 2))
         await pilot.pause()
         assert not steady.pointer_over and steady.paints_itself()
+
+
+async def test_steady_table_repaints_an_unchanged_row_with_the_same_strip():
+    """Textual keeps a Strip's terminal output with the Strip: an unchanged line must not be a new one."""
+    app = TwinTablesApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        steady = app.query_one("#steady", DataTable)
+        app.set_focus(None)
+        rows = [(f"k{n}", (Text(f"row {n}"), Text(str(n)))) for n in range(5)]
+        sync_table(steady, rows)
+        await pilot.pause()
+        before = [steady.render_line(y) for y in range(1, 6)]
+        sync_table(steady, rows[:2] + [("k2", (Text("row 2"), Text("9")))] + rows[3:])  # same width
+        await pilot.pause()
+        after = [steady.render_line(y) for y in range(1, 6)]
+        assert [a is b for a, b in zip(before, after)] == [True, True, False, True, True]
+        assert after[2].text.startswith(" row 2  9")
