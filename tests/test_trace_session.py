@@ -308,3 +308,35 @@ def test_trace_ready_check_is_ok_with_the_tracer_and_skips_without_never_fails()
     assert without.status == Status.SKIP and 'loadmodule "tracer.so"' in without.remedy
     assert run([]).status == Status.SKIP
     assert run([], ok=False).status == Status.UNKNOWN  # no data is not a finding (opensips.mi says why)
+
+
+async def test_a_trace_start_without_answer_is_still_stopped(tmp_path):
+    from console.errors import Timeout
+
+    class SlowMI(FakeMI):
+        async def __call__(self, method, params=None):
+            if method == "trace_start":  # OpenSIPS took it, the answer never came
+                await super().__call__(method, params)
+                raise Timeout("MI did not answer in time")
+            return await super().__call__(method, params)
+
+    mi = SlowMI()
+    session = TraceSession(mi, audit=audit_of(tmp_path))
+    with pytest.raises(Timeout):
+        await session.start()
+    await session.stop()
+    assert mi.traces == {} and session.stop_error == ""
+    assert [(r["method"], r["outcome"]) for r in audit_lines(tmp_path)] == [("trace_start", "error"), ("trace_stop", "ok")]
+
+    plain = FakeMI()
+
+    async def lost(method, params=None):  # the request itself was lost: OpenSIPS has no such trace
+        if method == "trace_start":
+            raise Timeout("MI did not answer in time")
+        return await plain(method, params)
+
+    quiet = TraceSession(lost, audit=audit_of(tmp_path))
+    with pytest.raises(Timeout):
+        await quiet.start()
+    await quiet.stop()
+    assert quiet.stop_error == ""  # 400 for a trace that never began is no error

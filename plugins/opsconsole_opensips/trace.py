@@ -43,6 +43,7 @@ ID_PREFIX = "opsconsole-"
 _ID = re.compile(r"^opsconsole-(\d+)-[0-9a-f]+$")
 _FILTER_VALUE = re.compile(r"^[^\s;,=]+$")
 SCOPES = {"dialog": "d", "message": "m"}
+NO_SUCH_TRACE = 400  # trace_stop of an unknown id: {"code": 400, "message": "Bad parameter value"} (3.4 and 4.0)
 CONFIG_LINES = ('loadmodule "proto_hep.so"', 'loadmodule "tracer.so"', "socket=hep_udp:127.0.0.1:9060")
 QUEUE_LIMIT = 10_000  # packets waiting for the reader; beyond, newer ones are dropped (and counted)
 
@@ -288,7 +289,8 @@ class TraceSession:
         self.listener: HEPListener | None = None
         self.readiness: Readiness | None = None
         self.removed_leftovers: list[str] = []
-        self.started = False
+        self.started = False  # trace_start was sent (stop() must send trace_stop)
+        self._confirmed = False  # ... and OpenSIPS said OK
         self.started_at = 0.0
         self.uri = ""
         self.stop_error = ""
@@ -339,13 +341,17 @@ class TraceSession:
         self.uri = self.listener.uri(ready.transport)
         params = {"id": self.trace_id, "uri": self.uri, "filter": self.options.filters(),
                   "scope": SCOPES[self.options.scope], "type": "sip"}
+        # From here the trace may exist in OpenSIPS even if no answer comes back (a timeout, a
+        # cancellation): stop() then still sends trace_stop, and "no such trace" is no error.
+        self.started, self._confirmed = True, False
         with self._audited("trace_start", params) as entry:
             try:
                 await self.call("trace_start", params)
                 entry.succeeded()
             except RemoteError as exc:
+                self.started = False  # refused: nothing to stop
                 raise TraceNotReady(f"OpenSIPS refused trace_start: {exc}", hint=Readiness.remedy()) from None
-        self.started = True
+        self._confirmed = True
         self.started_at = time.time()
 
     def _listen_host(self) -> str:
@@ -365,6 +371,9 @@ class TraceSession:
                 with self._audited("trace_stop", params) as entry:
                     await self.call("trace_stop", params)
                     entry.succeeded()
+            except RemoteError as exc:
+                if self._confirmed or exc.code != NO_SUCH_TRACE:  # unconfirmed and unknown: it never began
+                    self.stop_error = str(exc)
             except Exception as exc:  # the caller reports it: the trace may still be running
                 self.stop_error = str(exc) or type(exc).__name__
         if self.listener is not None:
@@ -376,14 +385,14 @@ class TraceSession:
             listing = await self.call("trace", None)
         except OpsError:
             return []
-        for entry in destinations(listing):
-            name, uri = entry.get("name"), entry.get("uri", "")
+        for row in destinations(listing):
+            name, uri = row.get("name"), row.get("uri", "")
             if isinstance(name, str) and isinstance(uri, str) and leftover(name, uri, alive=self.alive,
                                                                            local=self.local):
                 params = {"id": name}
-                with contextlib.suppress(RemoteError), self._audited("trace_stop", params) as entry:
+                with contextlib.suppress(RemoteError), self._audited("trace_stop", params) as record:
                     await self.call("trace_stop", params)
-                    entry.succeeded()
+                    record.succeeded()
                     self.removed_leftovers.append(name)
         return self.removed_leftovers
 
