@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 SAMPLE_EVERY_S = 0.2
+DIALOG_DELETED = 5  # dlg_list state
 TRANSPORTS = ("UDP", "TCP", "TLS", "WS", "WSS")
 
 
@@ -32,12 +33,15 @@ class Truth:
     """One moment as the daemons report it when asked directly."""
 
     at: float
-    dialogs: dict[str, tuple[str, str]]   # Call-ID -> (caller user, callee user), every dlg_list entry
+    dialogs: dict[str, tuple[str, str]]   # Call-ID -> (caller user, callee user), dlg_list but state 5
+                                          # (deleted: the call ended, OpenSIPS keeps it a moment)
     media: frozenset[str]                 # ng list
     active_dialogs: int                   # get_statistics dialog:active_dialogs
     early_dialogs: int
-    registered: int                       # get_statistics usrloc:location-contacts
-    contacts_by_transport: Counter        # ul_dump, by the contact's socket protocol
+    registered: int                       # get_statistics usrloc:location-contacts (expired ones too)
+    contacts_by_transport: Counter        # ul_dump, by the contact's socket protocol; not the ones it calls
+                                          # "expired"/"deleted" (kept only until usrloc's timer runs)
+    expired: int                          # those ul_dump contacts
 
     @property
     def calls(self) -> int:
@@ -61,16 +65,22 @@ def _stat(stats: dict, name: str) -> int:
 
 
 def ask_daemons(platform) -> Truth:
-    dialogs = {d["callid"]: (_user(d["from_uri"]), _user(d["to_uri"])) for d in platform.opensips.dialogs()}
+    dialogs = {d["callid"]: (_user(d["from_uri"]), _user(d["to_uri"]))
+               for d in platform.opensips.dialogs() if d["state"] != DIALOG_DELETED}
     stats = platform.opensips.mi_any("get_statistics", "statistics:get", params={"statistics": ["dialog:", "usrloc:"]})
     by_transport: Counter = Counter()
+    expired = 0
     for aor in platform.opensips.ul_dump()["Domains"][0]["AORs"]:
         for contact in aor["Contacts"]:
-            by_transport[contact["Socket"].split(":", 1)[0].upper()] += 1
+            if contact["Expires"] in ("expired", "deleted"):
+                expired += 1
+            else:
+                by_transport[contact["Socket"].split(":", 1)[0].upper()] += 1
     return Truth(at=time.monotonic(), dialogs=dialogs, media=frozenset(platform.ng_calls()),
                  active_dialogs=_stat(stats, "dialog:active_dialogs"),
                  early_dialogs=_stat(stats, "dialog:early_dialogs"),
-                 registered=_stat(stats, "usrloc:location-contacts"), contacts_by_transport=by_transport)
+                 registered=_stat(stats, "usrloc:location-contacts"), contacts_by_transport=by_transport,
+                 expired=expired)
 
 
 @dataclass
@@ -174,6 +184,7 @@ class OverviewScreen:
     registered: int | None
     by_transport: dict[str, int] | None
     sessions: int | None
+    checks: str | None          # the Checks box: overall word and its counts ("OK  13 OK, 2 SKIP")
 
 
 def _number(pattern: str, text: str) -> int | None:
@@ -190,6 +201,8 @@ def overview_screen(text: str) -> OverviewScreen:
         registered=_number(r"registered\s+(\d+)", text),
         by_transport=dict(zip(TRANSPORTS, map(int, transports.groups()))) if transports else None,
         sessions=_number(r"sessions\s+(\d+)", text),
+        checks=checks.group(1).strip(" │") if (checks := re.search(
+            r"Checks\s+((?:OK|SKIP|UNKNOWN|WARN|FAIL)\b.*)$", text, re.MULTILINE)) else None,
     )
 
 
