@@ -19,7 +19,8 @@ from typing import Callable
 
 import bencode
 
-from . import sdp
+from . import quality, sdp
+from .rtcp import Reception
 
 LIST_DEFAULT_LIMIT = 32
 DELETE_DELAY = 30
@@ -103,6 +104,42 @@ def _error(reason: str) -> dict:
     return {"result": "error", "error-reason": reason}
 
 
+RTCP_BYTES = 76  # an SR with one report block + SDES CNAME
+
+
+def mos_x10(rtt_us: int, jitter_ms: int, loss_pct: int) -> int:
+    """RTPengine's MOS formula (daemon/ssrc.c mos_calc, MOS-CQ), x10 as it reports it; 0: no RTT."""
+    if not rtt_us:
+        return 0
+    eff_rtt = rtt_us // 1000 + jitter_ms * 2 + 10
+    r = (93.2 - eff_rtt / 40.0 if eff_rtt < 160 else 93.2 - (eff_rtt - 120) / 10.0) - loss_pct * 2.5
+    mos = 1.0 if r < 0 else 1.0 + 0.035 * r + 0.000007 * r * (r - 60) * (100 - r)
+    value = int(mos * 10.0)
+    return value if value >= 10 else 0
+
+
+def _ssrc_entry(reception: Reception, answered: int, rounds: int) -> dict:
+    """One "SSRC" entry of a query reply, in RTPengine's shape and units (MOS x10, us, ms, %)."""
+    leg_us = int(reception.rtt_leg_ms * 1000)
+    jitter, loss = int(reception.jitter_ms), int(reception.fraction_lost() * 100 / 256)
+    mos = mos_x10(2 * leg_us, jitter, loss)
+
+    def block(at: int, value: int, rtt: int) -> dict:
+        return {"MOS": value, "round-trip time": rtt, "round-trip time leg": leg_us, "jitter": jitter,
+                "packet loss": loss, "reported at": at}
+
+    blocks = [block(answered + 1, 0, 0)] + [block(answered + i, mos, 2 * leg_us) for i in range(2, rounds + 1)]
+    interval = max(0, (blocks[-1]["reported at"] - blocks[0]["reported at"]) // 10)
+    shown, step = [], blocks[0]["reported at"]
+    for item in blocks:
+        if item["reported at"] >= step:
+            shown.append(item)
+            step += interval
+    average = {k: v for k, v in block(0, mos, 2 * leg_us).items() if k != "reported at"} | {"samples": rounds - 1}
+    return {"cumulative loss": reception.cumulative_lost, "average MOS": average, "lowest MOS": blocks[-1],
+            "highest MOS": blocks[-1], "MOS progression": {"interval": interval, "entries": shown}}
+
+
 class SimEngine:
     """The ng command logic, I/O-free (also driven directly by DemoPlatform)."""
 
@@ -114,6 +151,7 @@ class SimEngine:
         self.totals = {"managedsessions": 0, "rejectedsessions": 0, "regularterminatedsessions": 0}
         self.commands: dict[str, int] = {}
         self._deleted: deque[tuple[int, str]] = deque()  # (deleted_at, call-id), in deletion order
+        self.profiles = quality.Profiles()  # each answered call's media quality (quality.py)
 
     def handle(self, request) -> dict:
         """One decoded ng request (bytes or str keys/values) -> the reply dict."""
@@ -209,7 +247,9 @@ class SimEngine:
         session.tags[to_tag] = callee
         session.last_signal = int(self.clock())
         session.answered = self.clock()
-        callee.ssrc = session.tags[from_tag].ssrc = zlib.crc32(session.callid.encode())
+        self.profiles.of(session.callid)
+        session.tags[from_tag].ssrc = zlib.crc32(session.callid.encode())
+        callee.ssrc = zlib.crc32(f"{session.callid}/callee".encode())
         caller = session.tags[from_tag]
         protocol = request.get("transport-protocol") or caller.protocol
         return _ok(sdp=sdp.rewrite(body, caller.local_port, protocol))
@@ -233,7 +273,39 @@ class SimEngine:
         if session is None:
             return _error("Unknown call-id")
         return {"created": session.created, "created_us": session.created_us, "last signal": session.last_signal,
-                "SSRC": {}, "tags": self._tags(session), "totals": self._totals(session), "result": "ok"}
+                "SSRC": self._ssrc_stats(session), "tags": self._tags(session), "totals": self._totals(session),
+                "result": "ok"}
+
+    # ------------------------------------------------------------------ RTCP-derived quality (quality.py)
+
+    def _role(self, session: SimSession, tag: SimTag) -> str:
+        return "caller" if next(iter(session.tags.values()), None) is tag else "callee"
+
+    def _sends(self, session: SimSession, tag: SimTag) -> bool:
+        return session.answered is not None and quality.sends(self.profiles.of(session.callid),
+                                                               self._role(session, tag))
+
+    def _rtcp_rounds(self, session: SimSession) -> int:
+        """RTCP report rounds since the answer (one a second, as the real pump sends them)."""
+        if session.answered is None or quality.receptions(self.profiles.of(session.callid)) is None:
+            return 0
+        until = session.deleted_at if session.deleted_at is not None else self.clock()
+        return max(0, int(until - session.answered))
+
+    def _ssrc_stats(self, session: SimSession) -> dict:
+        """What RTPengine's query shows once both endpoints' RTCP gave it a round-trip time: from the
+        second round on, one MOS per round per reporting SSRC (the first round has no RTT: MOS 0)."""
+        rounds = self._rtcp_rounds(session)
+        kind = self.profiles.of(session.callid)
+        chosen = quality.receptions(kind)
+        if rounds < 2 or chosen is None:
+            return {}
+        out = {}
+        for tag, reception in zip([t for t in session.tags.values() if t.tag], chosen):
+            if not quality.sends(kind, self._role(session, tag)):
+                continue
+            out[str(tag.ssrc)] = _ssrc_entry(reception, int(session.answered or 0), rounds)
+        return out
 
     def _tags(self, session: SimSession) -> dict:
         out = {}
@@ -246,17 +318,19 @@ class SimEngine:
         return out
 
     def _media(self, tag: SimTag, session: SimSession) -> dict:
-        packets = self._packets(session) if tag.tag else 0
+        sends = bool(tag.tag) and self._sends(session, tag)
+        packets = self._packets(session) if sends else 0
+        reports = self._rtcp_rounds(session) if sends else 0
 
         def stream(port: int, endpoint: int, rtcp: bool) -> dict:
             address = {"family": "IPv4", "address": "127.0.0.1", "port": endpoint} if endpoint else {}
             out = {"local port": port, "local address": "127.0.0.1", "family": "IPv4",
                    "endpoint": address, "advertised endpoint": dict(address),
-                   "last packet": int(self.clock()) if packets and not rtcp else session.last_signal,
+                   "last packet": int(self.clock()) if (reports if rtcp else packets) else session.last_signal,
                    "flags": ["RTCP", "filled"] if rtcp else ["RTP", "filled"] + (["confirmed"] if packets else []),
-                   "stats": {"packets": 0 if rtcp else packets, "bytes": 0 if rtcp else packets * RTP_BYTES,
-                             "errors": 0}}
-            if not rtcp and packets:
+                   "stats": {"packets": reports if rtcp else packets,
+                             "bytes": reports * RTCP_BYTES if rtcp else packets * RTP_BYTES, "errors": 0}}
+            if (reports if rtcp else packets):
                 out["SSRC"] = tag.ssrc
             return out
         return {"index": 1, "type": "audio", "protocol": tag.protocol, "codec": tag.codec,
@@ -272,9 +346,11 @@ class SimEngine:
         return max(0, int((until - session.answered) * PACKETS_PER_SECOND))
 
     def _totals(self, session: SimSession) -> dict:
-        packets = sum(self._packets(session) for tag in session.tags.values() if tag.tag)
+        senders = [tag for tag in session.tags.values() if tag.tag and self._sends(session, tag)]
+        packets = self._packets(session) * len(senders)
+        reports = self._rtcp_rounds(session) * len(senders)
         return {"RTP": {"packets": packets, "bytes": packets * RTP_BYTES, "errors": 0},
-                "RTCP": {"packets": 0, "bytes": 0, "errors": 0}}
+                "RTCP": {"packets": reports, "bytes": reports * RTCP_BYTES, "errors": 0}}
 
     def _ng_statistics(self, request: dict) -> dict:
         own = len(self.sessions)

@@ -10,6 +10,11 @@ keep the demo light, and nothing is sent unless both endpoints' ports are ours (
 relay must never send to somebody else's port): the pump hands the simulation the endpoints'
 SDP ports itself (`reserve`), each one a socket bound to a port the OS chose and kept open
 until the call ends — no fixed port that another program on this machine may hold.
+
+Each call has a quality profile (quality.py): most endpoints also send RTCP sender reports (from the
+SDP port + 1, to the relay's RTP port + 1) whose loss, jitter and delay the profile chooses, so the
+real RTPengine computes a good or a poor MOS itself; some calls send RTP without RTCP, in some the
+callee never sends (one-way), in some nobody does (silent).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import struct
 import time
 
 from ..config import is_loopback
-from . import sdp
+from . import quality, sdp
+from .rtcp import ReportingEndpoint, ReportingPair
 from .state import MediaWork, SimDialog
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,8 @@ PTIME = 0.02  # seconds of audio per packet, as the lab's SDP says (a=ptime:20)
 BURST = 0.1  # the frames of 100 ms go out together: 10 wake-ups a second at the same packet rate
 MAX_CALLS = 16
 RESERVE_MAX = 4  # ports waiting for their call (offered, ringing), per call that may send
+REPORT_EVERY = 1.0  # s between two RTCP reports of an endpoint (RTPengine keeps one per second)
+PAIR_ATTEMPTS = 20  # tries for an even RTP port whose odd neighbour (RTCP) is free
 PCMU = 0  # the payload type the demo's answers pick (m=audio ... RTP/AVP 0)
 _SILENCE = b"\xff" * 160  # 20 ms of G.711 u-law silence at 8 kHz
 _HEADER = struct.Struct("!BBHII")
@@ -39,13 +47,19 @@ _HEADER = struct.Struct("!BBHII")
 class RtpStream:
     """One endpoint sending to its relay port: sequence, timestamp and SSRC as RFC 3550 has them."""
 
-    def __init__(self, sock: socket.socket, relay: tuple[str, int]) -> None:
-        self.sock, self.relay = sock, relay
+    def __init__(self, sock: socket.socket, relay: tuple[str, int], rtcp: socket.socket | None = None,
+                 sending: bool = True) -> None:
+        self.sock, self.relay, self.rtcp, self.sending = sock, relay, rtcp, sending
         self.ssrc = int.from_bytes(os.urandom(4), "big")
         self.seq = int.from_bytes(os.urandom(2), "big")
         self.timestamp = int.from_bytes(os.urandom(4), "big")
+        self.reporter: ReportingEndpoint | None = None
 
     def send(self, frames: int) -> None:
+        if not self.sending:
+            return
+        if self.reporter is not None:
+            self.reporter.sent_rtp(frames, frames * len(_SILENCE), self.timestamp + frames * len(_SILENCE))
         for _ in range(frames):
             packet = _HEADER.pack(0x80, PCMU, self.seq, self.timestamp, self.ssrc) + _SILENCE
             self.seq = (self.seq + 1) & 0xFFFF
@@ -55,8 +69,18 @@ class RtpStream:
             except OSError:  # a full buffer or a relay port just closed: the next frame tries again
                 pass
 
+    def send_report(self, packet: bytes) -> None:
+        if self.rtcp is None or not self.sending:
+            return
+        try:
+            self.rtcp.sendto(packet, (self.relay[0], self.relay[1] + 1))  # RTPengine's RTCP port: RTP + 1
+        except OSError:
+            pass
+
     def close(self) -> None:
         self.sock.close()
+        if self.rtcp is not None:
+            self.rtcp.close()
 
 
 class RtpPump:
@@ -66,6 +90,9 @@ class RtpPump:
         self.max_calls, self.burst = max_calls, burst
         self.calls: dict[str, tuple[RtpStream, RtpStream]] = {}
         self.reserved: dict[int, socket.socket] = {}  # SDP port -> its bound socket, until the call uses it
+        self.rtcp_reserved: dict[int, socket.socket] = {}  # SDP port -> the socket on the port after it (RTCP)
+        self.reports: dict[str, tuple[ReportingPair, float]] = {}  # call-id -> its RTCP pair, next report due
+        self.profiles = quality.Profiles()
         self._task: asyncio.Task | None = None
 
     def reserve(self, transport: str) -> int | None:
@@ -75,12 +102,14 @@ class RtpPump:
         if transport == "ws" or len(self.reserved) >= RESERVE_MAX * self.max_calls:
             return None
         try:
-            sock = _bound(0)
+            sock, rtcp = _bound_pair()
         except OSError as exc:  # out of descriptors or ports: this call stays silent
             log.info("demo RTP port not reserved: %s", exc)
             return None
         port = sock.getsockname()[1]
         self.reserved[port] = sock
+        if rtcp is not None:
+            self.rtcp_reserved[port] = rtcp
         return port
 
     def start(self) -> None:
@@ -101,9 +130,10 @@ class RtpPump:
             await asyncio.gather(task, return_exceptions=True)
         for callid in list(self.calls):
             self._stop(callid)
-        for sock in self.reserved.values():
+        for sock in (*self.reserved.values(), *self.rtcp_reserved.values()):
             sock.close()
         self.reserved.clear()
+        self.rtcp_reserved.clear()
 
     def _open(self, dialog: SimDialog) -> None:
         if dialog.callid in self.calls:
@@ -116,17 +146,27 @@ class RtpPump:
                 or any(relay is None for _, relay in ends)):
             self._release(dialog)  # a port that is not ours is never sent from (nor to, by the relay)
             return
-        caller, callee = (RtpStream(self.reserved.pop(port), relay) for port, relay in ends)
-        self.calls[dialog.callid] = (caller, callee)
+        callid, kind = dialog.callid, self.profiles.of(dialog.callid)
+        caller, callee = (RtpStream(self.reserved.pop(port), relay, self.rtcp_reserved.pop(port, None),
+                                    quality.sends(kind, role))
+                          for (port, relay), role in zip(ends, ("caller", "callee")))
+        self.calls[callid] = (caller, callee)
+        chosen = quality.receptions(kind)
+        if chosen is not None and caller.rtcp is not None and callee.rtcp is not None:
+            caller.reporter = ReportingEndpoint(caller.ssrc, chosen[0])
+            callee.reporter = ReportingEndpoint(callee.ssrc, chosen[1])
+            self.reports[callid] = (ReportingPair(caller.reporter, callee.reporter), 0.0)
 
     def _release(self, dialog: SimDialog) -> None:
         """Close the ports reserved for a call that will not (or no longer) send."""
         for body in (dialog.caller.sdp, dialog.callee.sdp):
-            sock = self.reserved.pop(_own_port(body) or 0, None)
-            if sock is not None:
-                sock.close()
+            port = _own_port(body) or 0
+            for sock in (self.reserved.pop(port, None), self.rtcp_reserved.pop(port, None)):
+                if sock is not None:
+                    sock.close()
 
     def _stop(self, callid: str) -> None:
+        self.reports.pop(callid, None)
         for stream in self.calls.pop(callid, ()):
             stream.close()
 
@@ -142,6 +182,19 @@ class RtpPump:
             for streams in self.calls.values():
                 for stream in streams:
                     stream.send(frames)
+            self._report(time.time())
+
+    def _report(self, now: float) -> None:
+        """Each call's RTCP round when due: both endpoints report on each other (quality.py)."""
+        for callid, (pair, due) in list(self.reports.items()):
+            if now < due:
+                continue
+            caller, callee = self.calls[callid]
+            caller.reporter.highest_seq, callee.reporter.highest_seq = callee.seq, caller.seq
+            caller_packet, callee_packet = pair.reports(now)
+            caller.send_report(caller_packet)
+            callee.send_report(callee_packet)
+            self.reports[callid] = (pair, now + REPORT_EVERY)
 
 
 def _own_port(body: str) -> int | None:
@@ -154,6 +207,21 @@ def _relay(body: str) -> tuple[str, int] | None:
     port = _own_port(body)
     address = next((line[9:].strip() for line in body.splitlines() if line.startswith("c=IN IP4 ")), "")
     return (address, port) if port and address and is_loopback(address) else None
+
+
+def _bound_pair() -> tuple[socket.socket, socket.socket | None]:
+    """An RTP socket on an even port the OS chose and an RTCP socket on the next one; after
+    PAIR_ATTEMPTS tries, the RTP socket alone (that call then sends no RTCP)."""
+    for _ in range(PAIR_ATTEMPTS):
+        sock = _bound(0)
+        port = sock.getsockname()[1]
+        if port % 2 == 0:
+            try:
+                return sock, _bound(port + 1)
+            except OSError:
+                pass
+        sock.close()
+    return _bound(0), None
 
 
 def _bound(port: int) -> socket.socket:
