@@ -663,6 +663,7 @@ class CallQuality:
     caller: LegQuality | None = None
     callee: LegQuality | None = None
     silent_directions: tuple[str, ...] = ()  # "caller -> callee": the caller sends nothing
+    as_of: float | None = None  # when RTPengine was asked (epoch s): the figures are as of then
 
     @property
     def legs(self) -> tuple[LegQuality, ...]:
@@ -716,7 +717,7 @@ def call_quality(call: Call, now: float, *, mos_poor: float, silent_after_s: flo
     legs = tuple(_leg_quality(leg, role, media, as_of, since_answer, silent_after_s)
                  for leg, role in ((caller, "caller"), (callee, "callee")) if leg is not None)
     by_role = {leg.role: leg for leg in legs}
-    quality = CallQuality(QualityState.OK, "", by_role.get("caller"), by_role.get("callee"))
+    quality = CallQuality(QualityState.OK, "", by_role.get("caller"), by_role.get("callee"), as_of=as_of)
     silent = tuple(f"{leg.role} -> {_other(leg.role)}" for leg in legs if leg.silent)
     senders = [leg for leg in legs if leg.expected_to_send]
     if silent and len(silent) == len(senders) and len(senders) == 2:

@@ -384,3 +384,16 @@ def test_reporting_pair_echoes_the_peer_sr_and_our_chosen_delay():
     lost_word, _, jitter, lsr, dlsr = struct.unpack("!IIIII", second[32:52])
     assert lost_word >> 24 == 13 and jitter == 1280 and lsr == rtcp.ntp_middle(1000.0)
     assert dlsr == round((1.0 - 0.020) * 65536)  # RTPengine: leg RTT = elapsed - DLSR = 20 ms
+
+
+def test_live_window_starts_about_sip_window_s_back_and_restarts_with_opensips():
+    from opsconsole_opensips.source import OpenSIPSSource
+
+    source = OpenSIPSSource(Config(thresholds=Thresholds(sip_window_s=60)))
+    assert source._sip_window_start(_counters(0, tm2xx=1)) is None  # one sample: no window yet
+    assert source._sip_window_start(_counters(30, tm2xx=5)).at == 0  # younger than the window: the oldest
+    assert source._sip_window_start(_counters(70, tm2xx=9)).at == 0  # 70 s back is the newest >= 60 s old
+    assert source._sip_window_start(_counters(95, tm2xx=12)).at == 30
+    assert source._sip_window_start(_counters(100, tm2xx=2)) is None  # counters went back: restarted
+    assert source._sip_window_start(_counters(102, tm2xx=3)).at == 100
+    assert source._sip_window_start(None) is None

@@ -114,6 +114,7 @@ def quality_dict(q: CallQuality) -> dict[str, Any]:
         "last_packet_age_a_s": _rounded(a.last_packet_age_s) if a else None,
         "last_packet_age_b_s": _rounded(b.last_packet_age_s) if b else None,
         "silent_directions": list(q.silent_directions),
+        "as_of": q.as_of,  # when RTPengine was asked (epoch s); null when not queried
     }
 
 
