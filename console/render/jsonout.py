@@ -77,6 +77,8 @@ def session_dict(s: MediaSession) -> dict[str, Any]:
         "created": s.created,
         "deleted": s.deleted,
         "ports": list(s.ports),
+        # RTPengine's RTCP-derived statistics per SSRC (MOS 1.0-5.0, ms, %); null: not queried over ng
+        "ssrc_quality": _plain(s.quality) if s.quality is not None else None,
         "legs": [
             {
                 "tag": leg.tag,

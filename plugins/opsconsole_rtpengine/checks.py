@@ -396,6 +396,10 @@ def _nothing_judged(cid: str, judged: list, what: str) -> CheckResult | None:
     return None
 
 
+def _calls(count: int) -> str:
+    return f"{count} call" if count == 1 else f"{count} calls"
+
+
 def _scope(judged: list) -> str:
     known, total, unknown = _coverage(judged)
     return f"{known} of {total} calls judged" if unknown else f"{total} calls"
@@ -431,7 +435,7 @@ def check_one_way(ctx: CheckContext) -> CheckResult:
     evidence["one-way calls"] = _listed(found, _direction_text)
     first_call, first = found[0]
     more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-    return CheckResult(cid, Status.WARN, f"{len(found)} calls with one-way audio (one direction silent > {limit:g} s): "
+    return CheckResult(cid, Status.WARN, f"{_calls(len(found))} with one-way audio (one direction silent > {limit:g} s): "
                        f"{first_call.callid} {first.silent_directions[0]} silent{more}", evidence, ONE_WAY_REMEDY)
 
 
@@ -449,7 +453,7 @@ def check_silent(ctx: CheckContext) -> CheckResult:
         return CheckResult(cid, Status.OK, f"no silent calls ({_scope(judged)})", evidence)
     evidence["silent calls"] = _listed(found, _direction_text)
     names = ", ".join(call.callid for call, _ in found[:3]) + (f" (+{len(found) - 3} more)" if len(found) > 3 else "")
-    return CheckResult(cid, Status.WARN, f"{len(found)} calls without RTP either way for more than {limit:g} s "
+    return CheckResult(cid, Status.WARN, f"{_calls(len(found))} without RTP either way for more than {limit:g} s "
                        f"after the answer: {names}", evidence, SILENT_REMEDY)
 
 
@@ -489,13 +493,13 @@ def check_quality(ctx: CheckContext) -> CheckResult:
             return CheckResult(cid, Status.OK, f"no call reports a MOS ({no_rtcp} without RTCP): nothing to judge, "
                                "no finding", evidence)
         worst = min(q.mos for q in with_mos)
-        return CheckResult(cid, Status.OK, f"{len(with_mos)} calls with a MOS, lowest average {worst:.1f} "
+        return CheckResult(cid, Status.OK, f"{_calls(len(with_mos))} with a MOS, lowest average {worst:.1f} "
                            f"(≥ {th.mos_poor:g}){unmeasured}", evidence)
     evidence["poor calls"] = _listed(poor, _mos_text)
     status = threshold_status(len(poor), th.poor_calls_warn, th.poor_calls_fail)
     names = ", ".join(f"{call.callid} (MOS {quality.mos:.1f})" for call, quality in poor[:3])
     more = f" (+{len(poor) - 3} more)" if len(poor) > 3 else ""
-    summary = f"{len(poor)} calls with MOS below {th.mos_poor:g}: {names}{more}{unmeasured}"
+    summary = f"{_calls(len(poor))} with MOS below {th.mos_poor:g}: {names}{more}{unmeasured}"
     return CheckResult(cid, status, summary, evidence, QUALITY_REMEDY if status is not Status.OK else "")
 
 
