@@ -62,7 +62,8 @@ async def talk(calls, stop: asyncio.Event) -> None:
 async def run(args) -> dict:
     import test_real_quality as real  # the real test's endpoints: RTP + RTCP from local sockets
 
-    daemon = start_daemon(ports=4 * args.calls + 64)
+    # the quiet calls carry no media: without a long --timeout RTPengine ends them after 60 s
+    daemon = start_daemon(ports=4 * args.calls + 64, extra_args=("--timeout=3600", "--silent-timeout=3600"))
     ng = NgClient(*daemon.ng, timeout=5.0)
     talking, stop = [], asyncio.Event()
     try:
