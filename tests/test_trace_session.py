@@ -22,7 +22,7 @@ from opsconsole_opensips.trace import (
 PS_34 = {"Processes": [{"ID": 0, "PID": 1, "Type": "attendant"},
                        {"ID": 5, "PID": 6, "Type": "SIP receiver udp:127.0.0.1:5060"},
                        {"ID": 7, "PID": 8, "Type": "SIP receiver hep_udp:127.0.0.1:9060"}]}
-WHICH_34 = ["version", "which", "ps", "trace", "trace_start", "trace_stop", "ul_show_contact"]
+WHICH_34 = ["version", "which", "ps", "trace", "trace_start", "trace_stop", "ul_show_contact", "dlg_list"]
 
 
 class FakeMI:
@@ -153,6 +153,7 @@ async def test_the_trace_is_stopped_when_the_reader_is_cancelled(tmp_path):
 
     task = asyncio.create_task(run())
     while not session.started:
+        assert not task.done(), task.exception()
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -340,3 +341,14 @@ async def test_a_trace_start_without_answer_is_still_stopped(tmp_path):
         await quiet.start()
     await quiet.stop()
     assert quiet.stop_error == ""  # 400 for a trace that never began is no error
+
+
+async def test_scope_dialog_needs_the_dialog_module(tmp_path):
+    which = [name for name in WHICH_34 if name != "dlg_list"]  # the dialog module is not loaded
+    with pytest.raises(TraceNotReady, match="--scope message"):
+        await TraceSession(FakeMI(which=which), audit=audit_of(tmp_path)).start()
+    session = TraceSession(FakeMI(which=which), TraceOptions(scope="message"), audit=audit_of(tmp_path))
+    async with session:
+        assert session.started
+    async with TraceSession(FakeMI(which=which + ["dialog:list"]), audit=audit_of(tmp_path)) as with_dialog:
+        assert with_dialog.started

@@ -60,6 +60,7 @@ class TraceNotReady(OpsError):
 @dataclass(frozen=True, slots=True)
 class Readiness:
     tracer: bool  # trace_start is a known MI command
+    dialog: bool = True  # the dialog module is loaded (scope "d" follows dialogs)
     hep_udp: tuple[str, ...] = ()  # "127.0.0.1:9060" per hep_udp socket seen in `ps`
     processes_known: bool = False  # `ps` answered
 
@@ -87,8 +88,9 @@ def readiness(commands: Iterable[str], processes: Any = None) -> Readiness:
     """From `which` (names in either spelling) and the `ps` reply (None: not asked or failed)."""
     names = set(commands)
     tracer = bool(names & {"trace_start", "tracer:start"})
+    dialog = bool(names & {"dlg_list", "dialog:list"}) or names <= {"trace_start"}  # `which` unknown: assume
     hep = _hep_udp_sockets(processes)
-    return Readiness(tracer=tracer, hep_udp=hep, processes_known=processes is not None)
+    return Readiness(tracer=tracer, dialog=dialog, hep_udp=hep, processes_known=processes is not None)
 
 
 def _hep_udp_sockets(processes: Any) -> tuple[str, ...]:
@@ -319,6 +321,9 @@ class TraceSession:
         self.readiness = readiness(commands, processes)
         if not self.readiness.ready:
             raise TraceNotReady(self.readiness.problem(), hint=self.readiness.remedy())
+        if self.options.scope == "dialog" and not self.readiness.dialog:
+            raise TraceNotReady("scope dialog follows calls through the dialog module, which this OpenSIPS does "
+                                "not load", hint="trace with --scope message (each message) instead")
         return self.readiness
 
     async def _which(self) -> list[str]:
