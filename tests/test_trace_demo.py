@@ -69,8 +69,9 @@ async def test_the_demo_tracer_speaks_both_versions_and_forgets_a_stopped_trace(
             assert [line.message.label.split()[0] for line in lines] == [
                 "INVITE", "100", "INVITE", "180", "180", "200", "200", "ACK", "ACK"]
             flow = session.ladder.calls[lines[0].message.call_id]
-            explanation, _ = await session.explain(flow)
+            explanation, notes = await session.explain(flow)
             assert explanation.outcome == "answered" and "still up" in explanation.summary
+            assert notes[0].startswith("dialog in OpenSIPS: state 4, confirmed")  # joined with dlg_list
         finally:
             await mi.aclose()
 

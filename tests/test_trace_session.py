@@ -352,3 +352,18 @@ async def test_scope_dialog_needs_the_dialog_module(tmp_path):
         assert session.started
     async with TraceSession(FakeMI(which=which + ["dialog:list"]), audit=audit_of(tmp_path)) as with_dialog:
         assert with_dialog.started
+
+
+async def test_dialog_note_joins_the_call_with_opensips_dialog():
+    from opsconsole_opensips.trace import dialog_note
+
+    async def confirmed(method, params):
+        assert (method, params) == ("dlg_list", {"callid": "c1@h"})
+        return {"Dialog": {"state": 4, "datestart": "2026-11-26 05:28:16", "callid": "c1@h"}}
+
+    async def gone(method, params):
+        raise RemoteError("No such dialog", code=404)
+
+    assert await dialog_note(confirmed, "c1@h") == (
+        "dialog in OpenSIPS: state 4, confirmed (answered and ACKed) since 2026-11-26 05:28:16")
+    assert "none now" in await dialog_note(gone, "c1@h")

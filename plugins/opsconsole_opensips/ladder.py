@@ -484,13 +484,12 @@ def line_text(line: LadderLine) -> str:
             f"{escape_controls(message.label):<24}  {escape_controls(message.call_id)}")
 
 
-def explanation_text(explanation: Explanation, location: str = "") -> list[str]:
-    """The explanation as indented lines under the ladder (escaped)."""
+def explanation_text(explanation: Explanation, *notes: str) -> list[str]:
+    """The explanation as indented lines under the ladder (escaped); `notes`: what the platform's state
+    says about the call (location table, dialog), one line each."""
     from console.render.safe import escape_controls
 
     kind = "call" if explanation.kind == "INVITE" else explanation.kind
     lines = [f"  ⤷ {kind} {escape_controls(explanation.call_id)}: {escape_controls(explanation.summary)}"]
-    lines += [f"      {escape_controls(detail)}" for detail in explanation.details]
-    if location:
-        lines.append(f"      {escape_controls(location)}")
+    lines += [f"      {escape_controls(detail)}" for detail in (*explanation.details, *notes) if detail]
     return lines

@@ -439,8 +439,8 @@ class TraceSession:
 
     async def explain_text(self, flow: CallFlow) -> list[str]:
         """The lines to show under the ladder for `flow`; none when it is not news (Explanation.noteworthy)."""
-        explanation, note = await self.explain(flow)
-        return explanation_text(explanation, note) if explanation.noteworthy else []
+        explanation, notes = await self.explain(flow)
+        return explanation_text(explanation, *notes) if explanation.noteworthy else []
 
     def listener_note(self) -> str:
         listener = self.listener
@@ -455,15 +455,17 @@ class TraceSession:
         async for message in self.messages():
             yield self.ladder.add(message, asyncio.get_running_loop().time())
 
-    async def explain(self, flow: CallFlow) -> tuple[Explanation, str]:
-        """The call in plain words, and (when it failed for want of the callee) what the location table
-        says about the callee right now.  Marks the flow explained."""
+    async def explain(self, flow: CallFlow) -> tuple[Explanation, tuple[str, ...]]:
+        """The call in plain words, joined with OpenSIPS's state: the location table about the callee when
+        it failed for want of one, the dialog when the call is (still) up.  Marks the flow explained."""
         flow.explained = True
         explanation = explain(flow)
-        note = ""
+        notes = []
         if explanation.lookup_aor:
-            note = await location_note(self.call, explanation.lookup_aor, explanation.lookup_domain)
-        return explanation, note
+            notes.append(await location_note(self.call, explanation.lookup_aor, explanation.lookup_domain))
+        if explanation.kind == "INVITE" and explanation.outcome in ("answered", "no-ack") and not flow.ended:
+            notes.append(await dialog_note(self.call, flow.call_id))
+        return explanation, tuple(note for note in notes if note)
 
 
 class _NoEntry:
@@ -506,3 +508,25 @@ async def location_note(call: MICall, aor: str, domain: str = "") -> str:
         return (f"location table: {key} is registered now with {len(uris)} contact(s) ({', '.join(uris[:3])}): "
                 "the device was found but did not answer, or is not reachable at that contact")
     return ""
+
+
+DIALOG_STATES = {1: "unconfirmed (no reply yet)", 2: "early (ringing)", 3: "answered, not yet ACKed",
+                 4: "confirmed (answered and ACKed)", 5: "ended"}
+
+
+async def dialog_note(call: MICall, callid: str) -> str:
+    """What OpenSIPS's dialog module holds for `callid` right now (`dlg_list callid=`: one dialog, cheap)."""
+    try:
+        result = await call("dlg_list", {"callid": callid})
+    except RemoteError as exc:
+        if exc.code == 404:
+            return "dialog in OpenSIPS: none now (ended, or never created by the script)"
+        return f"dialog in OpenSIPS: not asked ({exc})"
+    except OpsError as exc:
+        return f"dialog in OpenSIPS: not asked ({exc})"
+    dialog = result.get("Dialog") if isinstance(result, dict) else None
+    if not isinstance(dialog, dict):
+        return ""
+    state = dialog.get("state")
+    since = f" since {dialog['datestart']}" if isinstance(dialog.get("datestart"), str) else ""
+    return f"dialog in OpenSIPS: state {state}, {DIALOG_STATES.get(state, 'unknown')}{since}"
