@@ -479,7 +479,9 @@ async def _tui(args: argparse.Namespace) -> int:
 
 
 def _trace_listen(text: str | None) -> tuple[str, int]:
-    """--listen HOST, HOST:PORT or [V6]:PORT; port 0 or none: from the OS."""
+    """--listen IP, IP:PORT or [V6]:PORT; port 0 or none: from the OS."""
+    import ipaddress
+
     if not text:
         return "", 0
     value = text.strip()
@@ -490,8 +492,6 @@ def _trace_listen(text: str | None) -> tuple[str, int]:
         host, _, port_text = value.partition(":")
     else:
         host, port_text = value, "0"
-    import ipaddress
-
     try:
         ipaddress.ip_address(host)
         port = int(port_text)
