@@ -64,6 +64,12 @@ class _Look:
     cursor: Style  # the cursor's component style ("datatable--cursor"), or a null style
     post: Style  # what DataTable applies after the cell's own style (cursor CSS priority)
     show_cursor: bool
+    columns: tuple[tuple[ColumnKey, int], ...]  # (key, width with padding) in order
+    table_width: int
+
+
+_NO_STYLE = Style()  # DataTable's "no component style" (Style() + nothing)
+_NULL_STYLE = Style.null()
 
 
 class SteadyTable(DataTable):
@@ -93,7 +99,7 @@ class SteadyTable(DataTable):
         super().__init__(*args, **kwargs)
         self.look: _Look | None = None  # during a repaint
         self.laid_out: dict[tuple[RowKey, ColumnKey], tuple[object, int, int, list[list[Segment]]]] = {}
-        self.styled: dict[tuple[int, int], tuple[object, Style, Style, list[Segment]]] = {}
+        self.styled: dict[tuple[int, int], tuple[object, tuple[Style, Style, Style], list[Segment]]] = {}
         self.meta_styles: dict[tuple[int, int], Style] = {}  # Style.from_meta serialises its dict: once per place
         self.header_lines: dict[tuple, Strip] = {}
         self.strips: dict[int, tuple[tuple, list[list[Segment]], Strip]] = {}  # row index -> its last line
@@ -164,8 +170,9 @@ class SteadyTable(DataTable):
         cursor = Style() + self.get_component_rich_style("datatable--cursor") if self.show_cursor else Style()
         post_color = Style.from_color(color=cursor.color) if self.cursor_foreground_priority == "css" else Style.null()
         post_bg = Style.from_color(bgcolor=cursor.bgcolor) if self.cursor_background_priority == "css" else Style.null()
+        columns = tuple((column.key, column.get_render_width(self)) for column in self.ordered_columns)
         return _Look(base, self.get_component_styles("datatable--header").rich_style, even, odd, cursor,
-                     post_color + post_bg, self.show_cursor)
+                     post_color + post_bg, self.show_cursor, columns, sum(width for _key, width in columns))
 
     def paints_itself(self) -> bool:
         return (self.plain_rows and not self.pointer_over and self.cursor_type == "row"
@@ -207,17 +214,13 @@ class SteadyTable(DataTable):
         carries the row's style to the right edge."""
         row_style = look.odd if row_index % 2 else look.even
         on_cursor = row_index == self.cursor_row
-        component = look.cursor if on_cursor else Style()
-        post = look.post if on_cursor else Style.null()
+        component = look.cursor if on_cursor else _NO_STYLE
+        post = look.post if on_cursor else _NULL_STYLE
         parts: list[list[Segment]] = []
-        table_width = 0
-        for column_index, (column, cell) in enumerate(zip(self.ordered_columns, cells)):
-            width = column.get_render_width(self)
-            table_width += width
-            lines = self.cell_lines(row_key, column.key, cell, width)
-            pre = row_style + self.meta_style(row_index, column_index) + component
-            parts.append(self.styled_line(row_index, column_index, lines, pre, post))
-        remaining = max(0, self.size.width - table_width)
+        for column_index, ((column_key, width), cell) in enumerate(zip(look.columns, cells)):
+            lines = self.cell_lines(row_key, column_key, cell, width)
+            parts.append(self.styled_line(row_index, column_index, lines, row_style, component, post))
+        remaining = max(0, self.size.width - look.table_width)
         extend = row_style + component + self.meta_style(row_index, -1)
         return parts, Segment(" " * remaining, extend)
 
@@ -235,16 +238,19 @@ class SteadyTable(DataTable):
             self.meta_styles[place] = meta
         return meta
 
-    def styled_line(self, row_index: int, column_index: int, lines: list[list[Segment]], pre: Style,
-                    post: Style) -> list[Segment]:
+    def styled_line(self, row_index: int, column_index: int, lines: list[list[Segment]], row_style: Style,
+                    component: Style, post: Style) -> list[Segment]:
+        """The cell's line in its row's style, as DataTable styles it (row style, mouse metadata,
+        cursor), kept per place: an unchanged cell of a repainted row costs a lookup."""
         place = (row_index, column_index)
         styled = self.styled.get(place)
-        if styled is not None and styled[0] is lines and styled[1] == pre and styled[2] == post:
-            return styled[3]  # same text, same place, same look: an unchanged cell of a repainted row
+        if styled is not None and styled[0] is lines and styled[1] == (row_style, component, post):
+            return styled[2]
+        pre = row_style + self.meta_style(row_index, column_index) + component
         line = list(Segment.apply_style(lines[0], pre, post))
         if len(self.styled) >= self.LAYOUT_CACHE:  # scrolled through a big table: start over
             self.styled.clear()
-        self.styled[place] = (lines, pre, post, line)
+        self.styled[place] = (lines, (row_style, component, post), line)
         return line
 
     def cell_lines(self, row_key: RowKey, column_key: ColumnKey, cell: Text | None, width: int) -> list[list[Segment]]:
