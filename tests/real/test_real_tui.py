@@ -25,8 +25,9 @@ from console.plugins import load_plugins
 from console.service import ConsoleService
 from console.ui.app import create_app
 from real import fault_setups
-from real.conftest import checks_by_id
-from real.tui_truth import (TruthSampler, calls_screen, checks_screen, overview_screen, registrations_screen)
+from real.conftest import checks_by_id, lab_config
+from real.tui_truth import (TruthSampler, calls_screen, checks_screen, host_rtpengines, overview_screen,
+                            registrations_screen)
 from support.platform import _csv, _run_sipp, _sipp, _spawn_sipp, stop_process
 from support.rtpengine_daemon import free_port
 from ui.helpers import screen_text, settle
@@ -45,7 +46,7 @@ WINDOW_S = 3.0          # a read is judged against the daemons' answers from thi
 
 def build_service(platform, opsconsole, config: str = "", timeout: float = 3.0) -> ConsoleService:
     """The service the `opsconsole` command builds: explicit targets, the runner's config file, its HOME."""
-    opsconsole.config_path.write_text(config)
+    opsconsole.config_path.write_text(lab_config(config))  # what the runner writes: `diagnose` reads this file
     plugins = load_plugins()
     sections = {s for p in plugins.plugins for s in getattr(p, "config_sections", None) or ()}
     overrides = {"mi_url": platform.mi_url, "ng": platform.ng, "cli": platform.cli, "timeout": timeout}
@@ -123,6 +124,10 @@ def _between(value: int, values: list[int]) -> bool:
     return min(values) <= value <= max(values)
 
 
+def _within(value: int, ranges: list[tuple[int, int]]) -> bool:
+    return min(low for low, _ in ranges) <= value <= max(high for _, high in ranges)
+
+
 def judge_calls(text: str, moment: list) -> list[str]:
     screen, problems = calls_screen(text), []
     for caller, callee in screen.no_media_rows:
@@ -146,11 +151,11 @@ def judge_calls(text: str, moment: list) -> list[str]:
 def judge_registrations(text: str, moment: list) -> list[str]:
     screen, problems = registrations_screen(text), []
     if screen.contacts is not None:
-        if not _between(screen.contacts, [s.contacts for s in moment]):
-            problems.append(f"{screen.contacts} contacts shown, ul_dump had {sorted({s.contacts for s in moment})}")
+        if not _within(screen.contacts, [s.contact_range() for s in moment]):
+            problems.append(f"{screen.contacts} contacts shown, ul_dump had {sorted({s.contact_range() for s in moment})}")
         for transport in ("UDP", "TCP", "WS"):
-            truth = [s.contacts_by_transport[transport] for s in moment]
-            if not _between(screen.rows_by_transport[transport], truth):
+            truth = [s.contact_range(transport) for s in moment]
+            if not _within(screen.rows_by_transport[transport], truth):
                 problems.append(f"{screen.rows_by_transport[transport]} {transport} rows shown, ul_dump had {truth}")
     return problems
 
@@ -166,10 +171,11 @@ def judge_overview(text: str, moment: list) -> list[str]:
         if screen.registered and not any(screen.by_transport.values()):
             problems.append(f"transport counts all 0 next to registered {screen.registered}")
         for transport in ("UDP", "TCP", "WS"):
-            truth = [s.contacts_by_transport[transport] for s in moment]
-            if not _between(screen.by_transport[transport], truth):
+            truth = [s.contact_range(transport) for s in moment]
+            if not _within(screen.by_transport[transport], truth):
                 problems.append(f"by transport {transport} {screen.by_transport[transport]} shown, ul_dump {truth}")
-    if screen.checks is not None and not screen.checks.startswith(("OK", "SKIP")):
+    # UNKNOWN is allowed: a check comparing lists of different polls says so (no finding); WARN/FAIL is not.
+    if screen.checks is not None and screen.checks.startswith(("WARN", "FAIL")):
         problems.append(f"Checks {screen.checks} on a healthy platform")
     if screen.sessions is not None and not _between(screen.sessions, [len(s.media) for s in moment]):
         problems.append(f"{screen.sessions} media sessions shown, ng list {[len(s.media) for s in moment]}")
@@ -203,6 +209,9 @@ async def test_screens_agree_with_the_daemons_while_traffic_comes_and_goes(start
                     step += 1
                     await asyncio.sleep(READ_EVERY_S)
                 await traffic  # a failed churn step fails here
+                await pilot.press("5")  # the checks behind the Overview's Checks box, for the report
+                await settle(app, pilot)
+                checks_text = screen_text(app)
             await asyncio.to_thread(churn.wait_calls_ended)
             await asyncio.to_thread(sampler.wait_past, time.monotonic())
     finally:
@@ -222,8 +231,10 @@ async def test_screens_agree_with_the_daemons_while_traffic_comes_and_goes(start
           f"calls shown {sorted(set(c for c in shown if c is not None))}, "
           f"{sum(c.calls is None for c in calls_reads)} Calls reads without counts yet, "
           f"{sum(c.not_matched > 0 for c in calls_reads)} with calls not matched yet; "
+          f"{sum(overview_screen(t).checks.startswith('UNKNOWN') for k, _, _, t in reads if k == '1')} "
+          f"Overview reads with Checks UNKNOWN; "
           f"most expired contacts in ul_dump {max(s.expired for s in sampler.samples)}; churn: {churn.done}")
-    assert not problems, "\n".join(problems[:15])
+    assert not problems, "\n".join(problems[:15]) + "\nThe Checks screen at the end:\n" + checks_text
     # Every read after the first frame showed its numbers (a changed layout must not make this test vacuous).
     for key, _, _, text in reads[1:]:
         parsed = {"1": overview_screen, "2": registrations_screen, "3": calls_screen}[key](text)
@@ -236,6 +247,8 @@ async def test_screens_agree_with_the_daemons_while_traffic_comes_and_goes(start
 # ------------------------------------------------------------ 2. the Checks screen equals diagnose
 
 
+# Checks whose verdict looks at every rtpengine on the host (kernel tables they want), not only the target's.
+HOST_WIDE = ("kernel.xt_rtpengine",)
 STALE_RERUNS = 5  # r again while a check says its data are not from one poll (its remedy: "r re-runs")
 
 
@@ -284,8 +297,10 @@ async def run_console_and_diagnose(platform, opsconsole, fault) -> tuple[dict, d
             await asyncio.to_thread(fault.inject, platform)
             await asyncio.sleep(fault.interval * 2 + fault.timeout)  # polls that saw the fault
             await settle(app, pilot)
+            rtpengines = host_rtpengines()
             on_screen, checks_text, waited = await checks_after_rerun(app, pilot, fault.interval)
             code, report = await diagnose_command(platform, opsconsole, fault)
+            host_changed = host_rtpengines() != rtpengines
             for key in fault.screens:
                 await pilot.press(key)
                 await settle(app, pilot)
@@ -295,19 +310,47 @@ async def run_console_and_diagnose(platform, opsconsole, fault) -> tuple[dict, d
     screens["5"] = checks_text
     if waited:
         print(f"{fault.name}: r again after {waited}")
+    if host_changed:  # another rtpengine on this host started or ended between the two: not one moment
+        print(f"{fault.name}: rtpengines on this host changed; {HOST_WIDE} not compared")
+        for cid in HOST_WIDE:
+            on_screen.pop(cid, None)
+            checks_by_id(report).get(cid, {})["status"] = None
     return on_screen, report, code, screens
+
+
+CALL_MEDIA_CHECKS = ("calls.one_way", "calls.quality", "calls.silent")
+
+
+def call_media_not_queried(cid: str, on_screen: dict[str, str]) -> bool:
+    """A calls.* check the Checks screen leaves UNKNOWN: the known gap (xfail below), not this fault's."""
+    return cid in CALL_MEDIA_CHECKS and on_screen.get(cid) == "unknown"
 
 
 @pytest.mark.parametrize("fault", fault_setups.FAULTS, ids=[f.name for f in fault_setups.FAULTS])
 async def test_checks_screen_equals_diagnose(fault, start_real_platform, opsconsole):
-    platform = await asyncio.to_thread(start_real_platform, **fault.platform(free_port))
+    platform = await asyncio.to_thread(start_real_platform, **fault.start_options())
     on_screen, report, code, screens = await run_console_and_diagnose(platform, opsconsole, fault)
-    diagnosed = {cid: check["status"] for cid, check in checks_by_id(report).items()}
+    diagnosed = {cid: check["status"] for cid, check in checks_by_id(report).items() if check["status"]}
     print(f"OpenSIPS {platform.version} {fault.name}: screen {on_screen}")
     assert on_screen, screens["5"]
-    differ = sorted(c for c in on_screen.keys() | diagnosed.keys() if on_screen.get(c) != diagnosed.get(c))
+    differ = sorted(c for c in on_screen.keys() | diagnosed.keys() if on_screen.get(c) != diagnosed.get(c)
+                    and not call_media_not_queried(c, on_screen))  # test_checks_screen_judges_call_media
     assert not differ, "Checks screen vs diagnose:\n" + "\n".join(
         f"{c}: screen {on_screen.get(c)}, diagnose {diagnosed.get(c)}: {checks_by_id(report).get(c, {}).get('summary')}"
         for c in differ) + "\n" + screens["5"]
     fault.expect(platform, on_screen, checks_by_id(report), screens)
     assert code == fault.exit_code
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the console queries media legs (ng query) only for the Calls rows on screen, so the Checks screen opened "
+    "first says calls.one_way/calls.quality/calls.silent UNKNOWN ('N not queried yet') where diagnose, which "
+    "collects media details, says OK"))
+async def test_checks_screen_judges_call_media_like_diagnose(start_real_platform, opsconsole):
+    platform = await asyncio.to_thread(start_real_platform)
+    fault = fault_setups.FAULTS[0]  # healthy
+    on_screen, report, code, screens = await run_console_and_diagnose(platform, opsconsole, fault)
+    diagnosed = {cid: check["status"] for cid, check in checks_by_id(report).items()}
+    assert {c: diagnosed[c] for c in CALL_MEDIA_CHECKS} == {c: "ok" for c in CALL_MEDIA_CHECKS}, report
+    assert {c: on_screen.get(c) for c in CALL_MEDIA_CHECKS} == {c: diagnosed[c] for c in CALL_MEDIA_CHECKS}, \
+        screens["5"]

@@ -11,6 +11,7 @@ get_statistics, ul_dump; RTPengine ng `list`), never with the product's snapshot
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -18,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 SAMPLE_EVERY_S = 0.2
+EXPIRING_S = 1
 DIALOG_DELETED = 5  # dlg_list state
 TRANSPORTS = ("UDP", "TCP", "TLS", "WS", "WSS")
 
@@ -41,6 +43,8 @@ class Truth:
     registered: int                       # get_statistics usrloc:location-contacts (expired ones too)
     contacts_by_transport: Counter        # ul_dump, by the contact's socket protocol; not the ones it calls
                                           # "expired"/"deleted" (kept only until usrloc's timer runs)
+    expiring_by_transport: Counter        # of those, the ones with <= EXPIRING_S left: OpenSIPS counts in
+                                          # whole seconds, so a console may already have let them go
     expired: int                          # those ul_dump contacts
 
     @property
@@ -59,6 +63,13 @@ class Truth:
     def contacts(self) -> int:
         return sum(self.contacts_by_transport.values())
 
+    def contact_range(self, transport: str | None = None) -> tuple[int, int]:
+        """(fewest, most) contacts a console may show now: expiring ones may be gone already."""
+        if transport is None:
+            return self.contacts - sum(self.expiring_by_transport.values()), self.contacts
+        return (self.contacts_by_transport[transport] - self.expiring_by_transport[transport],
+                self.contacts_by_transport[transport])
+
 
 def _stat(stats: dict, name: str) -> int:
     return int(stats.get(name, 0))
@@ -69,18 +80,22 @@ def ask_daemons(platform) -> Truth:
                for d in platform.opensips.dialogs() if d["state"] != DIALOG_DELETED}
     stats = platform.opensips.mi_any("get_statistics", "statistics:get", params={"statistics": ["dialog:", "usrloc:"]})
     by_transport: Counter = Counter()
+    expiring: Counter = Counter()
     expired = 0
     for aor in platform.opensips.ul_dump()["Domains"][0]["AORs"]:
         for contact in aor["Contacts"]:
             if contact["Expires"] in ("expired", "deleted"):
                 expired += 1
             else:
-                by_transport[contact["Socket"].split(":", 1)[0].upper()] += 1
+                transport = contact["Socket"].split(":", 1)[0].upper()
+                by_transport[transport] += 1
+                if isinstance(contact["Expires"], int) and contact["Expires"] <= EXPIRING_S:
+                    expiring[transport] += 1
     return Truth(at=time.monotonic(), dialogs=dialogs, media=frozenset(platform.ng_calls()),
                  active_dialogs=_stat(stats, "dialog:active_dialogs"),
                  early_dialogs=_stat(stats, "dialog:early_dialogs"),
                  registered=_stat(stats, "usrloc:location-contacts"), contacts_by_transport=by_transport,
-                 expired=expired)
+                 expiring_by_transport=expiring, expired=expired)
 
 
 @dataclass
@@ -212,3 +227,15 @@ _CHECK_ROW = re.compile(r"^\s*(OK|SKIP|UNKNOWN|WARN|FAIL)\s+([a-z0-9_]+\.[a-z0-9
 def checks_screen(text: str) -> dict[str, str]:
     """check id -> status (lower case, as in diagnose --json) for every row of the Checks screen."""
     return {cid: word.lower() for word, cid in _CHECK_ROW.findall(text)}
+
+
+def host_rtpengines() -> frozenset[int]:
+    """PIDs of every rtpengine on this host (other tests' too): host-wide checks look at all of them."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and open(f"/proc/{entry}/comm").read().strip() == "rtpengine":
+                pids.add(int(entry))
+        except OSError:
+            continue  # ended meanwhile
+    return frozenset(pids)
