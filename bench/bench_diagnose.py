@@ -23,7 +23,7 @@ def timed(cmd: list[str]) -> float:
 
 
 def start_demo() -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "console.demo", "--json"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "opsconsole_demo", "--json"], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     info = json.loads(line)
     target = ["--mi-url", info["mi_url"], "--ng", f"{info['ng'][0]}:{info['ng'][1]}",

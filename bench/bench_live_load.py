@@ -23,8 +23,8 @@ from collections import defaultdict
 import psutil
 
 from console.config import Config
-from console.demo import DemoPlatform
-from console.demo.mi_server import ul_dump_cost
+from opsconsole_demo import DemoPlatform
+from opsconsole_demo.mi_server import ul_dump_cost
 from console.plugins import CollectOptions
 from opsconsole_opensips.source import OpenSIPSSource
 

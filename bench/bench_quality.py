@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "real"))
 
-from console.demo.rtcp import Reception  # noqa: E402
+from opsconsole_demo.rtcp import Reception  # noqa: E402
 from opsconsole_rtpengine import codec, parse  # noqa: E402
 from opsconsole_rtpengine.ng import NgClient  # noqa: E402
 from opsconsole_rtpengine.source import QUERY_CONCURRENCY  # noqa: E402

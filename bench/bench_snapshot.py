@@ -19,7 +19,7 @@ import time
 import httpx
 
 from console.config import load_config
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 from console.plugins import CollectOptions
 from console.snapshot import Collector
 

@@ -46,7 +46,7 @@ SCREENS = {"1": "overview", "2": "registrations", "3": "calls", "4": "media", "5
 
 def serve_demo(size: int, calls: int, time_scale: float) -> None:
     """Child process: the demo platform, addresses as one JSON line, until SIGTERM."""
-    from console.demo import DemoPlatform
+    from opsconsole_demo import DemoPlatform
 
     async def serve() -> None:
         # A reply buffer big enough for a 100k ul_dump (the default imitates OpenSIPS's, which fails).

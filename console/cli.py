@@ -236,27 +236,31 @@ def _plugin_sections(plugins) -> dict[str, Any]:
     return plugins.config_sections()
 
 
-def _service(args: argparse.Namespace, demo: dict[str, Any]):
-    """Plugins first (their config sections are known), then the config, then the service."""
-    from .plugins import load_plugins
+def _service(args: argparse.Namespace, demo: dict[str, Any], plugins):
+    """The config (the plugins' sections and discoverers known), then the service."""
     from .service import ConsoleService
 
-    plugins = load_plugins()
     return ConsoleService(_load_config(args, demo, plugins), plugins=plugins)
 
 
 @contextlib.asynccontextmanager
 async def _platform(args: argparse.Namespace):
-    """Yields config overrides: the embedded demo's addresses, or nothing."""
-    if not getattr(args, "demo", False):
-        yield {}
-        return
-    from .demo import DemoPlatform
+    """Yields (the loaded plugins, config overrides): with --demo the embedded platform a plugin
+    offers (`platforms` hook: opsconsole_demo) runs meanwhile and the overrides are its addresses."""
+    from .plugins import load_plugins
 
+    plugins = load_plugins()
+    if not getattr(args, "demo", False):
+        yield plugins, {}
+        return
+    make_platform = plugins.platform("demo")
+    if make_platform is None:
+        raise UsageError("--demo needs the demo plugin (opsconsole_demo), which is not installed",
+                         hint="pip install -e . from the opsconsole checkout installs it")
     size = getattr(args, "demo_size", None) or 70
     version = getattr(args, "demo_version", None) or "3.4"
-    async with DemoPlatform(size=size, version=version, rtp=True) as demo:
-        yield demo.overrides() | {"demo": True, "demo_simulated_relay": not demo.media.real}
+    async with make_platform(size=size, version=version, rtp=True) as demo:
+        yield plugins, demo.overrides() | {"demo": True, "demo_simulated_relay": not demo.media.real}
 
 
 def _err(message: str) -> None:
@@ -326,8 +330,8 @@ async def _snapshot(args: argparse.Namespace) -> int:
     from .plugins import CollectOptions
     from .render.jsonout import dumps, snapshot_dict
 
-    async with _platform(args) as demo:
-        service = _service(args, demo)
+    async with _platform(args) as (plugins, demo):
+        service = _service(args, demo, plugins)
         config = service.config
         _report_plugin_failures(service)
         try:
@@ -355,8 +359,8 @@ async def _diagnose(args: argparse.Namespace) -> int:
     from .snapshot import hostname
 
     started = time.perf_counter()
-    async with _platform(args) as demo:
-        service = _service(args, demo)
+    async with _platform(args) as (plugins, demo):
+        service = _service(args, demo, plugins)
         config = service.config
         if args.list:
             print("\n".join(service.check_ids()))
@@ -394,8 +398,8 @@ async def _mi(args: argparse.Namespace) -> int:
         params = parse_mi_params(args.params)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    async with _platform(args) as demo:
-        service = _service(args, demo)
+    async with _platform(args) as (plugins, demo):
+        service = _service(args, demo, plugins)
         try:
             confirmed = False
             if service.is_write_method(args.method) and service.config.allow_write:
@@ -463,8 +467,8 @@ def _report_plugin_failures(service) -> None:
 async def _tui(args: argparse.Namespace) -> int:
     from .ui.app import create_app  # the only path that imports Textual
 
-    async with _platform(args) as demo:
-        service = _service(args, demo)
+    async with _platform(args) as (plugins, demo):
+        service = _service(args, demo, plugins)
         config = service.config
         _report_plugin_failures(service)
         app = create_app(service, interval=config.interval, allow_write=config.allow_write)
@@ -544,8 +548,8 @@ async def _trace(args: argparse.Namespace) -> int:
     created = bool(args.pcap) and not os.path.exists(args.pcap)
     pcap = _open_pcap(args.pcap) if args.pcap else None
     try:
-        async with _platform(args) as demo:
-            service = _service(args, demo)
+        async with _platform(args) as (plugins, demo):
+            service = _service(args, demo, plugins)
             try:
                 return await _run_trace(service, options, pcap, args.duration)
             finally:

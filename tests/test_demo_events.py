@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 from test_demo_shapes import START, FakeClock, shape_diff
 
 EVENTS = Path(__file__).parent / "fixtures" / "demo" / "opensips-3.4" / "events"
@@ -182,7 +182,7 @@ async def test_subscribe_errors_and_subscribers_list(clock):
 async def test_event_stream_keeps_one_connection_when_a_send_task_runs_late():
     """A send task queued before the connection was up but run after it must write on that
     connection: a second one could deliver its event after later events."""
-    from console.demo.events import EventHub
+    from opsconsole_demo.events import EventHub
 
     connections: list[bytes] = []
     finished = asyncio.Event()

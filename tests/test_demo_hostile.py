@@ -7,9 +7,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.demo.media_sim import SimEngine, decode_datagram
-from console.demo.mi_render import SIGNATURES, MiError, MiRenderer
-from console.demo.state import DemoState
+from opsconsole_demo.media_sim import SimEngine, decode_datagram
+from opsconsole_demo.mi_render import SIGNATURES, MiError, MiRenderer
+from opsconsole_demo.state import DemoState
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -13,10 +13,10 @@ from pathlib import Path
 import bencode
 import pytest
 
-from console.demo import DemoPlatform, quality, sdp
-from console.demo.media_sim import SimEngine, SimRtpengine
-from console.demo.state import DemoState, MediaWork
-from console.demo.media import SimulatedMedia, ng_request
+from opsconsole_demo import DemoPlatform, quality, sdp
+from opsconsole_demo.media_sim import SimEngine, SimRtpengine
+from opsconsole_demo.state import DemoState, MediaWork
+from opsconsole_demo.media import SimulatedMedia, ng_request
 from test_demo_shapes import FakeClock, shape_diff
 
 FIXTURES = Path(__file__).parent / "fixtures" / "demo" / "rtpengine-10.5"
@@ -231,7 +231,7 @@ async def test_real_rtpengine_carries_the_demo_calls():
 
 @pytest.mark.skipif(shutil.which("rtpengine") is None, reason="rtpengine binary not installed")
 async def test_rtpengine_that_fails_to_start_is_reported_and_reaped(monkeypatch, tmp_path):
-    from console.demo import media
+    from opsconsole_demo import media
     from console.errors import OpsError
 
     fake = tmp_path / "rtpengine"

@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from console.demo import DemoPlatform, sdp
-from console.demo.rtp import RtpPump
-from console.demo.state import DemoState, MediaWork
+from opsconsole_demo import DemoPlatform, sdp
+from opsconsole_demo.rtp import RtpPump
+from opsconsole_demo.state import DemoState, MediaWork
 from test_demo_shapes import FakeClock
 
 

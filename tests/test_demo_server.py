@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
-from console.demo import DemoPlatform
-from console.demo import mi_server
-from console.demo.mi_server import ul_dump_cost
+from opsconsole_demo import DemoPlatform
+from opsconsole_demo import mi_server
+from opsconsole_demo.mi_server import ul_dump_cost
 from test_demo_shapes import FakeClock
 
 REQUEST = {"jsonrpc": "2.0", "method": "version", "id": 1}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from console.demo.media import SimulatedMedia
-from console.demo.mi_render import MiRenderer
-from console.demo.state import DemoState
+from opsconsole_demo.media import SimulatedMedia
+from opsconsole_demo.mi_render import MiRenderer
+from opsconsole_demo.state import DemoState
 
 FIXTURES = Path(__file__).parent / "fixtures" / "demo"
 START = 1_795_670_000
@@ -139,7 +139,7 @@ def test_statistics_keys_match_the_capture_exactly(states):
 
 def test_dialog_sent_sdp_points_at_the_relay_ports(states):
     state = states["3.4"]
-    from console.demo import sdp
+    from opsconsole_demo import sdp
 
     for dialog in state.active_dialogs():
         if dialog.state != 4:

@@ -17,7 +17,7 @@ from opsconsole_opensips.events import EventListener
 from opsconsole_opensips.events_store import DialogStore, EventRouter, RegistrationStore
 from opsconsole_opensips.parse import parse_contacts, parse_dialogs
 
-DemoPlatform = pytest.importorskip("console.demo").DemoPlatform
+DemoPlatform = pytest.importorskip("opsconsole_demo").DemoPlatform
 
 
 async def live_tables_match(mi, router) -> bool:

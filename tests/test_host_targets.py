@@ -11,7 +11,7 @@ import time
 import pytest
 
 from console.config import Config
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 from console.model import Snapshot, SourceStatus, Status
 from console.plugins import CheckContext, CollectOptions
 from opsconsole_host import checks as C
@@ -96,7 +96,7 @@ async def test_a_local_non_loopback_address_counts_as_this_host(tree, tmp_path):
 
 async def test_mi_served_by_a_process_that_is_not_opensips_is_not_vouched_for(tree, tmp_path):
     _opensips(tree, 100, cfg_dir=tmp_path)
-    tree.process(400, ["python3", "-m", "console.demo"], exe="/usr/bin/python3", sockets=[("tcp", "127.0.0.1", 8877)])
+    tree.process(400, ["python3", "-m", "opsconsole_demo"], exe="/usr/bin/python3", sockets=[("tcp", "127.0.0.1", 8877)])
     osips, _, _ = await _checks(Config(mi_url="http://127.0.0.1:8877/mi", ng=None, proc_root=str(tree.root)))
     assert osips.status is Status.SKIP
     assert osips.summary.startswith("MI 127.0.0.1:8877 is served by pid 400 (python3), not by a opensips daemon")

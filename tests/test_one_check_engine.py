@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from console import cli
 from console.config import Config, Thresholds
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 from console.model import Dialog, MediaSession, MediaState, SignallingState, Snapshot, SourceStatus, Status
 from console.plugins import CheckContext, CollectOptions
 from console.service import ConsoleService

@@ -452,11 +452,11 @@ def test_redact_url_is_the_one_rule():
 
 @pytest.mark.parametrize("version", ["3.4", "4.0"])
 def test_the_shared_mi_http_front_door_matches_every_capture(version):
-    """console.demo.mi_server.mi_http_route (used by the demo's server and the tests' fake)
+    """opsconsole_demo.mi_server.mi_http_route (used by the demo's server and the tests' fake)
     against what real mi_http did with each captured request."""
     from pathlib import Path
 
-    from console.demo.mi_server import BAD_PATH_BODY, mi_http_route
+    from opsconsole_demo.mi_server import BAD_PATH_BODY, mi_http_route
 
     captures = sorted((Path(__file__).parent / "fixtures" / f"opensips-{version}" / "mi").glob("*.http.txt"))
     seen = {"hang": 0, "bad_path": 0, "answer": 0}

@@ -24,7 +24,7 @@ from opsconsole_opensips.live import dump_timeout, estimate_dump_seconds, explai
 from opsconsole_opensips.parse import parse_contacts, parse_dialogs
 from opsconsole_opensips.source import OpenSIPSSource
 
-DemoPlatform = pytest.importorskip("console.demo").DemoPlatform
+DemoPlatform = pytest.importorskip("opsconsole_demo").DemoPlatform
 
 LIVE = CollectOptions(live=True)
 

@@ -76,3 +76,15 @@ def test_its_config_section_is_validated(tmp_path, mi_server):
     assert "unknown setting [acme] stie" in out.stderr and "did you mean site?" in out.stderr
     out = run(tmp_path, mi_server, "snapshot", "--json", config="[acme]\nsite = 5\n")
     assert out.returncode == 3 and "[acme] site must be a string" in out.stderr
+
+
+def test_the_demo_is_a_plugin_and_without_it_demo_says_so(monkeypatch, capsys):
+    import console.plugins as plugins
+    from console.cli import main
+
+    loaded = plugins.load_plugins()
+    assert loaded.platform("demo") is not None  # offered through the entry points, like any plugin
+    without = plugins.LoadedPlugins(tuple(p for p in loaded.plugins if p.name != "demo"), loaded.failures)
+    monkeypatch.setattr(plugins, "load_plugins", lambda *a, **k: without)
+    assert main(["snapshot", "--demo"]) == 2
+    assert "--demo needs the demo plugin" in capsys.readouterr().err

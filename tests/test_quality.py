@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from console.config import Config, Thresholds, check_thresholds, load_config
-from console.demo import rtcp
+from opsconsole_demo import rtcp
 from console.errors import ConfigError
 from console.model import (Call, Dialog, DialogLeg, MediaState, QualityState, SignallingOverview, SignallingState,
                            SipCounters, Snapshot, SourceStatus, Status, call_quality, sip_window)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from console.demo import quality
-from console.demo.media_sim import SimEngine, mos_x10
+from opsconsole_demo import quality
+from opsconsole_demo.media_sim import SimEngine, mos_x10
 from console.model import Call, Dialog, DialogLeg, QualityState, call_quality
 from opsconsole_rtpengine import parse
 from test_demo_media import engine_with_calls

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
-from console.demo import DemoPlatform
-from console.demo.sip import MAX_MESSAGE
+from opsconsole_demo import DemoPlatform
+from opsconsole_demo.sip import MAX_MESSAGE
 
 # (asyncio never sends an empty datagram, so b"" is covered by the parser tests only)
 GARBAGE = [b"\x00" * 100, b"SIP/2.0 200 OK\r\n\r\n", b"REGISTER\r\n\r\n", b"\xff\xfe" * 3000,

@@ -1,5 +1,5 @@
 """sipp REGISTERs reach opsconsole's live registration store as E_UL_* events, and the
-`python -m console.demo --sip` entry point announces a working SIP port."""
+`python -m opsconsole_demo --sip` entry point announces a working SIP port."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from opsconsole_opensips.events_store import DialogStore, EventRouter, Registrat
 from opsconsole_opensips.parse import parse_contacts
 from test_sip_sipp import CLEAR_SCREEN, MARKUP, RLO, SIPP, sipp_command, sipp_failure
 
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
 
@@ -79,7 +79,7 @@ async def test_sipp_registrations_arrive_as_events_in_the_live_store(tmp_path):
 
 
 def test_python_m_console_demo_sip_announces_a_port_that_answers_options():
-    command = [sys.executable, "-m", "console.demo", "--sip", "--json", "--sim-media", "--size", "3", "--tick", "60"]
+    command = [sys.executable, "-m", "opsconsole_demo", "--sip", "--json", "--sim-media", "--size", "3", "--tick", "60"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         addresses = json.loads(process.stdout.readline())

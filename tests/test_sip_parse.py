@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.demo.mi_render import MiRenderer
-from console.demo.sip import (MAX_MESSAGE, SipRegistrar, effective_expires, parse_name_addr, parse_request,
+from opsconsole_demo.mi_render import MiRenderer
+from opsconsole_demo.sip import (MAX_MESSAGE, SipRegistrar, effective_expires, parse_name_addr, parse_request,
                               read_stream_message, split_list)
-from console.demo.state import DemoState
+from opsconsole_demo.state import DemoState
 from console.errors import ProtocolError
 
 SOURCE = ("127.0.0.1", 5099)

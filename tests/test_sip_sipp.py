@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 from console.render.safe import escape_controls
 from support.faults import free_port
 

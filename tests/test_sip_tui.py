@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("textual")
 
 from console.config import Config  # noqa: E402
-from console.demo import DemoPlatform  # noqa: E402
+from opsconsole_demo import DemoPlatform  # noqa: E402
 from console.service import ConsoleService  # noqa: E402
 from console.ui.app import create_app  # noqa: E402
 from console.ui.panes import ContactTable, RegistrationsPane  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 
 from console.cli import EXIT, main
 from console.config import Config
-from console.demo import DemoPlatform
+from opsconsole_demo import DemoPlatform
 from opsconsole_opensips.session import MISession
 from opsconsole_opensips.trace import TraceOptions
 from support.faults import clean_home, targets  # noqa: F401  (clean_home: fixture)

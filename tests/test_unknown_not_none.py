@@ -140,7 +140,7 @@ def test_snapshot_text_says_transport_counts_cover_a_partial_list():
 # --------------------------------------------------------------------------- live OpenSIPS source
 
 
-DemoPlatform = pytest.importorskip("console.demo").DemoPlatform
+DemoPlatform = pytest.importorskip("opsconsole_demo").DemoPlatform
 
 
 async def test_live_source_reports_dialogs_unknown_until_a_dialog_list_arrived():

@@ -25,7 +25,7 @@ Fixtures
     .stop()
 Like mi_http it answers HTTP 400 + HTML on a path other than /mi, never answers a GET or a POST
 without `Content-Type: application/json` there (one rule with the demo's server:
-console.demo.mi_server.mi_http_route), and serves one request at a time.
+opsconsole_demo.mi_server.mi_http_route), and serves one request at a time.
 
 Why this is not the demo's server: the code under test here often owns the thread's event loop
 (`main(argv)` runs `asyncio.run`), so the fake runs on threads of its own and also speaks mi_fifo;
@@ -48,7 +48,7 @@ from typing import Any
 
 import pytest
 
-from console.demo.mi_server import BAD_PATH_BODY, mi_http_route
+from opsconsole_demo.mi_server import BAD_PATH_BODY, mi_http_route
 from opsconsole_opensips.commands import NO_ALIAS_40, OLD_NAMES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

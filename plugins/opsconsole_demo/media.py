@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 
-from ..errors import OpsError, TransportError
+from console.errors import OpsError, TransportError
 from . import sdp
 from .media_sim import SimEngine, SimRtpengine
 from .state import MediaWork
@@ -145,7 +145,7 @@ class RealRtpengine(MediaDriver):
                 "-m", str(self.port_min), "-M", str(self.port_max)]
 
     async def start(self) -> None:
-        from opsconsole_rtpengine.ng import NgClient  # lazily: console.demo must not import plugins eagerly
+        from opsconsole_rtpengine.ng import NgClient  # lazily: only the real-relay path needs it
 
         for attempt in range(START_ATTEMPTS):
             self._spawn()

@@ -140,7 +140,7 @@ class MiRenderer:
         self.rtpengine_url = rtpengine_url  # the relay OpenSIPS is configured with (rtpengine_sock)
         self.httpd = httpd
         self.is_40 = state.version.startswith("4")
-        self.tracer = None  # a console.demo.tracer.DemoTracer: the tracer module is "loaded"
+        self.tracer = None  # a opsconsole_demo.tracer.DemoTracer: the tracer module is "loaded"
 
     # ------------------------------------------------------------------ envelope
 

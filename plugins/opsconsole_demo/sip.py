@@ -10,7 +10,7 @@ Registrar behaviour follows the lab's opensips.cfg: min_expires 10, max_expires 
 default 3600; the AoR is the To user (use_domain 0) on 3.4 and user@domain on 4.0.  A REGISTER
 for a simulated contact's exact URI takes that contact over (the simulation lets go of it).
 
-    python -m console.demo --sip          # prints "SIP registrar: udp:127.0.0.1:PORT ..."
+    python -m opsconsole_demo --sip          # prints "SIP registrar: udp:127.0.0.1:PORT ..."
     cd tests/fixtures/sipp && sipp -sf register.xml -inf users_udp.csv -m 5 127.0.0.1:PORT -i 127.0.0.1
 """
 
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import ProtocolError
+from console.errors import ProtocolError
 from .state import DemoState
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Run the demo platform alone: `python -m console.demo [--size N] [--version 4.0] [--sim-media]`."""
+"""Run the demo platform alone: `python -m opsconsole_demo [--size N] [--version 4.0] [--sim-media]`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import DemoPlatform
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m console.demo", description=__doc__)
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m opsconsole_demo", description=__doc__)
     parser.add_argument("--size", type=int, default=70, help="number of registered contacts (default 70)")
     parser.add_argument("--version", choices=("3.4", "4.0"), default="3.4", help="OpenSIPS version to imitate")
     parser.add_argument("--sim-media", action="store_true", help="simulate RTPengine even if it is installed")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import ConfigError
+from console.errors import ConfigError
 from . import sdp
 
 SOCKETS = {"udp": "udp:127.0.0.1:5060", "tcp": "tcp:127.0.0.1:5060", "ws": "ws:127.0.0.1:8080"}
@@ -56,7 +56,7 @@ class SimContact:
     remote_port: int = 0
     conn_touched: int = 0
     in_call: bool = False
-    # Set for contacts registered by a real SIP REGISTER (console/demo/sip.py): the
+    # Set for contacts registered by a real SIP REGISTER (plugins/opsconsole_demo/sip.py): the
     # simulation never refreshes them, they carry what the UA sent, and only expire.
     external: bool = False
     ua: str | None = None

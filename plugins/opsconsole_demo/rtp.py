@@ -26,7 +26,7 @@ import socket
 import struct
 import time
 
-from ..config import is_loopback
+from console.config import is_loopback
 from . import quality, sdp
 from .rtcp import ReportingEndpoint, ReportingPair
 from .state import MediaWork, SimDialog

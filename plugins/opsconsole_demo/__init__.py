@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Callable
 
-from ..errors import ConfigError
+from console.errors import ConfigError
 from .events import EventHub
 from .media import MediaDriver, start_media
 from .mi_render import MiRenderer

@@ -1,0 +1,13 @@
+"""opsconsole demo plugin: the embedded simulated platform behind `--demo`, offered through the
+`platforms` hook so the core never imports it."""
+
+from console.plugins import Plugin
+
+
+def demo_platform(**options):
+    from . import DemoPlatform  # only `--demo` pays for the simulator's import
+
+    return DemoPlatform(**options)
+
+
+plugin = Plugin(name="demo", platforms={"demo": demo_platform})
