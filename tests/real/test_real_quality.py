@@ -4,7 +4,7 @@ RTPengine: real RTP and RTCP through it, so RTPengine itself computes the MOS.
 
 Each call's two endpoints are local sockets (ports from the OS, RTP on an even port and RTCP on the
 next).  Both send G.711 RTP through RTPengine; with RTCP, each sends sender reports with a report
-block about the other whose fraction lost, jitter and DLSR we choose (console.demo.rtcp).  The
+block about the other whose fraction lost, jitter and DLSR we choose (opsconsole_demo.rtcp).  The
 figures asserted are RTPengine's (ng query), read back through our source, model, checks and JSON.
 
 OpenSIPS (needs OPSCONSOLE_TEST_OPENSIPS, like tests/real): sipp calls to an unregistered user (404) and to a
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from console.config import Config, Thresholds
-from console.demo.rtcp import Reception, ReportingEndpoint, ReportingPair
+from opsconsole_demo.rtcp import Reception, ReportingEndpoint, ReportingPair
 from console.model import QualityState, Snapshot, SourceStatus, Status, call_quality
 from console.plugins import CheckContext, CollectOptions
 from console.render.jsonout import snapshot_dict
