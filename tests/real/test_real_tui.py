@@ -5,7 +5,9 @@
    ul_dump) and RTPengine (ng list) asked directly around each read (tui_truth.TruthSampler); no NO DIALOG /
    NO MEDIA for a call both daemons have, no transport counts of 0 next to registered contacts.
 2. The Checks screen equals `diagnose --json`: healthy and for each fault (fault_setups), the same status for every
-   check id, and the fault's finding on the screen.
+   check id, and the fault's finding on the screen.  Two allowances, each said where it is made: a host-wide
+   check (HOST_WIDE) when another rtpengine on this host came or went between the two; calls.* checks the
+   screen leaves UNKNOWN (legs not queried), a known gap pinned by a strict xfail.
 
 Only stable surfaces: create_app, Pilot keys, the terminal text; the daemons through their own interfaces.
 Platforms are this test's own (start_real_platform): the churn and the faults leave the session platform alone.
@@ -28,7 +30,7 @@ from real import fault_setups
 from real.conftest import checks_by_id, lab_config
 from real.tui_truth import (TruthSampler, calls_screen, checks_screen, host_rtpengines, overview_screen,
                             registrations_screen)
-from support.platform import _csv, _run_sipp, _sipp, _spawn_sipp, stop_process
+from support.platform import TCP_USERS, UDP_USERS, WS_USERS, _csv, _run_sipp, _sipp, _spawn_sipp, stop_process
 from support.rtpengine_daemon import free_port
 from ui.helpers import screen_text, settle
 
@@ -231,7 +233,7 @@ async def test_screens_agree_with_the_daemons_while_traffic_comes_and_goes(start
           f"calls shown {sorted(set(c for c in shown if c is not None))}, "
           f"{sum(c.calls is None for c in calls_reads)} Calls reads without counts yet, "
           f"{sum(c.not_matched > 0 for c in calls_reads)} with calls not matched yet; "
-          f"{sum(overview_screen(t).checks.startswith('UNKNOWN') for k, _, _, t in reads if k == '1')} "
+          f"{sum((overview_screen(t).checks or '').startswith('UNKNOWN') for k, _, _, t in reads if k == '1')} "
           f"Overview reads with Checks UNKNOWN; "
           f"most expired contacts in ul_dump {max(s.expired for s in sampler.samples)}; churn: {churn.done}")
     assert not problems, "\n".join(problems[:15]) + "\nThe Checks screen at the end:\n" + checks_text
@@ -241,7 +243,8 @@ async def test_screens_agree_with_the_daemons_while_traffic_comes_and_goes(start
         assert None not in vars(parsed).values(), f"screen {key} not understood: {parsed}\n{text}"
     # The churn showed on screen: the extra call and the extra contacts were seen (the reads were no idle loop).
     assert max(c for c in shown if c is not None) > platform.expected_dialogs
-    assert max(registrations_screen(t).contacts or 0 for k, _, _, t in reads if k == "2") > 14
+    lab_contacts = len(UDP_USERS) + 1 + len(TCP_USERS) + len(WS_USERS)  # + the hostile user's
+    assert max(registrations_screen(t).contacts or 0 for k, _, _, t in reads if k == "2") > lab_contacts
 
 
 # ------------------------------------------------------------ 2. the Checks screen equals diagnose
