@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TUI tests against the lowest Textual pyproject.toml allows ("textual>=X,<9"): the range
-# states versions that are tested.  The venv is kept in .venv-lowest and rebuilt only when the
-# lower bound changes.  Extra arguments go to pytest.
+# states versions that are tested.  The venv is kept in .venv-lowest and reinstalled only when
+# pyproject.toml changed (a new bound, a new package).  Extra arguments go to pytest.
 #
 #     scripts/test-lowest-textual.sh [-x] [-k expr]
 set -euo pipefail
@@ -19,10 +19,13 @@ installed() {
     "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("textual"))' 2>/dev/null || true
 }
 
-if [ "$(installed)" != "$lowest" ]; then
+stamp="$venv/.pyproject.sha256"
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(installed)" != "$lowest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "test-lowest-textual: preparing $venv with textual==$lowest" >&2
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' "textual==$lowest"
+    echo "$wanted" > "$stamp"
 fi
 if [ "$(installed)" != "$lowest" ]; then
     echo "test-lowest-textual: $venv has textual $(installed), not $lowest" >&2
