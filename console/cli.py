@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -17,52 +16,12 @@ import time
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import ConfigError, OpsError, ProtocolError, RemoteError, TransportError, WriteRefused
-
-TARGET_OPTIONS = ("mi_url", "mi_fifo", "ng", "cli", "timeout")
-COMMAND_NAMES = ("snapshot", "diagnose", "mi", "trace")
-# A whole-table MI read estimated to hold OpenSIPS MI (one request at a time) longer than this is
-# refused without --force.
-HEAVY_HOLD_LIMIT_S = 3.0
-
-# The exit codes, one table for every command (None: the interactive console).  README "Exit codes"
-# is this table; tests/test_cli_exit_codes.py walks every cell.  In `diagnose` (Nagios) and `mi`,
-# 2 already means something, so a refused command line exits 3 there.
-EXIT: dict[str, dict[str | None, int]] = {
-    # trace: ended by --duration, SIGTERM or SIGHUP, and its trace stopped
-    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0, "trace": 0},
-    # snapshot: a source failed (the rest is printed); mi: MI error, write/whole-table read refused or declined;
-    # trace: OpenSIPS cannot trace (what to add is on stderr), refused it, or the trace could not be stopped
-    "partial": {"snapshot": 1, "mi": 1, "trace": 1},
-    "warn": {"diagnose": 1},
-    "fail": {"diagnose": 2},
-    "unknown": {"diagnose": 3},  # nothing failed, something could not be determined
-    "unreachable": {"mi": 2, "trace": 2},  # OpenSIPS MI did not answer (or not in MI's protocol)
-    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3, "trace": 3},  # command line refused
-    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3, "trace": 3},  # configuration refused
-    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130, "trace": 130},  # Ctrl-C: 128 + SIGINT
-    # stdout closed early (`| head`): 128 + SIGPIPE, what a shell reports for `cat` in the same place
-    "broken_pipe": {"snapshot": 141, "diagnose": 141, "mi": 141, "trace": 141},
-}
-
-
-class UsageError(ConfigError):
-    """The command line asks for something that cannot be done as written (exit: EXIT["usage"])."""
-
-
-class ReadRefused(OpsError):
-    """A whole-table MI read that would hold OpenSIPS MI too long, asked for without --force."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
-    return value
-
+from .cli_common import (  # noqa: F401  (re-exported: tests and scripts use console.cli.EXIT etc.)
+    COMMAND_NAMES, EXIT, HEAVY_HOLD_LIMIT_S, TARGET_OPTIONS, ReadRefused, UsageError, _err, _load_config,
+    _overrides, _platform, _plugin_sections, _positive_int, _report_plugin_failures, _service,
+)
+from .cli_trace import _trace
+from .errors import ConfigError, OpsError, RemoteError, WriteRefused
 
 def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     """Target options accepted before or after the subcommand."""
@@ -185,88 +144,6 @@ def parse_mi_params(items: Sequence[str]) -> Any:
         if not key:
             raise ConfigError(f"params: empty key in {item!r}")
     return params
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import check_mi_url, parse_hostport
-
-    out: dict[str, Any] = {}
-    if getattr(args, "mi_url", None):
-        check_mi_url(args.mi_url, "--mi-url")
-        out["mi_url"] = args.mi_url
-    if getattr(args, "mi_fifo", None):
-        out["mi_fifo"] = args.mi_fifo
-    for key in ("ng", "cli"):
-        value = getattr(args, key, None)
-        if value:
-            out[key] = parse_hostport(value, option=f"--{key}")
-    if getattr(args, "timeout", None) is not None:
-        if args.timeout <= 0:
-            raise ConfigError("--timeout must be positive")
-        out["timeout"] = args.timeout
-    if getattr(args, "interval", None) is not None:
-        out["interval"] = args.interval
-    if getattr(args, "allow_write", False):
-        out["allow_write"] = True
-    if getattr(args, "no_events", False):
-        out["events"] = False
-    return out
-
-
-def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None, plugins=None):
-    from .config import load_config, security_warnings
-
-    try:
-        overrides = _overrides(args)
-    except UsageError:
-        raise
-    except ConfigError as exc:  # a command-line value: the command line is what to fix
-        raise UsageError(str(exc)) from None
-    config = load_config(overrides | (extra or {}), config_file=getattr(args, "config", None),
-                         discover=not getattr(args, "demo", False),
-                         plugin_sections=_plugin_sections(plugins) if plugins is not None else (),
-                         discoverers=plugins.discoverers() if plugins is not None else None)
-    for warning in security_warnings(config):
-        _err(f"warning: {warning}")
-    return config
-
-
-def _plugin_sections(plugins) -> dict[str, Any]:
-    """TOML sections the loaded plugins own (console.plugins.ConfigSection by name)."""
-    return plugins.config_sections()
-
-
-def _service(args: argparse.Namespace, demo: dict[str, Any], plugins):
-    """The config (the plugins' sections and discoverers known), then the service."""
-    from .service import ConsoleService
-
-    return ConsoleService(_load_config(args, demo, plugins), plugins=plugins)
-
-
-@contextlib.asynccontextmanager
-async def _platform(args: argparse.Namespace):
-    """Yields (the loaded plugins, config overrides): with --demo the embedded platform a plugin
-    offers (`platforms` hook: opsconsole_demo) runs meanwhile and the overrides are its addresses."""
-    from .plugins import load_plugins
-
-    plugins = load_plugins()
-    if not getattr(args, "demo", False):
-        yield plugins, {}
-        return
-    make_platform = plugins.platform("demo")
-    if make_platform is None:
-        raise UsageError("--demo needs the demo plugin (opsconsole_demo), which is not installed",
-                         hint="pip install -e . from the opsconsole checkout installs it")
-    size = getattr(args, "demo_size", None) or 70
-    version = getattr(args, "demo_version", None) or "3.4"
-    async with make_platform(size=size, version=version, rtp=True) as demo:
-        yield plugins, demo.overrides() | {"demo": True, "demo_simulated_relay": not demo.media.real}
-
-
-def _err(message: str) -> None:
-    from .render.safe import escape_controls
-
-    print(f"opsconsole: {escape_controls(message)}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- command-line checks
@@ -459,11 +336,6 @@ async def _refuse_long_hold(service, method: str, params: Any) -> None:
                                f"instead: {hold.alternatives}")
 
 
-def _report_plugin_failures(service) -> None:
-    for failure in service.plugins.failures:
-        _err(f"plugin {failure.name}: {failure.error}")
-
-
 async def _tui(args: argparse.Namespace) -> int:
     from .ui.app import create_app  # the only path that imports Textual
 
@@ -477,199 +349,6 @@ async def _tui(args: argparse.Namespace) -> int:
         finally:
             await service.aclose()
     return app.return_code or 0
-
-
-# --------------------------------------------------------------------------- trace
-
-
-def _trace_listen(text: str | None) -> tuple[str, int]:
-    """--listen IP, IP:PORT or [V6]:PORT; port 0 or none: from the OS."""
-    import ipaddress
-
-    if not text:
-        return "", 0
-    value = text.strip()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port_text = rest.lstrip(":") or "0"
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    else:
-        host, port_text = value, "0"
-    try:
-        ipaddress.ip_address(host)
-        port = int(port_text)
-    except ValueError:
-        raise UsageError(f"--listen: expected IP[:PORT] (OpenSIPS sends HEP to an address), got {text!r}") from None
-    if not 0 <= port < 65536:
-        raise UsageError(f"--listen: port {port} out of range")
-    return host, port
-
-
-def _trace_options(args: argparse.Namespace):
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be a positive number of seconds")
-    host, port = _trace_listen(args.listen)
-    return {"caller": args.caller or "", "callee": args.callee or "", "ip": args.ip or "", "scope": args.scope,
-            "listen_host": host, "listen_port": port}
-
-
-class _Stop:
-    """SIGINT/SIGTERM/SIGHUP end the trace loop (the trace is stopped in `finally`); which one is kept."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.signal: int | None = None
-        self._installed: list[int] = []
-
-    def install(self) -> None:
-        import signal
-
-        loop = asyncio.get_running_loop()
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            try:
-                loop.add_signal_handler(number, self._stop, number)
-                self._installed.append(number)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                pass
-
-    def _stop(self, number: int) -> None:
-        self.signal = self.signal or number
-        self.event.set()
-
-    def remove(self) -> None:
-        loop = asyncio.get_running_loop()
-        for number in self._installed:
-            loop.remove_signal_handler(number)
-
-
-async def _trace(args: argparse.Namespace) -> int:
-    options = _trace_options(args)
-    created = bool(args.pcap) and not os.path.exists(args.pcap)
-    pcap = _open_pcap(args.pcap) if args.pcap else None
-    try:
-        async with _platform(args) as (plugins, demo):
-            service = _service(args, demo, plugins)
-            try:
-                return await _run_trace(service, options, pcap, args.duration)
-            finally:
-                await service.aclose()
-    finally:
-        if pcap is not None:
-            _close_pcap(pcap, args.pcap, created)
-
-
-def _close_pcap(pcap, path: str, created: bool) -> None:
-    """Close it; an empty file we created (the trace never started) is not left behind as a capture."""
-    empty = pcap.tell() == 0
-    pcap.close()
-    if empty and created:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-def _open_pcap(path: str):
-    try:
-        return open(path, "wb")
-    except OSError as exc:
-        raise UsageError(f"--pcap {path}: cannot write: {exc.strerror or exc}") from None
-
-
-async def _run_trace(service, options: dict, pcap, duration: float | None) -> int:
-    import signal
-
-    _report_plugin_failures(service)
-    if not service.config.trace:
-        _err("tracing is turned off on this host ([opensips] trace = false in the configuration); nothing was started")
-        return EXIT["partial"]["trace"]
-    stop = _Stop()
-    stop.install()
-    try:
-        session = service.trace_session(options)
-        try:
-            await session.start()
-        except ValueError as exc:  # an option the tracer cannot take (--caller with a space, …)
-            raise UsageError(str(exc)) from None
-        except (TransportError, ProtocolError) as exc:
-            _err(str(exc))
-            await session.stop()
-            return EXIT["unreachable"]["trace"]
-        except (UsageError, ConfigError):
-            raise
-        except OpsError as exc:  # cannot trace (what to add), refused, or the audit log is not writable
-            _err(str(exc))
-            await session.stop()
-            return EXIT["partial"]["trace"]
-        try:
-            if pcap is not None:
-                session.attach_pcap(pcap)
-            _trace_banner(session, duration)
-            await _trace_loop(session, stop, duration)
-        finally:
-            await session.stop()
-        for flow in session.ladder.unexplained():  # calls still open when the trace ended
-            _print_lines(await session.explain_text(flow))
-        _err(f"trace {session.trace_id} stopped: {session.ladder.count} messages, {len(session.ladder.calls)} "
-             f"Call-ID(s){session.listener_note()}")
-        if session.stop_error:
-            _err(f"the trace {session.trace_id} could not be stopped: {session.stop_error} — it keeps sending to "
-                 f"{session.uri} until OpenSIPS restarts or `opsconsole mi trace_stop id={session.trace_id} "
-                 "--allow-write` (the next `opsconsole trace` also removes it)")
-            return EXIT["partial"]["trace"]
-    finally:
-        stop.remove()
-    if stop.signal == signal.SIGINT:
-        return EXIT["interrupted"]["trace"]
-    return EXIT["ok"]["trace"]
-
-
-def _trace_banner(session, duration: float | None) -> None:
-    options = session.options
-    filters = ", ".join(options.filters()) or "none"
-    removed = (f"; removed {len(session.removed_leftovers)} trace(s) left behind by a crash: "
-               f"{', '.join(session.removed_leftovers)}") if session.removed_leftovers else ""
-    until = f"for {duration:g} s" if duration else "until Ctrl-C"
-    _err(f"tracing as {session.trace_id} (scope {options.scope}, filter {filters}), HEP to {session.uri}, "
-         f"{until}{removed}")
-
-
-def _print_lines(lines) -> None:
-    for line in lines:
-        print(line)
-    sys.stdout.flush()
-
-
-TRACE_SETTLE_S = 1.0  # a call is explained once it ended and was quiet this long (its ACK had time)
-
-
-async def _trace_loop(session, stop: _Stop, duration: float | None) -> None:
-    """Print each message as it arrives, and each call's explanation once it ended, until stopped."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + duration if duration else None
-    lines = session.lines()
-    next_line = asyncio.ensure_future(anext(lines))
-    stopped = asyncio.ensure_future(stop.event.wait())
-    try:
-        while not stopped.done():
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                break
-            wait = 0.25 if remaining is None else min(0.25, remaining)
-            done, _ = await asyncio.wait({next_line, stopped}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            if next_line in done:
-                try:
-                    line = next_line.result()
-                except StopAsyncIteration:
-                    break
-                _print_lines([session.line_text(line)])
-                next_line = asyncio.ensure_future(anext(lines))
-            for flow in session.ladder.due(loop.time(), TRACE_SETTLE_S):
-                _print_lines(await session.explain_text(flow))
-    finally:
-        for task in (next_line, stopped):
-            task.cancel()
-        await asyncio.gather(next_line, stopped, return_exceptions=True)
-        await lines.aclose()
 
 
 COMMANDS = {"snapshot": _snapshot, "diagnose": _diagnose, "mi": _mi, "trace": _trace, None: _tui}

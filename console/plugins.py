@@ -29,8 +29,8 @@ from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol, Union
 
 from .model import CheckResult, HostState, MediaState, SignallingState, Snapshot, Status
 
-# "Config" in annotations is console.config.Config; not imported: the config module asks this one
-# for the plugins' discoverers.
+# console.config.Config, not imported: the config module asks this one for the plugins' discoverers.
+Config = Any
 ENTRY_POINT_GROUP = "opsconsole.plugins"
 
 SourceKind = Literal["signalling", "media", "host", "part"]

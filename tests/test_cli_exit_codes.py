@@ -115,7 +115,15 @@ SCENARIOS = {
 }
 for _command in COMMAND_ARGV:  # Ctrl-C anywhere before the command ends
     SCENARIOS[("interrupted", _command)] = lambda s, tmp, mp, c=_command: (
-        as_terminal(mp), mp.setattr(cli, "_service", _interrupt), run(COMMAND_ARGV[c]))[2]
+        as_terminal(mp), _interrupt_services(mp), run(COMMAND_ARGV[c]))[2]
+
+
+def _interrupt_services(mp) -> None:
+    """Every command builds its service through _service (trace's lives in console.cli_trace)."""
+    from console import cli_trace
+
+    mp.setattr(cli, "_service", _interrupt)
+    mp.setattr(cli_trace, "_service", _interrupt)
 
 
 def _interrupt(*_args, **_kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from .media import Media, MediaLeg, MediaSession, SsrcQuality
+from .media import MediaLeg, MediaSession, SsrcQuality
 from .signalling import Dialog
 
 

@@ -1,0 +1,143 @@
+"""What every command of the command line shares: the exit-code table, the errors that choose an
+exit code, loading the plugins, the config and the service, the embedded platform, messages.
+(console/cli.py builds the parser and runs the commands; console/cli_trace.py is `trace`.)"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Any
+
+from .errors import ConfigError, OpsError
+
+TARGET_OPTIONS = ("mi_url", "mi_fifo", "ng", "cli", "timeout")
+COMMAND_NAMES = ("snapshot", "diagnose", "mi", "trace")
+# A whole-table MI read estimated to hold OpenSIPS MI (one request at a time) longer than this is
+# refused without --force.
+HEAVY_HOLD_LIMIT_S = 3.0
+
+# The exit codes, one table for every command (None: the interactive console).  README "Exit codes"
+# is this table; tests/test_cli_exit_codes.py walks every cell.  In `diagnose` (Nagios) and `mi`,
+# 2 already means something, so a refused command line exits 3 there.
+EXIT: dict[str, dict[str | None, int]] = {
+    # trace: ended by --duration, SIGTERM or SIGHUP, and its trace stopped
+    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0, "trace": 0},
+    # snapshot: a source failed (the rest is printed); mi: MI error, write/whole-table read refused or declined;
+    # trace: OpenSIPS cannot trace (what to add is on stderr), refused it, or the trace could not be stopped
+    "partial": {"snapshot": 1, "mi": 1, "trace": 1},
+    "warn": {"diagnose": 1},
+    "fail": {"diagnose": 2},
+    "unknown": {"diagnose": 3},  # nothing failed, something could not be determined
+    "unreachable": {"mi": 2, "trace": 2},  # OpenSIPS MI did not answer (or not in MI's protocol)
+    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3, "trace": 3},  # command line refused
+    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3, "trace": 3},  # configuration refused
+    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130, "trace": 130},  # Ctrl-C: 128 + SIGINT
+    # stdout closed early (`| head`): 128 + SIGPIPE, what a shell reports for `cat` in the same place
+    "broken_pipe": {"snapshot": 141, "diagnose": 141, "mi": 141, "trace": 141},
+}
+
+
+class UsageError(ConfigError):
+    """The command line asks for something that cannot be done as written (exit: EXIT["usage"])."""
+
+
+class ReadRefused(OpsError):
+    """A whole-table MI read that would hold OpenSIPS MI too long, asked for without --force."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import check_mi_url, parse_hostport
+
+    out: dict[str, Any] = {}
+    if getattr(args, "mi_url", None):
+        check_mi_url(args.mi_url, "--mi-url")
+        out["mi_url"] = args.mi_url
+    if getattr(args, "mi_fifo", None):
+        out["mi_fifo"] = args.mi_fifo
+    for key in ("ng", "cli"):
+        value = getattr(args, key, None)
+        if value:
+            out[key] = parse_hostport(value, option=f"--{key}")
+    if getattr(args, "timeout", None) is not None:
+        if args.timeout <= 0:
+            raise ConfigError("--timeout must be positive")
+        out["timeout"] = args.timeout
+    if getattr(args, "interval", None) is not None:
+        out["interval"] = args.interval
+    if getattr(args, "allow_write", False):
+        out["allow_write"] = True
+    if getattr(args, "no_events", False):
+        out["events"] = False
+    return out
+
+
+def _load_config(args: argparse.Namespace, extra: dict[str, Any] | None = None, plugins=None):
+    from .config import load_config, security_warnings
+
+    try:
+        overrides = _overrides(args)
+    except UsageError:
+        raise
+    except ConfigError as exc:  # a command-line value: the command line is what to fix
+        raise UsageError(str(exc)) from None
+    config = load_config(overrides | (extra or {}), config_file=getattr(args, "config", None),
+                         discover=not getattr(args, "demo", False),
+                         plugin_sections=_plugin_sections(plugins) if plugins is not None else (),
+                         discoverers=plugins.discoverers() if plugins is not None else None)
+    for warning in security_warnings(config):
+        _err(f"warning: {warning}")
+    return config
+
+
+def _plugin_sections(plugins) -> dict[str, Any]:
+    """TOML sections the loaded plugins own (console.plugins.ConfigSection by name)."""
+    return plugins.config_sections()
+
+
+def _service(args: argparse.Namespace, demo: dict[str, Any], plugins):
+    """The config (the plugins' sections and discoverers known), then the service."""
+    from .service import ConsoleService
+
+    return ConsoleService(_load_config(args, demo, plugins), plugins=plugins)
+
+
+@contextlib.asynccontextmanager
+async def _platform(args: argparse.Namespace):
+    """Yields (the loaded plugins, config overrides): with --demo the embedded platform a plugin
+    offers (`platforms` hook: opsconsole_demo) runs meanwhile and the overrides are its addresses."""
+    from .plugins import load_plugins
+
+    plugins = load_plugins()
+    if not getattr(args, "demo", False):
+        yield plugins, {}
+        return
+    make_platform = plugins.platform("demo")
+    if make_platform is None:
+        raise UsageError("--demo needs the demo plugin (opsconsole_demo), which is not installed",
+                         hint="pip install -e . from the opsconsole checkout installs it")
+    size = getattr(args, "demo_size", None) or 70
+    version = getattr(args, "demo_version", None) or "3.4"
+    async with make_platform(size=size, version=version, rtp=True) as demo:
+        yield plugins, demo.overrides() | {"demo": True, "demo_simulated_relay": not demo.media.real}
+
+
+def _err(message: str) -> None:
+    from .render.safe import escape_controls
+
+    print(f"opsconsole: {escape_controls(message)}", file=sys.stderr)
+
+
+def _report_plugin_failures(service) -> None:
+    for failure in service.plugins.failures:
+        _err(f"plugin {failure.name}: {failure.error}")
