@@ -150,7 +150,9 @@ class LiveSession:
         contacts = interest.wants("contacts") or due(state.contacts_at) or checks_due
         dialogs = interest.wants("dialogs") or due(state.dialogs_at) or checks_due
         details = interest.wants("details") and self._details_due(now)
-        wanted = interest.detail_callids
+        # the calls.* checks judge every call's legs: a checks poll queries every session, as diagnose does
+        wanted = None if checks_due else interest.detail_callids
+        details = details or checks_due
         force, self._full_sync_requested = self._full_sync_requested, False
         # Host facts (daemons, modules, kernel log) feed only the checks: read them for those polls.
         # live: between full syncs the sources keep lists current from events, not dumps.
@@ -194,15 +196,19 @@ class LiveSession:
         """Poll every `interval` (from the end of one poll to the start of the next) until closed
         or `until()`; a request (full sync, checks, resume) starts the next poll at once."""
         while not self._closed and not (until is not None and until()):
+            self._wake.clear()  # a request arriving during the poll below wakes the wait after it
             if not self.paused:
                 await self.poll_once()
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
     def close(self) -> None:
+        """No more polls: the runner stops, a poll still running or waiting is cancelled."""
         self._closed = True
         self._wake.set()
+        for task in (self._next, self._current):
+            if task is not None and not task.done():
+                task.cancel()
 
     async def _poll(self) -> LiveView:
         options = self.last_options = self.collect_options()
@@ -268,10 +274,6 @@ class LiveSession:
             if index.new_contacts >= CALM_AFTER_NEW and self.heap is not None:
                 self.heap.settle()  # only after a big list arrived: a full collection costs ~100 ms at 100k
         self._index, self._index_at, self._index_as_of = index, now, self.state.contacts_as_of
-
-    def index_due(self) -> bool:
-        """The current contact list has no published index yet (a big one waits for a poll)."""
-        return self._index is None or self._index.contacts is not (self.state.contacts or ())
 
     # ------------------------------------------------------------------ publishing
 

@@ -188,7 +188,9 @@ class Collector:
                 host = state
             elif state is not None:
                 parts[source.name] = state  # a plugin's own kind of state: its hooks render it
-        calls = join_calls(
+        # Live: the live session joins its merged lists (a list of this poll with one kept from an
+        # earlier one), once; a join of this poll's lists alone would be done for nobody.
+        calls: tuple = () if options.live else join_calls(
             signalling.dialogs if signalling else None,
             media.sessions if media else None,
             self._calls,

@@ -40,8 +40,9 @@ def assert_a_sound_session(report: dict, *, contacts_at_least: int, calls_at_lea
     assert report["published"] == len(polls) and report["same_views"] and report["frozen"]
     first, again, registrations, media, calls, _checks = polls
     assert all(first["sources"].values()), first["sources"]
-    # the first poll brings every list and runs the checks on them
-    assert first["asked_contacts"] and first["asked_dialogs"]
+    # the first poll brings every list (each session in detail, as diagnose) and runs the checks on them
+    assert first["asked_contacts"] and first["asked_dialogs"] and first["asked_details"] == "all"
+    assert first["queried"] == first["detailed"] == first["sessions"]
     assert first["contacts"] == first["registered"] == first["index"] >= contacts_at_least
     assert first["checks"]["opensips.mi"] == "OK" and first["checks"]["rtpengine.ng"] == "OK"
     # the overview again: the heavy lists are not fetched again, and say so (stale, with their age)
@@ -52,12 +53,13 @@ def assert_a_sound_session(report: dict, *, contacts_at_least: int, calls_at_lea
     assert registrations["asked_contacts"] and "contacts" not in registrations["stale"]
     # the Media screen with one session on screen: only that one is queried in detail
     wanted = media["asked_details"]
-    assert wanted and len(wanted) == 1 and media["detailed"] == wanted
+    assert wanted != "all" and len(wanted) == 1 and media["queried"] == wanted
     # the Calls screen: dialogs every poll, joined once with the media sessions
     assert calls["asked_dialogs"] and "dialogs" not in calls["stale"]
     joined = [c for c in calls["calls"] if c["dialog"] and c["media"]]
     assert len(joined) >= calls_at_least
     assert {c["callid"] for c in joined} <= set(calls["dialogs"]) & set(calls["sessions"])
+    assert all(p["collector_calls"] == 0 for p in polls)  # joined once, by the session, not by the collector too
     assert [p["history"] for p in polls] == [p["polls"] for p in polls]  # one sample per poll
 
 

@@ -170,6 +170,9 @@ class OpsConsoleApp(App[None]):
         self.call_after_refresh(self._focus_pane)
         self.poll_now()
 
+    def on_unmount(self) -> None:
+        self.session.close()  # a poll still running must not outlive the app
+
     @property
     def main_screen(self) -> Screen:
         """The screen holding the panes (a detail or modal screen may be on top)."""
@@ -250,11 +253,13 @@ class OpsConsoleApp(App[None]):
         if name == self.current and self.main_screen.query_one(ContentSwitcher).current == name:
             return
         previous = self.current
+        self.pane(previous).forget_view()
         self.current = name
         self.main_screen.query_one(ContentSwitcher).current = name
         # The last view at once (a big contact list: its last prepared index, counting down from
         # its own moment); the poll below brings this screen's lists.
         self.pane().refresh_view(self.session.current_view(), self.now())
+        self.session.set_interest(self.interest())
         self.pane().focus_main()
         if name == "mi":
             self._load_mi_commands()

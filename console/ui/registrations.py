@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,12 +26,18 @@ CONTACT_COLUMNS = (("aor", "AoR"), ("transport", "Transport"), ("expires", "Expi
 
 
 class ContactTable(DataTable):
-    """Holds only a window of the filtered list; moving past its edge pages."""
+    """Holds only a window of the filtered list; moving past its edge pages.  Its pane sets `pager`
+    (move the window: False when already at that end) and `jumper` (to the first / last contact)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pager: Callable[[int], bool] = lambda direction: False
+        self.jumper: Callable[[bool], None] = lambda last: None
 
     def _paged(self, direction: int) -> bool:
         """At the window's edge, move the window instead of the cursor."""
         at_edge = (self.row_count and self.cursor_row >= self.row_count - 1) if direction > 0 else self.cursor_row <= 0
-        return bool(at_edge) and self._pane().page(direction)
+        return bool(at_edge) and self.pager(direction)
 
     def action_cursor_down(self) -> None:
         if not self._paged(+1):
@@ -50,13 +56,10 @@ class ContactTable(DataTable):
             super().action_page_up()
 
     def action_scroll_top(self) -> None:
-        self._pane().jump(last=False)
+        self.jumper(False)
 
     def action_scroll_bottom(self) -> None:
-        self._pane().jump(last=True)
-
-    def _pane(self) -> "RegistrationsPane":
-        return self.query_ancestor(RegistrationsPane)
+        self.jumper(True)
 
 
 class RegistrationsPane(Pane):
@@ -91,6 +94,7 @@ class RegistrationsPane(Pane):
                     id="contact-filter", classes="hidden")
         yield Static(id="contacts-status")
         table = ContactTable(id="contacts", cursor_type="row", zebra_stripes=True)
+        table.pager, table.jumper = self.page, lambda last: self.jump(last=last)
         for key, label in CONTACT_COLUMNS:
             table.add_column(label, key=key)
         yield table

@@ -12,6 +12,9 @@ from textual.widgets import DataTable
 from console.live_state import LiveView
 
 
+NOTHING_YET = LiveView()
+
+
 class Pane(Vertical):
     """One screen's content (keys 1–6).  The app hands it each published view (`refresh_view`)
     and, between polls, the time (`tick`); the pane keeps both to render again on its own keys."""
@@ -20,12 +23,17 @@ class Pane(Vertical):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.view: LiveView = LiveView()
+        self.view: LiveView = NOTHING_YET
         self.now = 0.0
 
     def refresh_view(self, view: LiveView, now: float) -> None:
         self.view, self.now = view, now
         self.render_view(view, now)
+
+    def forget_view(self) -> None:
+        """Hidden: keep no old view alive (its lists: up to 100k contacts); shown again, the app
+        hands it the current one."""
+        self.view = NOTHING_YET
 
     def render_view(self, view: LiveView, now: float) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -48,7 +48,7 @@ def _address(text: str) -> tuple[str, int]:
 async def platform(argv: list[str]):
     """Config overrides for the target: the embedded demo, or the addresses given."""
     if argv[0] == "demo":
-        from console.demo import DemoPlatform
+        from opsconsole_demo import DemoPlatform
 
         async with DemoPlatform(size=70, real_rtpengine=False, calls=6) as demo:
             yield demo.overrides()
@@ -72,6 +72,7 @@ async def watch(session: LiveSession) -> dict:
     published: list = []
     session.subscribe(published.append)
     polls = []
+    before: dict = {}  # Call-ID -> the session object of the view before
     for screen, one_detail in CYCLE:
         wanted = None
         if one_detail and session.view.media is not None and session.view.media.sessions:
@@ -82,7 +83,8 @@ async def watch(session: LiveSession) -> dict:
         polls.append({
             "screen": screen,
             "asked_contacts": options.contacts, "asked_dialogs": options.dialogs,
-            "asked_details": sorted(options.media_detail_callids or ()) if options.media_details else None,
+            "asked_details": (None if not options.media_details else
+                              "all" if options.media_detail_callids is None else sorted(options.media_detail_callids)),
             "contacts": None if view.contacts is None else len(view.contacts),
             "registered": view.registered_count(),
             "contacts_mode": view.contacts_mode,
@@ -90,6 +92,10 @@ async def watch(session: LiveSession) -> dict:
             "dialogs": None if view.dialogs is None else sorted(d.callid for d in view.dialogs),
             "sessions": None if view.media is None else sorted(s.callid for s in view.media.sessions),
             "detailed": None if view.media is None else sorted(s.callid for s in view.media.sessions if s.legs),
+            # queried by this poll: a session not queried keeps its last detailed object (LiveState)
+            "queried": None if view.media is None else sorted(
+                s.callid for s in view.media.sessions if s.legs and before.get(s.callid) is not s),
+            "collector_calls": len(view.latest.calls),  # joined by the session only
             "calls": [{"callid": c.callid, "dialog": c.dialog is not None, "media": c.media is not None}
                       for c in view.calls],
             "checks": {c.id: c.status.word for c in view.checks},
@@ -99,6 +105,7 @@ async def watch(session: LiveSession) -> dict:
             "sources": {name: status.ok for name, status in view.sources.items()},
             "polls": view.polls,
         })
+        before = {s.callid: s for s in view.media.sessions} if view.media is not None else {}
     try:
         dataclasses.replace(published[-1]).__setattr__("calls", ())
         frozen = False
