@@ -211,6 +211,8 @@ class LiveSession:
                 task.cancel()
 
     async def _poll(self) -> LiveView:
+        if self.heap is not None:
+            self.heap.after_poll()  # what survived the last poll and its rendering is frozen (or swept)
         options = self.last_options = self.collect_options()
         self.polling = True
         try:
@@ -222,8 +224,6 @@ class LiveSession:
                 await self._run_checks()
         finally:
             self.polling = False
-        if self.heap is not None:
-            self.heap.after_poll()
         self.view = view = self._publishable()
         for subscriber in list(self._subscribers):
             subscriber(view)
@@ -265,11 +265,12 @@ class LiveSession:
         contacts, now = self.state.contacts or (), self.now()
         if self._index is not None and self._index.contacts is contacts:
             return
+        big = len(contacts) >= PREPARE_IN_THREAD
+        first = self._index is None or not self._index.contacts  # the first list is indexed at once
+        if big and not (first or self.interest.screen == "registrations" or now - self._index_at >= OFFSCREEN_INDEX_EVERY):
+            return  # the last prepared list stays shown until a screen wants this one
         index = ContactIndex(contacts, previous=self._index)
-        if len(contacts) >= PREPARE_IN_THREAD:
-            if not (self.interest.screen == "registrations" or self._index is None
-                    or now - self._index_at >= OFFSCREEN_INDEX_EVERY):
-                return  # the last prepared list stays shown until a screen wants this one
+        if big:
             await asyncio.to_thread(index.prepare, *self.interest.selection)
             if index.new_contacts >= CALM_AFTER_NEW and self.heap is not None:
                 self.heap.settle()  # only after a big list arrived: a full collection costs ~100 ms at 100k
