@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
 
-from .format import GONE, LiveSections, Section, _Gone  # noqa: F401  (GONE: re-exported)
+from .format import LiveSections, Section, _Gone
 from .header import HeaderFacts, StatusHeader
 
 SectionLoader = Callable[[], Awaitable[list[Section]]]
