@@ -36,6 +36,11 @@ OFFSCREEN_INDEX_EVERY = 300.0  # s: a big list's index while no screen shows it
 # Budget of per-session ng queries (one per call on screen): a 40-row screen's ports and packet
 # counters every ~3 s (the age is shown when older than the last poll).
 DETAIL_QUERIES_PER_S = 15
+# A checks poll queries every media session's details (the calls.* checks judge each call, as diagnose
+# does) while there are at most this many: ~40 ms of ng queries per heavy interval.  Above it, at 1 000
+# calls, that round cost ~2 % of a core and ~30 MB (every session keeping its legs): only the rows on
+# screen are queried, and the calls.* checks say UNKNOWN for calls without current details.
+CHECKS_DETAILS_MAX = 150
 HEAVY_SCREENS = {"registrations": ("contacts",), "calls": ("dialogs", "details"), "media": ("dialogs", "details")}
 DEFAULT_SELECTION = ("", "all", "aor", False)
 
@@ -150,9 +155,9 @@ class LiveSession:
         contacts = interest.wants("contacts") or due(state.contacts_at) or checks_due
         dialogs = interest.wants("dialogs") or due(state.dialogs_at) or checks_due
         details = interest.wants("details") and self._details_due(now)
-        # the calls.* checks judge every call's legs: a checks poll queries every session, as diagnose does
-        wanted = None if checks_due else interest.detail_callids
-        details = details or checks_due
+        every_session = checks_due and self._details_for_checks()
+        wanted = None if every_session else interest.detail_callids
+        details = details or every_session
         force, self._full_sync_requested = self._full_sync_requested, False
         # Host facts (daemons, modules, kernel log) feed only the checks: read them for those polls.
         # live: between full syncs the sources keep lists current from events, not dumps.
@@ -169,6 +174,11 @@ class LiveSession:
         sessions = len(wanted) if wanted is not None else (len(media.sessions) if media is not None else 0)
         every, at = sessions / DETAIL_QUERIES_PER_S, self.state.details_at
         return every <= self.interval or at is None or now - at >= every
+
+    def _details_for_checks(self) -> bool:
+        """A checks poll queries every session's details (see CHECKS_DETAILS_MAX; none known yet: not at once)."""
+        media = self.state.media
+        return media is not None and len(media.sessions) <= CHECKS_DETAILS_MAX
 
     def checks_due(self) -> bool:
         """The checks run with this poll: first poll, the heavy cadence, or asked for."""

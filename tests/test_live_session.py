@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from console.live import PREPARE_IN_THREAD, Interest, LiveSession
+from console.live import CHECKS_DETAILS_MAX, PREPARE_IN_THREAD, Interest, LiveSession
 from console.views import ContactIndex
 from support.opensips_daemon import VERSIONS, require_real
 from ui.data import NOW, FakeService, lab_snapshot, many_contacts
@@ -40,9 +40,8 @@ def assert_a_sound_session(report: dict, *, contacts_at_least: int, calls_at_lea
     assert report["published"] == len(polls) and report["same_views"] and report["frozen"]
     first, again, registrations, media, calls, _checks = polls
     assert all(first["sources"].values()), first["sources"]
-    # the first poll brings every list (each session in detail, as diagnose) and runs the checks on them
-    assert first["asked_contacts"] and first["asked_dialogs"] and first["asked_details"] == "all"
-    assert first["queried"] == first["detailed"] == first["sessions"]
+    # the first poll brings every list and runs the checks on them (no burst of session queries: none known yet)
+    assert first["asked_contacts"] and first["asked_dialogs"] and first["asked_details"] is None
     assert first["contacts"] == first["registered"] == first["index"] >= contacts_at_least
     assert first["checks"]["opensips.mi"] == "OK" and first["checks"]["rtpengine.ng"] == "OK"
     # the overview again: the heavy lists are not fetched again, and say so (stale, with their age)
@@ -125,6 +124,30 @@ async def test_a_requested_full_sync_and_checks_ride_the_next_poll_only():
     assert service.checks_runs == runs + 1 and not session.view.checks_pending
     await session.poll_once()
     assert not service.requests[-1].force_full_sync and service.checks_runs == runs + 1
+
+
+async def test_a_checks_poll_queries_every_session_only_below_the_budget():
+    from console.model import MediaSession
+
+    snap = lab_snapshot()
+    few = FakeService()
+    session = session_on(few)
+    await session.poll_once()
+    session.request_checks()
+    await session.poll_once()
+    assert few.requests[-1].media_details and few.requests[-1].media_detail_callids is None  # all, as diagnose
+    many = tuple(MediaSession(callid=f"c{n}", created=int(NOW)) for n in range(CHECKS_DETAILS_MAX + 1))
+    crowded = FakeService([replace(snap, media=replace(snap.media, sessions=many))])
+    session = session_on(crowded)
+    await session.poll_once()
+    session.set_interest(Interest(screen="checks"))
+    session.request_checks()
+    await session.poll_once()
+    assert not crowded.requests[-1].media_details  # no burst of one query per call
+    session.set_interest(Interest(screen="calls", detail_callids=frozenset({"c1"})))
+    session.request_checks()
+    await session.poll_once()
+    assert crowded.requests[-1].media_detail_callids == {"c1"}  # only the rows on screen
 
 
 # --------------------------------------------------------------------------- no overlap
