@@ -25,7 +25,7 @@ from console.errors import OpsError
 from console.heap import HeapPolicy
 from console.live_state import LiveState, LiveView
 from console.model import Snapshot, SourceStatus
-from console.plugins import CollectOptions
+from console.plugins import CollectOptions, OverviewSection
 from console.views import ContactIndex
 
 PREPARE_IN_THREAD = 5_000  # contacts; below this the first filter is cheap enough inline
@@ -294,7 +294,15 @@ class LiveSession:
             index = self._index = ContactIndex(())
         return self.state.view(interval=self.interval, polling=self.polling, paused=self.paused,
                                checks_pending=self.checks_pending, contact_index=index,
-                               contact_index_as_of=self._index_as_of)
+                               contact_index_as_of=self._index_as_of, plugin_sections=self._plugin_sections())
+
+    def _plugin_sections(self) -> tuple[OverviewSection, ...]:
+        """The plugins' Overview blocks, from the same merged snapshot the checks see."""
+        plugins = getattr(self.service, "plugins", None)
+        snapshot = self.state.check_snapshot()
+        if plugins is None or snapshot is None:
+            return ()
+        return tuple(plugins.overview_sections(snapshot))
 
     def current_view(self) -> LiveView:
         """The last published view with the session's flags as they are now (paused, checks asked)."""

@@ -25,7 +25,7 @@ from console.model import (
     Snapshot,
     SourceStatus,
 )
-from console.plugins import CollectOptions
+from console.plugins import CollectOptions, OverviewSection
 from console.snapshot import join_calls, sessions_complete
 
 from console.views import ContactIndex, History
@@ -331,6 +331,8 @@ class LiveView(StateQueries):
     checks_pending: bool = False  # the checks were asked for (r) or are running
     contact_index: ContactIndex | None = None  # prepared for `contact_index_as_of`'s list (maybe older)
     contact_index_as_of: float | None = None
+    # the plugins' own Overview blocks (their `overview` hook, on the merged snapshot)
+    plugin_sections: tuple[OverviewSection, ...] = ()
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def index_elapsed(self, now: float) -> float:

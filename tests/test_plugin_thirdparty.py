@@ -88,3 +88,34 @@ def test_the_demo_is_a_plugin_and_without_it_demo_says_so(monkeypatch, capsys):
     monkeypatch.setattr(plugins, "load_plugins", lambda *a, **k: without)
     assert main(["snapshot", "--demo"]) == 2
     assert "--demo needs the demo plugin" in capsys.readouterr().err
+
+
+async def test_the_tui_overview_shows_the_plugin_block_as_text(tmp_path, mi_server, monkeypatch):
+    """The same plugin on the TUI's Overview: its block comes from the live session's view."""
+    from console.config import load_config
+    from console.plugins import load_plugins
+    from console.service import ConsoleService
+    from console.ui.app import create_app
+    from ui.helpers import screen_text, settle
+
+    monkeypatch.syspath_prepend(str(PLUGIN_DIR))
+    plugins = load_plugins()
+    assert "acme" in [p.name for p in plugins.plugins]
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[acme]\nsite = "lab-1"\n')
+    config = load_config({"mi_url": mi_server.url, "ng": ("127.0.0.1", free_port(socket.SOCK_DGRAM)),
+                          "cli": ("127.0.0.1", free_port()), "timeout": 0.5}, config_file=str(config_file),
+                         env={}, discover=False, plugin_sections=plugins.config_sections())
+    service = ConsoleService(config, plugins=plugins)
+    app = create_app(service, interval=3600)
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(app, pilot)
+            text = screen_text(app)
+    finally:
+        await service.aclose()
+    assert "acme.sbc" in text  # its check on the Overview's Checks box
+    block = next((line for line in text.splitlines() if "site lab-1" in line), None)
+    assert block is not None, text
+    assert "ACME SBC WARN" in block and "calls 3" in block
+    assert "[bold red]ACME[/]" in block  # literally, not as markup

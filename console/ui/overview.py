@@ -9,6 +9,7 @@ from textual.widgets import Sparkline, Static
 
 from console.live_state import LiveView
 from console.model import Status, overall_status
+from console.render.text import render_overview_section
 from console.snapshot import relay_version
 
 from . import format as fmt
@@ -28,6 +29,9 @@ class OverviewPane(Pane):
                 yield Static(id="overview-sip", classes="panel")
                 yield Static(id="overview-media", classes="panel")
             yield Static(id="overview-checks", classes="panel")
+            plugins = Static(id="overview-plugins", classes="panel")
+            plugins.display = False  # shown once a plugin offers an Overview block
+            yield plugins
             with Vertical(id="overview-trends", classes="panel"):
                 for key, label in self.SPARKS:
                     with Horizontal(classes="trend"):
@@ -43,6 +47,10 @@ class OverviewPane(Pane):
         show_text(self.query_one("#overview-sip", Static), self._sip(state, now))
         show_text(self.query_one("#overview-media", Static), self._media(state, now))
         show_text(self.query_one("#overview-checks", Static), self._checks(state, now))
+        plugins = self.query_one("#overview-plugins", Static)
+        plugins.display = bool(state.plugin_sections)  # a block only when a plugin offers one
+        if state.plugin_sections:
+            show_text(plugins, Text("\n").join(render_overview_section(s) for s in state.plugin_sections))
         show_text(self.query_one("#overview-sources", Static), sources_text(state, now))
         for key, _ in self.SPARKS:
             data = state.history.get(key, ())
