@@ -6,8 +6,8 @@
    NO MEDIA for a call both daemons have, no transport counts of 0 next to registered contacts.
 2. The Checks screen equals `diagnose --json`: healthy and for each fault (fault_setups), the same status for every
    check id, and the fault's finding on the screen.  Two allowances, each said where it is made: a host-wide
-   check (HOST_WIDE) when another rtpengine on this host came or went between the two; calls.* checks the
-   screen leaves UNKNOWN (legs not queried), a known gap pinned by a strict xfail.
+   check (HOST_WIDE) when another rtpengine on this host came or went between the two.  The calls.* checks
+   agree too: a checks poll queries every media session's legs (up to the live session's cap), as diagnose does.
 
 Only stable surfaces: create_app, Pilot keys, the terminal text; the daemons through their own interfaces.
 Platforms are this test's own (start_real_platform): the churn and the faults leave the session platform alone.
@@ -324,11 +324,6 @@ async def run_console_and_diagnose(platform, opsconsole, fault) -> tuple[dict, d
 CALL_MEDIA_CHECKS = ("calls.one_way", "calls.quality", "calls.silent")
 
 
-def call_media_not_queried(cid: str, on_screen: dict[str, str]) -> bool:
-    """A calls.* check the Checks screen leaves UNKNOWN: the known gap (xfail below), not this fault's."""
-    return cid in CALL_MEDIA_CHECKS and on_screen.get(cid) == "unknown"
-
-
 @pytest.mark.parametrize("fault", fault_setups.FAULTS, ids=[f.name for f in fault_setups.FAULTS])
 async def test_checks_screen_equals_diagnose(fault, start_real_platform, opsconsole):
     platform = await asyncio.to_thread(start_real_platform, **fault.start_options())
@@ -336,8 +331,7 @@ async def test_checks_screen_equals_diagnose(fault, start_real_platform, opscons
     diagnosed = {cid: check["status"] for cid, check in checks_by_id(report).items() if check["status"]}
     print(f"OpenSIPS {platform.version} {fault.name}: screen {on_screen}")
     assert on_screen, screens["5"]
-    differ = sorted(c for c in on_screen.keys() | diagnosed.keys() if on_screen.get(c) != diagnosed.get(c)
-                    and not call_media_not_queried(c, on_screen))  # test_checks_screen_judges_call_media
+    differ = sorted(c for c in on_screen.keys() | diagnosed.keys() if on_screen.get(c) != diagnosed.get(c))
     assert not differ, "Checks screen vs diagnose:\n" + "\n".join(
         f"{c}: screen {on_screen.get(c)}, diagnose {diagnosed.get(c)}: {checks_by_id(report).get(c, {}).get('summary')}"
         for c in differ) + "\n" + screens["5"]
@@ -345,10 +339,6 @@ async def test_checks_screen_equals_diagnose(fault, start_real_platform, opscons
     assert code == fault.exit_code
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the console queries media legs (ng query) only for the Calls rows on screen, so the Checks screen opened "
-    "first says calls.one_way/calls.quality/calls.silent UNKNOWN ('N not queried yet') where diagnose, which "
-    "collects media details, says OK"))
 async def test_checks_screen_judges_call_media_like_diagnose(start_real_platform, opsconsole):
     platform = await asyncio.to_thread(start_real_platform)
     fault = fault_setups.FAULTS[0]  # healthy
