@@ -120,30 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_mi_params(items: Sequence[str]) -> Any:
-    """`key=value` → string, `key:=json` → typed (httpie's convention), or one JSON object/array."""
-    if not items:
-        return None
-    if len(items) == 1 and items[0].lstrip()[:1] in ("{", "["):
-        try:
-            return json.loads(items[0])
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"params: not valid JSON: {exc.msg} at column {exc.colno}") from None
-    params: dict[str, Any] = {}
-    for item in items:
-        if ":=" in item and ("=" not in item or item.index(":=") < item.index("=")):
-            key, _, raw = item.partition(":=")
-            try:
-                params[key] = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ConfigError(f"params: {key}:= needs a JSON value, got {raw!r}") from None
-        elif "=" in item:
-            key, _, value = item.partition("=")
-            params[key] = value
-        else:
-            raise ConfigError(f"params: expected key=value, key:=JSON or a JSON object, got {item!r}")
-        if not key:
-            raise ConfigError(f"params: empty key in {item!r}")
-    return params
+    """The MI parameter grammar (console.mi_params, shared with the MI screen); a refusal is a
+    command-line error."""
+    from .mi_params import ParamError, parse_params
+
+    try:
+        return parse_params(items)
+    except ParamError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- command-line checks

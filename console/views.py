@@ -309,38 +309,8 @@ class History:
 
 
 def parse_mi_command(line: str) -> tuple[str, object]:
-    """'ul_show_contact location 1000' | 'dlg_list {"callid": "x"}' | 'get_statistics statistics=all'.
+    """The MI screen's line in the one MI parameter grammar (console.mi_params, also the CLI's).
+    Raises ValueError (mi_params.ParamError) with an operator-readable message."""
+    from .mi_params import parse_command
 
-    Returns (method, params): params is None, a dict (JSON object or
-    key=value words) or a list (JSON array or bare words, positional).
-    Raises ValueError with an operator-readable message.
-    """
-    import json
-
-    text = line.strip()
-    if not text:
-        raise ValueError("type an MI command, e.g. version or get_statistics all")
-    method, _, rest = text.partition(" ")
-    rest = rest.strip()
-    if not rest:
-        return method, None
-    if rest[0] in "{[":
-        try:
-            params = json.loads(rest)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"parameters are not valid JSON: {exc.msg} at column {exc.colno}") from None
-        return method, params
-    words = rest.split()
-    if all("=" in w for w in words):
-        return method, {k: _scalar(v) for k, _, v in (w.partition("=") for w in words)}
-    if any("=" in w for w in words):
-        raise ValueError("mix of key=value and positional parameters; use one style")
-    return method, [_scalar(w) for w in words]
-
-
-def _scalar(word: str) -> object:
-    """Numbers stay numbers (MI rejects "1" where it wants 1); the rest is text."""
-    try:
-        return int(word)
-    except ValueError:
-        return word
+    return parse_command(line)

@@ -31,9 +31,19 @@ def test_mi_params_forms():
     assert parse_mi_params(['{"statistics": ["all"]}']) == {"statistics": ["all"]}
     assert parse_mi_params(['["usrloc:"]']) == ["usrloc:"]
     assert parse_mi_params(["url=sip:a=b"]) == {"url": "sip:a=b"}
-    for bad in (["novalue"], ["=x"], ["n:=notjson"], ["{broken"]):
+    assert parse_mi_params(["location", "1000"]) == ["location", "1000"]  # plain words: positional
+    for bad in (["novalue", "k=v"], ["n:=notjson"], ["{broken"]):
         with pytest.raises(ConfigError):
             parse_mi_params(bad)
+
+
+def test_the_cli_and_the_mi_screen_share_one_grammar():
+    from console.views import parse_mi_command
+
+    for words in (["aor=1000", "table_name=location"], ["brief:=1"], ['{"statistics": ["all"]}'],
+                  ["location", "1000"], ["url=sip:a=b"]):
+        line = "m " + " ".join(f"'{w}'" if not w.startswith("{") else w for w in words)
+        assert parse_mi_command(line) == ("m", parse_mi_params(words))
 
 
 def test_target_options_accepted_before_and_after_the_command():

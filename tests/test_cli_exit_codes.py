@@ -97,7 +97,7 @@ SCENARIOS = {
     ("usage", None): lambda s, tmp, mp: run(["--demo-size", "5"]),
     ("usage", "snapshot"): lambda s, tmp, mp: run(["snapshot", "--bogus"]),
     ("usage", "diagnose"): lambda s, tmp, mp: run(["diagnose", "--mi-url", "garbage"]),
-    ("usage", "mi"): lambda s, tmp, mp: run(["mi", "version", "not-key-value"]),
+    ("usage", "mi"): lambda s, tmp, mp: run(["mi", "version", "plain", "key=value"]),
     ("config", None): lambda s, tmp, mp: (as_terminal(mp), run(["--config", bad_toml(tmp)]))[1],
     ("config", "snapshot"): lambda s, tmp, mp: run(["snapshot", "--config", bad_toml(tmp)]),
     ("config", "diagnose"): lambda s, tmp, mp: run(["diagnose", "--config", bad_toml(tmp)]),

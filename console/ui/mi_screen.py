@@ -10,6 +10,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from console.mi_params import EXAMPLES
 from console.live_state import LiveView
 
 from .messages import MiSubmitted
@@ -23,7 +24,7 @@ class MiPane(Pane):
     title = "MI"
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="MI command, e.g. version  |  get_statistics all  |  dlg_list {\"callid\": \"x\"}",
+        yield Input(placeholder="MI command, e.g. " + "  |  ".join(EXAMPLES),
                     id="mi-input")
         yield Static(id="mi-status")
         yield Tree(Text("result"), id="mi-result")

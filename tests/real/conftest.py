@@ -92,7 +92,9 @@ class Opsconsole:
         self.config_path.write_text(lab_config(config))
         self.capsys.readouterr()
         code = main([*args, "--config", str(self.config_path)])
-        return code, self.capsys.readouterr().out
+        captured = self.capsys.readouterr()
+        self.last_err = captured.err  # what the command said on stderr
+        return code, captured.out
 
     def json(self, *args: str, config: str = "") -> tuple[int, dict]:
         code, out = self.run(*args, "--json", config=config)

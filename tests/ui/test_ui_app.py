@@ -553,7 +553,7 @@ async def test_write_method_asks_confirmation_with_allow_write(make_app, service
         await press(app, pilot, "enter")  # the input still holds the command
         assert isinstance(app.screen, ConfirmScreen)
         await press(app, pilot, "y")
-        assert service.mi_calls == [("ul_rm", ["location", 1000], True)]
+        assert service.mi_calls == [("ul_rm", ["location", "1000"], True)]  # the one MI grammar: words are strings
         assert "OK ul_rm" in screen_text(app)
 
 

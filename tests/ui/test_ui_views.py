@@ -72,10 +72,14 @@ def test_selection_is_a_lazy_sequence():
 @pytest.mark.parametrize("line,method,params", [
     ("version", "version", None),
     ("  which  ", "which", None),
-    ("ul_show_contact location 1000", "ul_show_contact", ["location", 1000]),
+    ("ul_show_contact location 1000", "ul_show_contact", ["location", "1000"]),
     ('dlg_list {"callid": "x"}', "dlg_list", {"callid": "x"}),
     ('get_statistics ["all"]', "get_statistics", ["all"]),
-    ("dlg_list index=0 counter=3", "dlg_list", {"index": 0, "counter": 3}),
+    ("dlg_list index=0 counter=3", "dlg_list", {"index": "0", "counter": "3"}),  # as the CLI: a string
+    ("dlg_list index:=0 counter:=3", "dlg_list", {"index": 0, "counter": 3}),
+    ("get_statistics statistics:='[\"all\"]'", "get_statistics", {"statistics": ["all"]}),
+    ("ul_show_contact table_name=location aor='sip:1000@x y'", "ul_show_contact",
+     {"table_name": "location", "aor": "sip:1000@x y"}),
 ])
 def test_parse_mi_command(line, method, params):
     assert parse_mi_command(line) == (method, params)
@@ -84,7 +88,9 @@ def test_parse_mi_command(line, method, params):
 @pytest.mark.parametrize("line,message", [
     ("", "type an MI command"),
     ('dlg_list {"callid": ', "not valid JSON"),
-    ("dlg_list index=0 3", "mix of key=value and positional"),
+    ("dlg_list index=0 3", "plain words and key=value do not mix"),
+    ("dlg_list index:=nope", "needs a JSON value"),
+    ("dlg_list 'unclosed", "No closing quotation"),
 ])
 def test_parse_mi_command_errors_are_readable(line, message):
     with pytest.raises(ValueError, match=message):
