@@ -1,6 +1,7 @@
 """Configuration discovery: opensips-cli configs, the running rtpengine and OpenSIPS."""
 
 import json
+import socket
 import shutil
 from pathlib import Path
 
@@ -208,20 +209,22 @@ def test_the_test_suite_cannot_see_this_hosts_daemons_or_home():
 
 
 def test_snapshot_text_reports_which_instance_was_picked_and_how_to_choose(tmp_path, monkeypatch, capsys):
+    # The snapshot talks to what it discovers: every address is a port from the OS, none answers.
     tree = ProcTree(tmp_path / "proc")
-    for pid, ng in ((61, 40061), (62, 40062)):
-        tree.process(pid, ["rtpengine", "--config-file=none", f"--listen-ng=127.0.0.1:{ng}"],
-                     exe=tree.binary("rtpengine"))
+    first, second = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    for pid, ng in ((61, first), (62, second)):
+        tree.process(pid, ["rtpengine", "--config-file=none", f"--listen-ng=127.0.0.1:{ng}",
+                           f"--listen-cli=127.0.0.1:{free_port()}"], exe=tree.binary("rtpengine"))
     monkeypatch.setattr(procfs, "HOST_PROC_ROOT", str(tree.root))
     main(["snapshot", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--timeout", "0.3", "--no-contacts"])
     out = capsys.readouterr().out
-    assert "ng 127.0.0.1:40061 (rtpengine pid 61 --listen-ng) — picked of 2 rtpengine instances (the lowest pid), " \
+    assert f"ng 127.0.0.1:{first} (rtpengine pid 61 --listen-ng) — picked of 2 rtpengine instances (the lowest pid), " \
            "choose another with --ng" in " ".join(out.split())
-    main(["snapshot", "--json", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--ng", "127.0.0.1:40062",
+    main(["snapshot", "--json", "--mi-url", f"http://127.0.0.1:{free_port()}/mi", "--ng", f"127.0.0.1:{second}",
           "--timeout", "0.3", "--no-contacts"])
     notes = json.loads(capsys.readouterr().out)["discovery"]
-    assert "ng 127.0.0.1:40062 (rtpengine pid 62 --listen-ng) — the one given with --ng" in notes
-    assert not any("not used" in n and "40062 (" in n for n in notes)
+    assert f"ng 127.0.0.1:{second} (rtpengine pid 62 --listen-ng) — the one given with --ng" in notes
+    assert not any("not used" in n and f"{second} (" in n for n in notes)
 
 
 def test_load_config_passes_where_each_explicit_value_came_from(home):

@@ -20,6 +20,8 @@ Fixtures
         keepalive_stall (like the real mi_http now and then: a second request on a kept-alive
         connection is never answered), drop (close the connection without a reply, `times`=1)
     .connections         how many TCP connections were accepted (HTTP)
+    .relay_url           where the captured rtpengine_show's node points: udp:127.0.0.1:<a port from the
+                         OS> instead of the lab's 60000 (.relay_port; nothing listens there unless a test does)
     .requests            [(method, params)] received, in order (.request_ids: their ids)
     .last_headers        headers of the last HTTP POST
     .stop()
@@ -131,6 +133,15 @@ def _with_id(body: bytes, rid: Any) -> bytes:
     return body
 
 
+CAPTURED_RELAY = b"udp:127.0.0.1:60000"
+
+
+def _unused_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class Responder:
     """JSON-RPC request bytes -> reply bytes, from captures + emulation + overrides."""
 
@@ -141,6 +152,10 @@ class Responder:
         self.overrides: dict[str, tuple[int, str, Any]] = {}
         self.requests: list[tuple[str, Any]] = []
         self.request_ids: list[Any] = []
+        # The lab's rtpengine_show names udp:127.0.0.1:60000, a well-known port where this host may run
+        # an RTPengine of its own (opensips.rtpengine_sock pings every node): a port from the OS instead.
+        self.relay_port = _unused_udp_port()
+        self.relay_url = f"udp:127.0.0.1:{self.relay_port}"
 
     def answer(self, raw: bytes) -> tuple[int, str, bytes, str]:
         """-> (status, content_type, body, method)."""
@@ -161,12 +176,15 @@ class Responder:
             return status, ctype, _with_id(body, rid), method
         return 200, "application/json", self._from_captures(method, params, rid), method
 
+    def _relays_here(self, body: bytes) -> bytes:
+        return body.replace(CAPTURED_RELAY, self.relay_url.encode()) if CAPTURED_RELAY in body else body
+
     def _from_captures(self, method: str, params: Any, rid: Any) -> bytes:
         if self.state == "empty" and _logical(method) == "dlg_list_ctx" and params is None:
             return _with_id(self.captures.body("dlg_list.empty"), rid)  # no dlg_list_ctx.empty capture
         name = self.captures.find(method, params, self.state)
         if name:
-            return _with_id(self.captures.body(name), rid)
+            return self._relays_here(_with_id(self.captures.body(name), rid))
         if self.version.startswith("4"):
             if method in NO_ALIAS_40:
                 return _rpc_error(-32601, "Method not found", rid)
@@ -239,6 +257,10 @@ class _Base:
     @property
     def request_ids(self) -> list[Any]:
         return self.responder.request_ids
+
+    @property
+    def relay_url(self) -> str:
+        return self.responder.relay_url
 
     def set_state(self, state: str) -> None:
         self.responder.state = state
