@@ -8,7 +8,7 @@ error; the others read the collected snapshot.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 
@@ -420,41 +420,43 @@ def _direction_text(quality: CallQuality) -> str:
     return "; ".join(parts)
 
 
-def check_one_way(ctx: CheckContext) -> CheckResult:
-    cid = "calls.one_way"
+def _media_flow_check(ctx: CheckContext, cid: str, state: QualityState, fine: str, listed_as: str,
+                      summary: Callable[[list, float], str], remedy: str) -> CheckResult:
+    """calls.one_way / calls.silent: the calls in `state`, judged on calls whose media was queried."""
     judged = _judged_calls(ctx, cid)
     if isinstance(judged, CheckResult):
         return judged
     if (verdict := _nothing_judged(cid, judged, "media flow")) is not None:
         return verdict
-    found = [(c, q) for c, q in judged if q.state is QualityState.ONE_WAY]
+    found = [(c, q) for c, q in judged if q.state is state]
     limit = ctx.config.thresholds.silent_after_s
     evidence: dict[str, Any] = {"calls": _scope(judged), "silent_after_s": limit}
     if not found:
-        return CheckResult(cid, Status.OK, f"no one-way audio ({_scope(judged)})", evidence)
-    evidence["one-way calls"] = _listed(found, _direction_text)
+        return CheckResult(cid, Status.OK, f"{fine} ({_scope(judged)})", evidence)
+    evidence[listed_as] = _listed(found, _direction_text)
+    return CheckResult(cid, Status.WARN, summary(found, limit), evidence, remedy)
+
+
+def _one_way_summary(found: list, limit: float) -> str:
     first_call, first = found[0]
     more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-    return CheckResult(cid, Status.WARN, f"{_calls(len(found))} with one-way audio (one direction silent > {limit:g} s): "
-                       f"{first_call.callid} {first.silent_directions[0]} silent{more}", evidence, ONE_WAY_REMEDY)
+    return (f"{_calls(len(found))} with one-way audio (one direction silent > {limit:g} s): "
+            f"{first_call.callid} {first.silent_directions[0]} silent{more}")
+
+
+def _silent_summary(found: list, limit: float) -> str:
+    names = ", ".join(call.callid for call, _ in found[:3]) + (f" (+{len(found) - 3} more)" if len(found) > 3 else "")
+    return f"{_calls(len(found))} without RTP either way for more than {limit:g} s after the answer: {names}"
+
+
+def check_one_way(ctx: CheckContext) -> CheckResult:
+    return _media_flow_check(ctx, "calls.one_way", QualityState.ONE_WAY, "no one-way audio", "one-way calls",
+                             _one_way_summary, ONE_WAY_REMEDY)
 
 
 def check_silent(ctx: CheckContext) -> CheckResult:
-    cid = "calls.silent"
-    judged = _judged_calls(ctx, cid)
-    if isinstance(judged, CheckResult):
-        return judged
-    if (verdict := _nothing_judged(cid, judged, "media flow")) is not None:
-        return verdict
-    found = [(c, q) for c, q in judged if q.state is QualityState.SILENT]
-    limit = ctx.config.thresholds.silent_after_s
-    evidence: dict[str, Any] = {"calls": _scope(judged), "silent_after_s": limit}
-    if not found:
-        return CheckResult(cid, Status.OK, f"no silent calls ({_scope(judged)})", evidence)
-    evidence["silent calls"] = _listed(found, _direction_text)
-    names = ", ".join(call.callid for call, _ in found[:3]) + (f" (+{len(found) - 3} more)" if len(found) > 3 else "")
-    return CheckResult(cid, Status.WARN, f"{_calls(len(found))} without RTP either way for more than {limit:g} s "
-                       f"after the answer: {names}", evidence, SILENT_REMEDY)
+    return _media_flow_check(ctx, "calls.silent", QualityState.SILENT, "no silent calls", "silent calls",
+                             _silent_summary, SILENT_REMEDY)
 
 
 def _mos_text(quality: CallQuality) -> str:
