@@ -270,8 +270,7 @@ def test_diagnose_says_trace_ready(traced, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     config = tmp_path / "empty.toml"
     config.write_text("")
-    code = main(["diagnose", "--only", "opensips.trace_ready", "--json", "--mi-url", traced.mi_url,
-                 "--config", str(config)])
+    code = main(["diagnose", "--only", "opensips.trace_ready", "--json", *traced.target_args(), "--config", str(config)])
     import json
 
     report = json.loads(capsys.readouterr().out)
