@@ -299,10 +299,10 @@ class LiveSession:
     def _plugin_sections(self) -> tuple[OverviewSection, ...]:
         """The plugins' Overview blocks, from the same merged snapshot the checks see."""
         plugins = getattr(self.service, "plugins", None)
+        if plugins is None or not any(p.overview is not None for p in plugins.plugins):
+            return ()  # the usual case: no snapshot to merge for nobody, on every poll
         snapshot = self.state.check_snapshot()
-        if plugins is None or snapshot is None:
-            return ()
-        return tuple(plugins.overview_sections(snapshot))
+        return tuple(plugins.overview_sections(snapshot)) if snapshot is not None else ()
 
     def current_view(self) -> LiveView:
         """The last published view with the session's flags as they are now (paused, checks asked)."""

@@ -9,8 +9,6 @@ from typing import Any
 TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss", "sctp")
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Contact:
     aor: str

@@ -46,8 +46,6 @@ def threshold_status(value: float, warn: float, fail: float) -> Status:
     return Status.OK
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     id: str
