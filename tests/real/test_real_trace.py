@@ -259,7 +259,10 @@ def test_a_404_is_explained_with_the_location_table(traced, tmp_path):
     code, out, err = trace.finish(signal.SIGTERM)
     assert code == 0, err
     labels = [label.split()[0] for _, _, label, cid in ladder(out) if cid == callid]
-    assert labels[:3] == ["INVITE", "100", "404"], out
+    # The ACK to the 404 is traced by the worker that receives it, the 404 by the one that sends it: seen
+    # once in four CI runs reported before the 404, in the same millisecond.  The ladder shows OpenSIPS's order.
+    assert [label for label in labels if label != "ACK"][:3] == ["INVITE", "100", "404"], out
+    assert "ACK" in labels, out
     assert f"⤷ call {callid}: failed after" in out and "404 Not Found from OpenSIPS" in out
     assert re.search(r"location table: nobody(@127\.0\.0\.1)? has no contact registered right now", out), out
 
