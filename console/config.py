@@ -82,6 +82,12 @@ class Config:
     demo_simulated_relay: bool = False  # ... and its RTPengine is simulated too (no daemon to find)
     # The TOML sections plugins own (console.plugins.ConfigSection), as validated: name -> values
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # [[targets]] of the config file (console.targets.TargetSpec), in file order; () = one unnamed target
+    # from the flat settings.  A target's own Config (console.fleet.config_for) has these instead:
+    labels: Mapping[str, str] = field(default_factory=dict)  # the target's free labels (site, role, ...)
+    relays_ng: tuple[HostPort, ...] = ()  # every RTPengine ng address of the target (ng is the first)
+    relays_cli: tuple[HostPort, ...] = ()
+    targets: tuple[Any, ...] = ()
 
     def section(self, name: str) -> Mapping[str, Any]:
         """A plugin's own section of the config file ({} when absent)."""
@@ -329,8 +335,22 @@ def _from_toml(data: Mapping[str, Any], plugin_sections: Mapping[str, Any] | Non
     """Map the TOML layout (TOML_LAYOUT) to Config fields; unknown sections and keys are refused.
     Sections that plugins own go to `sections`, each as its plugin validated it."""
     plugin_sections = plugin_sections or {}
-    _check_layout(data, plugin_sections)
     out: dict[str, Any] = {}
+    if "targets" in data:  # [[targets]]: an array of tables, validated on its own (console.targets)
+        from .targets import parse_targets
+
+        out["targets"] = parse_targets(data["targets"], check_mi_url=check_mi_url, parse_hostport=parse_hostport)
+        flat = [f"[{section}] {key}" for section, keys in (("opensips", ("mi_url", "mi_fifo")), ("rtpengine", ("ng", "cli")))
+                for key in keys if isinstance(data.get(section), dict) and key in data[section]]
+        if flat:
+            raise ConfigError(f"{', '.join(flat)} and [[targets]]: with targets, each node's addresses go in its "
+                              "[[targets]] block", hint="move them into a [[targets]] block with a name")
+        data = {name: body for name, body in data.items() if name != "targets"}
+    for name, body in data.items():
+        if isinstance(body, list) and name not in plugin_sections:  # [[target]], [[nodes]]: arrays of tables
+            raise ConfigError(f"unknown section [[{name}]]" + _did_you_mean(name, ["targets"], {"targets": "[[targets]]"}),
+                              hint="nodes are declared as [[targets]] blocks")
+    _check_layout(data, plugin_sections)
     owned = {name: dict(body) for name, body in data.items() if name in plugin_sections}
     if owned:
         out["sections"] = owned
@@ -443,7 +463,10 @@ def load_config(
 
     # Discovery fills only what nobody set explicitly.
     explicit = set(values)
-    if discover and not ({"mi_url", "mi_fifo"} <= explicit and {"ng", "cli"} <= explicit):
+    # [[targets]] name every node: nothing to discover for them (an address given on the command line or in
+    # the environment is one unnamed target instead: console.fleet.targets_from)
+    named = bool(values.get("targets")) and not explicit & {"mi_url", "mi_fifo", "ng", "cli"}
+    if discover and not named and not ({"mi_url", "mi_fifo"} <= explicit and {"ng", "cli"} <= explicit):
         given = {key: (values[key], origins[key]) for key in ("mi_url", "mi_fifo", "ng", "cli") if key in values}
         for run_discovery in _discoverers() if discoverers is None else discoverers:
             try:
