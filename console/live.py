@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from console.errors import OpsError
 from console.heap import HeapPolicy
 from console.live_state import LiveState, LiveView
-from console.model import Snapshot, SourceStatus
+from console.model import MediaSession, Snapshot, SourceStatus
 from console.plugins import CollectOptions, OverviewSection
 from console.views import ContactIndex
 
@@ -37,10 +39,17 @@ OFFSCREEN_INDEX_EVERY = 300.0  # s: a big list's index while no screen shows it
 # counters every ~3 s (the age is shown when older than the last poll).
 DETAIL_QUERIES_PER_S = 15
 # A checks poll queries every media session's details (the calls.* checks judge each call, as diagnose
-# does) while there are at most this many: ~40 ms of ng queries per heavy interval.  Above it, at 1 000
-# calls, that round cost ~2 % of a core and ~30 MB (every session keeping its legs): only the rows on
-# screen are queried, and the calls.* checks say UNKNOWN for calls without current details.
+# does) while there are at most this many: ~40 ms of ng queries per heavy interval.  Above it the
+# rotation below has covered every call within the last checks interval.
 CHECKS_DETAILS_MAX = 150
+# The rotating budget: besides the rows on screen, every poll queries the sessions asked longest ago
+# (never asked first), enough of them that every session is queried once per `heavy_interval` (the
+# checks' cadence): the calls.* checks and the quality counts then judge every call on figures at most
+# one checks interval old.  At 1 000 calls, 2 s polls and 30 s checks: 67 per poll, 33 queries/s,
+# ~0.3 s of RTPengine time per minute (bench/bench_quality.py).  Capped per second: beyond
+# ROTATION_MAX_PER_S * heavy_interval sessions a full round takes longer (N / ROTATION_MAX_PER_S s).
+ROTATION_MIN_PER_POLL = 2
+ROTATION_MAX_PER_S = 100
 HEAVY_SCREENS = {"registrations": ("contacts",), "calls": ("dialogs", "details"), "media": ("dialogs", "details")}
 DEFAULT_SELECTION = ("", "all", "aor", False)
 
@@ -91,6 +100,9 @@ class LiveSession:
         self._index: ContactIndex | None = None  # the contact index last published
         self._index_at = 0.0  # when it was prepared (our clock)
         self._index_as_of: float | None = None  # its list's contacts_as_of (its countdowns count from it)
+        self._asked: dict[str, int] = {}  # Call-ID -> the poll that last queried its session (rotation)
+        self._screen_details_at: float | None = None  # when the rows on screen were last queried
+        self.last_rotation: frozenset[str] = frozenset()  # the rotation's share of the last options
         self._subscribers: list[Subscriber] = []
         self._current: asyncio.Future | None = None  # the poll running
         self._next: asyncio.Future | None = None  # the poll waiting for it (callers share it)
@@ -154,31 +166,65 @@ class LiveSession:
         checks_due = self.checks_due()
         contacts = interest.wants("contacts") or due(state.contacts_at) or checks_due
         dialogs = interest.wants("dialogs") or due(state.dialogs_at) or checks_due
-        details = interest.wants("details") and self._details_due(now)
-        every_session = checks_due and self._details_for_checks()
-        wanted = None if every_session else interest.detail_callids
-        details = details or every_session
+        wanted = self._details_wanted(now, checks_due)
+        on_screen = interest.detail_callids or frozenset()
         force, self._full_sync_requested = self._full_sync_requested, False
         # Host facts (daemons, modules, kernel log) feed only the checks: read them for those polls.
         # live: between full syncs the sources keep lists current from events, not dumps.
-        return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=details,
-                              media_detail_callids=wanted if details else None,
-                              dialog_detail_callids=(wanted or frozenset()) if interest.screen == "calls" else frozenset(),
+        return CollectOptions(contacts=contacts or force, dialogs=dialogs, media_details=wanted is None or bool(wanted),
+                              media_detail_callids=wanted,
+                              dialog_detail_callids=on_screen if interest.screen == "calls" else frozenset(),
                               host_facts=checks_due, full_sync_max=self.full_sync_max, force_full_sync=force,
                               live=True)
+
+    def _details_wanted(self, now: float, checks_due: bool) -> frozenset[str] | None:
+        """The sessions to query this poll (None: every one).  Every one while none is known yet (the
+        first checks then judge every call, as diagnose does) and on a checks poll with few calls;
+        else the rows on screen (when due) plus the rotation's share."""
+        media = self.state.media
+        if media is None or (checks_due and len(media.sessions) <= CHECKS_DETAILS_MAX):
+            self.last_rotation = frozenset()
+            return None
+        interest = self.interest
+        on_screen = interest.detail_callids if interest.wants("details") and self._details_due(now) else None
+        on_screen = on_screen or frozenset()
+        self.last_rotation = self.rotation(media.sessions, besides=on_screen)
+        return on_screen | self.last_rotation
+
+    def rotation(self, sessions: Sequence[MediaSession], besides: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The rotating budget's share of this poll: the sessions asked longest ago, never asked first
+        (then in list order), `rotation_size` of them, `besides` those asked anyway (the rows on screen).
+        A session waits at most ceil(N / size) polls."""
+        live = [s.callid for s in sessions if not s.deleted and s.callid not in besides]  # deleted: unknown anyway
+        asked = self._asked
+        return frozenset(heapq.nsmallest(self.rotation_size(len(live)), live, key=lambda c: asked.get(c, -1)))
+
+    def rotation_size(self, sessions: int) -> int:
+        """Per poll: every session once per heavy interval, within ROTATION_MAX_PER_S."""
+        wanted = math.ceil(sessions * self.interval / self.heavy_interval)
+        most = max(ROTATION_MIN_PER_POLL, int(ROTATION_MAX_PER_S * self.interval))
+        return min(sessions, max(ROTATION_MIN_PER_POLL, min(wanted, most)))
+
+    def _note_asked(self, options: CollectOptions) -> None:
+        """Which poll last asked each listed session (the rotation's order); gone sessions forgotten.
+        After the poll: its list (new sessions not asked yet come first next time)."""
+        media = self.state.media
+        if not options.media_details or media is None:
+            return
+        asked, poll = self._asked, self.polls
+        wanted = options.media_detail_callids
+        if wanted is None or (self.interest.detail_callids and self.interest.detail_callids <= wanted):
+            self._screen_details_at = self.now()
+        self._asked = {s.callid: (poll if wanted is None or s.callid in wanted else asked.get(s.callid, -1))
+                       for s in media.sessions}
 
     def _details_due(self, now: float) -> bool:
         """One ng query per media session on screen; should that be many sessions, fewer rounds
         (RTPengine's load and ours).  The others keep their last details (LiveState)."""
         wanted, media = self.interest.detail_callids, self.state.media
         sessions = len(wanted) if wanted is not None else (len(media.sessions) if media is not None else 0)
-        every, at = sessions / DETAIL_QUERIES_PER_S, self.state.details_at
+        every, at = sessions / DETAIL_QUERIES_PER_S, self._screen_details_at
         return every <= self.interval or at is None or now - at >= every
-
-    def _details_for_checks(self) -> bool:
-        """A checks poll queries every session's details (see CHECKS_DETAILS_MAX; none known yet: not at once)."""
-        media = self.state.media
-        return media is not None and len(media.sessions) <= CHECKS_DETAILS_MAX
 
     def checks_due(self) -> bool:
         """The checks run with this poll: first poll, the heavy cadence, or asked for."""
@@ -228,6 +274,7 @@ class LiveSession:
         try:
             snapshot = await self._collect(options)
             self.state.apply(snapshot, options)
+            self._note_asked(options)
             self.polls += 1
             await self._prepare_index()
             if self.checks_due():

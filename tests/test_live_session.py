@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from console.live import CHECKS_DETAILS_MAX, PREPARE_IN_THREAD, Interest, LiveSession
+from console.live import CHECKS_DETAILS_MAX, PREPARE_IN_THREAD, ROTATION_MAX_PER_S, Interest, LiveSession
 from console.views import ContactIndex
 from support.opensips_daemon import VERSIONS, require_real
 from ui.data import NOW, FakeService, lab_snapshot, many_contacts
@@ -40,8 +40,11 @@ def assert_a_sound_session(report: dict, *, contacts_at_least: int, calls_at_lea
     assert report["published"] == len(polls) and report["same_views"] and report["frozen"]
     first, again, registrations, media, calls, _checks = polls
     assert all(first["sources"].values()), first["sources"]
-    # the first poll brings every list and runs the checks on them (no burst of session queries: none known yet)
-    assert first["asked_contacts"] and first["asked_dialogs"] and first["asked_details"] is None
+    # the first poll brings every list, queries every media session and runs the checks on them: the
+    # first checks judge every call (calls.* not UNKNOWN for want of details), as diagnose does
+    assert first["asked_contacts"] and first["asked_dialogs"] and first["asked_details"] == "all"
+    assert first["detailed"] == first["sessions"] and len(first["sessions"]) >= calls_at_least
+    assert all(first["checks"][check] != "UNKNOWN" for check in ("calls.one_way", "calls.silent", "calls.quality"))
     assert first["contacts"] == first["registered"] == first["index"] >= contacts_at_least
     assert first["checks"]["opensips.mi"] == "OK" and first["checks"]["rtpengine.ng"] == "OK"
     # the overview again: the heavy lists are not fetched again, and say so (stale, with their age)
@@ -50,9 +53,16 @@ def assert_a_sound_session(report: dict, *, contacts_at_least: int, calls_at_lea
     assert again["checks_at"] == first["checks_at"]  # the checks keep their own (slower) cadence
     # the Registrations screen wants the contacts every poll
     assert registrations["asked_contacts"] and "contacts" not in registrations["stale"]
-    # the Media screen with one session on screen: only that one is queried in detail
-    wanted = media["asked_details"]
-    assert wanted != "all" and len(wanted) == 1 and media["queried"] == wanted
+    # the Media screen with one session on screen: that one is queried, with the rotation's share only
+    wanted, on_screen = media["asked_details"], media["on_screen"]
+    assert wanted != "all" and len(on_screen) == 1 and set(on_screen) <= set(wanted) and media["queried"] == wanted
+    assert len(wanted) <= 1 + media["rotation_size"] < len(media["sessions"])
+    # the rotating budget: every poll after the first queries its share, the sessions asked longest ago,
+    # so these five polls (room for every session) queried every one
+    later, sessions = polls[1:], set(first["sessions"])
+    assert all(0 <= len(p["asked_details"]) - p["rotation_size"] <= len(p["on_screen"]) for p in later)
+    assert sum(p["rotation_size"] for p in later) >= len(sessions)
+    assert set().union(*(p["asked_details"] for p in later)) >= sessions
     # the Calls screen: dialogs every poll, joined once with the media sessions
     assert calls["asked_dialogs"] and "dialogs" not in calls["stale"]
     joined = [c for c in calls["calls"] if c["dialog"] and c["media"]]
@@ -93,22 +103,28 @@ async def test_interest_decides_which_lists_and_sessions_are_fetched():
     service = FakeService()
     session = session_on(service)
     await session.poll_once()  # the first poll brings everything (the checks need it)
+    listed = {s.callid for s in session.view.media.sessions}
+    share = session.rotation_size(len(listed))
+    assert share < len(listed)
     session.set_interest(Interest(screen="overview"))
     await session.poll_once()
     overview = service.requests[-1]
-    assert not overview.contacts and not overview.dialogs and not overview.media_details
+    assert not overview.contacts and not overview.dialogs
+    assert len(overview.media_detail_callids) == share and overview.media_detail_callids <= listed  # the rotation only
     session.set_interest(Interest(screen="media", detail_callids=frozenset({"a", "b"})))
     await session.poll_once()
     media = service.requests[-1]
-    assert media.dialogs and media.media_details and media.media_detail_callids == {"a", "b"}
+    assert media.dialogs and media.media_details and media.media_detail_callids - {"a", "b"} <= listed
+    assert {"a", "b"} <= media.media_detail_callids and len(media.media_detail_callids) == 2 + share
     assert media.dialog_detail_callids == frozenset()  # the Media screen shows no parties
     session.set_interest(Interest(screen="calls", detail_callids=frozenset({"c"})))
     await session.poll_once()
     calls = service.requests[-1]
-    assert calls.media_detail_callids == {"c"} and calls.dialog_detail_callids == {"c"}
+    assert "c" in calls.media_detail_callids and calls.dialog_detail_callids == {"c"}
     session.set_interest(Interest(screen="registrations"))
     await session.poll_once()
-    assert service.requests[-1].contacts and not service.requests[-1].media_details
+    registrations = service.requests[-1]
+    assert registrations.contacts and len(registrations.media_detail_callids) == share
 
 
 async def test_a_requested_full_sync_and_checks_ride_the_next_poll_only():
@@ -126,28 +142,66 @@ async def test_a_requested_full_sync_and_checks_ride_the_next_poll_only():
     assert not service.requests[-1].force_full_sync and service.checks_runs == runs + 1
 
 
-async def test_a_checks_poll_queries_every_session_only_below_the_budget():
-    from console.model import MediaSession
-
-    snap = lab_snapshot()
+async def test_the_first_poll_and_a_checks_poll_with_few_calls_query_every_session():
     few = FakeService()
     session = session_on(few)
-    await session.poll_once()
+    await session.poll_once()  # none known yet: every one, so the first checks judge every call
+    assert few.requests[-1].media_details and few.requests[-1].media_detail_callids is None
+    await session.poll_once()  # between checks: the rotation's share only
+    assert few.requests[-1].media_detail_callids is not None
     session.request_checks()
     await session.poll_once()
     assert few.requests[-1].media_details and few.requests[-1].media_detail_callids is None  # all, as diagnose
-    many = tuple(MediaSession(callid=f"c{n}", created=int(NOW)) for n in range(CHECKS_DETAILS_MAX + 1))
-    crowded = FakeService([replace(snap, media=replace(snap.media, sessions=many))])
-    session = session_on(crowded)
+
+
+def crowded_service(calls: int) -> FakeService:
+    from console.model import MediaSession
+
+    snap = lab_snapshot()
+    many = tuple(MediaSession(callid=f"c{n}", created=int(NOW)) for n in range(calls))
+    return FakeService([replace(snap, media=replace(snap.media, sessions=many))])
+
+
+async def test_the_rotating_budget_covers_every_call_within_bounded_polls_and_the_screen_every_poll():
+    calls = 1000
+    crowded = crowded_service(calls)
+    session = session_on(crowded)  # 2 s polls, 30 s checks
     await session.poll_once()
-    session.set_interest(Interest(screen="checks"))
-    session.request_checks()
+    assert crowded.requests[-1].media_detail_callids is None  # the first checks judge every call
+    on_screen = frozenset({"c1", "c500", "c999"})
+    session.set_interest(Interest(screen="calls", detail_callids=on_screen))
+    share = session.rotation_size(calls)
+    rounds = -(-calls // share)  # ceil: the bound on polls for a full round
+    assert share == -(-calls * 2 // 30) and rounds * session.interval <= session.heavy_interval
+    asked: list[frozenset] = []
+    for _ in range(rounds):
+        await session.poll_once()
+        wanted = crowded.requests[-1].media_detail_callids
+        assert wanted is not None and on_screen <= wanted  # the rows on screen every poll
+        assert len(wanted - on_screen) <= share  # never a burst of one query per call
+        asked.append(wanted)
+    assert set().union(*asked) == {f"c{n}" for n in range(calls)}  # every call within `rounds` polls
+    assert CHECKS_DETAILS_MAX < calls
+    session.request_checks()  # a checks poll over many calls: the rotation, no burst
     await session.poll_once()
-    assert not crowded.requests[-1].media_details  # no burst of one query per call
-    session.set_interest(Interest(screen="calls", detail_callids=frozenset({"c1"})))
-    session.request_checks()
+    assert len(crowded.requests[-1].media_detail_callids or ()) <= share + len(on_screen)
+
+
+async def test_a_new_call_is_queried_by_the_next_poll_and_the_rotation_is_capped():
+    from console.model import MediaSession
+
+    snap = lab_snapshot()
+    old = tuple(MediaSession(callid=f"c{n}", created=int(NOW)) for n in range(400))
+    new = old + (MediaSession(callid="fresh", created=int(NOW)),)
+    service = FakeService([replace(snap, media=replace(snap.media, sessions=s)) for s in (old, old, new, new)])
+    session = LiveSession(service, interval=0.5, heavy_interval=1.0, clock=lambda: NOW)
     await session.poll_once()
-    assert crowded.requests[-1].media_detail_callids == {"c1"}  # only the rows on screen
+    await session.poll_once()
+    await session.poll_once()  # "fresh" listed by this poll: never asked, so first in the next share
+    await session.poll_once()
+    assert "fresh" in service.requests[-1].media_detail_callids
+    # 400 calls in 1 s would be 400 queries/s: capped, the round then takes longer
+    assert session.rotation_size(400) == int(ROTATION_MAX_PER_S * 0.5) < 400 * 0.5 / 1.0
 
 
 # --------------------------------------------------------------------------- no overlap

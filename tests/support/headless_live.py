@@ -85,6 +85,8 @@ async def watch(session: LiveSession) -> dict:
             "asked_contacts": options.contacts, "asked_dialogs": options.dialogs,
             "asked_details": (None if not options.media_details else
                               "all" if options.media_detail_callids is None else sorted(options.media_detail_callids)),
+            "on_screen": sorted(wanted or ()),
+            "rotation_size": session.rotation_size(len(view.media.sessions) if view.media is not None else 0),
             "contacts": None if view.contacts is None else len(view.contacts),
             "registered": view.registered_count(),
             "contacts_mode": view.contacts_mode,

@@ -175,20 +175,28 @@ async def test_details_are_asked_only_for_the_sessions_on_screen(clock, key, tab
         app.paused = True
         table = app.screen.query_one(table_id, DataTable)
         order = [row.key.value for row in table.ordered_rows]
-        just_detailed = app.collect_options()  # the poll opening the screen detailed them
+        session = app.session
+
+        def on_screen_asked():
+            """The options now, and what they ask besides the rotating budget's share (the rows on screen)."""
+            options = app.collect_options()
+            return options, (options.media_detail_callids or frozenset()) - session.last_rotation
+
+        just_detailed, just_screen = on_screen_asked()  # the poll opening the screen detailed them
         clock.advance(DETAIL_EVERY)
-        first = app.collect_options()
+        first, first_screen = on_screen_asked()
         clock.advance(DETAIL_EVERY)
-        soon = app.collect_options()
-        assert not just_detailed.media_details
+        soon, soon_screen = on_screen_asked()
+        # between, only the rotation's share (every call once per checks interval), not the screenful
+        assert not just_screen and len(just_detailed.media_detail_callids) == session.rotation_size(1000)
         # a screenful (plus a margin) every few seconds, not 1000 queries every 10 s
-        assert first.media_details and soon.media_details
-        assert first.media_detail_callids and first.media_detail_callids <= set(order[:40 + DETAIL_MARGIN])
-        assert order[0] in first.media_detail_callids and order[-1] not in first.media_detail_callids
+        assert first.media_details and soon.media_details and first_screen and soon_screen
+        assert first_screen <= set(order[:40 + DETAIL_MARGIN])
+        assert order[0] in first_screen and order[-1] not in first_screen
         table.scroll_end(animate=False)
         await settle(app, pilot)
         clock.advance(DETAIL_EVERY)
-        scrolled = app.collect_options().media_detail_callids
+        scrolled = on_screen_asked()[1]
         assert order[-1] in scrolled and order[1] not in scrolled
         assert order[0] in scrolled  # the cursor's row (Enter opens its detail)
         # new calls' parties (one MI request each): only the Calls screen's rows on screen
