@@ -7,7 +7,7 @@ brings back `(status, content_type, data)`:
 
 * `HTTPTransport`: mi_http, an HTTP POST per request on a connection of its own;
 * `FIFOTransport`: mi_fifo, blocking FIFO I/O in a worker thread;
-* `MemoryTransport`: a callable body -> reply bytes, for tests (like httpx's MockTransport).
+* `MemoryTransport`: a callable body -> reply bytes, for tests.
 
 mi_http facts (captured): without `Content-Type: application/json` it never
 answers (the connection hangs), a GET is never answered either, and its single
@@ -28,22 +28,18 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable, Protocol
 
-import httpx
-
 from console.errors import ConfigError, ConnectionRefused, OpsError, ProtocolError, Timeout, TransportError
 from console.redact import without_userinfo
 
 from .codec import CHEAP_MAX_BYTES, DEFAULT_MAX_BYTES, check_size, decode_response, encode_request
 from .commands import is_heavy_method, is_write_method
+from .http11 import ConnectionDropped, build_request, parse_url, post, tls_context
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 # mi_http sometimes never answers a second request on a kept-alive connection (measured on real
 # 3.4.18 and 4.0.1: 2 and 8 of 300 unanswered; none of 600 with a new connection each), so every
 # request gets a connection of its own and says so.
 ONE_SHOT_HEADERS = JSON_HEADERS | {"Connection": "close"}
-NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
-# The connection failed before a reply: safe to send a read again on a fresh connection, never a write.
-_RETRYABLE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 FIFO_NOT_JSON_HINT = "OpenSIPS before 3.0 speaks a text protocol on mi_fifo; opsconsole needs 3.x JSON-RPC"
 HTTP_NOT_JSON_HINT = "is this URL an OpenSIPS mi_http root?"
 
@@ -152,85 +148,49 @@ class MIClient:
 
 
 class HTTPTransport:
-    """POST to mi_http, one connection per request (see ONE_SHOT_HEADERS)."""
+    """POST to mi_http, one connection per request (see ONE_SHOT_HEADERS), over asyncio alone
+    (http11.py: no HTTP library to import for a one-shot command)."""
 
     via = ""
     timeout_hint = "mi_http serves one request at a time: a long ul_dump blocks it"
     not_json_hint = HTTP_NOT_JSON_HINT
     deadline_grace = 0.0
 
-    def __init__(self, url: str, auth: tuple[str, str] | httpx.Auth | None = None) -> None:
+    def __init__(self, url: str, auth: tuple[str, str] | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             shown = redact_url(url) if "://" in url else url.rpartition("@")[2]  # 'ops:pw@host/mi' too
             raise ConfigError(f"MI URL must start with http:// or https://, got {shown!r}")
+        if auth is not None and not (isinstance(auth, tuple) and len(auth) == 2):
+            raise ConfigError("MI credentials must be a (user, password) pair (mi_http speaks Basic auth)")
         self.url = url
         self.target = redact_url(url)
-        if isinstance(auth, tuple):
-            auth = httpx.BasicAuth(*auth)
-        self._http = httpx.AsyncClient(auth=auth, headers=ONE_SHOT_HEADERS, trust_env=False, follow_redirects=False,
-                                       transport=_connection_pool(url))
+        self._host, self._port, self._path, tls, userinfo = parse_url(url)
+        self._auth = auth or userinfo  # credentials in the URL count, as they did with httpx
+        # A plain http:// URL never needs TLS: no SSL context (and no CA bundle load) for it.
+        self._ssl = tls_context() if tls else None
 
     async def exchange(self, body: bytes, *, limit: int, deadline: float, retry_safe: bool) -> Reply:
+        # The deadline is MIClient's (asyncio.timeout around this call): cancelling closes the socket.
+        request = build_request(self._host, self._port, self._path, self._ssl is not None, body, ONE_SHOT_HEADERS,
+                                self._auth)
         try:
-            try:
-                return await self._post(body, limit, deadline)
-            except _RETRYABLE:
-                if not retry_safe:  # it may have been done: never send a write twice
-                    raise
-                # Not after a timeout: mi_http serves one request at a time, a second
-                # try would only queue behind whatever holds it.
-                return await self._post(body, limit, deadline)
-        except httpx.TimeoutException:
-            raise TimeoutError from None
-        except httpx.ConnectError as exc:
-            raise _connect_error(exc, self.target) from None
-        except _RETRYABLE as exc:
-            raise ConnectionLost(f"{type(exc).__name__}: {exc}", retried=retry_safe) from None
-        except httpx.HTTPError as exc:
-            raise TransportError(f"MI request failed: {type(exc).__name__}: {exc}", target=self.target) from None
+            return await self._post(request, limit)
+        except ConnectionDropped as first:
+            if not retry_safe:  # it may have been done: never send a write twice
+                raise ConnectionLost(str(first), retried=False) from None
+        # Not after a timeout: mi_http serves one request at a time, a second
+        # try would only queue behind whatever holds it.
+        try:
+            return await self._post(request, limit)
+        except ConnectionDropped as second:
+            raise ConnectionLost(str(second), retried=True) from None
 
-    async def _post(self, body: bytes, limit: int, deadline: float) -> Reply:
-        # Per request: a heavy call (ul_dump) has a longer deadline than a cheap one.
-        async with self._http.stream("POST", self.url, content=body, timeout=httpx.Timeout(deadline)) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdecimal():
-                check_size(int(declared), limit, target=self.target)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                check_size(size, limit, target=self.target)
-                chunks.append(chunk)
-            return response.status_code, response.headers.get("content-type", ""), b"".join(chunks)
+    async def _post(self, request: bytes, limit: int) -> Reply:
+        return await post(self._host, self._port, request, limit=limit, target=self.target, ssl=self._ssl,
+                          server_hostname=self._host)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-def _connection_pool(url: str) -> httpx.AsyncHTTPTransport:
-    """No keep-alive pool.  A plain http:// URL never needs TLS: httpx would still build a
-    verifying SSL context (loading the CA bundle, ~15 ms) for every client; `verify=None`
-    leaves it to httpcore, which builds one only when it opens a TLS connection."""
-    verify: Any = True if url.startswith("https://") else None
-    return httpx.AsyncHTTPTransport(verify=verify, limits=NO_KEEPALIVE, trust_env=False)
-
-
-def _refused(exc: BaseException) -> bool:
-    """httpx wraps the OSError a few levels deep ('All connection attempts failed')."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
-
-
-def _connect_error(exc: Exception, url: str) -> OpsError:
-    if _refused(exc):
-        return ConnectionRefused(f"OpenSIPS MI not reachable at {url} (connection refused)",
-                                 hint="is mi_http loaded and httpd listening on that address/port?")
-    return TransportError(f"cannot connect to OpenSIPS MI at {url}: {type(exc).__name__}", target=url)
+        return None
 
 
 # --------------------------------------------------------------------------- mi_fifo
@@ -382,9 +342,9 @@ class MemoryTransport:
 class HTTPMIClient(MIClient):
     """An MIClient over mi_http."""
 
-    def __init__(self, url: str, timeout: float = 2.0, auth: tuple[str, str] | httpx.Auth | None = None, *,
+    def __init__(self, url: str, timeout: float = 2.0, auth: tuple[str, str] | None = None, *,
                  max_bytes: int = DEFAULT_MAX_BYTES, heavy_timeout: float | None = None) -> None:
-        _require_positive(timeout)  # before a connection pool exists that would need closing
+        _require_positive(timeout)  # before the transport (and an https URL's TLS context) is built
         super().__init__(HTTPTransport(url, auth), timeout, max_bytes=max_bytes, heavy_timeout=heavy_timeout)
 
     @property
