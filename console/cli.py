@@ -32,6 +32,8 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--ng", metavar="HOST:PORT", default=default, help="RTPengine ng listener (-n/--listen-ng)")
     g.add_argument("--cli", metavar="HOST:PORT", default=default, help="RTPengine CLI listener (-c/--listen-cli)")
     g.add_argument("--config", metavar="FILE", default=default, help="TOML config file")
+    g.add_argument("--target", metavar="NAME", default=default,
+                   help="the config's [[targets]] node to work on (needed when it names several)")
     g.add_argument("--timeout", metavar="S", type=float, default=default, help="per-request timeout in seconds (default 2)")
     g.add_argument("--allow-write", action="store_true", default=default if sub else False,
                    help="permit MI methods that change the platform (each is confirmed and audited with its outcome)")
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--json", action="store_true", help="one JSON document")
     snap.add_argument("--no-contacts", action="store_true", help="skip the contact list (ul_dump)")
     snap.add_argument("--full-sync", action="store_true", help="fetch the full contact list even above the size threshold")
+    snap.add_argument("--all", action="store_true", dest="all_targets",
+                      help='every [[targets]] node: JSON {"targets": {name: ...}}, exit code the worst of all')
     _add_common(snap, sub=True)
 
     diag = subs.add_parser("diagnose", allow_abbrev=False, help="run every check once (Nagios exit codes: 0 ok, 1 warn, 2 fail, 3 unknown)")
@@ -76,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--skip", metavar="ID[,ID…]", help="skip these checks")
     diag.add_argument("--list", action="store_true", help="list the check ids and exit")
     diag.add_argument("-v", "--verbose", action="store_true", help="show each check's evidence")
+    diag.add_argument("--all", action="store_true", dest="all_targets",
+                      help='every [[targets]] node: JSON {"targets": {name: ...}}, exit code the worst of all')
     _add_common(diag, sub=True)
 
     mi = subs.add_parser("mi", allow_abbrev=False, help="run one OpenSIPS MI command and print the result as JSON",
@@ -137,6 +143,10 @@ def _check_combinations(args: argparse.Namespace) -> None:
     """Refuse options that would be silently ignored, or that contradict each other."""
     command = args.command
     demo = getattr(args, "demo", False)
+    if getattr(args, "target", None) is not None or getattr(args, "all_targets", False):
+        from .cli_fleet import check_target_options
+
+        check_target_options(args)
     for option, attr in (("--demo-size", "demo_size"), ("--demo-version", "demo_version")):
         if not demo and getattr(args, attr, None) is not None:
             raise UsageError(f"{option} needs --demo (without it opsconsole watches the real platform)")
@@ -188,6 +198,10 @@ def _isatty(stream) -> bool:
 
 
 async def _snapshot(args: argparse.Namespace) -> int:
+    if args.all_targets:
+        from .cli_fleet import snapshot_all
+
+        return await snapshot_all(args)
     from .plugins import CollectOptions
     from .render.jsonout import dumps, snapshot_dict
 
@@ -214,6 +228,10 @@ async def _snapshot(args: argparse.Namespace) -> int:
 
 
 async def _diagnose(args: argparse.Namespace) -> int:
+    if args.all_targets and not args.list:
+        from .cli_fleet import diagnose_all
+
+        return await diagnose_all(args)
     from .model import overall_status
     from .plugins import CollectOptions
     from .render.jsonout import diagnose_dict, dumps

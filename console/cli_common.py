@@ -107,9 +107,14 @@ def _plugin_sections(plugins) -> dict[str, Any]:
 
 def _service(args: argparse.Namespace, demo: dict[str, Any], plugins):
     """The config (the plugins' sections and discoverers known), then the service."""
+    from .fleet_targets import TargetNotChosen, target_config
     from .service import ConsoleService
 
-    return ConsoleService(_load_config(args, demo, plugins), plugins=plugins)
+    try:  # --target's node, or the only one (console.fleet)
+        config = target_config(args, _load_config(args, demo, plugins))
+    except TargetNotChosen as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+    return ConsoleService(config, plugins=plugins)
 
 
 @contextlib.asynccontextmanager

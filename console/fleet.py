@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from .config import Config, parse_hostport
+from .config import Config
 from .errors import ConfigError
+from .fleet_targets import TargetNotChosen, config_for, pick_target, target_config, targets_from  # noqa: F401
 from .live import Interest, LiveSession
 from .live_state import LiveView
 from .model import Status, overall_status
 from .targets import TargetSpec, target_names
 
-__all__ = ["FleetRow", "FleetSession", "TargetSpec", "TargetNotChosen", "config_for", "pick_target", "targets_from"]
+__all__ = ["FleetRow", "FleetSession", "TargetSpec", "TargetNotChosen", "config_for", "pick_target", "target_config",
+           "targets_from"]
 
 # Nodes not on screen: the cheap poll at most this often (s); figures in README "Fleet".
 BACKGROUND_INTERVAL = 5.0
@@ -32,10 +34,6 @@ STATUS_WORDS = {Status.OK: "OK", Status.SKIP: "OK", Status.WARN: "WARN", Status.
                 Status.UNKNOWN: "UNKNOWN"}
 
 FleetCallback = Callable[[str, LiveView], None]
-
-
-class TargetNotChosen(ConfigError):
-    """Several targets and none named where one is needed (the CLI: a command-line error)."""
 
 
 @dataclass(frozen=True)
@@ -57,65 +55,6 @@ class FleetRow:
     worst_check: str | None
     last_error: str | None
     age_s: float | None
-
-
-# --------------------------------------------------------------------------- targets
-
-
-def targets_from(args: Any, config: Config) -> list[TargetSpec]:
-    """The config's [[targets]], or one unnamed target from the flat options (command line, environment,
-    [opensips]/[rtpengine], discovery) — also when an address was given on the command line next to
-    [[targets]]: what the operator typed wins.  `args` may be None."""
-    flat_given = any(getattr(args, key, None) for key in ("mi_url", "mi_fifo", "ng", "cli"))
-    if config.targets and not flat_given and not getattr(args, "demo", False):
-        return list(config.targets)
-    return [unnamed_target(config)]
-
-
-def unnamed_target(config: Config) -> TargetSpec:
-    def address(hostport) -> tuple[str, ...]:
-        return (f"{hostport[0]}:{hostport[1]}",) if hostport else ()
-
-    return TargetSpec("", mi_url=config.mi_url, mi_fifo=config.mi_fifo, ng=address(config.ng),
-                      cli=address(config.cli), labels=dict(config.labels))
-
-
-def pick_target(targets: Sequence[TargetSpec], name: str | None, *, needed: bool = True) -> TargetSpec | None:
-    """The target `--target NAME` names; with no name, the only one.  Several and no name: None when not
-    `needed` (the console then shows them all), else TargetNotChosen listing the names."""
-    if name is not None:
-        for spec in targets:
-            if spec.name == name:
-                return spec
-        known = [spec.name for spec in targets if spec.name]
-        if not known:
-            raise TargetNotChosen(f"--target {name}: the configuration names no targets",
-                                  hint="declare nodes as [[targets]] blocks (name, mi_url, ng, ...) in the config file")
-        from .config import _did_you_mean
-
-        raise TargetNotChosen(f"--target {name}: no such target" + _did_you_mean(name, known),
-                              hint=f"targets: {target_names(targets)}")
-    if len(targets) == 1:
-        return targets[0]
-    if needed:
-        raise TargetNotChosen(f"{len(targets)} targets are configured; name one with --target NAME (or --all "
-                              f"where the command takes it): {target_names(targets)}")
-    return None
-
-
-def config_for(config: Config, spec: TargetSpec) -> Config:
-    """The Config one node's service runs with: the shared settings, the node's addresses.  The
-    unnamed target is `config` itself (today's single-node behaviour, unchanged)."""
-    if not spec.name and not config.targets:
-        return config
-
-    def addresses(values: tuple[str, ...], key: str):
-        return tuple(parse_hostport(value, option=f"[[targets]] {spec.name} {key}") for value in values)
-
-    ng, cli = addresses(spec.ng, "ng"), addresses(spec.cli, "cli")
-    return replace(config, mi_url=spec.mi_url if not spec.mi_fifo else None, mi_fifo=spec.mi_fifo,
-                   ng=ng[0] if ng else None, cli=cli[0] if cli else None, relays_ng=ng, relays_cli=cli,
-                   name=spec.name or config.name, labels=dict(spec.labels), targets=())
 
 
 # --------------------------------------------------------------------------- the session
