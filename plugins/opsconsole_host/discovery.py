@@ -80,6 +80,8 @@ def discover(
     """
     found = _Found()
     given = dict(given or {})
+    if all(_explicit(target, given) is not None for target in ("mi", "ng", "cli")):
+        return Discovered()  # everything was given: nothing to find, so nothing is read (#18)
     try:
         _from_opensips_cli(home, etc_paths, found)
         daemons = list(processes) if processes is not None else _scan_processes(found, proc_root)

@@ -488,6 +488,9 @@ def find_daemons(daemon: str, *, process_iter=None, proc_root: str | None = None
     iterate = process_iter or (lambda: procfs.iter_processes(proc_root))
     found: list[ProcessInfo] = []
     pids: dict[int, int] = {}  # pid -> ppid, to fold OpenSIPS workers
+    # OpenSIPS forks its workers with its own command line and directory: their config file is the
+    # instance's, read (and stripped of comments) once per instance, not once per process (#18)
+    settings_of: dict[tuple[tuple[str, ...], str | None], dict[str, Any]] = {}
     for proc in iterate():
         try:
             name = proc.name()
@@ -497,7 +500,7 @@ def find_daemons(daemon: str, *, process_iter=None, proc_root: str | None = None
             continue
         if name != daemon:
             continue  # comm first (cheap); exe/argv[0] basename checked in _read_process
-        info = _read_process(proc, daemon)
+        info = _read_process(proc, daemon, settings_of)
         if info is not None:
             found.append(info)
             pids[info.pid] = info.settings.get("ppid", 0)
@@ -506,7 +509,7 @@ def find_daemons(daemon: str, *, process_iter=None, proc_root: str | None = None
     return tuple(found)
 
 
-def _read_process(proc, daemon: str) -> ProcessInfo | None:
+def _read_process(proc, daemon: str, settings_of: dict | None = None) -> ProcessInfo | None:
     """ProcessInfo for one candidate, or None when it is not `daemon` after all / vanished."""
     pid = proc.pid
     try:
@@ -524,7 +527,10 @@ def _read_process(proc, daemon: str) -> ProcessInfo | None:
     if not cmdline:
         return ProcessInfo(pid=pid, name=daemon, user=user, error=f"pid {pid} has no command line (zombie or kernel thread)")
     reader = rtpengine_settings if daemon == "rtpengine" else opensips_settings
-    settings = reader(cmdline, cwd=cwd)
+    settings_of = {} if settings_of is None else settings_of
+    if (cmdline, cwd) not in settings_of:
+        settings_of[cmdline, cwd] = reader(cmdline, cwd=cwd)
+    settings = dict(settings_of[cmdline, cwd])  # each process adds its own exe, ppid, version
     settings["exe"] = exe
     settings["ppid"] = ppid
     settings["version"] = package_version(exe, daemon) if exe else ""

@@ -1,0 +1,159 @@
+"""Issue #18, one-shot commands at the speed of the wire: the behaviours that make them fast, each
+observable (no timing here: bench/bench_oneshot.py measures).
+
+- discovery reads nothing when every address was given;
+- an OpenSIPS config file is read once per instance, not once per process (workers share it);
+- no HTTP library is imported for mi_http, and a plain http:// URL builds no TLS context;
+- the asyncio HTTP/1.1 client reads every framing mi_http (or a proxy before it) may use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from console.config import load_config
+from opsconsole_host import discovery, procfs
+from opsconsole_host import processes as P
+from opsconsole_opensips.client import HTTPMIClient
+from support.faults import free_port
+from support.proc_tree import ProcTree
+
+GUARD_S = 10
+
+
+def _opensips_cfg(tmp_path, name: str, http_port: int):
+    cfg = tmp_path / name
+    cfg.write_text('loadmodule "httpd.so"\nloadmodule "mi_http.so"\n'
+                   f'modparam("httpd", "port", {http_port})\n# a comment the reader strips\n')
+    return cfg
+
+
+def _opensips_instance(tree: ProcTree, main_pid: int, cfg, workers: int) -> None:
+    argv = ["/usr/sbin/opensips", "-F", "-f", str(cfg)]
+    exe = tree.binary("opensips")
+    tree.process(main_pid, argv, exe=exe)
+    for n in range(1, workers + 1):
+        tree.process(main_pid + n, argv, exe=exe, ppid=main_pid)
+
+
+def test_discovery_reads_nothing_when_every_address_was_given(tmp_path, monkeypatch):
+    tree = ProcTree(tmp_path / "proc")
+    _opensips_instance(tree, 100, _opensips_cfg(tmp_path, "a.cfg", 18080), workers=3)
+    tree.process(200, ["rtpengine", "--config-file=none", "--listen-ng=127.0.0.1:40042"], exe=tree.binary("rtpengine"))
+    scans: list[object] = []
+    real_iter = procfs.iter_processes
+    monkeypatch.setattr(procfs, "iter_processes", lambda root=None: scans.append(root) or real_iter(root))
+    home = tmp_path / "home"
+    home.mkdir()
+    roots = {"home": home, "etc_paths": (), "proc_root": tree.root}
+    given = {"mi_url": "http://127.0.0.1:18081/mi", "ng": ("127.0.0.1", 40043), "cli": ("127.0.0.1", 40044)}
+    config = load_config(given, env={}, discovery_roots=roots)
+    assert scans == [] and config.discovery == ()
+    assert (config.mi_url, config.ng, config.cli) == (given["mi_url"], given["ng"], given["cli"])
+    # the same tree is read, and both daemons found, as soon as one address is missing
+    config = load_config({k: v for k, v in given.items() if k != "cli"}, env={}, discovery_roots=roots)
+    assert scans and any("rtpengine pid 200" in note for note in config.discovery)
+    assert any("opensips pid 100" in note for note in config.discovery)
+
+
+def test_an_mi_fifo_given_counts_as_the_mi_address(tmp_path):
+    found = discovery.discover(home=tmp_path, etc_paths=(), proc_root=tmp_path / "no-proc",
+                               given={"mi_fifo": ("/run/x_fifo", "--mi-fifo"), "ng": (("127.0.0.1", 1), "--ng"),
+                                      "cli": (("127.0.0.1", 2), "--cli")})
+    assert found.notes == () and found.mi_url is None
+
+
+def test_an_opensips_config_is_read_once_per_instance_not_once_per_process(tmp_path, monkeypatch):
+    tree = ProcTree(tmp_path / "proc")
+    _opensips_instance(tree, 100, _opensips_cfg(tmp_path, "a.cfg", 18080), workers=8)
+    _opensips_instance(tree, 300, _opensips_cfg(tmp_path, "b.cfg", 18090), workers=5)
+    reads: list[str] = []
+    real_read = P.read_opensips_cfg
+    monkeypatch.setattr(P, "read_opensips_cfg", lambda path, **kw: reads.append(str(path)) or real_read(path, **kw))
+    found = P.find_daemons("opensips", proc_root=str(tree.root))
+    assert sorted(reads) == [str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg")]
+    by_pid = {p.pid: p for p in found}
+    assert sorted(by_pid) == [100, 300]
+    assert by_pid[100].settings["workers"] == 8 and by_pid[300].settings["workers"] == 5
+    assert by_pid[100].settings["mi_http"]["port"] == 18080 and by_pid[300].settings["mi_http"]["port"] == 18090
+    assert by_pid[300].settings["ppid"] == 1 and by_pid[100].settings is not by_pid[300].settings
+
+
+def test_a_one_shot_snapshot_imports_no_http_library_and_no_tui():
+    dead = [f"--mi-url=http://127.0.0.1:{free_port(socket.SOCK_STREAM)}/mi",
+            f"--ng=127.0.0.1:{free_port()}", f"--cli=127.0.0.1:{free_port(socket.SOCK_STREAM)}", "--timeout=0.3"]
+    code = textwrap.dedent(f"""
+        import sys
+        from console.cli import main
+        main(["snapshot", "--json", "--no-contacts", *{dead!r}])
+        heavy = ("httpx", "httpcore", "anyio", "h11", "textual")
+        print("LOADED", sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stdout[-800:] + out.stderr[-1500:]
+
+
+async def test_plain_http_builds_no_tls_context_even_when_it_talks(mi_server, monkeypatch):
+    made: list[object] = []
+    real = ssl.SSLContext.__new__
+    monkeypatch.setattr(ssl.SSLContext, "__new__", lambda cls, *a, **kw: made.append(cls) or real(cls, *a, **kw))
+    client = HTTPMIClient(mi_server.url, timeout=1)
+    try:
+        version = await asyncio.wait_for(client.call("version"), GUARD_S)
+    finally:
+        await client.aclose()
+    assert version["Server"].startswith("OpenSIPS (3.4") and made == []
+
+
+async def _serve_once(reply: bytes, pieces: int = 1):
+    """A one-shot HTTP server on a port from the OS: reads the request head, writes `reply` in
+    `pieces` writes, closes."""
+    requests: list[bytes] = []
+
+    async def handle(reader, writer):
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        step = max(1, len(reply) // pieces)
+        for start in range(0, len(reply), step):
+            writer.write(reply[start:start + step])
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], requests
+
+
+BODY = b'{"jsonrpc":"2.0","result":{"Server":"OpenSIPS (3.4.18 (x86_64/linux))"},"id":1}'
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+async def test_every_http_framing_gives_the_same_result(framing):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    if framing == "length":
+        reply = head + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY
+    elif framing == "chunked":
+        halves = (BODY[:30], BODY[30:])
+        reply = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(
+            b"%x\r\n%s\r\n" % (len(part), part) for part in halves) + b"0\r\n\r\n"
+    else:
+        reply = head + b"Connection: close\r\n\r\n" + BODY
+    server, port, requests = await _serve_once(reply, pieces=7)
+    client = HTTPMIClient(f"http://ops:s%40cret@127.0.0.1:{port}/mi", timeout=2)
+    try:
+        result = await asyncio.wait_for(client.call("version"), GUARD_S)
+    finally:
+        await client.aclose()
+        server.close()
+    assert result == {"Server": "OpenSIPS (3.4.18 (x86_64/linux))"}
+    head_sent = requests[0].decode()
+    assert head_sent.startswith("POST /mi HTTP/1.1\r\n") and f"Host: 127.0.0.1:{port}\r\n" in head_sent
+    assert "Content-Type: application/json\r\n" in head_sent and "Connection: close\r\n" in head_sent
+    assert "Authorization: Basic b3BzOnNAY3JldA==\r\n" in head_sent  # ops:s@cret from the URL, unquoted
+    assert "s%40cret" not in repr(client) and "cret" not in client.target
