@@ -33,7 +33,7 @@ class DemoPlatform:
     def __init__(self, size: int = 70, version: str = "3.4", real_rtpengine: bool | None = None, seed: int = 1,
                  tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
                  buffer_size: int = DEFAULT_BUFFER, calls: int | None = None, sip: bool = False,
-                 rtp: bool = False) -> None:
+                 rtp: bool = False, profile=None) -> None:
         if version not in ("3.4", "4.0"):
             raise ConfigError(f"the demo imitates OpenSIPS 3.4 or 4.0, not {version!r}")
         self.size, self.version, self.seed = size, version, seed
@@ -43,6 +43,7 @@ class DemoPlatform:
         self.calls = calls
         self.sip_enabled = sip
         self.rtp_enabled = rtp  # real RTP for plain-RTP calls, when the RTPengine is real (rtp.py)
+        self.profile = profile  # a fleet node's (fleet_mi.NodeProfile): its sets, cluster and health
         self.rtp: RtpPump | None = None
         self.sip_endpoint: SipEndpoint | None = None
         self.state: DemoState | None = None
@@ -107,7 +108,7 @@ class DemoPlatform:
         await self._run_media_work()  # the calls already up at start get their media
         self.events = EventHub(self.clock)
         await self.events.start()
-        renderer = MiRenderer(self.state, self.events, rtpengine_url=f"udp:{self.ng[0]}:{self.ng[1]}")
+        renderer = self._renderer(f"udp:{self.ng[0]}:{self.ng[1]}")
         renderer.tracer = self.tracer = DemoTracer(self.state, self.clock)
         self.server = MiHttpServer(renderer, time_scale=self.time_scale, buffer_size=self.buffer_size)
         await self.server.start()
@@ -117,6 +118,13 @@ class DemoPlatform:
             await self.sip_endpoint.start()
         if self.tick:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo")
+
+    def _renderer(self, rtpengine_url: str) -> MiRenderer:
+        if self.profile is None:
+            return MiRenderer(self.state, self.events, rtpengine_url=rtpengine_url)
+        from .fleet_mi import FleetMiRenderer
+
+        return FleetMiRenderer(self.state, self.events, rtpengine_url=rtpengine_url, profile=self.profile)
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -1,5 +1,5 @@
-"""opsconsole demo plugin: the embedded simulated platform behind `--demo`, offered through the
-`platforms` hook so the core never imports it."""
+"""opsconsole demo plugin: the embedded simulated platform behind `--demo` (and `--demo-nodes N`,
+several nodes), offered through the `platforms` hook so the core never imports it."""
 
 from console.plugins import Plugin
 
@@ -10,4 +10,10 @@ def demo_platform(**options):
     return DemoPlatform(**options)
 
 
-plugin = Plugin(name="demo", platforms={"demo": demo_platform})
+def demo_fleet(**options):
+    from .fleet import DemoFleet
+
+    return DemoFleet(**options)
+
+
+plugin = Plugin(name="demo", platforms={"demo": demo_platform, "demo-fleet": demo_fleet})
