@@ -139,10 +139,15 @@ async def test_empty_state(make_source, mi_server):
 def test_plugin_registration():
     loaded = load_plugins(only={"opensips"})
     (plugin,) = loaded.plugins
-    assert [type(s).__name__ for s in plugin.make_sources(Config(mi_url="http://127.0.0.1:1/mi"))] == ["OpenSIPSSource"]
+    # the MI source and, over its client, the RTPengine sets + clusterer of the same node (#16)
+    assert [type(s).__name__ for s in plugin.make_sources(Config(mi_url="http://127.0.0.1:1/mi"))] == [
+        "OpenSIPSSource", "TopologySource"]
     assert plugin.make_sources(Config(mi_url=None, mi_fifo=None)) == []
     assert {c.id for c in plugin.checks} == {"opensips.mi", "opensips.load", "opensips.shm", "opensips.ws",
-                                                 "opensips.sip_failures", "opensips.trace_ready"}
+                                                 "opensips.sip_failures", "opensips.trace_ready",
+                                                 "opensips.rtpengine_sets", "opensips.rtpengine_engines",
+                                                 "opensips.rtpengine_hosts", "opensips.cluster_links",
+                                                 "opensips.cluster_shtags"}
 
 
 def test_estimate_and_modules():

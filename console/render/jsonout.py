@@ -12,6 +12,7 @@ import json
 from typing import Any, Mapping
 
 from ..config import Thresholds
+from .topology import topology_dict
 from ..model import (SIP_REPLY_CLASSES, Call, CallQuality, CheckResult, Contact, Dialog, HostState, MediaSession,
                      ProcessInfo, SignallingState, Snapshot, call_quality, overall_status)
 
@@ -204,6 +205,7 @@ def snapshot_dict(snap: Snapshot, plugin_parts: Mapping[str, Any] | None = None,
         "errors": list((sig.errors if sig else ()) + (media.errors if media else ())),
         "host": host_dict(snap.host) if snap.host else None,
         "plugins": {name: _plain(part) for name, part in (plugin_parts or {}).items()},
+        "topology": topology_dict(snap),  # RTPengine sets + clusterer as OpenSIPS sees them (#16); null: not collected
     }
 
 

@@ -21,6 +21,7 @@ from ..model import CallQuality, CheckResult, QualityState, SignallingState, Sna
 from ..plugins import OverviewSection
 from ..snapshot import relay_version
 from .safe import safe_text
+from .topology import render_topology
 
 STATUS_STYLE = {
     Status.OK: "bold green",
@@ -181,6 +182,7 @@ def render_snapshot(snap: Snapshot, *, limit: int = 50, clip_ids: bool = True,
             parts.append(Text("Registrations: ") + safe_text(sig.contacts_note))
         for err in sig.errors:
             parts.append(Text("OpenSIPS: ", style="yellow") + safe_text(err))
+    parts.extend(render_topology(snap))  # RTPengine sets and clusterer as OpenSIPS sees them (#16)
 
     media = snap.media
     if media is not None:

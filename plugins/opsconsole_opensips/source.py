@@ -142,6 +142,10 @@ class OpenSIPSSource:
         options = {key: value for key, value in (("timeout", timeout), ("typed", typed)) if value is not None}
         return await self.client().call(commands.name(logical), params, **options)
 
+    async def command_map(self) -> CommandMap:
+        """The detected command map, detecting it first when needed (the topology source asks)."""
+        return self._commands or await self._detect()
+
     async def _detect(self) -> CommandMap:
         commands, self._version_result = await detect_commands(self.client().call, self.config.opensips_version or "")
         self._commands = commands

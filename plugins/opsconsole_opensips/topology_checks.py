@@ -1,0 +1,253 @@
+"""Checks of RTPengine sets and of the clusterer, pure functions of the snapshot (Snapshot.parts["topology"]).
+
+Unknown data (the topology source failed, a call failed, an engine was not probed) gives UNKNOWN or SKIP,
+never a finding.  Split brain is judged only where every node's own sharing tags are known: clusterer_list
+shows the *other* nodes, clusterer_list_shtags the local node's tags, so one node alone can tell only when
+it is alone in its cluster; `judge_sharing_tags` takes the views of several nodes (several targets).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from console.config import is_loopback
+from console.model import CheckResult, HostState, Status
+from console.model.topology import Topology
+from console.plugins import CheckContext, CheckSpec
+
+from opsconsole_rtpengine.probe import engine_address
+
+SETS_REMEDY = ("re-enable an engine that answers (`opsconsole mi rtpengine_enable url=URL enable=1 --allow-write`), "
+               "or start the engines named in modparam(\"rtpengine\", \"rtpengine_sock\")")
+DEAD_REMEDY = ("start the rtpengine at that address (its --listen-ng must match rtpengine_sock), or remove it from "
+               "rtpengine_sock; OpenSIPS disables it for a while only after a call fails on it")
+HOST_REMEDY = ("make modparam(\"rtpengine\", \"rtpengine_sock\") and the rtpengine daemons of this host agree "
+               "(the address is rtpengine's --listen-ng)")
+LINK_REMEDY = ("check the other node and the path to its clusterer url (proto_bin socket, firewall); "
+               "`opsconsole mi clusterer_list` shows the link state")
+SPLIT_REMEDY = ("exactly one node must hold a sharing tag active: fix the link between the nodes, then "
+                "`opsconsole mi clusterer_shtag_set_active tag=TAG/CLUSTER --allow-write` on the node that should own it")
+
+
+def _topology(ctx: CheckContext, cid: str) -> Topology | CheckResult:
+    part = ctx.snapshot.parts.get("topology")
+    if isinstance(part, Topology):
+        return part
+    status = ctx.snapshot.sources.get("topology")
+    if status is None:
+        return CheckResult(cid, Status.SKIP, "no OpenSIPS configured: RTPengine sets and cluster unknown")
+    return CheckResult(cid, Status.UNKNOWN, f"RTPengine sets and cluster unknown: {status.error or 'not collected'}")
+
+
+def _sets(ctx: CheckContext, cid: str) -> Topology | CheckResult:
+    topology = _topology(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    if topology.rtpengine_loaded is False:
+        return CheckResult(cid, Status.SKIP, "the rtpengine module is not loaded in OpenSIPS")
+    if topology.sets is None:
+        return CheckResult(cid, Status.UNKNOWN, "rtpengine_show did not answer: sets unknown",
+                           {"errors": list(topology.errors)})
+    if not topology.sets:
+        return CheckResult(cid, Status.SKIP, "OpenSIPS has no RTPengine set")
+    return topology
+
+
+# --------------------------------------------------------------------------- opensips.rtpengine_sets
+
+
+def check_sets(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.rtpengine_sets"
+    topology = _sets(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    evidence = {f"set {s.set_id}": f"{len(s.enabled)} of {len(s.engines)} engines enabled" for s in topology.sets}
+    empty = [s for s in topology.sets if not s.enabled]
+    if empty:
+        names = ", ".join(f"set {s.set_id}" for s in empty)
+        return CheckResult(cid, Status.FAIL, f"{names}: no enabled RTPengine — calls using it get no media relay",
+                           evidence, SETS_REMEDY)
+    return CheckResult(cid, Status.OK, f"every RTPengine set has an enabled engine ({len(topology.sets)} sets)",
+                       evidence)
+
+
+# --------------------------------------------------------------------------- opensips.rtpengine_engines
+
+
+def check_engines(ctx: CheckContext) -> CheckResult:
+    """OpenSIPS's state of each engine against the engine's own answer."""
+    cid = "opensips.rtpengine_engines"
+    topology = _sets(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    evidence: dict[str, Any] = {}
+    dead, stale, unknown = [], [], []
+    for engine in topology.engines:
+        key = f"set {engine.set_id} {engine.url}"
+        state = "disabled" if engine.disabled else "enabled"
+        health = engine.health
+        if health is None or health.answered is None:
+            evidence[key] = f"{state} in OpenSIPS; not probed: {health.error if health else 'no probe'}"
+            unknown.append(engine)
+        elif health.answered:
+            evidence[key] = f"{state} in OpenSIPS; answers ng ping in {health.ping_ms} ms"
+            if engine.disabled:
+                stale.append(engine)
+        else:
+            evidence[key] = f"{state} in OpenSIPS; no ng answer: {health.error}"
+            if not engine.disabled:
+                dead.append(engine)
+    if dead:
+        urls = ", ".join(e.url for e in dead)
+        return CheckResult(cid, Status.FAIL, f"enabled in OpenSIPS but not answering ng: {urls}", evidence,
+                           DEAD_REMEDY)
+    if stale:
+        urls = ", ".join(e.url for e in stale)
+        remedy = "; ".join(f"opsconsole mi rtpengine_enable url={e.url} enable=1 --allow-write" for e in stale)
+        return CheckResult(cid, Status.WARN, f"disabled in OpenSIPS although it answers ng (stale disable): {urls}",
+                           evidence, remedy)
+    if unknown:
+        return CheckResult(cid, Status.UNKNOWN, f"{len(unknown)} engines could not be probed", evidence)
+    return CheckResult(cid, Status.OK, f"all {len(topology.engines)} engines agree with OpenSIPS's state", evidence)
+
+
+# --------------------------------------------------------------------------- opensips.rtpengine_hosts
+
+
+def check_hosts(ctx: CheckContext) -> CheckResult:
+    """The sets against this host's rtpengine daemons (only when OpenSIPS runs here): a loopback engine of a
+    set that no daemon here listens on, and the console's own engine (--ng, configured or discovered from the
+    daemon here) in no set.  Other daemons on the host are not judged: they may serve another OpenSIPS."""
+    cid = "opensips.rtpengine_hosts"
+    topology = _sets(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    if not topology.opensips_local:
+        return CheckResult(cid, Status.SKIP, "OpenSIPS is on another host: its engines are not this host's")
+    host = ctx.snapshot.host
+    if not isinstance(host, HostState):
+        return CheckResult(cid, Status.UNKNOWN, "this host's rtpengine daemons are unknown")
+    running = {_key(p.settings.get("ng_address", "")): p.pid for p in host.rtpengine
+               if not p.suspect and p.settings.get("ng_address")}
+    named = {_key(e.url): e for e in topology.engines}
+    evidence: dict[str, Any] = {}
+    problems = []
+    for key, engine in named.items():
+        if key is None or not is_loopback(key[0]):
+            continue  # another address: maybe another host's engine
+        if key in running:
+            evidence[engine.url] = f"run here (pid {running[key]})"
+        else:
+            evidence[engine.url] = "named in rtpengine_sock; no rtpengine of this host listens there"
+            problems.append(f"rtpengine_sock names {engine.url}, which this host does not run")
+    own = _key(f"{ctx.config.ng[0]}:{ctx.config.ng[1]}") if ctx.config.ng else None
+    if own is not None and own in running and own not in named:
+        evidence[f"{own[0]}:{own[1]}"] = f"this console's rtpengine (pid {running[own]}), in no set"
+        problems.append(f"the rtpengine this host runs at {own[0]}:{own[1]} (pid {running[own]}) is in no set")
+    if problems:
+        return CheckResult(cid, Status.WARN, "; ".join(problems), evidence, HOST_REMEDY)
+    return CheckResult(cid, Status.OK, "the sets and this host's rtpengine daemons agree", evidence)
+
+
+def _key(address: str) -> tuple[str, int] | None:
+    """An engine's address normalized for comparing: every loopback address is 127.0.0.1."""
+    parsed = engine_address(address)
+    if parsed is None:
+        return None
+    host, port = parsed
+    return ("127.0.0.1" if is_loopback(host) else host), port
+
+
+# --------------------------------------------------------------------------- opensips.cluster_links
+
+
+def _cluster(ctx: CheckContext, cid: str) -> Topology | CheckResult:
+    topology = _topology(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    if topology.clusterer_loaded is False:
+        return CheckResult(cid, Status.SKIP, "the clusterer module is not loaded in OpenSIPS")
+    return topology
+
+
+def check_links(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.cluster_links"
+    topology = _cluster(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    nodes = topology.cluster.nodes if topology.cluster is not None else None
+    if nodes is None:
+        return CheckResult(cid, Status.UNKNOWN, "clusterer_list did not answer: links unknown",
+                           {"errors": list(topology.errors)})
+    evidence = {f"cluster {n.cluster_id} node {n.node_id}": f"link {n.link_state}, {n.state}, {n.url}" for n in nodes}
+    down = [n for n in nodes if n.link_state.lower() == "down"]
+    if down:
+        names = ", ".join(f"node {n.node_id} ({n.url}) in cluster {n.cluster_id}" for n in down)
+        return CheckResult(cid, Status.WARN, f"cluster link Down to {names}", evidence, LINK_REMEDY)
+    return CheckResult(cid, Status.OK, f"links Up to all {len(nodes)} other cluster nodes" if nodes
+                       else "no other cluster node", evidence)
+
+
+# --------------------------------------------------------------------------- opensips.cluster_shtags
+
+
+def judge_sharing_tags(views: Mapping[str, Topology], cid: str = "opensips.cluster_shtags") -> CheckResult:
+    """Split brain across the views of several nodes (target -> its Topology).  A tag active on two nodes
+    is a FAIL from any data; active on no node only when every node of that cluster gave its view."""
+    known = {target: t for target, t in views.items() if t.cluster is not None and t.cluster.shtags is not None}
+    if not known:
+        return CheckResult(cid, Status.UNKNOWN, "no node's sharing tags are known")
+    evidence: dict[str, Any] = {}
+    active: dict[tuple[int, str], list[str]] = {}
+    for target, topology in known.items():
+        for tag in topology.cluster.shtags:
+            active.setdefault((tag.cluster_id, tag.tag), [])
+            evidence[f"{target} {tag.tag}/{tag.cluster_id}"] = tag.state
+            if tag.state == "active":
+                active[(tag.cluster_id, tag.tag)].append(target)
+    if not active:
+        return CheckResult(cid, Status.SKIP, "no sharing tag defined", evidence)
+    split = [f"{tag}/{cluster} active on {' and '.join(nodes)}" for (cluster, tag), nodes in active.items()
+             if len(nodes) > 1]
+    orphan = [f"{tag}/{cluster}" for (cluster, tag), nodes in active.items()
+              if not nodes and _every_node_seen(cluster, known)]
+    if split or orphan:
+        summary = "; ".join(split + [f"{name} active on no node" for name in orphan])
+        return CheckResult(cid, Status.FAIL, f"split brain: {summary}", evidence, SPLIT_REMEDY)
+    blind = [f"{tag}/{cluster}" for (cluster, tag) in active if not _every_node_seen(cluster, known)]
+    if blind:
+        return CheckResult(cid, Status.SKIP, f"{', '.join(blind)}: the other nodes' tags are not visible from "
+                           f"{len(known)} node(s) (clusterer_list_shtags shows the local node's only); "
+                           "add every node as a target", evidence)
+    return CheckResult(cid, Status.OK, f"every sharing tag is active on exactly one node ({len(active)})", evidence)
+
+
+def _every_node_seen(cluster_id: int, views: Mapping[str, Topology]) -> bool:
+    """Every node of the cluster gave its view.  A view lists the other nodes, never itself: n views of
+    an n-node cluster each list n-1 peers, and together they name n distinct nodes."""
+    holders = [t.cluster for t in views.values() if any(tag.cluster_id == cluster_id for tag in t.cluster.shtags)]
+    if not holders or any(cluster.nodes is None for cluster in holders):
+        return False
+    peers = [{node.node_id for node in cluster.nodes if node.cluster_id == cluster_id} for cluster in holders]
+    n = len(holders)
+    return all(len(listed) == n - 1 for listed in peers) and (n == 1 or len(set().union(*peers)) == n)
+
+
+def check_shtags(ctx: CheckContext) -> CheckResult:
+    cid = "opensips.cluster_shtags"
+    topology = _cluster(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    if topology.cluster is None or topology.cluster.shtags is None:
+        return CheckResult(cid, Status.UNKNOWN, "clusterer_list_shtags did not answer: sharing tags unknown",
+                           {"errors": list(topology.errors)})
+    return judge_sharing_tags({topology.target or "this node": topology}, cid)
+
+
+TOPOLOGY_CHECKS = (
+    CheckSpec("opensips.rtpengine_sets", check_sets, "every RTPengine set has an enabled engine"),
+    CheckSpec("opensips.rtpengine_engines", check_engines, "RTPengine state in OpenSIPS vs the engine's answer"),
+    CheckSpec("opensips.rtpengine_hosts", check_hosts, "RTPengine sets vs this host's rtpengine daemons"),
+    CheckSpec("opensips.cluster_links", check_links, "clusterer links to the other nodes"),
+    CheckSpec("opensips.cluster_shtags", check_shtags, "sharing tags active on exactly one node"),
+)
