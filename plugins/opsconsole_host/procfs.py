@@ -8,6 +8,7 @@ built-in evidence (/proc/net/ip_tables_names, /proc/config.gz) is read too.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import itertools
 import os
@@ -257,14 +258,18 @@ class ProcfsProcess:
 
     def fd_targets(self) -> list[str]:
         """What each open descriptor points at ("socket:[123]", "/run/x/fifo"); AccessDenied when not ours."""
+        # Plain strings, not pathlib: a relay holds thousands of descriptors (its media ports), and a
+        # Path per descriptor cost more than the readlink itself (#18).
+        fd_dir = f"{self.path}/fd/"
         try:
-            names = os.listdir(self.path / "fd")
+            names = os.listdir(fd_dir)
         except OSError as exc:
             raise _access_error(self.pid, exc) from None
         targets = []
+        readlink = os.readlink
         for name in names:
             try:
-                targets.append(os.readlink(self.path / "fd" / name))
+                targets.append(readlink(fd_dir + name))
             except OSError:
                 continue  # closed meanwhile
         return targets
@@ -296,9 +301,16 @@ _TCP_LISTEN, _UDP_UNCONNECTED = "0A", "07"
 
 def _hex_address(text: str) -> tuple[str, int]:
     """'0100007F:0050' -> ('127.0.0.1', 80); IPv6 as the kernel prints it (four host-order words)."""
+    address, _, port = text.partition(":")
+    return _hex_ip(address), int(port, 16)
+
+
+@functools.lru_cache(maxsize=256)
+def _hex_ip(address: str) -> str:
+    """One address of the socket tables, converted once: a relay's thousands of media sockets share a
+    handful of addresses (#18)."""
     import ipaddress
 
-    address, _, port = text.partition(":")
     raw = bytes.fromhex(address)
     if len(raw) == 4:
         ip = ipaddress.IPv4Address(raw[::-1])
@@ -306,7 +318,7 @@ def _hex_address(text: str) -> tuple[str, int]:
         ip = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
         if ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-    return str(ip), int(port, 16)
+    return str(ip)
 
 
 def listeners(proc_root: str | os.PathLike | None = None) -> list[Listener]:
