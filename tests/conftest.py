@@ -15,6 +15,7 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 FIXTURES = TESTS / "fixtures"
 
 pytest_plugins = [
+    "support.hermetic",
     "support.mi_server",
     "support.rtpengine_daemon",
 ]
