@@ -145,7 +145,7 @@ def test_plugin_registration():
     assert plugin.make_sources(Config(mi_url=None, mi_fifo=None)) == []
     assert {c.id for c in plugin.checks} == {"opensips.mi", "opensips.load", "opensips.shm", "opensips.ws",
                                                  "opensips.sip_failures", "opensips.trace_ready",
-                                                 "opensips.rtpengine_sets", "opensips.rtpengine_engines",
+                                                 "opensips.rtpengine_sets", "opensips.rtpengine_down", "opensips.rtpengine_stale",
                                                  "opensips.rtpengine_hosts", "opensips.cluster_links",
                                                  "opensips.cluster_shtags"}
 

@@ -216,20 +216,21 @@ def test_set_with_no_enabled_engine_fails():
 
 
 def test_stale_disable_warns_with_the_enable_remedy():
-    result = tc.check_engines(_ctx(_sets(_engine("udp:127.0.0.1:4001", disabled=True), _engine())))
-    assert result.status is Status.WARN and "stale disable" in result.summary
+    topology = _sets(_engine("udp:127.0.0.1:4001", disabled=True), _engine("udp:127.0.0.1:4003", answered=False))
+    result = tc.check_stale(_ctx(topology))
+    assert result.status is Status.WARN and "stale disable" in result.summary and "4003" not in result.summary
     assert result.remedy == "opsconsole mi rtpengine_enable url=udp:127.0.0.1:4001 enable=1 --allow-write"
 
 
 def test_enabled_engine_not_answering_fails():
-    result = tc.check_engines(_ctx(_sets(_engine("udp:127.0.0.1:4002", answered=False),
-                                         _engine(disabled=True))))
-    assert result.status is Status.FAIL and "udp:127.0.0.1:4002" in result.summary
-    # disabled and not answering: OpenSIPS is right
-    assert tc.check_engines(_ctx(_sets(_engine(disabled=True, answered=False), _engine()))).status is Status.OK
+    result = tc.check_down(_ctx(_sets(_engine("udp:127.0.0.1:4002", answered=False), _engine(disabled=True))))
+    assert result.status is Status.FAIL and "udp:127.0.0.1:4002" in result.summary and result.remedy
+    # disabled and not answering: OpenSIPS is right, on both counts
+    topology = _sets(_engine(disabled=True, answered=False), _engine())
+    assert tc.check_down(_ctx(topology)).status is Status.OK and tc.check_stale(_ctx(topology)).status is Status.OK
 
 
-@pytest.mark.parametrize("check", [tc.check_sets, tc.check_engines, tc.check_hosts, tc.check_links,
+@pytest.mark.parametrize("check", [tc.check_sets, tc.check_down, tc.check_stale, tc.check_hosts, tc.check_links,
                                    tc.check_shtags])
 def test_unknown_data_is_never_a_finding(check):
     assert check(_ctx(failed="no answer within 3 s")).status is Status.UNKNOWN
@@ -239,8 +240,9 @@ def test_unknown_data_is_never_a_finding(check):
 
 
 def test_engine_not_probed_is_unknown():
-    result = tc.check_engines(_ctx(_sets(_engine(answered=None, disabled=True), _engine(answered=None))))
-    assert result.status is Status.UNKNOWN
+    topology = _sets(_engine(answered=None, disabled=True), _engine(answered=None))
+    assert tc.check_down(_ctx(topology)).status is Status.UNKNOWN
+    assert tc.check_stale(_ctx(topology)).status is Status.UNKNOWN
 
 
 def _host(*ng: str) -> HostState:

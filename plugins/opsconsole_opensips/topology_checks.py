@@ -71,44 +71,68 @@ def check_sets(ctx: CheckContext) -> CheckResult:
                        evidence)
 
 
-# --------------------------------------------------------------------------- opensips.rtpengine_engines
+# --------------------------------------------------------------------------- opensips.rtpengine_down / _stale
 
 
-def check_engines(ctx: CheckContext) -> CheckResult:
-    """OpenSIPS's state of each engine against the engine's own answer."""
-    cid = "opensips.rtpengine_engines"
-    topology = _sets(ctx, cid)
-    if isinstance(topology, CheckResult):
-        return topology
+def _engine_verdicts(topology: Topology) -> dict[str, Any]:
+    """Evidence: each engine's state in OpenSIPS next to its own answer."""
     evidence: dict[str, Any] = {}
-    dead, stale, unknown = [], [], []
     for engine in topology.engines:
-        key = f"set {engine.set_id} {engine.url}"
         state = "disabled" if engine.disabled else "enabled"
         health = engine.health
         if health is None or health.answered is None:
-            evidence[key] = f"{state} in OpenSIPS; not probed: {health.error if health else 'no probe'}"
-            unknown.append(engine)
+            said = f"not probed: {health.error if health else 'no probe'}"
         elif health.answered:
-            evidence[key] = f"{state} in OpenSIPS; answers ng ping in {health.ping_ms} ms"
-            if engine.disabled:
-                stale.append(engine)
+            said = f"answers ng ping in {health.ping_ms} ms"
         else:
-            evidence[key] = f"{state} in OpenSIPS; no ng answer: {health.error}"
-            if not engine.disabled:
-                dead.append(engine)
+            said = f"no ng answer: {health.error}"
+        evidence[f"set {engine.set_id} {engine.url}"] = f"{state} in OpenSIPS; {said}"
+    return evidence
+
+
+def _judged(ctx: CheckContext, cid: str, disabled: bool) -> tuple[Topology, list, list] | CheckResult:
+    """(topology, engines in that OpenSIPS state that answered/did not, engines in it not probed)."""
+    topology = _sets(ctx, cid)
+    if isinstance(topology, CheckResult):
+        return topology
+    engines = [e for e in topology.engines if e.disabled == disabled]
+    return topology, [e for e in engines if e.answers is not None], [e for e in engines if e.answers is None]
+
+
+def check_down(ctx: CheckContext) -> CheckResult:
+    """An engine OpenSIPS uses (enabled) that does not answer ng: calls given to it fail until OpenSIPS notices."""
+    cid = "opensips.rtpengine_down"
+    judged = _judged(ctx, cid, disabled=False)
+    if isinstance(judged, CheckResult):
+        return judged
+    topology, probed, unprobed = judged
+    evidence = _engine_verdicts(topology)
+    dead = [e for e in probed if not e.answers]
     if dead:
-        urls = ", ".join(e.url for e in dead)
-        return CheckResult(cid, Status.FAIL, f"enabled in OpenSIPS but not answering ng: {urls}", evidence,
-                           DEAD_REMEDY)
+        return CheckResult(cid, Status.FAIL, "enabled in OpenSIPS but not answering ng: "
+                           + ", ".join(e.url for e in dead), evidence, DEAD_REMEDY)
+    if unprobed:
+        return CheckResult(cid, Status.UNKNOWN, f"{len(unprobed)} enabled engines could not be probed", evidence)
+    return CheckResult(cid, Status.OK, f"all {len(probed)} enabled engines answer ng", evidence)
+
+
+def check_stale(ctx: CheckContext) -> CheckResult:
+    """An engine OpenSIPS disabled that answers now: a stale disable (by MI it is never re-checked)."""
+    cid = "opensips.rtpengine_stale"
+    judged = _judged(ctx, cid, disabled=True)
+    if isinstance(judged, CheckResult):
+        return judged
+    topology, probed, unprobed = judged
+    evidence = _engine_verdicts(topology)
+    stale = [e for e in probed if e.answers]
     if stale:
-        urls = ", ".join(e.url for e in stale)
         remedy = "; ".join(f"opsconsole mi rtpengine_enable url={e.url} enable=1 --allow-write" for e in stale)
-        return CheckResult(cid, Status.WARN, f"disabled in OpenSIPS although it answers ng (stale disable): {urls}",
-                           evidence, remedy)
-    if unknown:
-        return CheckResult(cid, Status.UNKNOWN, f"{len(unknown)} engines could not be probed", evidence)
-    return CheckResult(cid, Status.OK, f"all {len(topology.engines)} engines agree with OpenSIPS's state", evidence)
+        return CheckResult(cid, Status.WARN, "disabled in OpenSIPS although it answers ng (stale disable): "
+                           + ", ".join(e.url for e in stale), evidence, remedy)
+    if unprobed:
+        return CheckResult(cid, Status.UNKNOWN, f"{len(unprobed)} disabled engines could not be probed", evidence)
+    return CheckResult(cid, Status.OK, f"no stale disable ({len(probed)} disabled engines, none answers)"
+                       if probed else "no engine is disabled", evidence)
 
 
 # --------------------------------------------------------------------------- opensips.rtpengine_hosts
@@ -246,7 +270,8 @@ def check_shtags(ctx: CheckContext) -> CheckResult:
 
 TOPOLOGY_CHECKS = (
     CheckSpec("opensips.rtpengine_sets", check_sets, "every RTPengine set has an enabled engine"),
-    CheckSpec("opensips.rtpengine_engines", check_engines, "RTPengine state in OpenSIPS vs the engine's answer"),
+    CheckSpec("opensips.rtpengine_down", check_down, "enabled RTPengines answer ng"),
+    CheckSpec("opensips.rtpengine_stale", check_stale, "disabled RTPengines do not answer (no stale disable)"),
     CheckSpec("opensips.rtpengine_hosts", check_hosts, "RTPengine sets vs this host's rtpengine daemons"),
     CheckSpec("opensips.cluster_links", check_links, "clusterer links to the other nodes"),
     CheckSpec("opensips.cluster_shtags", check_shtags, "sharing tags active on exactly one node"),
