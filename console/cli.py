@@ -46,6 +46,8 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
                    help="with --demo: demo contacts (default 70)")
     d.add_argument("--demo-version", choices=("3.4", "4.0"), default=default,
                    help="with --demo: OpenSIPS version the demo imitates")
+    d.add_argument("--demo-nodes", metavar="N", type=_positive_int, default=default,
+                   help="with --demo: run N simulated OpenSIPS nodes (Fleet screen, key 0; default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="console only: poll interval (default 2 s)")
     parser.add_argument("--no-events", action="store_true",
                         help="console only: do not subscribe to OpenSIPS events; poll (bounded) instead")
+    parser.add_argument("--no-trace", action="store_true",
+                        help="console only: `T` starts no SIP trace (as [trace] enabled = false)")
     _add_common(parser, sub=False)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -122,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where OpenSIPS sends HEP (default: loopback for a local OpenSIPS, else the address "
                             "that routes to it; port from the OS)")
     _add_common(trace, sub=True)
+    from .cli_fleet import add_exporter_parser
+
+    add_exporter_parser(subs, _add_common)
     return parser
 
 
@@ -147,7 +154,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
         from .cli_fleet import check_target_options
 
         check_target_options(args)
-    for option, attr in (("--demo-size", "demo_size"), ("--demo-version", "demo_version")):
+    for option, attr in (("--demo-size", "demo_size"), ("--demo-version", "demo_version"),
+                         ("--demo-nodes", "demo_nodes")):
         if not demo and getattr(args, attr, None) is not None:
             raise UsageError(f"{option} needs --demo (without it opsconsole watches the real platform)")
     for option, attr in (("--mi-url", "mi_url"), ("--mi-fifo", "mi_fifo"), ("--ng", "ng"), ("--cli", "cli")):
@@ -161,7 +169,7 @@ def _check_combinations(args: argparse.Namespace) -> None:
         if not getattr(args, "allow_write", False):
             raise UsageError("--yes needs --allow-write (it confirms a write that --allow-write permits)")
     if command is not None:
-        for option, attr in (("--interval", "interval"), ("--no-events", "no_events")):
+        for option, attr in (("--interval", "interval"), ("--no-events", "no_events"), ("--no-trace", "no_trace")):
             if getattr(args, attr, None) not in (None, False):
                 raise UsageError(f"{option} applies to the interactive console only, not to `{command}`")
     elif args.interval is not None and args.interval <= 0:
@@ -340,20 +348,30 @@ async def _refuse_long_hold(service, method: str, params: Any) -> None:
 
 async def _tui(args: argparse.Namespace) -> int:
     from .ui.app import create_app  # the only path that imports Textual
+    from .ui.fleet import console_fleet
 
     async with _platform(args) as (plugins, demo):
         service = _service(args, demo, plugins)
         config = service.config
         _report_plugin_failures(service)
-        app = create_app(service, interval=config.interval, allow_write=config.allow_write)
+        fleet = console_fleet(args, config, plugins, service)  # several nodes: the Fleet screen (0)
+        app = create_app(service, interval=config.interval, allow_write=config.allow_write, fleet=fleet)
         try:
             await app.run_async()
         finally:
-            await service.aclose()
+            await app.stop_trace()  # a SIP trace still running (exit, crash): stopped before MI closes
+            # every node's service (`service` is the first node's), or the one
+            await (fleet.aclose() if fleet is not None else service.aclose())
     return app.return_code or 0
 
 
-COMMANDS = {"snapshot": _snapshot, "diagnose": _diagnose, "mi": _mi, "trace": _trace, None: _tui}
+async def _exporter(args: argparse.Namespace) -> int:
+    from .cli_fleet import exporter
+
+    return await exporter(args)
+
+
+COMMANDS = {"snapshot": _snapshot, "diagnose": _diagnose, "mi": _mi, "trace": _trace, "exporter": _exporter, None: _tui}
 
 
 def _command_in(argv: Sequence[str]) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ConfigError, OpsError
 
 TARGET_OPTIONS = ("mi_url", "mi_fifo", "ng", "cli", "timeout")
-COMMAND_NAMES = ("snapshot", "diagnose", "mi", "trace")
+COMMAND_NAMES = ("snapshot", "diagnose", "mi", "trace", "exporter")
 # A whole-table MI read estimated to hold OpenSIPS MI (one request at a time) longer than this is
 # refused without --force.
 HEAVY_HOLD_LIMIT_S = 3.0
@@ -22,17 +22,20 @@ HEAVY_HOLD_LIMIT_S = 3.0
 # 2 already means something, so a refused command line exits 3 there.
 EXIT: dict[str, dict[str | None, int]] = {
     # trace: ended by --duration, SIGTERM or SIGHUP, and its trace stopped
-    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0, "trace": 0},
+    # exporter: stopped by SIGTERM or SIGINT
+    "ok": {None: 0, "snapshot": 0, "diagnose": 0, "mi": 0, "trace": 0, "exporter": 0},
     # snapshot: a source failed (the rest is printed); mi: MI error, write/whole-table read refused or declined;
     # trace: OpenSIPS cannot trace (what to add is on stderr), refused it, or the trace could not be stopped
-    "partial": {"snapshot": 1, "mi": 1, "trace": 1},
+    # exporter: cannot listen on the --listen address
+    "partial": {"snapshot": 1, "mi": 1, "trace": 1, "exporter": 1},
     "warn": {"diagnose": 1},
     "fail": {"diagnose": 2},
     "unknown": {"diagnose": 3},  # nothing failed, something could not be determined
     "unreachable": {"mi": 2, "trace": 2},  # OpenSIPS MI did not answer (or not in MI's protocol)
-    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3, "trace": 3},  # command line refused
-    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3, "trace": 3},  # configuration refused
-    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130, "trace": 130},  # Ctrl-C: 128 + SIGINT
+    "usage": {None: 2, "snapshot": 2, "diagnose": 3, "mi": 3, "trace": 3, "exporter": 2},  # command line refused
+    "config": {None: 3, "snapshot": 3, "diagnose": 3, "mi": 3, "trace": 3, "exporter": 3},  # configuration refused
+    # Ctrl-C: 128 + SIGINT (exporter: before it listens; then SIGINT stops it cleanly, 0)
+    "interrupted": {None: 130, "snapshot": 130, "diagnose": 130, "mi": 130, "trace": 130, "exporter": 130},
     # stdout closed early (`| head`): 128 + SIGPIPE, what a shell reports for `cat` in the same place
     "broken_pipe": {"snapshot": 141, "diagnose": 141, "mi": 141, "trace": 141},
 }
@@ -79,6 +82,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["allow_write"] = True
     if getattr(args, "no_events", False):
         out["events"] = False
+    if getattr(args, "no_trace", False):
+        out["trace"] = False
     return out
 
 
@@ -133,7 +138,15 @@ async def _platform(args: argparse.Namespace):
                          hint="pip install -e . from the opsconsole checkout installs it")
     size = getattr(args, "demo_size", None) or 70
     version = getattr(args, "demo_version", None) or "3.4"
-    async with make_platform(size=size, version=version, rtp=True) as demo:
+    nodes = getattr(args, "demo_nodes", None)
+    if nodes:  # several nodes (opsconsole_demo.fleet): the overrides name every node as a target
+        try:
+            platform = plugins.platform("demo-fleet")(nodes=nodes, size=size, version=version, rtp=True)
+        except ConfigError as exc:
+            raise UsageError(f"--demo-nodes: {exc}") from None
+    else:
+        platform = make_platform(size=size, version=version, rtp=True)
+    async with platform as demo:
         yield plugins, demo.overrides() | {"demo": True, "demo_simulated_relay": not demo.media.real}
 
 

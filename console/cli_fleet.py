@@ -1,4 +1,5 @@
 """The command line's fleet part: `--target NAME`, `snapshot --all`, `diagnose --all`, `exporter`.
+(Light at import: console/cli.py builds the exporter's parser from here; the work is imported lazily.)
 
 `--target` picks one [[targets]] node for the console, snapshot, diagnose, mi and trace (the service
 is built for it in console.cli_common._service); `--all` runs snapshot or diagnose on every target at
@@ -14,9 +15,7 @@ import sys
 import time
 from typing import Any
 
-from . import __version__
-from .cli_common import EXIT, UsageError, _load_config, _platform, _report_plugin_failures
-from .model import Status, overall_status
+from .cli_common import EXIT, UsageError, _err, _load_config, _platform, _report_plugin_failures
 
 ADDRESS_OPTIONS = (("--mi-url", "mi_url"), ("--mi-fifo", "mi_fifo"), ("--ng", "ng"), ("--cli", "cli"))
 
@@ -90,6 +89,7 @@ async def snapshot_all(args: argparse.Namespace) -> int:
 
 
 async def diagnose_all(args: argparse.Namespace) -> int:
+    from . import __version__
     from .plugins import CollectOptions
     from .render.jsonout import diagnose_dict, dumps
     from .snapshot import hostname
@@ -121,6 +121,8 @@ async def diagnose_all(args: argparse.Namespace) -> int:
 
 def worst_word(per_target: list[list]) -> str:
     """The EXIT row of the worst node: a node without results is unknown (as a lone diagnose says)."""
+    from .model import Status, overall_status
+
     statuses = [overall_status([r.status for r in results]) if results else Status.UNKNOWN for results in per_target]
     worst = overall_status(statuses) if statuses else Status.UNKNOWN
     return {"ok": "ok", "skip": "ok"}.get(worst.value, worst.value)
@@ -132,3 +134,64 @@ def _heading(name: str, config):
 
     labels = " ".join(f"{key}={value}" for key, value in sorted(config.labels.items()))
     return Text(f"{name}  {config.mi_target}" + (f"  {labels}" if labels else ""))
+
+
+# --------------------------------------------------------------------------- exporter
+
+EXPORTER_LISTEN = "127.0.0.1:9464"  # console.exporter.DEFAULT_LISTEN (not imported: prometheus-client is slow to load)
+EXPORTER_INTERVAL = 5.0
+
+
+def add_exporter_parser(subs, add_common) -> None:
+    exporter = subs.add_parser(
+        "exporter", allow_abbrev=False, help="serve every target's state as Prometheus metrics (HTTP /metrics)",
+        description="Watch every [[targets]] node (or the one --target names, or the flat options' node) with the "
+                    "console's live sessions (OpenSIPS events where available; the cheap counters every --interval, "
+                    "the lists and checks every heavy_interval) and serve the last state as Prometheus metrics; a "
+                    "scrape never makes a node collect.  Stops cleanly on SIGTERM or SIGINT.",
+        epilog="Exit codes: 0 stopped by SIGTERM or SIGINT; 1 cannot listen on the address; 2 command line "
+               "refused; 3 bad configuration.")
+    exporter.add_argument("--listen", metavar="HOST:PORT", default=EXPORTER_LISTEN,
+                          help=f"where to serve /metrics (default {EXPORTER_LISTEN}; port 0: one from the OS, printed)")
+    exporter.add_argument("--interval", metavar="S", type=float, dest="exporter_interval", default=EXPORTER_INTERVAL,
+                          help=f"seconds between two polls of a node's counters (default {EXPORTER_INTERVAL:g})")
+    add_common(exporter, sub=True)
+
+
+async def exporter(args: argparse.Namespace) -> int:
+    from .config import is_loopback
+    from .errors import ConfigError
+    from .exporter import Exporter, parse_listen
+    from .fleet import FleetSession, TargetNotChosen, pick_target, targets_from
+
+    try:
+        listen = parse_listen(args.listen)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.exporter_interval > 0:
+        raise UsageError("--interval must be a positive number of seconds")
+    async with _platform(args) as (plugins, demo):
+        config = _load_config(args, demo, plugins)
+        targets = targets_from(args, config)
+        try:
+            if getattr(args, "target", None) is not None:
+                targets = [pick_target(targets, args.target)]
+        except TargetNotChosen as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
+        fleet = FleetSession(targets, config, interval=args.exporter_interval,
+                             background_interval=args.exporter_interval, plugins=plugins)
+        _report_plugin_failures(fleet.service(fleet.names[0]))
+        served = Exporter(fleet, listen)
+        try:
+            served.start()
+        except OSError as exc:
+            await fleet.aclose()
+            _err(f"exporter: cannot listen on {args.listen}: {exc.strerror or exc}")
+            return EXIT["partial"]["exporter"]
+        if not is_loopback(listen[0]):
+            _err(f"warning: /metrics on {listen[0]} is plain HTTP without authentication: anyone who reaches it "
+                 "reads the platform's state — prefer loopback and a Prometheus on the same host, or a firewall")
+        names = ", ".join(spec.name or "default" for spec in targets)
+        _err(f"exporter: {len(targets)} target{'s' if len(targets) != 1 else ''} ({names}) on {served.url}")
+        await served.run()
+    return EXIT["ok"]["exporter"]

@@ -86,6 +86,7 @@ class FleetSession:
                                             manage_heap=manage_heap and n == 0)
                           for n, name in enumerate(names)}
         self._subscribers: list[FleetCallback] = []
+        self.callback_error = ""  # the last subscriber failure ("" none), for the faces to show
         self._tasks: list[asyncio.Task] = []
         self._closed = False
         for name, session in self._sessions.items():
@@ -148,7 +149,10 @@ class FleetSession:
 
     def _polled(self, name: str, view: LiveView) -> None:
         for callback in list(self._subscribers):
-            callback(name, view)
+            try:
+                callback(name, view)
+            except Exception as exc:  # one face's bug must not stop the node's polls (nor the other faces)
+                self.callback_error = f"{name}: {type(exc).__name__}: {exc}"
 
     # ------------------------------------------------------------------ rows
 
@@ -175,7 +179,12 @@ class FleetSession:
         async def run_one(n: int, session: LiveSession) -> None:
             if n:
                 await asyncio.sleep(n * step)
-            await session.run(until=lambda: self._closed or (until is not None and until()))
+            try:
+                await session.run(until=lambda: self._closed or (until is not None and until()))
+            except asyncio.CancelledError:
+                # close() cancels the poll a runner waits for: that ends the runner, not the fleet's run()
+                if not self._closed or asyncio.current_task().cancelling():
+                    raise
 
         self._tasks = [asyncio.ensure_future(run_one(n, s)) for n, s in enumerate(sessions)]
         try:
@@ -191,9 +200,7 @@ class FleetSession:
         """No more polls on any node (the runners stop, running polls are cancelled)."""
         self._closed = True
         for session in self._sessions.values():
-            session.close()
-        for task in self._tasks:
-            task.cancel()
+            session.close()  # its runner returns (run() then returns too)
 
     async def aclose(self) -> None:
         """close(), then every node's service (connections, event subscriptions)."""

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("clean_home")
 
 README = Path(__file__).parent.parent / "README.md"
 COMMAND_ARGV = {None: [], "snapshot": ["snapshot"], "diagnose": ["diagnose"], "mi": ["mi", "version"],
-               "trace": ["trace"]}
+               "trace": ["trace"], "exporter": ["exporter", "--listen", "127.0.0.1:0"]}
 
 
 def run(argv: list[str]) -> int:
@@ -73,6 +73,34 @@ def closed_pipe_trace(home) -> int:
     return done.returncode
 
 
+def exporter_stopped(mi_url: str, home) -> int:
+    """`exporter` on a port from the OS until SIGTERM: a clean stop."""
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "console", "exporter", "--listen", "127.0.0.1:0", "--mi-url",
+                                mi_url, "--interval", "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)}, text=True)
+    try:
+        for line in process.stderr:  # "... on http://127.0.0.1:PORT/metrics" once it listens
+            if "/metrics" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def exporter_on_a_taken_port() -> int:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        return run(["exporter", "--listen", f"127.0.0.1:{taken.getsockname()[1]}", "--mi-url", "http://127.0.0.1:9/mi"])
+
+
 def shm_warn_config(tmp_path) -> str:
     path = tmp_path / "warn.toml"
     path.write_text("[thresholds]\nshm_warn = 0.01\nshm_fail = 99\n")  # the fake's shm use is above 0.01 %
@@ -112,6 +140,10 @@ SCENARIOS = {
     ("usage", "trace"): lambda s, tmp, mp: run(["trace", "--duration=-1"]),
     ("config", "trace"): lambda s, tmp, mp: run(["trace", "--config", bad_toml(tmp)]),
     ("broken_pipe", "trace"): lambda s, tmp, mp: closed_pipe_trace(tmp),
+    ("ok", "exporter"): lambda s, tmp, mp: exporter_stopped(s.url, tmp),
+    ("partial", "exporter"): lambda s, tmp, mp: exporter_on_a_taken_port(),
+    ("usage", "exporter"): lambda s, tmp, mp: run(["exporter", "--listen", "nowhere"]),
+    ("config", "exporter"): lambda s, tmp, mp: run(["exporter", "--config", bad_toml(tmp)]),
 }
 for _command in COMMAND_ARGV:  # Ctrl-C anywhere before the command ends
     SCENARIOS[("interrupted", _command)] = lambda s, tmp, mp, c=_command: (
@@ -120,10 +152,11 @@ for _command in COMMAND_ARGV:  # Ctrl-C anywhere before the command ends
 
 def _interrupt_services(mp) -> None:
     """Every command builds its service through _service (trace's lives in console.cli_trace)."""
-    from console import cli_trace
+    from console import cli_fleet, cli_trace
 
     mp.setattr(cli, "_service", _interrupt)
     mp.setattr(cli_trace, "_service", _interrupt)
+    mp.setattr(cli_fleet, "_load_config", _interrupt)  # the exporter builds its nodes' services itself
 
 
 def _interrupt(*_args, **_kwargs):
@@ -151,7 +184,7 @@ README_ROWS = {  # README row label -> EXIT outcome
     "OpenSIPS MI unreachable": "unreachable", "command line refused": "usage", "configuration refused": "config",
     "interrupted (Ctrl-C)": "interrupted", "output closed early (`| head`)": "broken_pipe",
 }
-README_COLUMNS = ["console", "snapshot", "diagnose", "mi", "trace"]
+README_COLUMNS = ["console", "snapshot", "diagnose", "mi", "trace", "exporter"]
 
 
 def readme_table() -> dict[str, dict[str | None, int]]:
