@@ -38,6 +38,7 @@ from console.plugins import CollectOptions
 from console.views import parse_mi_command
 
 from . import messages
+from .fleet import FleetPane, FocusNode, single_fleet
 from .header import HeaderFacts, StatusHeader
 from .keybar import KeyBar
 from .mi_screen import MiPane
@@ -69,10 +70,17 @@ class OpsConsoleApp(App[None]):
     ]
 
     def __init__(self, service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,
-                 allow_write: bool = False) -> None:
+                 allow_write: bool = False, fleet: Any = None) -> None:
         super().__init__()
-        self.service = service  # for MI commands and one AoR's contacts; the session polls it
-        self.session = LiveSession(service, interval=interval, clock=clock)
+        # Every node's live session (console.fleet.FleetSession; one node: a fleet of one).  The
+        # focused node's session and service are the ones every screen but the Fleet's reads.
+        self.fleet = fleet if fleet is not None else single_fleet(service, interval=interval, clock=clock)
+        self.node = self.fleet.focused if self.fleet.focused is not None else self.fleet.names[0]
+        self.fleet.focus(self.node)
+        self.service = self.fleet.service(self.node)  # for MI commands and one AoR's contacts
+        self.session: LiveSession = self.fleet.session(self.node)
+        self._background_due: dict[str, float] = {}  # node -> when its next cheap poll is due (monotonic)
+        self._fleet_changed = False  # a node not on screen polled: the Fleet screen renders at the next tick
         self.clock = clock
         self.allow_write = allow_write
         self.current = "overview"
@@ -83,7 +91,7 @@ class OpsConsoleApp(App[None]):
         self._poll_timer = None
         self._parent_pid = os.getppid()
         self._hard_exit: threading.Timer | None = None
-        self.target = self._describe_target(getattr(service, "config", None))
+        self.target = self._describe_target(getattr(self.service, "config", None))
 
     @staticmethod
     def _describe_target(config: Any) -> str:
@@ -162,6 +170,9 @@ class OpsConsoleApp(App[None]):
         yield KeyBar()  # not Footer: it recomposes a widget per key on every focus change
 
     def on_mount(self) -> None:
+        fleet_pane = self.main_screen.query_one(FleetPane)
+        fleet_pane.rows_source, fleet_pane.focused = self.fleet.rows, self.node
+        self.fleet.subscribe(self._node_polled)
         self.main_screen.query_one(StatusHeader).show(self._header_facts())
         self.set_interval(TICK_CHECK, self._tick)
         if not self.is_headless:  # tests share their process: its heap is not ours to manage
@@ -171,7 +182,7 @@ class OpsConsoleApp(App[None]):
         self.poll_now()
 
     def on_unmount(self) -> None:
-        self.session.close()  # a poll still running must not outlive the app
+        self.fleet.close()  # a poll still running (any node's) must not outlive the app
 
     @property
     def main_screen(self) -> Screen:
@@ -226,6 +237,7 @@ class OpsConsoleApp(App[None]):
         every visible age a second time (most of the console's CPU on a 1000-call screen)."""
         if self.return_code is not None:  # exit() was called (public: App.return_code)
             return
+        self._poll_background()
         if self.now() - self._rendered_at < min(self.interval, TICK_STEADY) + TICK_LATE:
             return
         facts = self._header_facts()
@@ -311,6 +323,54 @@ class OpsConsoleApp(App[None]):
         yield SystemCommand("Re-run checks", "run the diagnose checks again", self.rerun_checks)
         yield SystemCommand("Full contact sync", "S: one ul_dump now (holds OpenSIPS MI while it runs)",
                             self.action_full_sync)
+
+    # ------------------------------------------------------------------ the fleet (screen 0)
+
+    def _poll_background(self) -> None:
+        """The nodes not on screen: each one's cheap poll when its (slower) interval is up, spread
+        over that interval at start; never two at once for a node, none while paused."""
+        if len(self.fleet.names) < 2 or self.session.paused:
+            return
+        now = time.monotonic()
+        others = [name for name in self.fleet.names if name != self.node]
+        for number, name in enumerate(others):
+            session = self.fleet.session(name)
+            due = self._background_due.setdefault(name, now + number * session.interval / len(others))
+            if now >= due and not session.polling:
+                self._background_due[name] = now + session.interval
+                self.run_worker(session.poll_once(), group=f"fleet-{name}", exclusive=True, exit_on_error=False)
+
+    def _node_polled(self, name: str, _view: LiveView) -> None:
+        if name != self.node and self.current == "fleet":
+            self._fleet_changed = True
+            self.call_later(self._render_fleet)  # coalesced: one render for the polls of one moment
+
+    def _render_fleet(self) -> None:
+        if self._fleet_changed and self.current == "fleet" and self.return_code is None:
+            self._fleet_changed = False
+            self.pane("fleet").refresh_view(self.session.current_view(), self.now())
+
+    def on_focus_node(self, message: FocusNode) -> None:
+        self.focus_node(message.name)
+
+    def focus_node(self, name: str) -> None:
+        """Screens 1–6 show `name` from now on: its live session polls on the console's interval
+        with what is on screen; the node shown before goes back to the cheap cadence."""
+        if name not in self.fleet.names:
+            return
+        if name != self.node:
+            previous = self.node
+            self.fleet.focus(name)
+            self.node, self.session, self.service = name, self.fleet.session(name), self.fleet.service(name)
+            self.target = self._describe_target(getattr(self.service, "config", None))
+            self._background_due.pop(name, None)
+            self._background_due[previous] = time.monotonic() + self.fleet.session(previous).interval
+            self._checks_error, self.mi_commands = "", []
+            for _key, pane_name, _class in PANES:
+                self.pane(pane_name).forget_view()  # the last node's lists are not this node's
+            self.pane("fleet").focused = name
+        self.action_show("overview")
+        self.poll_now()
 
     # ------------------------------------------------------------------ what the screens ask
 
@@ -451,6 +511,7 @@ _describe = describe
 
 
 def create_app(service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,
-               allow_write: bool = False) -> OpsConsoleApp:
-    """The one app factory (CLI: `opsconsole`; tests: with a fake service)."""
-    return OpsConsoleApp(service, interval=interval, clock=clock, allow_write=allow_write)
+               allow_write: bool = False, fleet: Any = None) -> OpsConsoleApp:
+    """The one app factory (CLI: `opsconsole`; tests: with a fake service).  `fleet`: a
+    console.fleet.FleetSession of several nodes (then `service` may be None: the focused node's)."""
+    return OpsConsoleApp(service, interval=interval, clock=clock, allow_write=allow_write, fleet=fleet)

@@ -29,6 +29,7 @@ from console.targets import TargetSpec
 from . import DemoPlatform
 from .fleet_mi import MI_DISABLED_TICKS, Cluster, Engine, NodeProfile, Peer
 from .media import SimulatedMedia
+from .quality import OK, Profiles
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ def fleet_profiles(nodes: int, spare_url: str) -> list[NodeProfile]:
     if nodes >= 2:
         profiles[-1].load, profiles[-1].shm_percent = UNHEALTHY_LOAD, UNHEALTHY_SHM
     return profiles
+
+
+class GoodCalls(Profiles):
+    """Every call of a node but the first has good media: node-01 shows the quality states (one-way,
+    poor, silent), the others stay healthy so that the Fleet screen's findings are the cast's."""
+
+    def of(self, callid: str) -> str:
+        return OK
 
 
 class DemoFleet:
@@ -120,6 +129,8 @@ class DemoFleet:
                                     rtp=self.rtp and first, profile=profile)
             self.platforms.append(platform)  # stopped by stop() even if its start fails half-way
             await platform.start()
+            if not first and isinstance(platform.media, SimulatedMedia):
+                platform.media.engine.profiles = GoodCalls()
 
     async def stop(self) -> None:
         for part in [*reversed(self.platforms), self.spare]:
