@@ -9,7 +9,14 @@ process (/proc utime+stime, which includes the RTP it relays meanwhile, so the i
 measured first and subtracted).  Also the client side: our decode+parse per reply, and the wall time
 of one round over every call at the source's concurrency (what one-shot `diagnose` would spend).
 
+`live`: the console's own live session (console/live.py, the rotating detail budget) against the same
+RTPengine for `--live-seconds`: 2 s polls, 30 s checks, the Calls screen with 40 rows on screen.  What it
+cost RTPengine per minute (its `query` accounting, and its CPU less the idle baseline: that includes
+the CLI `list sessions all` / `list interfaces` and ng `statistics` of every poll), how many queries
+per second it sent, and how long it took until every call had been queried (the coverage bound).
+
     .venv/bin/python bench/bench_quality.py [--calls 1000] [--talking 16] [--seconds 20] [--budgets 15,33,100]
+                                            [--live-seconds 60]
 """
 
 from __future__ import annotations
@@ -87,6 +94,8 @@ async def run(args) -> dict:
         for budget in args.budgets:
             results["budgets"].append(await measure(ng, daemon.pid, callids, budget, args.seconds, idle_cpu_per_s))
 
+        if args.live_seconds > 0:
+            results["live"] = await live_session(daemon, ng, args.live_seconds, idle_cpu_per_s)
         results["client"] = await client_side(ng, callids)
         results["one_round"] = await one_round(ng, callids)
         stop.set()
@@ -130,6 +139,53 @@ async def measure(ng: NgClient, pid: int, callids: list[str], budget: float, sec
     }
 
 
+async def live_session(daemon, ng: NgClient, seconds: float, idle_cpu_per_s: float, rows: int = 40) -> dict:
+    """The live session's own budget: the rows on screen plus the rotation, as the console polls."""
+    from console.live import Interest, LiveSession
+    from console.plugins import load_plugins
+    from console.service import ConsoleService
+
+    service = ConsoleService(daemon.config(timeout=5.0), plugins=load_plugins())
+    session = LiveSession(service, interval=2.0, heavy_interval=30.0)
+    try:
+        count0, spent0 = await query_accounting(ng)
+        started = time.perf_counter()
+        await session.poll_once()  # every session: the first checks judge every call
+        first_poll_ms = (time.perf_counter() - started) * 1000
+        count1, spent1 = await query_accounting(ng)
+        listed = sorted(s.callid for s in session.view.media.sessions)
+        session.set_interest(Interest(screen="calls", detail_callids=frozenset(listed[:rows])))
+        cpu0, started = cpu_seconds(daemon.pid), time.monotonic()
+        first_asked: dict[str, float] = {}
+        polls = 0
+        while time.monotonic() - started < seconds:
+            await session.poll_once()
+            polls += 1
+            asked = session.last_options.media_detail_callids or frozenset(listed)
+            for callid in asked:
+                first_asked.setdefault(callid, time.monotonic() - started)
+            await asyncio.sleep(session.interval)
+        elapsed = time.monotonic() - started
+        count2, spent2 = await query_accounting(ng)
+        cpu = cpu_seconds(daemon.pid) - cpu0 - idle_cpu_per_s * elapsed
+        per_min = 60 / elapsed
+        covered = [first_asked[c] for c in listed if c in first_asked]
+        return {
+            "seconds": round(elapsed, 1), "polls": polls, "rows_on_screen": rows,
+            "rotation_per_poll": session.rotation_size(len(listed)),
+            "queries_per_s": round((count2 - count1) / elapsed, 1),
+            "rtpengine_query_time_per_min_ms": round((spent2 - spent1) * per_min * 1000, 2),
+            "rtpengine_cpu_per_min_ms": round(max(0.0, cpu) * per_min * 1000, 1),
+            "every_call_queried_within_s": round(max(covered), 1) if len(covered) == len(listed) else None,
+            "calls_covered": f"{len(covered)}/{len(listed)}",
+            "first_poll": {"queries": count1 - count0, "wall_ms": round(first_poll_ms, 1),
+                           "rtpengine_query_time_ms": round((spent1 - spent0) * 1000, 2)},
+        }
+    finally:
+        session.close()
+        await service.aclose()
+
+
 async def client_side(ng: NgClient, callids: list[str]) -> dict:
     """Our CPU per reply: decode (codec) + parse into the model, on real replies."""
     raws = []
@@ -166,6 +222,7 @@ def main() -> None:
     parser.add_argument("--talking", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[15, 33, 100])
+    parser.add_argument("--live-seconds", type=float, default=60.0, help="0: skip the live session's run")
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=2))
 
 

@@ -88,6 +88,8 @@ class LiveSession:
         self.clock = clock
         self.heap: HeapPolicy | None = HeapPolicy() if manage_heap else None
         self.state = LiveState()
+        if getattr(config, "thresholds", None) is not None:  # the calls' quality, judged as diagnose does
+            self.state.thresholds = config.thresholds
         self.interest = Interest()
         self.paused = False
         self.polling = False

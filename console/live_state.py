@@ -13,24 +13,32 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from console.config import Thresholds
 from console.model import (
     Call,
+    CallQuality,
     CheckResult,
     Contact,
     Dialog,
     HostState,
     MediaSession,
     MediaState,
+    QualityState,
     SignallingState,
+    SipCounters,
     Snapshot,
     SourceStatus,
+    call_quality,
 )
 from console.plugins import CollectOptions, OverviewSection
 from console.snapshot import join_calls, sessions_complete
 
-from console.views import ContactIndex, History
+from console.views import ContactIndex, History, SipSeries, sip_series
 
 METRICS = ("registrations", "dialogs", "sessions", "ports", "load")
+SIP_SAMPLES = 151  # the SIP counters of the last 150 polls (5 min at 2 s): the Overview's SIP health series
+# The Overview's calls-by-quality groups; "unknown" also holds "no RTCP" (media flows, quality unknown)
+QUALITY_GROUPS = ("ok", "poor", "one-way", "silent", "unknown")
 
 
 class StateQueries:
@@ -43,6 +51,8 @@ class StateQueries:
     contacts_as_of: float | None
     contacts_mode: str
     calls: tuple[Call, ...]
+    qualities: Mapping[str, CallQuality]
+    sip_samples: tuple[SipCounters, ...]
     last_ok: Mapping[str, float]
     _memo: dict
 
@@ -77,6 +87,29 @@ class StateQueries:
         """What OpenSIPS counts as registered (statistics), whatever the list holds."""
         ov = self.signalling.overview if self.signalling else None
         return ov.registered_contacts if ov is not None else None
+
+    # ------------------------------------------------------------------ call quality, SIP health
+
+    def quality(self, callid: str) -> CallQuality | None:
+        """The call's derived media state (`call_quality`, as the snapshot JSON and the checks judge
+        it), None for a Call-ID not in the list."""
+        return self.qualities.get(callid)
+
+    def quality_counts(self) -> dict[str, int]:
+        """Calls per QUALITY_GROUPS group, plus "no RTCP" (a part of "unknown")."""
+        def count(qualities: Mapping[str, CallQuality]) -> dict[str, int]:
+            counts = dict.fromkeys(QUALITY_GROUPS + ("no RTCP",), 0)
+            for quality in qualities.values():
+                word = quality.state.value
+                counts[word if word in counts and word != "no RTCP" else "unknown"] += 1
+                if quality.state is QualityState.NO_RTCP:
+                    counts["no RTCP"] += 1
+            return counts
+        return self._memo_of("quality_counts", self.qualities, count)
+
+    def sip_health(self) -> SipSeries:
+        """The SIP reply-class series over the kept samples (one interval per poll)."""
+        return self._memo_of("sip", self.sip_samples, sip_series)
 
     def last_good_poll(self) -> float | None:
         return max(self.last_ok.values()) if self.last_ok else None
@@ -132,11 +165,16 @@ class LiveState(StateQueries):
     dialogs_at: float | None = None  # the poll that brought `dialogs`
     dialogs_listed_at: float | None = None  # when the source listed them, if before that poll (no events)
     calls: tuple[Call, ...] = ()
+    # Call-ID -> its quality; the same object while its call is (see _judge)
+    qualities: Mapping[str, CallQuality] = field(default_factory=lambda: MappingProxyType({}))
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the configured ones (mos_poor, silent_after_s)
+    sip_samples: tuple[SipCounters, ...] = ()  # the SIP counters of the last polls, oldest first
     checks: list[CheckResult] = field(default_factory=list)
     checks_at: float | None = None
     last_ok: dict[str, float] = field(default_factory=dict)
     history: dict[str, History] = field(default_factory=lambda: {m: History() for m in METRICS})
     polls: int = 0
+    _judged: dict = field(default_factory=dict, repr=False)  # Call-ID -> (call, its quality)
     _index: ContactIndex | None = None
     _previous_at: float | None = None  # the poll before the latest one
     _memo: dict = field(default_factory=dict, repr=False)
@@ -158,6 +196,7 @@ class LiveState(StateQueries):
         if snapshot.host is not None:
             self.host = snapshot.host
         self._join(at)
+        self._judge(at)
         self._record_history()
 
     def _join(self, at: float) -> None:
@@ -172,6 +211,20 @@ class LiveState(StateQueries):
         both_current = self.dialogs_current(at) and self.media_at == at and sessions_complete(self.media)
         self.calls = join_calls(self.dialogs, sessions, self._calls_by_id(), dialogs_complete=both_current,
                                 sessions_complete=both_current)
+
+    def _judge(self, at: float) -> None:
+        """Each call's quality: a call object unchanged since the last poll keeps its verdict (it is
+        a function of the call's data, judged as of its query), the others are judged as of `at`,
+        as the snapshot of this moment would judge them."""
+        previous, judged = self._judged, {}
+        th = self.thresholds
+        for call in self.calls:
+            kept = previous.get(call.callid)
+            if kept is None or kept[0] is not call:
+                kept = (call, call_quality(call, at, mos_poor=th.mos_poor, silent_after_s=th.silent_after_s))
+            judged[call.callid] = kept
+        self._judged = judged
+        self.qualities = MappingProxyType({callid: quality for callid, (_, quality) in judged.items()})
 
     def dialogs_current(self, at: float) -> bool:
         """The dialog list is of the poll at `at`: brought by it, and listed during it (not a
@@ -196,6 +249,9 @@ class LiveState(StateQueries):
             self.contacts_as_of = None
             self.contacts_mode = mode
             self._index = None
+        sip = state.overview.sip
+        if sip is not None and sip.known and (not self.sip_samples or sip.at > self.sip_samples[-1].at):
+            self.sip_samples = (self.sip_samples + (sip,))[-SIP_SAMPLES:]
         if state.dialogs is not None:
             self.dialogs, self.dialogs_at = state.dialogs, at
             self.dialogs_listed_at = getattr(state, "dialogs_as_of", None)
@@ -245,7 +301,8 @@ class LiveState(StateQueries):
             media_at=self.media_at, details_at=self.details_at, host=self.host, contacts=self.contacts,
             contacts_at=self.contacts_at, contacts_as_of=self.contacts_as_of, contacts_note=self.contacts_note,
             contacts_mode=self.contacts_mode, events_status=self.events_status, dialogs=self.dialogs,
-            dialogs_at=self.dialogs_at, calls=self.calls, checks=tuple(self.checks), checks_at=self.checks_at,
+            dialogs_at=self.dialogs_at, calls=self.calls, qualities=self.qualities, thresholds=self.thresholds,
+            sip_samples=self.sip_samples, checks=tuple(self.checks), checks_at=self.checks_at,
             last_ok=MappingProxyType(dict(self.last_ok)),
             history=MappingProxyType({name: tuple(h.values or ()) for name, h in self.history.items()}),
             polls=self.polls, stale=self.stale_lists(), **session)
@@ -318,6 +375,9 @@ class LiveView(StateQueries):
     dialogs: tuple[Dialog, ...] | None = None
     dialogs_at: float | None = None
     calls: tuple[Call, ...] = ()  # dialogs joined with media sessions, once, by the session
+    qualities: Mapping[str, CallQuality] = field(default_factory=lambda: _EMPTY)  # Call-ID -> its quality
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    sip_samples: tuple[SipCounters, ...] = ()  # the SIP counters of the last polls (sip_health)
     checks: tuple[CheckResult, ...] = ()
     checks_at: float | None = None
     last_ok: Mapping[str, float] = field(default_factory=lambda: _EMPTY)

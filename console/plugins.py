@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol, Union
 
+from .entrypoints import entry_points  # the group's entry points without importing importlib.metadata (#18)
 from .model import CheckResult, HostState, MediaState, SignallingState, Snapshot, Status
 
 # console.config.Config, not imported: the config module asks this one for the plugins' discoverers.
@@ -219,7 +219,7 @@ def load_plugins(group: str = ENTRY_POINT_GROUP, *, only: set[str] | None = None
     plugins: list[Plugin] = []
     failures: list[PluginFailure] = []
     seen: set[str] = set()
-    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+    for ep in sorted(entry_points(group), key=lambda e: e.name):
         if ep.name in seen or (only is not None and ep.name not in only):
             continue
         seen.add(ep.name)

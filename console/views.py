@@ -13,10 +13,10 @@ from array import array
 from collections import deque
 from itertools import compress, count
 from operator import is_not
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from console.model import Contact
+from console.model import SIP_REPLY_CLASSES, Contact, SipCounters, sip_window
 
 TRANSPORT_FILTERS = ("all", "ws", "udp", "tcp", "tls")
 
@@ -314,3 +314,48 @@ def parse_mi_command(line: str) -> tuple[str, object]:
     from .mi_params import parse_command
 
     return parse_command(line)
+
+
+# --------------------------------------------------------------------------- SIP health series (Overview)
+
+SIP_SHARE_CLASSES = ("4xx", "5xx", "6xx")
+
+
+@dataclass(frozen=True)
+class SipSeries:
+    """Per interval between two consecutive `SipCounters` samples (one per poll): final replies per
+    second by class, the 4xx/5xx/6xx share of the finals (None: no final reply in that interval),
+    retransmissions and INVITE timeouts.  `times`: each interval's end (epoch s)."""
+
+    times: tuple[float, ...] = ()
+    per_s: dict[str, tuple[float | None, ...]] = field(default_factory=dict)  # '2xx'..'6xx' -> replies/s
+    share: dict[str, tuple[float | None, ...]] = field(default_factory=dict)  # '4xx'..'6xx' -> % of finals
+    retransmissions: tuple[int | None, ...] = ()
+    timeouts_inv: tuple[int | None, ...] = ()
+
+    @property
+    def span_s(self) -> float:
+        return self.times[-1] - self.times[0] if len(self.times) > 1 else 0.0
+
+
+def sip_series(samples: Sequence[SipCounters]) -> SipSeries:
+    """The series between consecutive samples (oldest first; None per class where the server did
+    not report it); an interval across a restart (a counter going backwards) is skipped."""
+    times: list[float] = []
+    per_s: dict[str, list] = {cls: [] for cls in SIP_REPLY_CLASSES[1:]}
+    share: dict[str, list] = {cls: [] for cls in SIP_SHARE_CLASSES}
+    retransmissions: list[int | None] = []
+    timeouts: list[int | None] = []
+    for earlier, later in zip(samples, samples[1:]):
+        window = sip_window(earlier, later)
+        if window is None:
+            continue
+        times.append(later.at)
+        for cls in per_s:
+            per_s[cls].append(window.per_s(cls) if cls in window.finals else None)
+        for cls in share:
+            share[cls].append(window.share(cls))
+        retransmissions.append(window.retransmissions)
+        timeouts.append(window.timeouts_inv)
+    return SipSeries(tuple(times), {c: tuple(v) for c, v in per_s.items()}, {c: tuple(v) for c, v in share.items()},
+                     tuple(retransmissions), tuple(timeouts))
