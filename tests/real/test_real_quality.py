@@ -397,3 +397,59 @@ async def test_a_quiet_server_is_no_finding(start_real_platform):
                         signalling=state)
     result = check_sip_failures(CheckContext(snapshot=snapshot, config=config, now=time.time()))
     assert result.status is Status.OK and "too little traffic" in result.summary, result
+
+
+async def test_the_live_session_covers_every_call_of_a_real_rtpengine_within_its_rotation(start_rtpengine):
+    """The rotating detail budget against a real RTPengine: more calls than a checks poll queries at
+    once, so after the first poll (every session) each poll queries the rows on screen and a share;
+    within ceil(N / share) polls RTPengine answered a query for every call (its own reply times, as
+    parsed), the rows on screen at every poll, and the poor call is judged and named."""
+    from console.live import CHECKS_DETAILS_MAX, Interest, LiveSession
+    from console.plugins import load_plugins
+    from console.service import ConsoleService
+    from support.rtpengine_daemon import make_call
+
+    quiet = CHECKS_DETAILS_MAX + 30
+    daemon = start_rtpengine(ports=4 * (quiet + 1) + 16)
+    ng = NgClient(*daemon.ng)
+    service = ConsoleService(daemon.config(thresholds=Thresholds(silent_after_s=60.0)), plugins=load_plugins())
+    session = LiveSession(service, interval=0.2, heavy_interval=4.0)
+    calls: list[RealCall] = []
+    pump = None
+    try:
+        bad, good = Reception(loss_pct=5, jitter_ms=160, rtt_leg_ms=20), Reception(loss_pct=0, jitter_ms=5, rtt_leg_ms=20)
+        calls.append(await _place(ng, "live-poor", bad, good))
+        for n in range(quiet):
+            await make_call(ng, f"live-quiet-{n}")
+        pump = asyncio.ensure_future(_pump(calls, 60))
+        await asyncio.sleep(3.5)  # RTCP rounds: RTPengine has the poor call's MOS
+        first = await session.poll_once()
+        assert session.last_options.media_detail_callids is None  # none known yet: every one
+        listed = {s.callid for s in first.media.sessions}
+        assert len(listed) == quiet + 1 and all(s.legs for s in first.media.sessions)
+        on_screen = frozenset({"live-quiet-0", "live-quiet-7", "live-poor"})
+        session.set_interest(Interest(screen="calls", detail_callids=on_screen))
+        share = session.rotation_size(len(listed) - len(on_screen))
+        rounds = -(-(len(listed) - len(on_screen)) // share)
+        assert 1 < share < len(listed) and rounds > 1
+        started = time.time()
+        for _ in range(rounds):
+            poll_started = time.time()
+            view = await session.poll_once()
+            queried = {s.callid: s.queried_at for s in view.media.sessions}
+            assert all(queried[c] is not None and queried[c] >= poll_started for c in on_screen)
+        late = sorted(c for c, at in queried.items() if at is None or at < started)
+        assert not late, f"{len(late)} calls not queried within {rounds} polls: {late[:5]}"
+        assert view.quality("live-poor").state is QualityState.POOR and view.quality_counts()["poor"] == 1
+        session.request_checks()
+        view = await session.poll_once()
+        checks = {c.id: c for c in view.checks}
+        assert checks["calls.quality"].status is Status.WARN and "live-poor" in checks["calls.quality"].summary
+    finally:
+        if pump is not None:
+            pump.cancel()
+        session.close()
+        await service.aclose()
+        for call in calls:
+            call.close()
+        await ng.aclose()
