@@ -14,6 +14,7 @@ from console.snapshot import media_label
 
 from . import format as fmt
 from .format import GONE, details_note, field_lines, legs_codecs, media_ports_text, session_text, stale_note
+from .media_sets import MediaSets
 from .messages import DetailRequested
 from .rows import AGE_MARGIN, NARROW, Pane, RowCells, covers, shown_keys, view_rows
 from .safe import safe_text, show_text
@@ -43,6 +44,7 @@ class MediaPane(Pane):
         for key, label in PORT_COLUMNS:
             ports.add_column(label, key=key)
         yield ports
+        yield MediaSets(id="media-sets")  # RTPengine sets as OpenSIPS sees them (#16)
         sessions = SteadyTable(id="sessions", cursor_type="row", zebra_stripes=True)
         for key, label in SESSION_COLUMNS:
             sessions.add_column(label, key=key)
@@ -56,6 +58,7 @@ class MediaPane(Pane):
         media = state.media
         show_text(self.query_one("#media-status", Static),
                   stale_note("media", state.media_at, now, state.media_stale()) + details_note(state, now))
+        self.query_one(MediaSets).render_view(state)
         if media is None:
             return
         port_rows = [(f"{i.name}\x00{i.address}", (safe_text(i.name, 20), safe_text(i.address, 40), fmt.bar(i.used, i.total, 20),
