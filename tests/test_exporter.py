@@ -1,0 +1,161 @@
+"""`opsconsole exporter` (#16): the metrics of every target, scraped over HTTP (httpx) from an exporter on a
+port from the OS, against demo nodes; a scrape answers from the last poll and asks no node anything;
+unknown is no sample (a dead node says up 0 and nothing else it cannot know)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from console.exporter import Exporter, parse_listen
+from console.errors import ConfigError
+from console.fleet import TargetSpec
+from support.faults import free_port
+from test_fleet_session import demo_nodes, fleet_of
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict, float]]]:
+    """metric name -> [(labels, value)] of one scrape."""
+    reply = httpx.get(url, timeout=5)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    found: dict[str, list[tuple[dict, float]]] = defaultdict(list)
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            found[sample.name].append((sample.labels, sample.value))
+    return found
+
+
+def of(metrics, name: str, target: str, **labels: str) -> list[float]:
+    return [value for got, value in metrics.get(name, ()) if got["target"] == target
+            and all(got.get(key) == wanted for key, wanted in labels.items())]
+
+
+def by(metrics, name: str, target: str, label: str) -> dict[str, float]:
+    return {got[label]: value for got, value in metrics.get(name, ()) if got["target"] == target}
+
+
+@contextlib.asynccontextmanager
+async def exporting(specs, **kwargs):
+    fleet = fleet_of(specs, **kwargs)
+    exporter = Exporter(fleet, ("127.0.0.1", 0))
+    exporter.start()
+    try:
+        yield fleet, exporter
+    finally:
+        await exporter.aclose()
+
+
+async def test_every_target_is_exported_with_its_own_figures():
+    async with demo_nodes("par-1", "lon-1", size=30) as nodes:
+        dead = TargetSpec("gone", mi_url=f"http://127.0.0.1:{free_port()}/mi")
+        async with exporting([nodes[0].spec(site="par", role="active"), nodes[1].spec(site="lon"), dead]) as (fleet, exp):
+            await fleet.poll_once()
+            metrics = scrape(exp.url)
+            views = {name: fleet.session(name).view for name in fleet.names}
+    for node in nodes:
+        name, state = node.name, node.demo.state
+        assert of(metrics, "opsconsole_up", name) == [1]
+        assert of(metrics, "opsconsole_contacts_registered", name) == [state.contact_count]
+        transports = by(metrics, "opsconsole_contacts", name, "transport")
+        assert sum(transports.values()) == state.contact_count and set(transports) <= {"udp", "tcp", "tls", "ws", "wss"}
+        ws = sum(1 for c in views[name].contacts if c.ws or c.transport in ("ws", "wss"))
+        assert ws > 0 and of(metrics, "opsconsole_contacts_ws", name) == [ws]
+        dialogs = by(metrics, "opsconsole_dialogs", name, "state")
+        assert sum(dialogs.values()) == len(state.dialogs) and set(dialogs) >= {"early", "confirmed"}
+        assert of(metrics, "opsconsole_media_sessions", name) == [len(state.dialogs)]
+        assert of(metrics, "opsconsole_ports_used", name) == [4 * len(state.dialogs)]
+        assert of(metrics, "opsconsole_ports_total", name)[0] > 0
+        checks = by(metrics, "opsconsole_check_status", name, "check")
+        assert checks.keys() == {r.id for r in views[name].checks} and set(checks.values()) <= {0, 1, 2, 3}
+        assert checks["opensips.mi"] == 0 and checks["rtpengine.ng"] == 0
+        assert of(metrics, "opsconsole_rtpengine_engine_enabled", name)  # the node's set, as OpenSIPS sees it
+        assert of(metrics, "opsconsole_source_up", name, source="opensips") == [1]
+        assert of(metrics, "opsconsole_source_poll_seconds", name, source="rtpengine")[0] > 0
+        assert of(metrics, "opsconsole_calls_without_media", name) == [0]
+        assert of(metrics, "opsconsole_media_without_dialog", name) == [0]
+    version = by(metrics, "opsconsole_opensips_info", "lon-1", "version")
+    assert list(version) == ["4.0.1"]
+    info = [labels for labels, _ in metrics["opsconsole_target_info"] if labels["target"] == "par-1"]
+    assert info == [{"target": "par-1", "site": "par", "role": "active"}]
+    # the dead node: up 0, its MI check failing, and none of the figures it could not know
+    assert of(metrics, "opsconsole_up", "gone") == [0]
+    assert by(metrics, "opsconsole_check_status", "gone", "check")["opensips.mi"] == 2
+    for unknown in ("opsconsole_contacts_registered", "opsconsole_contacts", "opsconsole_dialogs",
+                    "opsconsole_calls_without_media", "opsconsole_opensips_info"):
+        assert of(metrics, unknown, "gone") == [], unknown
+
+
+async def test_a_scrape_answers_from_the_last_poll_and_asks_no_node():
+    async with demo_nodes("par-1") as (node,):
+        async with exporting([node.spec()]) as (fleet, exp):
+            await fleet.poll_once()
+            asked = len(node.asked)
+            first = scrape(exp.url)
+            await asyncio.sleep(0.3)
+            scrapes = [scrape(exp.url) for _ in range(3)]
+            assert len(node.asked) == asked  # three scrapes, not one MI request
+            await fleet.poll_once()
+            assert len(node.asked) > asked
+    age = [of(metrics, "opsconsole_poll_age_seconds", "par-1")[0] for metrics in (first, *scrapes)]
+    assert age[1] > age[0] + 0.2  # the same poll, older at each scrape
+    stamps = {of(metrics, "opsconsole_last_poll_timestamp_seconds", "par-1")[0] for metrics in (first, *scrapes)}
+    assert len(stamps) == 1
+
+
+async def test_calls_without_media_and_media_without_dialog_are_counted():
+    async with demo_nodes("par-1") as (node,):
+        async with exporting([node.spec()]) as (fleet, exp):
+            engine = node.demo.media.engine
+            lost = next(d.callid for d in node.demo.state.dialogs.values() if d.state == 4)
+            engine.sessions.pop(lost)  # RTPengine lost the call's session: a confirmed dialog without media
+            await node.demo.media.request({"command": "offer", "call-id": "zombie-1", "from-tag": "z1",
+                                           "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                                                  "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"})
+            await fleet.poll_once()
+            metrics = scrape(exp.url)
+    assert of(metrics, "opsconsole_calls_without_media", "par-1") == [1]
+    assert of(metrics, "opsconsole_media_without_dialog", "par-1") == [1]
+
+
+def test_listen_addresses():
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listen("[::1]:9464") == ("::1", 9464)
+    for bad in ("9464", "127.0.0.1:http", "127.0.0.1:70000", ":9464"):
+        with pytest.raises(ConfigError, match="--listen"):
+            parse_listen(bad)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_exporter_command_serves_and_stops_cleanly_on_a_signal(signum, tmp_path):
+    """The command itself (--demo, a port from the OS): /metrics answers, a signal stops it with 0."""
+    process = subprocess.Popen([sys.executable, "-m", "console", "exporter", "--demo", "--demo-size", "20",
+                                "--listen", "127.0.0.1:0", "--interval", "0.5"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        url = next(line.split(" on ")[-1].strip() for line in process.stderr if "/metrics" in line)
+        for _ in range(100):  # until the first poll's samples are there
+            metrics = scrape(url)
+            if of(metrics, "opsconsole_up", "default"):
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert of(metrics, "opsconsole_up", "default") == [1]
+        assert of(metrics, "opsconsole_contacts_registered", "default") == [20]
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == 0
+        assert "Traceback" not in process.stderr.read()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url, timeout=2)  # the server went with it
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
