@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any, Callable, Sequence
 
 from rich.text import Text
@@ -21,8 +23,9 @@ STATUS_STYLE = {
 
 
 def status_word(status: Status) -> Text:
-    """The word carries the meaning (NO_COLOR); the colour only helps."""
-    return Text(f"{status.word:<7}", style=STATUS_STYLE.get(status, ""), end="")
+    """The word carries the meaning (NO_COLOR); the colour only helps.  Always followed by a
+    space: 'UNKNOWN' fills the 7 columns and ran into what came next ('UNKNOWNopensips.load')."""
+    return Text(f"{status.word:<7} ", style=STATUS_STYLE.get(status, ""), end="")
 
 
 def ok_word(ok: bool | None) -> Text:
@@ -43,6 +46,11 @@ def duration(seconds: float | int | None) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def clock(at: float | None) -> str:
+    """HH:MM:SS, local time (the operator's wall clock); '?' when unknown."""
+    return "?" if at is None else time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def age(seconds: float | None) -> str:
@@ -83,19 +91,125 @@ def bar(used: int, total: int, width: int = 20) -> Text:
 
 
 def transport_label(transport: str, ws: bool = False) -> Text:
-    """Upper-case transport; WebSocket legs get a visible `[web]` marker."""
+    """Upper-case transport ('WS' says WebSocket by itself); a WebSocket contact whose stored
+    transport is another one (behind a proxy) says so: 'TCP (WebSocket)'."""
     name = (transport or "?").upper()
-    if ws or transport in ("ws", "wss"):
-        out = Text(name, style="bold magenta", end="")
-        out.append(" [web]", style="magenta")
-        return out
+    if transport in ("ws", "wss"):
+        return Text(name, style="bold magenta", end="")
+    if ws:
+        return Text.assemble((name, "bold magenta"), (" (WebSocket)", "magenta"), end="")
     return Text(name, end="")
+
+
+# OpenSIPS's request methods as bits (parser/msg_parser.h, enum request_method, 2^0 upwards);
+# usrloc stores the contact's Allow header as this mask, all bits set when there was none.
+SIP_METHODS = ("INVITE", "CANCEL", "ACK", "BYE", "INFO", "OPTIONS", "UPDATE", "REGISTER", "MESSAGE",
+               "SUBSCRIBE", "NOTIFY", "PRACK", "REFER", "PUBLISH", "other")
+ALL_METHODS = 0xFFFFFFFF
+
+
+def methods_text(mask: int | None) -> str:
+    """'INVITE ACK BYE CANCEL OPTIONS' from OpenSIPS's methods bitmask."""
+    if mask is None:
+        return "-"
+    if mask == ALL_METHODS:
+        return "any (no Allow header in the REGISTER)"
+    names = [name for bit, name in enumerate(SIP_METHODS) if mask & (1 << bit)]
+    return " ".join(names) if names else "none"
+
+
+# usrloc's contact states (ucontact_state): what they mean for the operator
+CONTACT_STATES = {
+    "CS_NEW": "in memory, not yet in a database (new, or no database: db_mode 0)",
+    "CS_SYNC": "in memory and in the database",
+    "CS_DIRTY": "changed in memory, the database write is pending",
+}
+
+
+def contact_state_text(state: str) -> str:
+    meaning = CONTACT_STATES.get(state)
+    return f"{meaning} ({state})" if meaning else (state or "-")
+
+
+def load_text(now: float | None, last_minute: float | None) -> str:
+    """OpenSIPS's core load (load:load, load:load1m): '2% now, 1-min avg 3%'."""
+    if now is None and last_minute is None:
+        return "-"
+    parts = [f"{now:.0f}% now" if now is not None else "? now"]
+    if last_minute is not None:
+        parts.append(f"1-min avg {last_minute:.0f}%")
+    return ", ".join(parts)
+
+
+def token_lines(label: str, tokens: Sequence[Text], width: int) -> Text:
+    """'label  A 1  B 2' wrapped between tokens to `width` cells (0: one line), continuation
+    lines indented under the first token."""
+    out = Text(f"{label}  ", style="bold", end="")
+    indent = out.cell_len
+    line = indent
+    for number, token in enumerate(tokens):
+        gap = 2 if number else 0
+        if number and width > 0 and line + gap + token.cell_len > width:
+            out.append("\n" + " " * indent)
+            line, gap = indent, 0
+        out.append(" " * gap)
+        out.append_text(token)
+        line += gap + token.cell_len
+    return out
+
+
+def brief(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut at a word with an ellipsis (never mid-word
+    without a mark)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def readable(value: Any, indent: str = "") -> str:
+    """Check evidence as text: 'key value' lines for mappings, one item per line for lists of
+    mappings, commas for plain lists (never a Python repr)."""
+    if isinstance(value, dict):
+        if not value:
+            return "-"
+        width = max(len(str(key)) for key in value)
+        return "\n".join(f"{indent}{str(key):<{width}}  {_inline(item, indent + ' ' * (width + 2))}"
+                         for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        if not items:
+            return "none"
+        if any(isinstance(item, (dict, list, tuple)) for item in items):
+            return "\n".join(f"{indent}- {_inline(item, indent + '  ')}" for item in items)
+        return ", ".join(_scalar(item) for item in items)
+    return _scalar(value)
+
+
+def _inline(value: Any, indent: str) -> str:
+    if isinstance(value, dict) and value:
+        return "\n" + readable(value, indent)
+    return readable(value, indent).lstrip() if isinstance(value, (list, tuple)) else _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 # contacts_mode -> (word, what the list is); the word carries the meaning without colour.
 CONTACTS_MODES = {
-    "full": ("COMPLETE", "full dump (ul_dump) by the last poll", "bold green"),
-    "events": ("COMPLETE", "kept current by OpenSIPS events since the last full sync", "bold green"),
+    "full": ("ALL LISTED", "every contact, from a full dump (ul_dump) at the last poll", "bold green"),
+    "events": ("ALL LISTED", "every contact: a full sync, then kept current by OpenSIPS events", "bold green"),
     "events-partial": ("PARTIAL", "only the contacts seen in events since subscribing; S runs a full sync",
                        "bold reverse yellow"),
     "polling": ("POLLED", "events unavailable: bounded periodic dumps", "bold yellow"),
@@ -104,11 +218,11 @@ CONTACTS_MODES = {
 
 
 def contacts_mode_word(mode: str) -> Text:
-    """'list PARTIAL' for the header; empty when the source does not say."""
+    """'contacts PARTIAL' for the header; empty when the source does not say."""
     if mode not in CONTACTS_MODES:
         return Text("")
     word, _, style = CONTACTS_MODES[mode]
-    return Text.assemble("list ", (word, style), (" (S: full sync)" if mode == "events-partial" else ""))
+    return Text.assemble("contacts ", (word, style), (" (S: full sync)" if mode == "events-partial" else ""))
 
 
 def field_lines(fields: list[tuple[str, Text | str]]) -> Text:
@@ -120,6 +234,28 @@ def field_lines(fields: list[tuple[str, Text | str]]) -> Text:
             out.append("\n")
         out.append(f"{name:<{width}}  ", style="bold")
         out.append(value if isinstance(value, Text) else Text(str(value)))
+    return out
+
+
+# SDES (RFC 4568): `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:KEY|2^31|1:1` carries the media key in
+# clear; whoever reads the screen (or a screenshot) could decrypt the call.
+SDES_KEY = re.compile(r"(?<=inline:)[^|\s]+")
+KEY_MASK = "•••••• (k shows keys)"
+
+
+def mask_keys(text: Text) -> Text:
+    """`text` with every SDES key replaced by a mask (styles of the rest kept)."""
+    matches = list(SDES_KEY.finditer(text.plain))
+    if not matches:
+        return text
+    out = Text(end=text.end, no_wrap=text.no_wrap, overflow=text.overflow, justify=text.justify)
+    out.style = text.style
+    start = 0
+    for match in matches:
+        out.append_text(text[start:match.start()])
+        out.append(KEY_MASK, style="bold")
+        start = match.end()
+    out.append_text(text[start:])
     return out
 
 

@@ -16,6 +16,7 @@ from textual.widget import Widget
 
 # (key, key as displayed, description, enabled)
 KeyItem = tuple[str, str, str, bool]
+PINNED = ("question_mark", "q")  # always shown, at the right: how to get help and how to leave
 
 
 class KeyBar(Widget):
@@ -77,29 +78,41 @@ class KeyBar(Widget):
         return tuple(items), palette
 
     def render(self) -> Text:
-        """The keys from the left, the palette key at the right edge (as Textual's Footer)."""
+        """The keys from the left; at the right edge `?` Help and `q` Quit (never pushed off a
+        narrow terminal) and the palette key (as Textual's Footer)."""
         key_style = self.get_component_rich_style("keybar--key", partial=True)
         description_style = self.get_component_rich_style("keybar--description", partial=True)
         out = Text(end="", no_wrap=True, overflow="crop")
         spans: list[tuple[int, int, str]] = []
-        palette = Text(end="")
+        right = Text(end="")
+        right_keys: list[tuple[int, int, str]] = []  # spans within `right`
+        for item in self.shown:
+            if item[0] in PINNED:
+                start = right.cell_len
+                self._append(right, item, key_style, description_style)
+                right_keys.append((start, right.cell_len, item[0]))
         if self.palette is not None:
             _key, display, description, enabled = self.palette
-            palette.append("▏", self.get_component_rich_style("keybar--separator"))
-            palette.append(display, key_style + Style(dim=not enabled))
-            palette.append(f" {description} ", description_style + Style(dim=not enabled))
-        room = self.size.width - palette.cell_len
+            start = right.cell_len
+            right.append("▏", self.get_component_rich_style("keybar--separator"))
+            right.append(display, key_style + Style(dim=not enabled))
+            right.append(f" {description} ", description_style + Style(dim=not enabled))
+            right_keys.append((start, right.cell_len, self.palette[0]))
+        room = self.size.width - right.cell_len
         for item in self.shown:
+            if item[0] in PINNED:
+                continue
             start = out.cell_len
             self._append(out, item, key_style, description_style)
             if out.cell_len > room:
                 out.truncate(start)
                 break
             spans.append((start, out.cell_len, item[0]))
-        if self.palette is not None:
+        if right.cell_len:
             out.pad_right(max(0, room - out.cell_len))
-            spans.append((out.cell_len, out.cell_len + palette.cell_len, self.palette[0]))
-            out.append_text(palette)
+            offset = out.cell_len
+            spans.extend((offset + start, offset + end, key) for start, end, key in right_keys)
+            out.append_text(right)
         self._spans = spans
         return out
 

@@ -26,6 +26,10 @@ class Pane(Vertical):
         self.view: LiveView = NOTHING_YET
         self.now = 0.0
 
+    def on_mount(self) -> None:
+        if self.app.no_color:  # NO_COLOR: the cursor row's background is gone; app.tcss reverses it
+            self.add_class("no-color")
+
     def refresh_view(self, view: LiveView, now: float) -> None:
         self.view, self.now = view, now
         self.render_view(view, now)
@@ -55,6 +59,7 @@ class Pane(Vertical):
 
 
 NARROW = 100  # columns: below this the Calls and Media cells shrink (the detail screen has everything)
+CALLS_NARROW = 140  # Calls has more columns (quality): its bridge keeps only 'WS->UDP' below this
 
 # Rows beyond the viewport whose ages move too (scrolling a line shows a current age; scrolling
 # further, the next tick refreshes them) and whose media sessions are queried each poll.

@@ -12,11 +12,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
 
-from .format import LiveSections, Section, _Gone
+from .format import LiveSections, Section, _Gone, mask_keys
 from .header import HeaderFacts, StatusHeader
 
 SectionLoader = Callable[[], Awaitable[list[Section]]]
 KEYS_HINT = "   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit"
+KEYS_SHOWN = "   SDES KEYS SHOWN (k hides)"
 
 
 def clock_time(at: float) -> str:
@@ -28,7 +29,7 @@ class DetailScreen(Screen[None]):
     """Every field of one row, full length (escaped, never truncated).  With `live`, it follows
     the row: new content at each poll, and a notice (last content kept) once the row is gone."""
 
-    BINDINGS = [Binding("escape", "dismiss_detail", "Back")]
+    BINDINGS = [Binding("escape", "dismiss_detail", "Back"), Binding("k", "toggle_keys", "Show keys", show=False)]
 
     def __init__(self, title: str, sections: list[Section], loader: SectionLoader | None = None,
                  live: LiveSections | None = None, header: HeaderFacts | None = None) -> None:
@@ -41,6 +42,7 @@ class DetailScreen(Screen[None]):
         self.loader = loader
         self.live = live
         self.gone_since: float | None = None
+        self.keys_shown = False  # SDES keys masked unless the operator asks (k)
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -54,8 +56,21 @@ class DetailScreen(Screen[None]):
         if self.gone_since is not None:
             out.append(f"   GONE since {clock_time(self.gone_since)}", style="bold reverse yellow")
             out.append(" (last content kept)", style="bold")
+        if self.keys_shown:
+            out.append(KEYS_SHOWN, style="bold reverse")
         out.append(KEYS_HINT, style="dim")
         return out
+
+    def action_toggle_keys(self) -> None:
+        """k: show / hide the SDES keys of the SDPs (masked by default)."""
+        self.keys_shown = not self.keys_shown
+        self.query_one("#detail-title", Static).update(self._title_text())
+        widgets = list(self.query(".detail-section").results(Static))
+        for widget, (_, body) in zip(widgets, self.sections):
+            widget.update(self._shown(body))
+
+    def _shown(self, body: Text) -> Text:
+        return body if self.keys_shown else mask_keys(body)
 
     def refresh_live(self, state: Any, now: float) -> None:
         """Called by the app after each poll (state: the LiveView): the row's current content, or the gone notice."""
@@ -84,15 +99,14 @@ class DetailScreen(Screen[None]):
             widgets = list(self.query(".detail-section").results(Static))
             for widget, (_, new), (_, old) in zip(widgets, sections, self.sections):
                 if new != old:
-                    widget.update(new)
+                    widget.update(self._shown(new))
         self.sections = sections
 
-    @staticmethod
-    def _section_widgets(sections: list[Section]) -> list[Static]:
+    def _section_widgets(self, sections: list[Section]) -> list[Static]:
         widgets = []
         for heading, body in sections:
             widgets.append(Static(Text(heading, style="bold underline"), classes="detail-heading"))
-            widgets.append(Static(body, classes="detail-section"))
+            widgets.append(Static(self._shown(body), classes="detail-section"))
         return widgets
 
     def on_mount(self) -> None:
@@ -114,22 +128,25 @@ class DetailScreen(Screen[None]):
 
 
 HELP_KEYS = [
-    ("Screens", [("1", "Overview"), ("2", "Registrations"), ("3", "Calls"), ("4", "Media"),
-                 ("5", "Checks"), ("6", "MI commands")]),
-    ("Everywhere", [("p", "pause / resume polling"),
+    ("Everywhere", [("1 … 6", "Overview, Registrations, Calls, Media, Checks, MI"),
+                    ("p", "pause / resume polling"),
                     ("S", "full contact sync now (one ul_dump; fixes a PARTIAL list)"),
-                    ("?", "this help"), (":", "command palette"),
-                    ("Esc", "back (close detail, clear filter, go to Overview)"), ("q", "quit"),
-                    ("Ctrl+C", "quit")]),
-    ("Tables", [("↑ ↓ PgUp PgDn", "move (large lists page on past the edge)"), ("Enter", "detail of the row"),
-                ("Ctrl+Home/End", "first / last contact of the whole list"),
-                ("click header", "sort registrations by that column")]),
-    ("Registrations", [("/", "filter on AoR, contact, user agent (Enter keeps, Esc clears)"),
-                       ("t", "transport filter: all → ws → udp → tcp → tls"),
-                       ("s / r", "next sort column / reverse order"),]),
-    ("Checks", [("r", "re-run the diagnose checks")]),
+                    (":", "palette: jump to a user, an AoR or a Call-ID (asks OpenSIPS when the list is partial)"),
+                    ("Esc", "close the innermost thing: detail, filter, input (never leaves a screen)"),
+                    ("? / q", "this help / quit (also Ctrl+C)")]),
+    ("Every list (Registrations, Calls, Media, Checks, MI answer)", [
+        ("/", "filter on any text of the rows (Enter keeps, Esc clears)"),
+        ("s / r", "next sort column / reverse order"),
+        ("↑ ↓ PgUp PgDn", "move (large lists page on past the edge)"), ("Enter", "detail of the row"),
+        ("+N cols →", "columns that did not fit: they are in the detail (Enter)")]),
+    ("Registrations", [("t", "transport filter: all → ws → udp → tcp → tls"),
+                       ("Ctrl+Home/End", "first / last contact of the whole list"),
+                       ("click header", "sort by that column")]),
+    ("Details", [("k", "show / hide SDES media keys (a=crypto inline:…, masked by default)")]),
+    ("Checks", [("R", "re-run the diagnose checks"), ("Enter", "the remedy and the evidence")]),
     ("MI", [("Tab / →", "accept the completion"), ("Enter", "run (write methods need --allow-write "
-                                                                  "and a confirmation)")]),
+                                                                  "and a confirmation)"),
+            ("Esc", "from the command line to the answer (/ s r there)")]),
 ]
 
 
