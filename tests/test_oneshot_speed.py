@@ -86,15 +86,18 @@ def test_an_opensips_config_is_read_once_per_instance_not_once_per_process(tmp_p
     assert by_pid[300].settings["ppid"] == 1 and by_pid[100].settings is not by_pid[300].settings
 
 
-def test_a_one_shot_snapshot_imports_no_http_library_and_no_tui():
+def test_a_one_shot_snapshot_imports_no_http_library_no_tui_and_no_simulator():
+    """httpx (~70 ms of imports), importlib.metadata (email, zipfile...), Textual and the demo's simulator
+    are not what a snapshot needs: none of them is imported."""
     dead = [f"--mi-url=http://127.0.0.1:{free_port(socket.SOCK_STREAM)}/mi",
             f"--ng=127.0.0.1:{free_port()}", f"--cli=127.0.0.1:{free_port(socket.SOCK_STREAM)}", "--timeout=0.3"]
     code = textwrap.dedent(f"""
         import sys
         from console.cli import main
         main(["snapshot", "--json", "--no-contacts", *{dead!r}])
-        heavy = ("httpx", "httpcore", "anyio", "h11", "textual")
-        print("LOADED", sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+        heavy = ("httpx", "httpcore", "anyio", "h11", "textual", "importlib.metadata", "email")
+        demo = [m for m in sys.modules if m.startswith("opsconsole_demo.") and m != "opsconsole_demo.plugin"]
+        print("LOADED", sorted(demo + [m for m in sys.modules if m in heavy or m.split(".")[0] in heavy]))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stdout[-800:] + out.stderr[-1500:]

@@ -12,19 +12,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from console.errors import ConfigError
-from .events import EventHub
-from .media import MediaDriver, start_media
-from .mi_render import MiRenderer
-from .mi_server import DEFAULT_BUFFER, MiHttpServer
-from .rtp import RtpPump
-from .sip import SipEndpoint
-from .state import DemoState
-from .tracer import DemoTracer
+
+# The simulator's modules are imported when a demo starts, not with the package: the `demo` plugin's
+# entry point lives in this package, so every command (snapshot, diagnose...) imports it (~30 ms, #18).
+if TYPE_CHECKING:
+    from .events import EventHub
+    from .media import MediaDriver
+    from .mi_render import MiRenderer
+    from .mi_server import MiHttpServer
+    from .rtp import RtpPump
+    from .sip import SipEndpoint
+    from .state import DemoState
+    from .tracer import DemoTracer
 
 __all__ = ["DemoPlatform", "DemoState"]
+
+
+def __getattr__(name: str):
+    if name == "DemoState":  # `from opsconsole_demo import DemoState` as before
+        from .state import DemoState
+
+        return DemoState
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +44,16 @@ log = logging.getLogger(__name__)
 class DemoPlatform:
     def __init__(self, size: int = 70, version: str = "3.4", real_rtpengine: bool | None = None, seed: int = 1,
                  tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
-                 buffer_size: int = DEFAULT_BUFFER, calls: int | None = None, sip: bool = False,
+                 buffer_size: int | None = None, calls: int | None = None, sip: bool = False,
                  rtp: bool = False, profile=None) -> None:
         if version not in ("3.4", "4.0"):
             raise ConfigError(f"the demo imitates OpenSIPS 3.4 or 4.0, not {version!r}")
         self.size, self.version, self.seed = size, version, seed
         self.real_rtpengine = real_rtpengine
+        if buffer_size is None:
+            from .mi_server import DEFAULT_BUFFER
+
+            buffer_size = DEFAULT_BUFFER
         self.tick, self.time_scale, self.buffer_size = tick, time_scale, buffer_size
         self.clock = clock
         self.calls = calls
@@ -95,6 +111,14 @@ class DemoPlatform:
         await self.stop()
 
     async def start(self) -> None:
+        from .events import EventHub
+        from .media import start_media
+        from .mi_server import MiHttpServer
+        from .rtp import RtpPump
+        from .sip import SipEndpoint
+        from .state import DemoState
+        from .tracer import DemoTracer
+
         # The pump exists before the calls: it gives their endpoints ports the OS chose (rtp.py).
         self.rtp = RtpPump() if self.rtp_enabled else None  # closed by stop() whatever happens next
         self.state = DemoState(self.size, seed=self.seed, clock=self.clock, version=self.version, calls=self.calls,
@@ -120,6 +144,8 @@ class DemoPlatform:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="opsconsole-demo")
 
     def _renderer(self, rtpengine_url: str) -> MiRenderer:
+        from .mi_render import MiRenderer
+
         if self.profile is None:
             return MiRenderer(self.state, self.events, rtpengine_url=rtpengine_url)
         from .fleet_mi import FleetMiRenderer
