@@ -341,3 +341,18 @@ def test_snapshot_text_shows_sets_and_cluster_safely():
     text = console.export_text()
     assert "RTPengine sets (1)" in text and "\\x1b[2J" in text and "\x1b" not in text
     assert "2@1 link Down enabled" in text and "vip/1 active" in text
+
+
+@pytest.mark.parametrize("method", ["clusterer_shtag_set_active", "clusterer:shtag_set_active", "cluster_send_mi",
+                                    "clusterer:broadcast_mi", "clusterer_set_status", "rtpengine_enable"])
+def test_cluster_and_engine_writes_need_allow_write(method):
+    from opsconsole_opensips.commands import is_write_method
+
+    assert is_write_method(method)
+
+
+@pytest.mark.parametrize("method", ["clusterer_list", "clusterer:list_shtags", "clusterer_list_cap"])
+def test_cluster_reads_are_reads(method):
+    from opsconsole_opensips.commands import is_write_method
+
+    assert not is_write_method(method)

@@ -28,15 +28,6 @@ from console.model.topology import ClusterCapability, ClusterNode, RtpEngineNode
 
 from .parse import _dict, _guard, _int, _list, _str
 
-# Logical (3.x) name -> the 4.0 name (the clusterer's are not in commands.RENAMES_40).
-NAMES_40 = {
-    "rtpengine_show": "rtpengine:show",
-    "clusterer_list": "clusterer:list",
-    "clusterer_list_shtags": "clusterer:list_shtags",
-    "clusterer_list_cap": "clusterer:list_cap",
-}
-
-
 def parse_rtp_sets(result: Any) -> tuple[RtpSet, ...]:
     def build() -> tuple[RtpSet, ...]:
         sets = []

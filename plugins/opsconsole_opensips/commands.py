@@ -99,6 +99,18 @@ RENAMES_40: dict[str, str] = {
     "trace": "tracer:trace",
     "trace_start": "tracer:start",
     "trace_stop": "tracer:stop",
+    # clusterer (captured on 4.0.1's `which`, #16)
+    "clusterer_list": "clusterer:list",
+    "clusterer_list_topology": "clusterer:list_topology",
+    "clusterer_list_shtags": "clusterer:list_shtags",
+    "clusterer_list_cap": "clusterer:list_cap",
+    "clusterer_reload": "clusterer:reload",
+    "clusterer_set_status": "clusterer:set_status",
+    "clusterer_set_cap_status": "clusterer:set_cap_status",
+    "clusterer_shtag_set_active": "clusterer:shtag_set_active",
+    "clusterer_remove_node": "clusterer:remove_node",
+    "cluster_send_mi": "clusterer:send_mi",
+    "cluster_broadcast_mi": "clusterer:broadcast_mi",
 }
 OLD_NAMES: dict[str, str] = {new: old for old, new in RENAMES_40.items()}
 
@@ -117,6 +129,9 @@ _WRITE_34 = frozenset({
     # A dynamic trace sends copies of SIP to an address: by hand (`opsconsole mi`) it is a write; `opsconsole
     # trace` starts and stops its own in read-only mode (transient, like the console's event_subscribe), audited.
     "trace_start", "trace_stop",
+    # clusterer: node/capability state, sharing-tag takeover, and MI run on other nodes (any command there)
+    "clusterer_reload", "clusterer_set_status", "clusterer_set_cap_status", "clusterer_shtag_set_active",
+    "clusterer_remove_node", "cluster_send_mi", "cluster_broadcast_mi",
 })
 WRITE_METHODS: frozenset[str] = _WRITE_34 | {RENAMES_40[n] for n in _WRITE_34} | {
     "tcp:close", "dialog:set_profile", "dialog:unset_profile", "core:profiling_proc",

@@ -23,7 +23,7 @@ from console.plugins import CollectOptions
 
 from opsconsole_rtpengine.probe import engine_address, probe_engine  # the ng client is that plugin's
 
-from .cluster import NAMES_40, parse_capabilities, parse_cluster_nodes, parse_rtp_sets, parse_sharing_tags
+from .cluster import parse_capabilities, parse_cluster_nodes, parse_rtp_sets, parse_sharing_tags
 from .commands import CommandMap
 
 PROBE_TIMEOUT_CAP_S = 0.5  # an engine that takes longer to pong is as good as down for OpenSIPS
@@ -107,12 +107,12 @@ class TopologySource:
 
 
 def _wire(commands: CommandMap, logical: str) -> str:
-    return NAMES_40.get(logical, logical) if commands.namespaced else logical
+    return commands.name(logical)
 
 
 def _offered(commands: CommandMap, logical: str) -> bool:
     """Listed by `which` (True when `which` gave nothing: then asking is the only way to know)."""
-    return not commands.commands or _wire(commands, logical) in commands.commands
+    return commands.has(logical)
 
 
 async def _none() -> None:
