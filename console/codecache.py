@@ -6,9 +6,9 @@ that was ~430 compilations, 40 ms of its ~160 ms of imports (measured: bench/ben
 README "Measured").  Python caches a module's bytecode in `__pycache__`, but not this generated code.
 
 `install()` wraps `dataclasses._create_fn` so that the same text is compiled once: the code objects
-are kept in `console/__pycache__/dataclass-code.<tag>.marshal`, written like a .pyc (not when
-`sys.dont_write_bytecode` / PYTHONDONTWRITEBYTECODE says not to, never failing), and read at the next
-start.  The generated functions are exactly those `dataclasses` builds (the same text, compiled the
+are kept in `console/__pycache__/dataclass-code.<tag>/<module>.marshal` (one file per module that
+defines dataclasses, read when that module builds its first one), written like a .pyc (not when
+`sys.dont_write_bytecode` / PYTHONDONTWRITEBYTECODE says not to, never failing).  The generated functions are exactly those `dataclasses` builds (the same text, compiled the
 same way, run in the same namespace); only the compilation is skipped.  On a Python whose
 `dataclasses` works otherwise (3.13 builds functions differently) nothing is changed.
 """
@@ -23,15 +23,14 @@ import sys
 from types import CodeType
 
 _EXPECTED_ARGS = ("name", "args", "body", "globals", "locals", "return_type")
-_MAX_ENTRIES = 5000  # generated texts differ per class: a bound keeps a stale cache from growing forever
+_MAX_ENTRIES = 2000  # per module: generated texts differ per class, a bound keeps a stale cache small
 
-_codes: dict[str, CodeType] = {}
-_state = {"installed": False, "new": 0}
+_codes: dict[str, dict[str, CodeType]] = {}  # module -> generated text -> its compiled code
+_state: dict = {"installed": False, "dirty": set()}
 
 
-def cache_path() -> str:
-    return os.path.join(os.path.dirname(__file__), "__pycache__",
-                        f"dataclass-code.{sys.implementation.cache_tag}.marshal")
+def cache_dir() -> str:
+    return os.path.join(os.path.dirname(__file__), "__pycache__", f"dataclass-code.{sys.implementation.cache_tag}")
 
 
 def supported() -> bool:
@@ -47,7 +46,6 @@ def install() -> bool:
         return True
     if not supported():
         return False
-    _load()
     dataclasses._create_fn = _create_fn
     atexit.register(save)
     _state["installed"] = True
@@ -67,41 +65,61 @@ def _create_fn(name, args, body, *, globals=None, locals=None, return_type=datac
     txt = f" def {name}({args}){return_annotation}:\n{body}"
     local_vars = ", ".join(locals.keys())
     txt = f"def __create_fn__({local_vars}):\n{txt}\n return {name}"
-    code = _codes.get(txt)
-    if code is None:
-        code = _codes[txt] = compile(txt, "<string>", "exec")
-        _state["new"] += 1
     ns: dict = {}
-    exec(code, globals, ns)
+    exec(_compiled(txt, (globals or {}).get("__name__")), globals, ns)
     return ns["__create_fn__"](**locals)
 
 
-def _load() -> None:
+def _compiled(txt: str, module: str | None) -> CodeType:
+    # Keyed by module: a file name from a dotted name only ('__main__' too; anything else is compiled).
+    named = isinstance(module, str) and all(part.isidentifier() for part in module.split("."))
+    codes = _module_codes(module) if named else None
+    code = codes.get(txt) if codes is not None else None
+    if code is None:
+        code = compile(txt, "<string>", "exec")
+        if codes is not None:
+            codes[txt] = code
+            _state["dirty"].add(module)
+    return code
+
+
+def _module_codes(module: str) -> dict[str, CodeType]:
+    """The module's cached codes, read from its file on first use (only the modules a command imports)."""
+    codes = _codes.get(module)
+    if codes is None:
+        codes = _codes[module] = _load(os.path.join(cache_dir(), f"{module}.marshal"))
+    return codes
+
+
+def _load(path: str) -> dict[str, CodeType]:
     try:
-        with open(cache_path(), "rb") as fh:
+        with open(path, "rb") as fh:
             loaded = marshal.load(fh)
     except (OSError, EOFError, ValueError, TypeError):
-        return  # none yet, or unreadable: compile as dataclasses would
-    if isinstance(loaded, dict) and len(loaded) <= _MAX_ENTRIES:
-        _codes.update((text, code) for text, code in loaded.items()
-                      if isinstance(text, str) and isinstance(code, CodeType))
+        return {}  # none yet, or unreadable: compile as dataclasses would
+    if not isinstance(loaded, dict) or len(loaded) > _MAX_ENTRIES:
+        return {}
+    return {text: code for text, code in loaded.items() if isinstance(text, str) and isinstance(code, CodeType)}
 
 
 def save() -> None:
-    """Write the cache when this run compiled something new (at exit; like a .pyc, best effort)."""
-    if not _state["new"] or sys.dont_write_bytecode:
+    """Write the modules that compiled something new (at exit; like a .pyc: not when bytecode must not be
+    written, atomically, best effort)."""
+    dirty, _state["dirty"] = _state["dirty"], set()
+    if not dirty or sys.dont_write_bytecode:
         return
-    path = cache_path()
-    codes = _codes if len(_codes) <= _MAX_ENTRIES else {}
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as fh:
-            marshal.dump(codes, fh)
-        os.replace(temporary, path)  # atomic: a concurrent start reads the old cache or the new one
-        _state["new"] = 0
-    except OSError:
+    directory = cache_dir()
+    for module in dirty:
+        codes = _codes.get(module, {})
+        path = os.path.join(directory, f"{module}.marshal")
+        temporary = f"{path}.{os.getpid()}.tmp"
         try:
-            os.unlink(temporary)
+            os.makedirs(directory, exist_ok=True)
+            with open(temporary, "wb") as fh:
+                marshal.dump(codes if len(codes) <= _MAX_ENTRIES else {}, fh)
+            os.replace(temporary, path)  # atomic: a concurrent start reads the old cache or the new one
         except OSError:
-            pass
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass

@@ -163,17 +163,17 @@ async def test_every_http_framing_gives_the_same_result(framing):
 
 
 def test_dataclass_methods_come_compiled_from_the_cache_and_behave_the_same(tmp_path, monkeypatch):
-    """console.codecache: the text dataclasses generates is compiled once, kept like bytecode, and a
-    later start builds the same methods without compiling (the cost at import, #18)."""
+    """console.codecache: the text dataclasses generates is compiled once, kept like bytecode (one file per
+    module), and a later start builds the same methods without compiling (the cost at import, #18)."""
     import builtins
     import dataclasses
 
     from console import codecache
 
     assert codecache.install() and dataclasses._create_fn is codecache._create_fn
-    monkeypatch.setattr(codecache, "cache_path", lambda: str(tmp_path / "__pycache__" / "codes.marshal"))
+    monkeypatch.setattr(codecache, "cache_dir", lambda: str(tmp_path / "codes"))
     monkeypatch.setattr(codecache, "_codes", {})
-    monkeypatch.setattr(codecache, "_state", {"installed": True, "new": 0})
+    monkeypatch.setattr(codecache, "_state", {"installed": True, "dirty": set()})
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
 
     def define():
@@ -185,20 +185,18 @@ def test_dataclass_methods_come_compiled_from_the_cache_and_behave_the_same(tmp_
         return Leg
 
     first = define()
-    assert codecache._state["new"] >= 5  # __init__, __repr__, __eq__, __hash__, __setattr__, __delattr__
+    assert codecache._state["dirty"] == {__name__} and len(codecache._codes[__name__]) >= 5
     codecache.save()
-    assert (tmp_path / "__pycache__" / "codes.marshal").is_file() and codecache._state["new"] == 0
-    codecache._codes.clear()
-    codecache._load()  # the next start
+    assert (tmp_path / "codes" / f"{__name__}.marshal").is_file() and codecache._state["dirty"] == set()
+    codecache._codes.clear()  # the next start: read from the file when the module builds its first dataclass
     compiled: list[str] = []
     real_compile = builtins.compile
     monkeypatch.setattr(builtins, "compile", lambda src, *a, **kw: compiled.append(src) or real_compile(src, *a, **kw))
     second = define()
-    assert compiled == [] and codecache._state["new"] == 0
+    assert compiled == [] and codecache._state["dirty"] == set()
     for leg_type in (first, second):
         leg = leg_type("caller", 5)
-        assert repr(leg) == "test_dataclass_methods_come_compiled_from_the_cache_and_behave_the_same.<locals>." \
-                            "define.<locals>.Leg(tag='caller', packets=5, codecs=())"
+        assert repr(leg).endswith("define.<locals>.Leg(tag='caller', packets=5, codecs=())")
         assert leg == leg_type("caller", 5) and leg != leg_type("callee", 5) and hash(leg) == hash(leg_type("caller", 5))
         with pytest.raises(dataclasses.FrozenInstanceError):
             leg.packets = 6
@@ -208,12 +206,13 @@ def test_dataclass_methods_come_compiled_from_the_cache_and_behave_the_same(tmp_
 def test_the_code_cache_is_not_written_when_bytecode_must_not_be(tmp_path, monkeypatch):
     from console import codecache
 
-    monkeypatch.setattr(codecache, "cache_path", lambda: str(tmp_path / "codes.marshal"))
-    monkeypatch.setattr(codecache, "_state", {"installed": True, "new": 3})
+    monkeypatch.setattr(codecache, "cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(codecache, "_codes", {"some.module": {}})
+    monkeypatch.setattr(codecache, "_state", {"installed": True, "dirty": {"some.module"}})
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     codecache.save()
-    assert not (tmp_path / "codes.marshal").exists()
-    (tmp_path / "codes.marshal").write_bytes(b"not marshal data")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "some.module.marshal").write_bytes(b"not marshal data")
     monkeypatch.setattr(codecache, "_codes", {})
-    codecache._load()  # a damaged cache is ignored: everything is compiled as dataclasses would
-    assert codecache._codes == {}
+    # a damaged cache is ignored: everything is compiled as dataclasses would
+    assert codecache._module_codes("some.module") == {}
