@@ -356,3 +356,14 @@ def test_cluster_reads_are_reads(method):
     from opsconsole_opensips.commands import is_write_method
 
     assert not is_write_method(method)
+
+
+async def test_rtpengine_sock_leaves_a_stale_disable_to_its_own_warn(rtpengine):
+    """A disabled engine that answers is opensips.rtpengine_stale's WARN, not opensips.rtpengine_sock's FAIL."""
+    from console.model import RelayNode, SignallingState
+    from opsconsole_rtpengine import checks
+
+    url = f"udp:127.0.0.1:{rtpengine.ng[1]}"
+    snapshot = Snapshot(collected_at=1.0, signalling=SignallingState(relays=(RelayNode(url=url, disabled=True),)))
+    result = await checks.check_rtpengine_sock(CheckContext(snapshot, rtpengine.config(timeout=0.5), 1.0))
+    assert result.status is Status.OK and "opensips.rtpengine_stale" in result.evidence[f"set 0 {url}"]

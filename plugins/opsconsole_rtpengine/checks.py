@@ -317,7 +317,10 @@ async def check_rtpengine_sock(ctx: CheckContext) -> CheckResult:
     for node in signalling.relays:
         address = nodes[node.url]
         verdict = address if isinstance(address, str) else _node_problem(ctx, address, probed[address], node.disabled)
-        evidence[f"set {node.set_id} {node.url}"] = verdict or "ok (answers ng ping)"
+        # a disabled node that answers is a stale disable: opensips.rtpengine_stale's WARN, not a wrong address
+        evidence[f"set {node.set_id} {node.url}"] = verdict or (
+            "ok (answers ng ping; disabled in OpenSIPS: see opensips.rtpengine_stale)" if node.disabled
+            else "ok (answers ng ping)")
         if verdict:
             failures.append(f"opensips.cfg rtpengine_sock {node.url}: {verdict}; {listens}")
     if failures:
@@ -331,7 +334,7 @@ async def check_rtpengine_sock(ctx: CheckContext) -> CheckResult:
 def _node_problem(ctx: CheckContext, address: tuple[str, int], error: OpsError | None, disabled: bool) -> str:
     """'' when the node is fine, else what is wrong with it."""
     if error is None:
-        return "disabled in OpenSIPS although it answers (rtpengine_enable or wait for the recheck)" if disabled else ""
+        return ""
     if isinstance(error, LegacyListenerError):
         return "points at RTPengine's -u/--listen-udp listener, not the ng listener -n/--listen-ng"
     if ctx.config.cli and tuple(ctx.config.cli) == address:
