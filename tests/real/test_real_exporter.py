@@ -1,7 +1,8 @@
 """A real Prometheus server scrapes `opsconsole exporter` watching two real nodes (#16): OpenSIPS 3.4 and 4.0,
 each with its real RTPengine and real registrations and calls.  Debian's `prometheus` runs on a port from the
-OS with a 1 s scrape interval; its HTTP API must return the metrics of both targets.  Every process is
-started here and stopped by PID at the end, also on failure.
+OS with a 1 s scrape interval and the README's alert rules; its HTTP API must return the metrics of both
+targets, and when one node's OpenSIPS stops, OpsconsoleTargetDown must fire for that target alone.  Every
+process is started here and stopped by PID at the end, also on failure.
 
 Needs OPSCONSOLE_TEST_OPENSIPS (as every real test) and /usr/bin/prometheus: without them it skips with one
 line, unless OPSCONSOLE_REQUIRE_REAL=1 or CI is set (then it fails).
@@ -27,6 +28,7 @@ from support.platform import HOSTILE_USER, TCP_USERS, UDP_USERS, WS_USERS, start
 pytestmark = pytest.mark.opensips
 
 PROMETHEUS = "/usr/bin/prometheus"
+README = Path(__file__).resolve().parents[2] / "README.md"
 REGISTERED = len(UDP_USERS) + len([HOSTILE_USER]) + len(TCP_USERS) + len(WS_USERS)
 TARGETS = {"3.4": "osips-34", "4.0": "osips-40"}
 WAIT_S = 60.0
@@ -82,10 +84,19 @@ def start_exporter(tmp_path: Path, nodes) -> tuple[subprocess.Popen, str]:
     pytest.fail(f"the exporter never listened (exit {process.returncode})")
 
 
+def readme_rules() -> str:
+    """The alert rules the README documents (opsconsole-rules.yml), as written there."""
+    text = README.read_text()
+    start = text.index("# opsconsole-rules.yml")
+    return text[start:text.index("```", start)]
+
+
 def start_prometheus(binary: str, tmp_path: Path, exporter_url: str) -> tuple[subprocess.Popen, str]:
     target = exporter_url.split("//")[1].split("/")[0]
+    (tmp_path / "rules.yml").write_text(readme_rules())
     (tmp_path / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files: ['{tmp_path / 'rules.yml'}']\n"
         f"scrape_configs:\n  - job_name: opsconsole\n    static_configs:\n      - targets: ['{target}']\n")
     port = free_port()
     log = (tmp_path / "prometheus.log").open("w")
@@ -142,6 +153,16 @@ def test_prometheus_scrapes_both_real_targets(two_real_nodes, tmp_path):
         enabled = wait_for(api, "sum by (target) (opsconsole_rtpengine_engine_enabled)",
                            {name: 1.0 for name in TARGETS.values()}, prometheus)
         assert enabled == {name: 1.0 for name in TARGETS.values()}  # each node's one engine, enabled
+        rules = httpx.get(f"{api}/api/v1/rules", timeout=3).json()["data"]["groups"][0]["rules"]
+        assert {(rule["name"], rule["health"]) for rule in rules} == {("OpsconsoleTargetDown", "ok"),
+                                                                      ("OpsconsoleCheckFailing", "ok")}
+        # one node's OpenSIPS stops: its target goes down and the README's alert fires for it (pending: `for: 1m`)
+        two_real_nodes["4.0"].opensips.stop()
+        down = wait_for(api, 'opsconsole_up{target="osips-40"}', {"osips-40": 0.0}, prometheus)
+        assert down == {"osips-40": 0.0}
+        alert = wait_for(api, 'ALERTS{alertname="OpsconsoleTargetDown"}', {"osips-40": 1.0}, prometheus)
+        assert alert == {"osips-40": 1.0}
+        assert query(api, 'opsconsole_up{target="osips-34"}') == {"osips-34": 1.0}
     finally:
         if prometheus is not None:
             stop_process(prometheus)
