@@ -216,3 +216,49 @@ def test_the_code_cache_is_not_written_when_bytecode_must_not_be(tmp_path, monke
     monkeypatch.setattr(codecache, "_codes", {})
     # a damaged cache is ignored: everything is compiled as dataclasses would
     assert codecache._module_codes("some.module") == {}
+
+
+def test_this_hosts_listeners_come_from_sock_diag_and_equal_the_tables(monkeypatch):
+    """/proc/net/tcp lists every connection (TIME_WAIT too): on this host's /proc the kernel is asked
+    for listeners only, over sock_diag netlink, and the answer is the one the tables give."""
+    from pathlib import Path
+
+    opened = []
+    for kind, family, address in ((socket.SOCK_STREAM, socket.AF_INET, "127.0.0.1"),
+                                  (socket.SOCK_DGRAM, socket.AF_INET, "127.0.0.1"),
+                                  (socket.SOCK_STREAM, socket.AF_INET6, "::1"),
+                                  (socket.SOCK_DGRAM, socket.AF_INET6, "::")):
+        try:
+            sock = socket.socket(family, kind)
+            sock.bind((address, 0))
+        except OSError:  # no IPv6 on this machine
+            continue
+        if kind == socket.SOCK_STREAM:
+            sock.listen()
+        opened.append(sock)
+    try:
+        mine = {sock.getsockname()[1] for sock in opened}
+        tables = {l for l in procfs.table_listeners(Path("/proc")) if l.port in mine}
+        read: list[object] = []
+        real_read = procfs._read_text
+        monkeypatch.setattr(procfs, "_read_text", lambda path: read.append(path) or real_read(path))
+        from_diag = {l for l in procfs.listeners("/proc") if l.port in mine}
+    finally:
+        for sock in opened:
+            sock.close()
+    assert read == [] and len(opened) >= 2
+    assert from_diag == tables and {l.port for l in from_diag} == mine
+    assert {(l.proto, l.address) for l in from_diag} >= {("tcp", "127.0.0.1"), ("udp", "127.0.0.1")}
+
+
+def test_listeners_fall_back_to_the_tables_when_netlink_is_refused(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setattr(procfs, "diag_listeners", lambda: None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        found = [l for l in procfs.listeners("/proc") if l.port == port]
+        tables = [l for l in procfs.table_listeners(Path("/proc")) if l.port == port]
+    assert [(l.proto, l.address) for l in found] == [("tcp", "127.0.0.1")] and found == tables

@@ -12,6 +12,7 @@ import functools
 import gzip
 import itertools
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,8 +323,21 @@ def _hex_ip(address: str) -> str:
 
 
 def listeners(proc_root: str | os.PathLike | None = None) -> list[Listener]:
-    """The listening TCP and bound UDP sockets of the proc root's network namespace."""
+    """The listening TCP and bound UDP sockets of the proc root's network namespace.
+
+    For this host (the root is /proc) the kernel is asked over sock_diag netlink, which filters by state
+    itself: /proc/net/tcp lists every connection, TIME_WAIT included, and a busy host has thousands
+    (~35 ms to read 9 000 lines here, #18).  The tables are read when netlink is not available, and for
+    a fixture tree."""
     root = proc_root_or_host(proc_root)
+    if os.fspath(root) == "/proc":
+        found = diag_listeners()
+        if found is not None:
+            return found
+    return table_listeners(root)
+
+
+def table_listeners(root: Path) -> list[Listener]:
     found: list[Listener] = []
     for name, proto, state in (("tcp", "tcp", _TCP_LISTEN), ("tcp6", "tcp", _TCP_LISTEN),
                                ("udp", "udp", _UDP_UNCONNECTED), ("udp6", "udp", _UDP_UNCONNECTED)):
@@ -338,6 +352,66 @@ def listeners(proc_root: str | os.PathLike | None = None) -> list[Listener]:
             except ValueError:
                 continue  # a line we do not understand is not a listener we can match
     return found
+
+
+# sock_diag (linux/inet_diag.h): one dump per (family, protocol), TCP in LISTEN, UDP unconnected (the
+# kernel's TCP_CLOSE, "07" in /proc/net/udp).
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLMSG_ERROR, _NLMSG_DONE = 4, 20, 2, 3
+_DIAG_QUERIES = (("tcp", 2, 6, 1 << 10), ("tcp", 10, 6, 1 << 10), ("udp", 2, 17, 1 << 7), ("udp", 10, 17, 1 << 7))
+_NLMSG_HEADER = struct.Struct("=LHHLL")
+# nlmsghdr (skipped), then inet_diag_msg: family, (state, timer, retrans), sport (big-endian), (dport), src,
+# (dst, if, cookie, expires, rqueue, wqueue, uid), inode
+_DIAG_SOCKET = struct.Struct("=16xB3x2s2x16s16x4x8x4x4x4x4xI")
+
+
+def diag_listeners() -> list[Listener] | None:
+    """Listeners of this network namespace over sock_diag netlink; None when the kernel will not say."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG) as sock:
+            sock.settimeout(1.0)
+            found: list[Listener] = []
+            for seq, (proto, family, protocol, states) in enumerate(_DIAG_QUERIES, start=1):
+                found += _diag_dump(sock, seq, proto, family, protocol, states)
+            return found
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
+
+
+def _diag_dump(sock, seq: int, proto: str, family: int, protocol: int, states: int) -> list[Listener]:
+    request = struct.pack("=BBBBI", family, protocol, 0, 0, states) + bytes(48)  # inet_diag_req_v2, any socket id
+    flags = 0x1 | 0x300  # NLM_F_REQUEST | NLM_F_DUMP
+    sock.send(_NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY, flags, seq, 0) + request)
+    found: list[Listener] = []
+    unpack = _DIAG_SOCKET.unpack_from
+    while True:
+        data = sock.recv(1 << 16)
+        offset, end = 0, len(data)
+        while offset + _NLMSG_HEADER.size <= end:
+            length, kind, _, reply_seq, _ = _NLMSG_HEADER.unpack_from(data, offset)
+            if length < _NLMSG_HEADER.size:
+                raise ValueError("malformed netlink message")
+            if reply_seq == seq:
+                if kind == _SOCK_DIAG_BY_FAMILY:  # inet_diag_msg: the bound address, port and inode
+                    family_seen, port, src, inode = unpack(data, offset)
+                    found.append(Listener(proto, _diag_ip(family_seen, src), int.from_bytes(port, "big"), inode))
+                elif kind == _NLMSG_DONE:
+                    return found
+                elif kind == _NLMSG_ERROR:
+                    errno = -struct.unpack_from("=i", data, offset + _NLMSG_HEADER.size)[0]
+                    raise OSError(errno, "sock_diag refused the dump")
+            offset += (length + 3) & ~3
+
+
+@functools.lru_cache(maxsize=256)
+def _diag_ip(family: int, raw: bytes) -> str:
+    import ipaddress
+
+    if family == 2:
+        return str(ipaddress.IPv4Address(raw[:4]))
+    ip = ipaddress.IPv6Address(raw)
+    return str(ip.ipv4_mapped or ip)
 
 
 def owners(proc_root: str | os.PathLike | None, wanted: set[str],
