@@ -34,8 +34,9 @@ def check_target_options(args: argparse.Namespace) -> None:
     if given:
         raise UsageError(f"{option} picks [[targets]] nodes of the config file; {given[0]} names the node itself; "
                          "choose one")
-    if getattr(args, "demo", False):
-        raise UsageError(f"{option} with --demo: the demo is one node of its own; drop one of them")
+    if getattr(args, "demo", False) and not getattr(args, "demo_nodes", None):
+        raise UsageError(f"{option} with --demo: the demo is one node of its own (--demo-nodes N runs several); "
+                         "drop one of them")
     if every and getattr(args, "list", False):
         raise UsageError("--list prints every check id and runs nothing; --all would be ignored")
 

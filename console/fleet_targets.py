@@ -21,7 +21,9 @@ def targets_from(args: Any, config: Config) -> list[TargetSpec]:
     [opensips]/[rtpengine], discovery) — also when an address was given on the command line next to
     [[targets]]: what the operator typed wins.  `args` may be None."""
     flat_given = any(getattr(args, key, None) for key in ("mi_url", "mi_fifo", "ng", "cli"))
-    if config.targets and not flat_given and not getattr(args, "demo", False):
+    # --demo is one node of its own (a config file's [[targets]] are not it); --demo-nodes names its nodes
+    one_demo = getattr(args, "demo", False) and not getattr(args, "demo_nodes", None)
+    if config.targets and not flat_given and not one_demo:
         return list(config.targets)
     return [unnamed_target(config)]
 

@@ -122,3 +122,15 @@ def test_diagnose_all_text_is_one_section_per_node_in_order(servers, tmp_path, c
     assert first < second
     assert "3.4" in out[first:second] and "4.0" in out[second:]  # each section holds its own node's checks
     assert "site=par" in out[first:second] and "site=lon" in out[second:]
+
+
+def test_the_demo_nodes_are_targets_too(capsys):
+    """--demo-nodes N names its nodes as targets: --all and --target work on them (plain --demo is one node)."""
+    code = main(["snapshot", "--all", "--json", "--demo", "--demo-nodes", "2", "--demo-size", "10"])
+    nodes = json.loads(capsys.readouterr().out)["targets"]
+    assert list(nodes) == ["node-01", "node-02"] and code in (EXIT["ok"]["snapshot"], EXIT["partial"]["snapshot"])
+    assert all(node["sources"]["opensips"]["ok"] for node in nodes.values())
+    assert main(["mi", "version", "--demo", "--demo-nodes", "2", "--demo-size", "10", "--target", "node-02"]) == 0
+    assert "OpenSIPS" in json.loads(capsys.readouterr().out)["Server"]
+    assert main(["mi", "version", "--demo", "--demo-nodes", "2", "--demo-size", "10"]) == EXIT["usage"]["mi"]
+    assert "node-01, node-02" in capsys.readouterr().err
