@@ -3,6 +3,12 @@
 Either channel may be down or unconfigured; what the other one gives is
 still returned, with the failure recorded.  Only when both fail does
 `collect` raise.
+
+A target with several engines (`[[targets]] ng = [A, B, …]`, Config.relays_ng: one OpenSIPS balancing a set)
+has each call's media on one of them: the other engines' sessions are listed over ng too (Call-IDs, then a
+query on the engine that holds the call), each session marked with its engine (`MediaSession.target`), so a
+call's media is looked up where it is.  An engine that does not answer leaves the list incomplete (never
+"a call without media").
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class RTPengineSource:
         self.ng = NgClient(*config.ng, timeout=config.timeout) if config.ng else None
         self.cli = CliClient(*config.cli, timeout=config.timeout) if config.cli else None
         self.session_list = SessionList(self.target)  # reuses the sessions of unchanged lines
+        # the target's other engines (the first of relays_ng is `ng`): their sessions, listed over ng
+        others = dict.fromkeys(tuple(a) for a in config.relays_ng if not config.ng or tuple(a) != tuple(config.ng))
+        self.others = [NgClient(*address, timeout=config.timeout) for address in others]
+        self._main_ng_ok = False  # this collection's: the main engine answered ng
 
     @property
     def target(self) -> str:
@@ -80,7 +90,15 @@ class RTPengineSource:
         totals = await self._totals(stats, errors)
         ports = self._ports(interfaces, stats, errors)
         sessions = self._sessions(calls, listed, errors)
-        if options.media_details and ng_ok:
+        sessions_total = totals.total_sessions if totals.total_sessions is not None else len(sessions)
+        if self.others:
+            main_count = len(sessions)
+            sessions, complete = await self._other_engines(sessions, errors)
+            # every other engine's listed sessions count too; one that did not answer leaves the list
+            # incomplete (one more than known), so no call on it is called "without media"
+            sessions_total += len(sessions) - main_count + (0 if complete else 1)
+        self._main_ng_ok = bool(ng_ok)
+        if options.media_details and (ng_ok or self.others):
             sessions = await self._detail(sessions, errors, options.media_detail_callids)
         return MediaState(
             target=self.target,
@@ -89,7 +107,7 @@ class RTPengineSource:
             cli_ok=cli_ok,
             cli_error=str(interfaces if isinstance(interfaces, OpsError) else listed) if cli_ok is False else "",
             sessions=sessions,
-            sessions_total=totals.total_sessions if totals.total_sessions is not None else len(sessions),
+            sessions_total=sessions_total,
             ports=ports,
             totals=totals,
             errors=tuple(errors),
@@ -143,15 +161,40 @@ class RTPengineSource:
             errors.append(f"ng list: {calls}")
         return tuple(by_callid.values())
 
+    async def _other_engines(self, sessions: tuple[MediaSession, ...],
+                             errors: list[str]) -> tuple[tuple[MediaSession, ...], bool]:
+        """The sessions of the target's other engines (ng list), each marked with its engine; complete
+        when every engine answered."""
+        listed = await asyncio.gather(*(_attempt(client.list(LIST_LIMIT)) for client in self.others))
+        found = {s.callid: s for s in sessions}
+        complete = True
+        for client, calls in zip(self.others, listed):
+            if isinstance(calls, OpsError) or calls is None:
+                errors.append(f"ng list on {client.target}: {calls}")
+                complete = False
+                continue
+            for callid in calls:
+                found.setdefault(callid, MediaSession(callid=callid, target=client.target))
+        return tuple(found.values()), complete
+
+    def _client_of(self, session: MediaSession) -> NgClient | None:
+        """The ng client of the engine that holds `session` (the main one unless another listed it)."""
+        other = next((client for client in self.others if client.target == session.target), None)
+        return other or (self.ng if self._main_ng_ok else None)
+
     async def _detail(self, sessions: tuple[MediaSession, ...], errors: list[str],
                       wanted: frozenset[str] | None = None) -> tuple[MediaSession, ...]:
-        """One ng query per session (only the `wanted` Call-IDs when given: e.g. the rows on screen)."""
+        """One ng query per session (only the `wanted` Call-IDs when given: e.g. the rows on screen), on the
+        engine that holds it."""
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
         failures: list[str] = []
 
         async def one(listed: MediaSession) -> MediaSession:
+            client = self._client_of(listed)
+            if client is None:
+                return listed
             async with gate:
-                reply = await _attempt(self.ng.query(listed.callid))
+                reply = await _attempt(client.query(listed.callid))
             if isinstance(reply, NgError) and "Unknown call-id" in reply.reason:
                 return listed  # ended between list and query
             if isinstance(reply, OpsError):
@@ -163,7 +206,7 @@ class RTPengineSource:
                 failures.append(f"{listed.callid}: {exc}")
                 return listed
             return replace(queried, deleted=listed.deleted, foreign=listed.foreign, proxy=listed.proxy,
-                           created=queried.created or listed.created, target=self.target)
+                           created=queried.created or listed.created, target=listed.target or self.target)
 
         asked = [s for s in sessions if wanted is None or s.callid in wanted]
         queried = dict(zip((s.callid for s in asked), await asyncio.gather(*(one(s) for s in asked))))
@@ -173,8 +216,9 @@ class RTPengineSource:
         return tuple(detailed)
 
     async def aclose(self) -> None:
-        if self.ng is not None:
-            await self.ng.aclose()
+        for client in (self.ng, *self.others):
+            if client is not None:
+                await client.aclose()
 
 
 def _statistics_quality(stats: Any) -> Any:
