@@ -39,6 +39,7 @@ from console.views import parse_mi_command
 
 from . import messages
 from .fleet import FleetPane, FocusNode, single_fleet
+from .finder import FindProvider
 from .header import HeaderFacts, StatusHeader
 from .keybar import KeyBar
 from .mi_screen import MiPane
@@ -59,6 +60,7 @@ class OpsConsoleApp(App[None]):
     TITLE = "opsconsole"
     ENABLE_COMMAND_PALETTE = True
     COMMAND_PALETTE_BINDING = "colon"
+    COMMANDS = App.COMMANDS | {FindProvider}  # `:` jumps to a user, an AoR or a Call-ID (#14)
 
     BINDINGS = [
         *(Binding(key, f"show('{name}')", PANE_TITLES[name]) for key, name, _ in PANES),
@@ -66,7 +68,6 @@ class OpsConsoleApp(App[None]):
         Binding("S", "full_sync", "Full sync", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
-        Binding("escape", "back", "Back", show=False),
     ]
 
     def __init__(self, service: Any, *, interval: float = 2.0, clock: Callable[[], float] = time.time,
@@ -311,8 +312,7 @@ class OpsConsoleApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_back(self) -> None:
-        if self.current != "overview":
-            self.action_show("overview")
+        """Esc with nothing left to close stays: it never leaves a screen the operator chose (#14)."""
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -15,22 +15,25 @@ from .safe import safe_text, show_text
 
 
 class HeaderFacts(NamedTuple):
-    """What the header shows: the live session's view, the time now, the target's name."""
+    """What the header shows: the live session's view, the time now, the target's name, and the user
+    a SIP trace follows while one is active ("": none)."""
 
     view: LiveView
     now: float
     target: str
+    trace: str = ""
 
 
 class StatusHeader(Static):
     """Target, age of the last good poll, and each source's state (OK/FAIL + reason)."""
 
     def show(self, facts: HeaderFacts) -> None:
+        """Line 1: what the data is (age, PAUSED, the contact list's extent), then the target (cut
+        first); then the sources, one line, or one per line when that does not fit.  Lines are
+        cut with an ellipsis, never wrapped mid-word."""
         state, now = facts.view, facts.now
-        out = Text(end="", no_wrap=False)
+        out = Text(end="", no_wrap=True, overflow="ellipsis")
         out.append("opsconsole ", style="bold")
-        out.append(safe_text(facts.target, 60))
-        out.append("  ")
         last = state.last_good_poll()
         out.append(f"updated {fmt.age(None if last is None else now - last)}")
         if state.paused:
@@ -41,14 +44,16 @@ class StatusHeader(Static):
         if mode.plain:  # never let a partial contact list pass for the whole one
             out.append("  ")
             out.append_text(mode)
+        out.append("  ")
+        out.append(safe_text(facts.target, 60))
         out.append("\n")
         sources = state.sources
         if not sources:
             out.append("waiting for the first poll…", style="dim")
-        for number, status in enumerate(sources.values()):
-            if number:
-                out.append(" · ")
-            out.append(source_text(status, state.last_ok.get(status.name), now))
+        parts = [source_text(status, state.last_ok.get(status.name), now) for status in sources.values()]
+        room = (self.size.width - 2) if self.size.width > 2 else 78
+        one_line = Text(" · ", end="").join(parts)
+        out.append_text(one_line if one_line.cell_len <= room else Text("\n", end="").join(parts))
         show_text(self, out)
 
 

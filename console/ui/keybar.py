@@ -13,6 +13,7 @@ from rich.text import Text
 from textual import events
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets import Input
 
 # (key, key as displayed, description, enabled)
 KeyItem = tuple[str, str, str, bool]
@@ -91,6 +92,11 @@ class KeyBar(Widget):
                 start = right.cell_len
                 self._append(right, item, key_style, description_style)
                 right_keys.append((start, right.cell_len, item[0]))
+        if not right_keys and isinstance(self.screen.focused, Input):  # typing: ? and q are letters here
+            start = right.cell_len
+            self._append(right, ("escape", "Esc", "leave the input, then ? Help  q Quit", True), key_style,
+                         description_style)
+            right_keys.append((start, right.cell_len, "escape"))
         if self.palette is not None:
             _key, display, description, enabled = self.palette
             start = right.cell_len

@@ -24,7 +24,7 @@ from .rows import Pane
 from .safe import safe_text, show_text
 
 TREE_NODE_LIMIT = 5000  # a 100k ul_dump as a Tree would freeze the UI
-EXPAND_BELOW = 300  # an answer this small is shown fully expanded
+EXPAND_LINES = 300  # the answer is opened breadth first up to this many rows
 # The fields that name an MI item, best first (ul_dump, dlg_list, get_statistics, which, ...).
 NAME_FIELDS = ("name", "AOR", "Contact", "callid", "ID", "id", "Address", "URI", "uri", "state", "Socket",
                "value", "Status")
@@ -137,15 +137,22 @@ class MiPane(Pane):
         budget = [TREE_NODE_LIMIT]
         if shaped is not _NOTHING:
             add_tree_nodes(tree.root, shaped, budget)
-        expand(tree.root, all_levels=TREE_NODE_LIMIT - budget[0] <= EXPAND_BELOW)
+        expand(tree.root)
         if budget[0] <= 0:
             tree.root.add_leaf(Text(f"… truncated at {TREE_NODE_LIMIT} nodes; use `opsconsole mi` for the full answer", style="bold"))
 
 
-def expand(root: TreeNode, all_levels: bool) -> None:
+def expand(root: TreeNode, lines: int = EXPAND_LINES) -> None:
+    """Open the answer breadth first while it stays within `lines` rows: the items of a list are
+    seen (with their summaries), not one collapsed `[0]`."""
     root.expand()
-    for child in root.children:
-        child.expand_all() if all_levels else child.expand()
+    visible, queue = len(root.children), [root]
+    while queue:
+        for child in queue.pop(0).children:
+            if child.allow_expand and visible + len(child.children) <= lines:
+                child.expand()
+                visible += len(child.children)
+                queue.append(child)
 
 
 _NOTHING = object()  # nothing of the answer matches the filter

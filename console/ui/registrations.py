@@ -16,7 +16,8 @@ from console.views import TRANSPORT_FILTERS, ContactIndex
 
 from . import format as fmt
 from .format import GONE, field_lines, stale_note
-from .messages import AorDetailRequested, Back, DetailRequested, SelectionChanged
+from .listkeys import ListView, cursor_key, set_columns
+from .messages import AorDetailRequested, DetailRequested, SelectionChanged
 from .rows import Pane, RowCells
 from .safe import safe_text, show_text
 from .tablediff import sync_table
@@ -71,6 +72,7 @@ class RegistrationsPane(Pane):
         Binding("s", "cycle_sort", "Sort"),
         Binding("r", "reverse_sort", "Reverse", show=False),  # S is the app's full sync
         Binding("escape", "clear_filter", "Clear", show=False),
+        Binding("T", "trace", "Trace"),  # SIP trace of the selected AoR's user
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -87,6 +89,7 @@ class RegistrationsPane(Pane):
         # countdown renewed: escaping 100 rows each poll was most of this screen's CPU
         self.cells = RowCells(lambda contact, elapsed, _narrow: contact_cells(contact, elapsed),
                               contact_expires_cell, EXPIRES_CELL)
+        self.columns_fit = ListView(CONTACT_COLUMNS)  # which columns fit the screen (filter/sort: the index's)
 
     def compose(self) -> ComposeResult:
         yield Static(id="contacts-note")
@@ -114,33 +117,31 @@ class RegistrationsPane(Pane):
         self.filter_text = ""
         self.window_start = 0
         self.query_one(ContactTable).focus()
-        if had_filter:
-            self._rerender()
-        else:
-            self.post_message(Back())
+        if had_filter:  # with nothing to close Esc does nothing: it never leaves the screen
+            self._rerender(select_index=0)
 
     def action_cycle_transport(self) -> None:
         self.transport = TRANSPORT_FILTERS[(TRANSPORT_FILTERS.index(self.transport) + 1) % len(TRANSPORT_FILTERS)]
         self.window_start = 0
-        self._rerender()
+        self._rerender(select_index=0)
 
     def action_cycle_sort(self) -> None:
         keys = [key for key, _ in CONTACT_COLUMNS]
         self.sort = keys[(keys.index(self.sort) + 1) % len(keys)]
         self.window_start = 0
-        self._rerender()
+        self._rerender(select_index=0)
 
     def action_reverse_sort(self) -> None:
         self.reverse = not self.reverse
         self.window_start = 0
-        self._rerender()
+        self._rerender(select_index=0)  # the first of the new order: not the view jumping after the old row
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "contact-filter":
             event.stop()
             self.filter_text = event.value
             self.window_start = 0
-            self._rerender()
+            self._rerender(select_index=0)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "contact-filter":
@@ -155,7 +156,21 @@ class RegistrationsPane(Pane):
         self.reverse = (not self.reverse) if key == self.sort else False
         self.sort = key
         self.window_start = 0
-        self._rerender()
+        self._rerender(select_index=0)
+
+    def action_trace(self) -> None:
+        """T: trace the selected AoR's user as caller or callee, scope message (REGISTERs included)."""
+        from console.trace_live import target_for_contact
+
+        from .trace_screen import TraceRequested, selected_row_key
+
+        contact = self.shown.get(selected_row_key(self.query_one(ContactTable)) or "")
+        try:
+            target = target_for_contact(contact) if contact is not None else None
+        except ValueError as exc:
+            self.post_message(TraceRequested(None, str(exc)))
+            return
+        self.post_message(TraceRequested(target, "" if target is not None else "no contact selected"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -195,7 +210,10 @@ class RegistrationsPane(Pane):
             self.post_message(SelectionChanged(self._asked))  # the next big list is prepared for it
         self.render_view(self.view, self.now)
         if select_index is not None:
-            self.query_one(ContactTable).move_cursor(row=select_index - self.window_start, animate=False)
+            table = self.query_one(ContactTable)
+            table.move_cursor(row=select_index - self.window_start, animate=False)
+            if select_index == 0:
+                table.scroll_home(animate=False)
 
     @property
     def selection_query(self) -> tuple[str, str, str, bool]:
@@ -212,8 +230,24 @@ class RegistrationsPane(Pane):
         window = self.matches[self.window_start:self.window_start + self.WINDOW]
         self.shown = {c.key: c for c in window}
         rows = self.cells.rows([(c.key, c) for c in window], state.index_elapsed(now), False, range(len(window)))
-        sync_table(self.query_one(ContactTable), rows)
+        self._show_rows(self.query_one(ContactTable), rows)
         show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))
+
+    def _show_rows(self, table: ContactTable, rows: list) -> None:
+        """Only the columns that fit, whole (a Socket cut to `udp:127.0.0.1:506` misleads); the cursor
+        stays on its contact when the columns change."""
+        room = table.scrollable_content_region.width or (self.app.size.width - 2)
+        cursor = None
+        if self.columns_fit.fit(rows, room, CONTACT_PRIORITY) or len(table.columns) != len(self.columns_fit.shown):
+            cursor = cursor_key(table)
+            set_columns(table, self.columns_fit)
+        sync_table(table, self.columns_fit.project(rows))
+        if cursor is not None and cursor in self.shown:
+            table.move_cursor(row=table.get_row_index(cursor), animate=False)
+
+    def on_resize(self, _event) -> None:
+        if self.now:
+            self.call_after_refresh(lambda: self.render_view(self.view, self.now))
 
     def tick(self, state: LiveView, now: float) -> None:
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
@@ -231,6 +265,10 @@ class RegistrationsPane(Pane):
         if self.filter_text:
             out.append("  filter: ")
             out.append(safe_text(self.filter_text, 30, style="bold"))
+        hidden = self.columns_fit.hidden()
+        if hidden:
+            out.append(f"  +{len(hidden)} cols → ", style="bold")
+            out.append(f"({', '.join(hidden)}: Enter for the detail)", style="dim")
         return out
 
 
@@ -239,6 +277,10 @@ def contacts_note(state: LiveView, now: float) -> Text:
     answering), the source's note (why missing / partial) and the event subscription status."""
     mode = state.contacts_mode
     out = Text(end="")
+    if state.paused and state.contacts is not None:  # nothing may claim to be live now
+        out.append("PAUSED", style="bold reverse")
+        out.append(f": the list as of {fmt.clock(state.contacts_at)}, not updated; Expires frozen (p resumes)")
+        return out
     if mode in fmt.CONTACTS_MODES:
         word, meaning, style = fmt.CONTACTS_MODES[mode]
         out.append("List ", style="bold")
@@ -262,6 +304,8 @@ def contacts_note(state: LiveView, now: float) -> Text:
     return out
 
 
+# most useful first: at narrow widths the last ones are dropped first
+CONTACT_PRIORITY = ("aor", "transport", "expires", "contact", "socket", "user_agent", "received", "flags")
 EXPIRES_CELL = [key for key, _ in CONTACT_COLUMNS].index("expires")  # the one cell that changes by itself
 
 
@@ -274,7 +318,7 @@ def contact_cells(contact: Contact, elapsed: float) -> tuple[Text, ...]:
         safe_text(contact.aor, 32),
         fmt.transport_label(contact.transport, contact.ws),
         contact_expires_cell(contact, elapsed),
-        safe_text(contact.user_agent, 28),
+        safe_text(contact.user_agent, 24),
         safe_text(contact.contact, 48),
         safe_text(contact.socket, 26),
         safe_text(contact.received, 32),
@@ -304,10 +348,10 @@ def contact_sections(contact: Contact, elapsed: float = 0.0) -> list[tuple[str, 
         ("Call-ID", safe_text(contact.callid, None)),
         ("CSeq", str(contact.cseq)),
         ("Q", safe_text(contact.q, None)),
-        ("State", safe_text(contact.state, None)),
+        ("State", safe_text(fmt.contact_state_text(contact.state), None)),
         ("Flags", str(contact.flags)),
         ("Branch flags", safe_text(" ".join(contact.cflags), None)),
-        ("Methods", "-" if contact.methods is None else str(contact.methods)),
+        ("Methods", fmt.methods_text(contact.methods)),
         ("Node", safe_text(contact.target, None)),
     ]
     return [("Contact", field_lines(fields))]
