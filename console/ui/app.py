@@ -239,6 +239,7 @@ class OpsConsoleApp(App[None]):
         if self.return_code is not None:  # exit() was called (public: App.return_code)
             return
         self._poll_background()
+        self._render_fleet()
         if self.now() - self._rendered_at < min(self.interval, TICK_STEADY) + TICK_LATE:
             return
         facts = self._header_facts()
@@ -341,12 +342,11 @@ class OpsConsoleApp(App[None]):
                 self.run_worker(session.poll_once(), group=f"fleet-{name}", exclusive=True, exit_on_error=False)
 
     def _node_polled(self, name: str, _view: LiveView) -> None:
-        if name != self.node and self.current == "fleet":
-            self._fleet_changed = True
-            self.call_later(self._render_fleet)  # coalesced: one render for the polls of one moment
+        if name != self.node:
+            self._fleet_changed = True  # the Fleet screen renders at the next tick (20 nodes: one render)
 
     def _render_fleet(self) -> None:
-        if self._fleet_changed and self.current == "fleet" and self.return_code is None:
+        if self._fleet_changed and self.current == "fleet":
             self._fleet_changed = False
             self.pane("fleet").refresh_view(self.session.current_view(), self.now())
 

@@ -68,12 +68,12 @@ async def test_sort_and_filter(demo_fleet):
     async with app.run_test(size=(220, 40)) as pilot:
         await open_screen(app, pilot, "0")
         pane = app.query_one(FleetPane)
-        while pane.sort != "load":
+        while pane.listing.sort != "load":
             await pilot.press("s")
         await pilot.press("r")
         await settle(app, pilot)
         assert table_keys(app)[0] == "node-05"  # the highest load first
-        while pane.sort != "status":
+        while pane.listing.sort != "status":
             await pilot.press("s")
         await pilot.press("r")  # back to ascending: worst first
         await settle(app, pilot)
@@ -82,7 +82,7 @@ async def test_sort_and_filter(demo_fleet):
         await pilot.press("slash")
         await type_into(app, pilot, "backup")
         assert table_keys(app) == ["node-02"]
-        assert "filter backup (1 shown)" in screen_text(app)
+        assert "1 of 5 nodes match backup" in screen_text(app)
         await pilot.press("escape")
         await settle(app, pilot)
         assert len(table_keys(app)) == NODES and app.query_one("#fleet-filter", Input).has_class("hidden")
@@ -142,3 +142,24 @@ async def test_one_target_still_has_a_fleet_screen_of_one_row(make_app):
         assert "1 node" in text
         row = app.query_one(FleetPane).shown[0]
         assert row.contacts == app.session.view.signalling.overview.registered_contacts
+
+
+async def test_the_nodes_not_on_screen_are_polled_on_their_slower_cadence(demo_fleet):
+    demo, _fleet = demo_fleet
+    config = Config(timeout=2.0, audit_log="/dev/null", demo=True, demo_simulated_relay=True, targets=demo.targets())
+    fleet = FleetSession(demo.targets(), config, interval=0.3, background_interval=0.6)
+    app = create_app(None, fleet=fleet, interval=0.3)
+    try:
+        async with app.run_test(size=(220, 40)) as pilot:
+            await pilot.pause(0.5)
+            before = {name: fleet.session(name).polls for name in fleet.names}
+            await pilot.pause(3.0)
+            after = {name: fleet.session(name).polls for name in fleet.names}
+            others = [name for name in fleet.names if name != app.node]
+            for name in others:  # each one polled by the app, at most once per 0.6 s (+ a tick)
+                assert 1 <= after[name] - before[name] <= 3.0 / 0.6 + 1, (name, before, after)
+                assert fleet.session(name).interest.screen == "fleet"  # no screen's heavy list for them
+            assert after[app.node] - before[app.node] > max(after[n] - before[n] for n in others)
+            assert app.session.interest.screen == "overview"
+    finally:
+        await fleet.aclose()
