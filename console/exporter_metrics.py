@@ -41,6 +41,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "opsconsole_dialogs_active": ("Active dialogs (dialog statistics)", ()),
     "opsconsole_dialogs_early": ("Early dialogs (dialog statistics)", ()),
     "opsconsole_dialogs": ("Dialogs of the last dialog list, by state", ("state",)),
+    "opsconsole_dialogs_list_age_seconds": ("Age of the dialog list the state counts come from", ()),
     "opsconsole_calls_without_media": ("Confirmed dialogs without an RTPengine session (last complete match)", ()),
     "opsconsole_media_without_dialog": ("RTPengine sessions without an OpenSIPS dialog (last complete match)", ()),
     "opsconsole_calls_match_timestamp_seconds": ("When dialogs and media sessions were last matched, both current", ()),
@@ -97,7 +98,7 @@ def node_samples(spec: TargetSpec, view: Any, memory: NodeMemory, *, mos_poor: f
     if latest is None:
         return out
     now = latest.collected_at if now is None else now
-    for part in (_sources(latest), _checks(view), _signalling(view), _contacts(view, now), _dialogs(view),
+    for part in (_sources(latest), _checks(view), _signalling(view), _contacts(view, now), _dialogs(view, now),
                  _join(view, memory), _media(view), _relays(view), _topology(latest),
                  _quality(view, now, mos_poor, silent_after_s)):
         out.extend(part)
@@ -151,9 +152,11 @@ def _contacts(view, now: float) -> Iterable[Sample]:
         yield Sample("opsconsole_contacts_list_age_seconds", (), max(0.0, now - view.contacts_at))
 
 
-def _dialogs(view) -> Iterable[Sample]:
+def _dialogs(view, now: float) -> Iterable[Sample]:
     if view.dialogs is None:
         return
+    if view.dialogs_at is not None:
+        yield Sample("opsconsole_dialogs_list_age_seconds", (), max(0.0, now - view.dialogs_at))
     states = Counter(DIALOG_STATES.get(d.state, f"state {d.state}") for d in view.dialogs)
     for state in DIALOG_STATES.values():
         yield Sample("opsconsole_dialogs", (state,), states.pop(state, 0))
@@ -258,7 +261,12 @@ def _quality(view, now: float, mos_poor: float, silent_after_s: float) -> Iterab
             yield Sample("opsconsole_interface_mos", (iface.name, iface.address), iface.mos)
     if not any(call.media is not None and call.media.detailed for call in view.calls):
         return  # no call queried yet: every state would read 0
-    states = Counter(call_quality(call, now, mos_poor=mos_poor, silent_after_s=silent_after_s).state
-                     for call in view.calls if call.media is not None)
+    judged = getattr(view, "qualities", None)  # the live session's verdicts (the checks' and the screens')
+    if judged:
+        states = Counter(judged[call.callid].state for call in view.calls
+                         if call.media is not None and call.callid in judged)
+    else:
+        states = Counter(call_quality(call, now, mos_poor=mos_poor, silent_after_s=silent_after_s).state
+                         for call in view.calls if call.media is not None)
     for state in QualityState:
         yield Sample("opsconsole_calls_quality", (state.value,), states.get(state, 0))

@@ -81,6 +81,10 @@ async def test_every_target_is_exported_with_its_own_figures():
         assert of(metrics, "opsconsole_source_up", name, source="opensips") == [1]
         assert of(metrics, "opsconsole_source_poll_seconds", name, source="rtpengine")[0] > 0
         assert of(metrics, "opsconsole_calls_without_media", name) == [0]
+        quality = by(metrics, "opsconsole_calls_quality", name, "state")
+        judged = views[name].qualities
+        assert sum(quality.values()) == len(state.dialogs) and set(quality) >= {"ok", "silent", "one-way", "unknown"}
+        assert all(quality[q.state.value] >= 1 for q in judged.values())  # the live session's own verdicts
         assert of(metrics, "opsconsole_media_without_dialog", name) == [0]
     version = by(metrics, "opsconsole_opensips_info", "lon-1", "version")
     assert list(version) == ["4.0.1"]
