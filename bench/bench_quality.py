@@ -42,6 +42,14 @@ from support.rtpengine_daemon import make_call, start_daemon  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb() -> float:
+    """This process's resident set now (VmRSS), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of every thread of the process, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -148,6 +156,7 @@ async def live_session(daemon, ng: NgClient, seconds: float, idle_cpu_per_s: flo
     service = ConsoleService(daemon.config(timeout=5.0), plugins=load_plugins())
     session = LiveSession(service, interval=2.0, heavy_interval=30.0)
     try:
+        rss0 = rss_mb()
         count0, spent0 = await query_accounting(ng)
         started = time.perf_counter()
         await session.poll_once()  # every session: the first checks judge every call
@@ -155,7 +164,7 @@ async def live_session(daemon, ng: NgClient, seconds: float, idle_cpu_per_s: flo
         count1, spent1 = await query_accounting(ng)
         listed = sorted(s.callid for s in session.view.media.sessions)
         session.set_interest(Interest(screen="calls", detail_callids=frozenset(listed[:rows])))
-        cpu0, started = cpu_seconds(daemon.pid), time.monotonic()
+        cpu0, started, client0 = cpu_seconds(daemon.pid), time.monotonic(), time.process_time()
         first_asked: dict[str, float] = {}
         polls = 0
         while time.monotonic() - started < seconds:
@@ -166,6 +175,7 @@ async def live_session(daemon, ng: NgClient, seconds: float, idle_cpu_per_s: flo
                 first_asked.setdefault(callid, time.monotonic() - started)
             await asyncio.sleep(session.interval)
         elapsed = time.monotonic() - started
+        client_cpu = time.process_time() - client0
         count2, spent2 = await query_accounting(ng)
         cpu = cpu_seconds(daemon.pid) - cpu0 - idle_cpu_per_s * elapsed
         per_min = 60 / elapsed
@@ -178,6 +188,9 @@ async def live_session(daemon, ng: NgClient, seconds: float, idle_cpu_per_s: flo
             "rtpengine_cpu_per_min_ms": round(max(0.0, cpu) * per_min * 1000, 1),
             "every_call_queried_within_s": round(max(covered), 1) if len(covered) == len(listed) else None,
             "calls_covered": f"{len(covered)}/{len(listed)}",
+            # our side: what the session holds (every session keeps its last details) and its CPU
+            "client_rss_growth_mb": round(rss_mb() - rss0, 1),
+            "client_cpu_per_min_s": round(client_cpu * per_min, 2),
             "first_poll": {"queries": count1 - count0, "wall_ms": round(first_poll_ms, 1),
                            "rtpengine_query_time_ms": round((spent1 - spent0) * 1000, 2)},
         }
@@ -221,7 +234,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--talking", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",")], default=[15, 33, 100])
+    parser.add_argument("--budgets", type=lambda text: [float(v) for v in text.split(",") if v], default=[15, 33, 100],
+                        help="fixed query rates to measure, comma-separated ('' for none)")
     parser.add_argument("--live-seconds", type=float, default=60.0, help="0: skip the live session's run")
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=2))
 
