@@ -146,7 +146,13 @@ def test_the_exporter_command_serves_and_stops_cleanly_on_a_signal(signum, tmp_p
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                                env={**os.environ, "HOME": str(tmp_path)})
     try:
-        url = next(line.split(" on ")[-1].strip() for line in process.stderr if "/metrics" in line)
+        said = []
+        for line in process.stderr:  # "... on http://127.0.0.1:PORT/metrics" once it listens
+            said.append(line)
+            if "/metrics" in line:
+                break
+        assert said and "/metrics" in said[-1], "".join(said)[-3000:]
+        url = said[-1].split(" on ")[-1].strip()
         for _ in range(100):  # until the first poll's samples are there
             metrics = scrape(url)
             if of(metrics, "opsconsole_up", "default"):
