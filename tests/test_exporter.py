@@ -169,3 +169,40 @@ def test_the_exporter_command_serves_and_stops_cleanly_on_a_signal(signum, tmp_p
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_sets_engines_and_the_cluster_become_samples():
+    """The topology part (RTPengine sets joined with each engine's answer; clusterer links and sharing tags)
+    as samples; an engine not probed and a tag in another state give none (unknown is no sample)."""
+    from types import SimpleNamespace
+
+    from console.exporter_metrics import NodeMemory, node_samples
+    from console.model import Snapshot, SourceStatus
+    from console.model.topology import (ClusterNode, ClusterState, EngineHealth, RtpEngineNode, RtpSet, SharingTag,
+                                        Topology)
+
+    engines = (RtpEngineNode("udp:10.0.0.7:2223", 1, weight=2, health=EngineHealth("10.0.0.7:2223", True, 1.5)),
+               RtpEngineNode("udp:10.0.0.8:2223", 1, disabled=True, health=EngineHealth("10.0.0.8:2223", False)),
+               RtpEngineNode("udp:10.0.0.9:2223", 1, health=None))
+    topology = Topology(sets=(RtpSet(1, engines),), cluster=ClusterState(
+        nodes=(ClusterNode(1, 2, link_state="Up"), ClusterNode(1, 3, link_state="Down")),
+        shtags=(SharingTag("vip", 1, "active"), SharingTag("vip2", 1, "backup"), SharingTag("odd", 1, "?"))))
+    latest = Snapshot(collected_at=100.0, sources={"opensips": SourceStatus("opensips", True)},
+                      parts={"topology": topology})
+    view = SimpleNamespace(latest=latest, checks=(), checks_at=None, contacts=None, dialogs=None, media=None,
+                           calls=(), stale={})
+    samples = {(s.name, s.labels): s.value for s in node_samples(TargetSpec("a"), view, NodeMemory())}
+    assert samples[("opsconsole_rtpengine_engine_enabled", ("1", "udp:10.0.0.7:2223"))] == 1
+    assert samples[("opsconsole_rtpengine_engine_enabled", ("1", "udp:10.0.0.8:2223"))] == 0
+    assert samples[("opsconsole_rtpengine_engine_weight", ("1", "udp:10.0.0.7:2223"))] == 2
+    assert samples[("opsconsole_rtpengine_engine_answers", ("1", "udp:10.0.0.7:2223"))] == 1
+    assert samples[("opsconsole_rtpengine_engine_answers", ("1", "udp:10.0.0.8:2223"))] == 0
+    assert ("opsconsole_rtpengine_engine_answers", ("1", "udp:10.0.0.9:2223")) not in samples  # not probed
+    assert samples[("opsconsole_rtpengine_engine_ping_seconds", ("1", "udp:10.0.0.7:2223"))] == 0.0015
+    assert samples[("opsconsole_rtpengine_set_enabled_engines", ("1",))] == 2
+    assert samples[("opsconsole_cluster_node_link_up", ("1", "2"))] == 1
+    assert samples[("opsconsole_cluster_node_link_up", ("1", "3"))] == 0
+    assert samples[("opsconsole_sharing_tag_active", ("1", "vip"))] == 1
+    assert samples[("opsconsole_sharing_tag_active", ("1", "vip2"))] == 0
+    assert ("opsconsole_sharing_tag_active", ("1", "odd")) not in samples
+    assert samples[("opsconsole_up", ())] == 1
