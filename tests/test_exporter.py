@@ -206,3 +206,14 @@ def test_sets_engines_and_the_cluster_become_samples():
     assert samples[("opsconsole_sharing_tag_active", ("1", "vip2"))] == 0
     assert ("opsconsole_sharing_tag_active", ("1", "odd")) not in samples
     assert samples[("opsconsole_up", ())] == 1
+
+
+def test_only_the_exporter_loads_prometheus_client(tmp_path):
+    """snapshot/diagnose/mi never pay for prometheus-client's import (the exporter imports it itself)."""
+    code = ("import sys, contextlib, io\nfrom console.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main(['diagnose', '--list'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('prometheus_client')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -134,3 +134,10 @@ def test_the_demo_nodes_are_targets_too(capsys):
     assert "OpenSIPS" in json.loads(capsys.readouterr().out)["Server"]
     assert main(["mi", "version", "--demo", "--demo-nodes", "2", "--demo-size", "10"]) == EXIT["usage"]["mi"]
     assert "node-01, node-02" in capsys.readouterr().err
+
+
+def test_target_without_targets_in_the_config_says_so(tmp_path, capsys):
+    path = tmp_path / "flat.toml"
+    path.write_text('[opensips]\nmi_url = "http://127.0.0.1:9/mi"\n')
+    assert main(["diagnose", "--config", str(path), "--target", "par-1"]) == EXIT["usage"]["diagnose"]
+    assert "names no targets" in capsys.readouterr().err
