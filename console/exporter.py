@@ -15,6 +15,7 @@ import signal
 import time
 from typing import Any, Callable, Iterable
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import CollectorRegistry
@@ -100,6 +101,7 @@ class Exporter:
         self.collector = FleetCollector(fleet)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
+        ProcessCollector(registry=self.registry)  # the exporter's own CPU, memory, open files (process_*)
         self._httpd = self._thread = None
         self._signals: list[int] = []
 

@@ -27,7 +27,7 @@ from .targets import TargetSpec, target_names
 __all__ = ["FleetRow", "FleetSession", "TargetSpec", "TargetNotChosen", "config_for", "pick_target", "target_config",
            "targets_from"]
 
-# Nodes not on screen: the cheap poll at most this often (s); figures in README "Fleet".
+# Nodes not on screen: the cheap poll at most this often (s); cost measured in README "Several nodes".
 BACKGROUND_INTERVAL = 5.0
 FLEET_INTEREST = Interest(screen="fleet")  # wants no heavy list: those come on the heavy cadence only
 STATUS_WORDS = {Status.OK: "OK", Status.SKIP: "OK", Status.WARN: "WARN", Status.FAIL: "FAIL",

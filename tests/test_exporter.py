@@ -86,6 +86,7 @@ async def test_every_target_is_exported_with_its_own_figures():
         assert sum(quality.values()) == len(state.dialogs) and set(quality) >= {"ok", "silent", "one-way", "unknown"}
         assert all(quality[q.state.value] >= 1 for q in judged.values())  # the live session's own verdicts
         assert of(metrics, "opsconsole_media_without_dialog", name) == [0]
+    assert metrics["process_resident_memory_bytes"][0][1] > 0  # the exporter's own footprint, for its own alerts
     version = by(metrics, "opsconsole_opensips_info", "lon-1", "version")
     assert list(version) == ["4.0.1"]
     info = [labels for labels, _ in metrics["opsconsole_target_info"] if labels["target"] == "par-1"]
