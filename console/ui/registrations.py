@@ -90,6 +90,7 @@ class RegistrationsPane(Pane):
         self.cells = RowCells(lambda contact, elapsed, _narrow: contact_cells(contact, elapsed),
                               contact_expires_cell, EXPIRES_CELL)
         self.columns_fit = ListView(CONTACT_COLUMNS)  # which columns fit the screen (filter/sort: the index's)
+        self._list_shape: tuple[str, int] | None = None  # (contacts mode, size) of the list shown last
 
     def compose(self) -> ComposeResult:
         yield Static(id="contacts-note")
@@ -226,12 +227,29 @@ class RegistrationsPane(Pane):
         show_text(self.query_one("#contacts-note", Static), contacts_note(state, now))
         index = state.contact_index if state.contact_index is not None else _EMPTY_INDEX
         self.matches = index.select(*self.selection_query)
+        replaced = self._list_replaced(state, len(index.contacts))
+        if replaced:
+            self.window_start = 0
         self.window_start = min(self.window_start, max(0, len(self.matches) - self.WINDOW))
         window = self.matches[self.window_start:self.window_start + self.WINDOW]
         self.shown = {c.key: c for c in window}
         rows = self.cells.rows([(c.key, c) for c in window], state.index_elapsed(now), False, range(len(window)))
-        self._show_rows(self.query_one(ContactTable), rows)
+        table = self.query_one(ContactTable)
+        self._show_rows(table, rows)
+        if replaced and table.row_count:  # a new list: its top, not the old selection's new place
+            table.move_cursor(row=0, animate=False)
+            table.scroll_home(animate=False)
         show_text(self.query_one("#contacts-status", Static), self._status_line(len(index.contacts), len(window)))
+
+    def _list_replaced(self, state: LiveView, total: int) -> bool:
+        """The list was replaced rather than updated (a full sync after a partial list, or its size
+        changed by half): following the selected contact would scroll to wherever it landed."""
+        before, self._list_shape = self._list_shape, (state.contacts_mode, total)
+        if before is None:
+            return False
+        mode, count = before
+        partial_to_whole = mode == "events-partial" and state.contacts_mode != "events-partial"
+        return partial_to_whole or abs(total - count) * 2 > max(count, 1) and count > 0
 
     def _show_rows(self, table: ContactTable, rows: list) -> None:
         """Only the columns that fit, whole (a Socket cut to `udp:127.0.0.1:506` misleads); the cursor

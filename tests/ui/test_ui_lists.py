@@ -242,7 +242,9 @@ async def test_reverse_on_registrations_shows_the_top_of_the_new_order(make_app)
         await press(app, pilot, "r")
         assert table.cursor_row == 0 and table.scroll_y == 0
         assert table.get_row_at(0)[0].plain == "ws2009"
-        assert "ws2009" in screen_text(app).splitlines()[5]  # the first row shown is the first of the order
+        lines = screen_text(app).splitlines()
+        header = next(n for n, line in enumerate(lines) if line.split()[:1] == ["AoR"])
+        assert lines[header + 1].split()[0] == "ws2009"  # the first row shown is the first of the order
         await press(app, pilot, "r", "s")
         assert table.cursor_row == 0 and table.scroll_y == 0
 
@@ -255,7 +257,12 @@ async def test_after_a_full_sync_the_first_row_shown_is_the_first_of_the_list(ma
         await settle(app, pilot)
         await press(app, pilot, "2")
         table = app.query_one(ContactTable)
+        await press(app, pilot, "down")  # on 3004, the second of the partial list, the 54th of the full one
+        assert table.get_row_at(table.cursor_row)[0].plain == "3004"
         await press(app, pilot, "S")
         await settle(app, pilot)
         assert len(app.session.current_view().contacts) == 70
-        assert table.get_row_at(0)[0].plain == "1000" and table.scroll_y == 0
+        assert table.scroll_y == 0 and table.cursor_row == 0  # not scrolled after the old selection
+        lines = screen_text(app).splitlines()
+        header = next(n for n, line in enumerate(lines) if line.split()[:1] == ["AoR"])
+        assert lines[header + 1].split()[0] == "1000"  # the first row shown: the list's first
