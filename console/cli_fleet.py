@@ -98,13 +98,16 @@ async def diagnose_all(args: argparse.Namespace) -> int:
     only = args.only.split(",") if args.only else None
     skip = args.skip.split(",") if args.skip else None
 
+    snapshots: dict[int, Any] = {}
+
     async def diagnose(service):
         started = time.perf_counter()
         snap = await service.snapshot(CollectOptions(media_details=True, full_sync_max=service.config.full_sync_max))
+        snapshots[id(service)] = snap
         results = await service.checks(snap, only=only, skip=skip)
         return service, results, (time.perf_counter() - started) * 1000
 
-    done = await every_target(args, diagnose)
+    done = _judged_across_nodes(await every_target(args, diagnose), snapshots)
     host = hostname()
     if args.json:
         documents = {name: diagnose_dict(results, elapsed_ms=elapsed, host=host, version=__version__)
@@ -118,6 +121,15 @@ async def diagnose_all(args: argparse.Namespace) -> int:
             console.rule(_heading(name, service.config), align="left")
             console.print(render_diagnose(results, host=host, elapsed_ms=elapsed, verbose=args.verbose))
     return EXIT[worst_word([results for _name, (_service, results, _elapsed) in done])]["diagnose"]
+
+
+def _judged_across_nodes(done: list, snapshots: dict[int, Any]) -> list:
+    """Sharing tags judged over every node's own view: a node alone sees only its own tags (#16)."""
+    from .model.topology import fleet_shtags
+
+    judged = fleet_shtags({name: results for name, (_service, results, _elapsed) in done},
+                          {name: snapshots[id(service)].parts.get("topology") for name, (service, _r, _e) in done})
+    return [(name, (service, judged[name], elapsed)) for name, (service, _results, elapsed) in done]
 
 
 def worst_word(per_target: list[list]) -> str:

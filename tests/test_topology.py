@@ -367,3 +367,18 @@ async def test_rtpengine_sock_leaves_a_stale_disable_to_its_own_warn(rtpengine):
     snapshot = Snapshot(collected_at=1.0, signalling=SignallingState(relays=(RelayNode(url=url, disabled=True),)))
     result = await checks.check_rtpengine_sock(CheckContext(snapshot, rtpengine.config(timeout=0.5), 1.0))
     assert result.status is Status.OK and "opensips.rtpengine_stale" in result.evidence[f"set 0 {url}"]
+
+
+def test_fleet_judges_sharing_tags_over_every_target():
+    from console.model import CheckResult
+    from console.model.topology import fleet_shtags
+
+    skip = CheckResult("opensips.cluster_shtags", Status.SKIP, "one node cannot tell", elapsed_ms=3.0)
+    other = CheckResult("opensips.mi", Status.OK, "fine")
+    views = {"n1": _cluster("n1", ((2, "Down"),), "active"), "n2": _cluster("n2", ((1, "Down"),), "active")}
+    judged = fleet_shtags({"n1": [other, skip], "n2": [other]}, views)
+    assert judged["n1"][0] is other and judged["n2"] == [other]  # n2 did not run the check (--skip): not added
+    assert judged["n1"][1].status is Status.FAIL and "judged over 2 targets" in judged["n1"][1].summary
+    assert judged["n1"][1].elapsed_ms == 3.0
+    # one view, or views without tags: nothing the node did not know already
+    assert fleet_shtags({"n1": [skip]}, {"n1": views["n1"], "n2": None})["n1"] == [skip]

@@ -8,7 +8,14 @@ or the module is not loaded); checks say UNKNOWN/SKIP from it, never a finding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+from .status import CheckResult, Status
+
+SHTAGS_CHECK = "opensips.cluster_shtags"
+SPLIT_REMEDY = ("exactly one node must hold a sharing tag active: fix the link between the nodes, then "
+                "`opsconsole mi clusterer_shtag_set_active tag=TAG/CLUSTER --allow-write` on the node that should own it")
 
 # rtpengine_show's recheck_ticks of an engine disabled through MI `rtpengine_enable ... 0`: it is never
 # re-checked on its own (captured on 3.4.18 and 4.0.1: 4294967295, the unsigned -1).
@@ -123,3 +130,73 @@ class Topology:
     @property
     def engines(self) -> tuple[RtpEngineNode, ...]:
         return tuple(engine for rtp_set in self.sets or () for engine in rtp_set.engines)
+
+
+# --------------------------------------------------------------------------- split brain across nodes
+# Pure judgement over several nodes' own views (clusterer_list shows the other nodes, clusterer_list_shtags the
+# local node's tags): the opensips plugin's check uses it for one node, `diagnose --all` for every target.
+
+
+def sharing_tag_verdict(views: Mapping[str, Topology], cid: str = SHTAGS_CHECK) -> CheckResult:
+    """Split brain across the views of several nodes (target -> its Topology).  A tag active on two nodes
+    is a FAIL from any data; active on no node only when every node of that cluster gave its view."""
+    known = {target: t for target, t in views.items() if t.cluster is not None and t.cluster.shtags is not None}
+    if not known:
+        return CheckResult(cid, Status.UNKNOWN, "no node's sharing tags are known")
+    evidence: dict[str, Any] = {}
+    active: dict[tuple[int, str], list[str]] = {}
+    for target, topology in known.items():
+        for tag in topology.cluster.shtags:
+            active.setdefault((tag.cluster_id, tag.tag), [])
+            evidence[f"{target} {tag.tag}/{tag.cluster_id}"] = tag.state
+            if tag.state == "active":
+                active[(tag.cluster_id, tag.tag)].append(target)
+    if not active:
+        return CheckResult(cid, Status.SKIP, "no sharing tag defined", evidence)
+    split = [f"{tag}/{cluster} active on {' and '.join(nodes)}" for (cluster, tag), nodes in active.items()
+             if len(nodes) > 1]
+    orphan = [f"{tag}/{cluster}" for (cluster, tag), nodes in active.items()
+              if not nodes and _every_node_seen(cluster, known)]
+    if split or orphan:
+        summary = "; ".join(split + [f"{name} active on no node" for name in orphan])
+        return CheckResult(cid, Status.FAIL, f"split brain: {summary}", evidence, SPLIT_REMEDY)
+    blind = [f"{tag}/{cluster}" for (cluster, tag) in active if not _every_node_seen(cluster, known)]
+    if blind:
+        return CheckResult(cid, Status.SKIP, f"{', '.join(blind)}: the other nodes' tags are not visible from "
+                           f"{len(known)} node(s) (clusterer_list_shtags shows the local node's only); "
+                           "add every node as a target", evidence)
+    return CheckResult(cid, Status.OK, f"every sharing tag is active on exactly one node ({len(active)})", evidence)
+
+
+def _every_node_seen(cluster_id: int, views: Mapping[str, Topology]) -> bool:
+    """Every node of the cluster gave its view.  A view lists the other nodes, never itself: n views of
+    an n-node cluster each list n-1 peers, and together they name n distinct nodes."""
+    holders = [t.cluster for t in views.values() if any(tag.cluster_id == cluster_id for tag in t.cluster.shtags)]
+    if not holders or any(cluster.nodes is None for cluster in holders):
+        return False
+    peers = [{node.node_id for node in cluster.nodes if node.cluster_id == cluster_id} for cluster in holders]
+    n = len(holders)
+    return all(len(listed) == n - 1 for listed in peers) and (n == 1 or len(set().union(*peers)) == n)
+
+
+def fleet_shtags(results: Mapping[str, Sequence[CheckResult]],
+                 topologies: Mapping[str, "Topology | None"]) -> dict[str, list[CheckResult]]:
+    """`diagnose --all`: each target's sharing-tag check judged over every target's view (where the target
+    ran it: --only/--skip are respected).  A target's result is replaced only when the fleet knows more
+    than the node alone: two or more views of sharing tags."""
+    views = {name: t for name, t in topologies.items()
+             if isinstance(t, Topology) and t.cluster is not None and t.cluster.shtags is not None}
+    if len(views) < 2:
+        return {name: list(found) for name, found in results.items()}
+    verdicts: dict[str, Any] = {}
+    out: dict[str, list[CheckResult]] = {}
+    for name, found in results.items():
+        judged = []
+        for result in found:
+            if result.id == SHTAGS_CHECK and name in views:
+                verdict = verdicts.setdefault(SHTAGS_CHECK, sharing_tag_verdict(views))
+                result = replace(verdict, elapsed_ms=result.elapsed_ms,
+                                 summary=f"{verdict.summary} (judged over {len(views)} targets)")
+            judged.append(result)
+        out[name] = judged
+    return out

@@ -8,11 +8,12 @@ it is alone in its cluster; `judge_sharing_tags` takes the views of several node
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from console.config import is_loopback
 from console.model import CheckResult, HostState, Status
 from console.model.topology import Topology
+from console.model.topology import sharing_tag_verdict as judge_sharing_tags
 from console.plugins import CheckContext, CheckSpec
 
 from opsconsole_rtpengine.probe import engine_address
@@ -25,8 +26,6 @@ HOST_REMEDY = ("make modparam(\"rtpengine\", \"rtpengine_sock\") and the rtpengi
                "(the address is rtpengine's --listen-ng)")
 LINK_REMEDY = ("check the other node and the path to its clusterer url (proto_bin socket, firewall); "
                "`opsconsole mi clusterer_list` shows the link state")
-SPLIT_REMEDY = ("exactly one node must hold a sharing tag active: fix the link between the nodes, then "
-                "`opsconsole mi clusterer_shtag_set_active tag=TAG/CLUSTER --allow-write` on the node that should own it")
 
 
 def _topology(ctx: CheckContext, cid: str) -> Topology | CheckResult:
@@ -213,48 +212,6 @@ def check_links(ctx: CheckContext) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- opensips.cluster_shtags
-
-
-def judge_sharing_tags(views: Mapping[str, Topology], cid: str = "opensips.cluster_shtags") -> CheckResult:
-    """Split brain across the views of several nodes (target -> its Topology).  A tag active on two nodes
-    is a FAIL from any data; active on no node only when every node of that cluster gave its view."""
-    known = {target: t for target, t in views.items() if t.cluster is not None and t.cluster.shtags is not None}
-    if not known:
-        return CheckResult(cid, Status.UNKNOWN, "no node's sharing tags are known")
-    evidence: dict[str, Any] = {}
-    active: dict[tuple[int, str], list[str]] = {}
-    for target, topology in known.items():
-        for tag in topology.cluster.shtags:
-            active.setdefault((tag.cluster_id, tag.tag), [])
-            evidence[f"{target} {tag.tag}/{tag.cluster_id}"] = tag.state
-            if tag.state == "active":
-                active[(tag.cluster_id, tag.tag)].append(target)
-    if not active:
-        return CheckResult(cid, Status.SKIP, "no sharing tag defined", evidence)
-    split = [f"{tag}/{cluster} active on {' and '.join(nodes)}" for (cluster, tag), nodes in active.items()
-             if len(nodes) > 1]
-    orphan = [f"{tag}/{cluster}" for (cluster, tag), nodes in active.items()
-              if not nodes and _every_node_seen(cluster, known)]
-    if split or orphan:
-        summary = "; ".join(split + [f"{name} active on no node" for name in orphan])
-        return CheckResult(cid, Status.FAIL, f"split brain: {summary}", evidence, SPLIT_REMEDY)
-    blind = [f"{tag}/{cluster}" for (cluster, tag) in active if not _every_node_seen(cluster, known)]
-    if blind:
-        return CheckResult(cid, Status.SKIP, f"{', '.join(blind)}: the other nodes' tags are not visible from "
-                           f"{len(known)} node(s) (clusterer_list_shtags shows the local node's only); "
-                           "add every node as a target", evidence)
-    return CheckResult(cid, Status.OK, f"every sharing tag is active on exactly one node ({len(active)})", evidence)
-
-
-def _every_node_seen(cluster_id: int, views: Mapping[str, Topology]) -> bool:
-    """Every node of the cluster gave its view.  A view lists the other nodes, never itself: n views of
-    an n-node cluster each list n-1 peers, and together they name n distinct nodes."""
-    holders = [t.cluster for t in views.values() if any(tag.cluster_id == cluster_id for tag in t.cluster.shtags)]
-    if not holders or any(cluster.nodes is None for cluster in holders):
-        return False
-    peers = [{node.node_id for node in cluster.nodes if node.cluster_id == cluster_id} for cluster in holders]
-    n = len(holders)
-    return all(len(listed) == n - 1 for listed in peers) and (n == 1 or len(set().union(*peers)) == n)
 
 
 def check_shtags(ctx: CheckContext) -> CheckResult:

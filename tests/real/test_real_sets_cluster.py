@@ -57,6 +57,13 @@ def _args(node, engine) -> list[str]:
     return ["--mi-url", node.mi_url, "--ng", f"{engine.ng[0]}:{engine.ng[1]}", "--timeout", "2"]
 
 
+def _targets(nodes, engines) -> str:
+    """[[targets]] naming each node (node1, node2) with the set's engines."""
+    ng = ", ".join(f'"127.0.0.1:{engine.ng[1]}"' for engine in engines)
+    return "".join(f'[[targets]]\nname = "node{i}"\nmi_url = "{node.mi_url}"\nng = [{ng}]\n\n'
+                   for i, node in enumerate(nodes, 1))
+
+
 def _engines(snapshot: dict) -> dict[str, dict]:
     (rtp_set,) = snapshot["topology"]["sets"]
     return {engine["url"]: engine for engine in rtp_set["engines"]}
@@ -102,6 +109,13 @@ def test_sets_engines_and_cluster(lab, opsconsole):
     views = {"node1": _topology_of(node1, a), "node2": _topology_of(node2, a)}
     verdict = judge_sharing_tags(views)
     assert verdict.status.value == "ok", verdict
+    # diagnose --all judges the tags over every target's view
+    code, report = opsconsole.json("diagnose", "--all", "--only", "opensips.cluster_shtags",
+                                   config=_targets(pair.nodes, (a, b)))
+    for name in ("node1", "node2"):
+        shtags = checks_by_id(report["targets"][name])["opensips.cluster_shtags"]
+        assert shtags["status"] == "ok" and "judged over 2 targets" in shtags["summary"], shtags
+    assert code == 0
 
     # engine A disabled through our own MI command (a confirmed, audited write), engine B stopped
     code, out = opsconsole.run("mi", "rtpengine_enable", f"url={url_a}", "enable=0", "--allow-write", "--yes",
@@ -167,6 +181,12 @@ def test_split_brain_of_a_partitioned_pair(version, opsconsole):
         assert judge_sharing_tags({"node1": views["node1"]}).status.value == "skip"
         code, report = opsconsole.json("diagnose", "--only", "opensips.cluster_shtags", *_args(nodes[0], engine))
         assert checks_by_id(report)["opensips.cluster_shtags"]["status"] == "skip"
+        code, report = opsconsole.json("diagnose", "--all", "--only", "opensips.cluster_shtags",
+                                       config=_targets(nodes, (engine,)))
+        for name in ("node1", "node2"):
+            shtags = checks_by_id(report["targets"][name])["opensips.cluster_shtags"]
+            assert shtags["status"] == "fail" and "split brain" in shtags["summary"], shtags
+        assert code == 2
     finally:
         for node in nodes:
             node.cleanup()
