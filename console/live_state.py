@@ -197,7 +197,7 @@ class LiveState(StateQueries):
             self.host = snapshot.host
         self._join(at)
         self._judge(at)
-        self._record_history()
+        self._record_history(at)
 
     def _join(self, at: float) -> None:
         """Dialogs with media sessions.  A call missing on one side is "without dialog/media" only
@@ -272,18 +272,18 @@ class LiveState(StateQueries):
         sessions = tuple(_detailed(s, previous.get(s.callid)) for s in media.sessions)
         return replace(media, sessions=sessions)
 
-    def _record_history(self) -> None:
+    def _record_history(self, at: float | None = None) -> None:
         ov = self.signalling.overview if self.signalling else None
         regs = ov.registered_contacts if ov and ov.registered_contacts is not None else (
             len(self.contacts) if self.contacts is not None else None)
-        self.history["registrations"].add(regs)
-        self.history["dialogs"].add(ov.active_dialogs if ov else None)
+        self.history["registrations"].add(regs, at)
+        self.history["dialogs"].add(ov.active_dialogs if ov else None, at)
         media = self.media
         if media is not None:
             sessions = media.totals.total_sessions
-            self.history["sessions"].add(sessions if sessions is not None else len(media.sessions))
-            self.history["ports"].add(media.ports.used if media.ports.interfaces else None)
-        self.history["load"].add(ov.load if ov else None)
+            self.history["sessions"].add(sessions if sessions is not None else len(media.sessions), at)
+            self.history["ports"].add(media.ports.used if media.ports.interfaces else None, at)
+        self.history["load"].add(ov.load if ov else None, at)
 
     def contact_index(self) -> ContactIndex:
         contacts = self.contacts or ()
@@ -305,6 +305,7 @@ class LiveState(StateQueries):
             sip_samples=self.sip_samples, checks=tuple(self.checks), checks_at=self.checks_at,
             last_ok=MappingProxyType(dict(self.last_ok)),
             history=MappingProxyType({name: tuple(h.values or ()) for name, h in self.history.items()}),
+            history_at=MappingProxyType({name: tuple(h.times or ()) for name, h in self.history.items()}),
             polls=self.polls, stale=self.stale_lists(), **session)
 
     def stale_lists(self) -> Mapping[str, float]:
@@ -382,6 +383,7 @@ class LiveView(StateQueries):
     checks_at: float | None = None
     last_ok: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     history: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: _EMPTY)  # metric -> its last samples
+    history_at: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: _EMPTY)  # metric -> their times
     stale: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # list -> age, for lists the latest poll did not bring
     polls: int = 0
     # the live session's own

@@ -292,17 +292,21 @@ class _Lowered:
 
 @dataclass
 class History:
-    """The last `size` samples of one metric (None = no data that poll)."""
+    """The last `size` samples of one metric (None = no data that poll), with their times (a plot
+    puts each at its time: a gap is a gap, a few samples do not stretch across the width)."""
 
     size: int = 150
     values: deque | None = None
+    times: deque | None = None
 
     def __post_init__(self) -> None:
         self.values = deque(maxlen=self.size)
+        self.times = deque(maxlen=self.size)
 
-    def add(self, value: float | int | None) -> None:
+    def add(self, value: float | int | None, at: float | None = None) -> None:
         if value is not None:
             self.values.append(float(value))
+            self.times.append(float(at) if at is not None else float(len(self.times)))
 
     def data(self) -> list[float]:
         return list(self.values)

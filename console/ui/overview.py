@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from console.live_state import LiveView
 from console.model import Status, overall_status
@@ -14,6 +14,7 @@ from console.snapshot import relay_version
 
 from . import format as fmt
 from .format import field_lines, stale_note
+from .quality import scale_note, sparkline
 from .rows import Pane
 from .safe import safe_text, show_text
 
@@ -36,7 +37,7 @@ class OverviewPane(Pane):
                 for key, label in self.SPARKS:
                     with Horizontal(classes="trend"):
                         yield Static(Text(label), classes="trend-label")
-                        yield Sparkline([], id=f"spark-{key}", classes="trend-spark")
+                        yield Static(id=f"spark-{key}", classes="trend-spark")  # samples at their time
                         yield Static(id=f"last-{key}", classes="trend-last")
             yield Static(id="overview-sources", classes="panel")
 
@@ -54,8 +55,9 @@ class OverviewPane(Pane):
         show_text(self.query_one("#overview-sources", Static), sources_text(state, now))
         for key, _ in self.SPARKS:
             data = state.history.get(key, ())
-            self.query_one(f"#spark-{key}", Sparkline).data = data
-            show_text(self.query_one(f"#last-{key}", Static), Text(fmt.count(data[-1]) if data else "-"))
+            show_text(self.query_one(f"#last-{key}", Static), trend_last(data, state.history_at.get(key, ())))
+            spark = self.query_one(f"#spark-{key}", Static)
+            show_text(spark, sparkline(data, state.history_at.get(key) or None, spark.content_size.width or 40))
 
     def _sip(self, state: LiveView, now: float) -> Text:
         out = Text("OpenSIPS\n", style="bold", end="")
@@ -68,7 +70,7 @@ class OverviewPane(Pane):
         rows: list[tuple[str, Text | str]] = [
             ("version", safe_text(ov.version or ov.server or "?")),
             ("uptime", fmt.duration(ov.uptime_s)),
-            ("load", "-" if ov.load is None else f"{ov.load:.0f}% (1m {fmt.count(ov.load_1m)})"),
+            ("load", fmt.load_text(ov.load, ov.load_1m)),
             ("shm", "-" if shm is None else f"{shm:.1f}% of {fmt.size(ov.shm_total)}"),
             ("dialogs", f"{fmt.count(ov.active_dialogs)} active, {fmt.count(ov.early_dialogs)} early"),
             ("registered", fmt.count(ov.registered_contacts if ov.registered_contacts is not None
@@ -77,18 +79,17 @@ class OverviewPane(Pane):
         out.append(field_lines(rows))
         out.append("\n")
         counts = state.transport_counts()
-        by_transport = Text("by transport  ", style="bold")
-        if state.contacts is None:
-            by_transport.append("not fetched", style="dim")
-        else:
-            by_transport.append("  ".join(f"{t.upper()} {counts.get(t, 0)}" for t in ("udp", "tcp", "tls", "ws", "wss")))
+        tokens = [Text("not fetched", style="dim")] if state.contacts is None else \
+            [Text(f"{t.upper()} {counts.get(t, 0)}") for t in ("udp", "tcp", "tls", "ws", "wss")]
+        if state.contacts is not None:
             if counts.get("?"):  # known by AoR only (brief lists): transport not reported
-                by_transport.append(f"  ? {counts['?']:,}")
+                tokens.append(Text(f"? {counts['?']:,}"))
             if state.transport_counts_partial():  # never zeros that read as "none registered"
-                by_transport.append(f"  (of {len(state.contacts):,} listed)", style="bold")
+                tokens.append(Text(f"(of {len(state.contacts):,} listed)", style="bold"))
             if state.contacts_at is not None and now - state.contacts_at > 2 * state.interval:
-                by_transport.append(f" ({fmt.age(now - state.contacts_at)})", style="dim")
-        out.append(by_transport)
+                tokens.append(Text(f"({fmt.age(now - state.contacts_at)})", style="dim"))
+        # wrapped between counts, never inside one ('WSS 0 (10s' / 'ago)')
+        out.append(fmt.token_lines("by transport", tokens, self.query_one("#overview-sip").content_size.width))
         out.append("\n")
         out.append(stale_note("signalling", state.signalling_at, now, state.signalling_stale()))
         return out
@@ -128,10 +129,18 @@ class OverviewPane(Pane):
             if check.status in (Status.WARN, Status.FAIL, Status.UNKNOWN):
                 out.append("\n  ")
                 out.append(fmt.status_word(check.status))
-                out.append(safe_text(f"{check.id}: {check.summary}", 100))
+                out.append(safe_text(fmt.brief(f"{check.id}: {check.summary}", 100), None))
         if state.checks_at is not None:
-            out.append(f"\n  ({fmt.age(now - state.checks_at)}; 5 for details, r to re-run there)", style="dim")
+            out.append(f"\n  ({fmt.age(now - state.checks_at)}; 5 for details, R there re-runs them)", style="dim")
         return out
+
+
+def trend_last(values, times) -> Text:
+    """'70  min 65 max 70 over 4m58s': the last value, the plot's scale and the time it covers."""
+    if not values:
+        return Text("-")
+    span = times[-1] - times[0] if len(times) >= 2 else 0.0
+    return Text.assemble((fmt.count(values[-1]), "bold"), "  ", scale_note(values, span, digits=0))
 
 
 def sources_text(state: LiveView, now: float) -> Text:
@@ -147,4 +156,3 @@ def sources_text(state: LiveView, now: float) -> Text:
             out.append("\n    ")
             out.append(safe_text(status.error or "failed", None))
     return out
-

@@ -148,3 +148,25 @@ async def test_no_color_cursor_row_is_reverse_video(make_app, monkeypatch):
         await press(app, pilot, "5")
         checks = app.query_one("#checks-table", DataTable)
         assert any(s.style is not None and s.style.reverse for s in checks.render_line(checks.header_height))
+
+
+# --------------------------------------------------------------------------- item 15: sparklines
+
+
+async def test_trends_show_their_scale_and_span_and_few_samples_do_not_stretch(make_app, clock):
+    from .data import NOW
+
+    app = make_app(FakeService([lab_snapshot(at=NOW + 2 * n) for n in range(3)]))
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(app, pilot)
+        for _ in range(2):
+            clock.advance(2)
+            app.poll_now()
+            await settle(app, pilot)
+        view = app.session.current_view()
+        times = view.history_at["registrations"]
+        assert len(times) == len(view.history["registrations"]) and times[-1] - times[0] == 4
+        line = next(line for line in screen_text(app).splitlines() if "Registrations " in line and "min" in line)
+        assert "70  min 70 max 70 over 4s" in line
+        plot = line.split("Registrations", 1)[1].split("70  min", 1)[0].strip()
+        assert 1 <= len(plot) <= len(times)  # a few samples: a few cells, not stretched over the width
