@@ -14,10 +14,11 @@ from console.model import Call, DialogLeg
 from . import format as fmt
 from .format import (GONE, details_note, field_lines, legs_codecs, legs_packets, media_ports_text, session_text,
                      stale_note)
+from .listkeys import ListPane
 from .messages import DetailRequested
-from .rows import AGE_MARGIN, NARROW, Pane, RowCells, covers, shown_keys, view_rows
+from .rows import AGE_MARGIN, CALLS_NARROW, RowCells, covers, shown_keys, view_rows
 from .safe import safe_text, show_text
-from .tablediff import SteadyTable, sync_table
+from .tablediff import SteadyTable
 
 CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("state", "State"), ("bridge", "Bridge"),
                 ("ports", "Media ports"), ("duration", "Age"), ("codec", "Codecs"),
@@ -132,8 +133,11 @@ def call_order(call: Call) -> tuple[float, str]:
 _NEVER = float("inf")
 
 
-class CallsPane(Pane):
+class CallsPane(ListPane):
     title = "Calls"
+    COLUMNS = CALL_COLUMNS
+    PRIORITY = ("caller", "callee", "state", "quality", "duration", "packets", "codec", "bridge", "ports")
+    NOUN = "calls"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -146,6 +150,7 @@ class CallsPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(id="calls-status")
+        yield self.filter_box()
         table = SteadyTable(id="calls-table", cursor_type="row", zebra_stripes=True)
         for key, label in CALL_COLUMNS:
             table.add_column(label, key=key)
@@ -155,10 +160,11 @@ class CallsPane(Pane):
         calls = self._in_order(state.calls)
         self.calls = {c.key: c for c in calls}
         self.order = list(self.calls)
-        narrow = self.app.size.width < NARROW
+        narrow = self.app.size.width < CALLS_NARROW
         table = self.query_one("#calls-table", DataTable)
-        self.aged = view_rows(table, AGE_MARGIN)
-        sync_table(table, self.cells.rows([(c.key, c) for c in calls], now, narrow, self.aged))
+        self.aged = view_rows(table, AGE_MARGIN) if self.listing.natural else range(len(calls))
+        shown = self.show_rows(table, self.cells.rows([(c.key, c) for c in calls], now, narrow, self.aged))
+        self.order = [key for key, _cells in shown]
         self.no_media = sum(1 for c in calls if c.without_media)
         self.no_dialog = sum(1 for c in calls if c.without_dialog)
         self.unknown = sum(1 for c in calls if (c.dialog is None and not c.dialog_known)
@@ -193,6 +199,8 @@ class CallsPane(Pane):
         status.append("  ")
         status.append(stale_note("dialogs", state.dialogs_at, now, state.signalling_stale()))
         status.append_text(details_note(state, now))
+        status.append("  ")
+        status.append_text(self.list_hint())
         show_text(self.query_one("#calls-status", Static), status)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -242,4 +250,3 @@ def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
     else:
         sections.append(("Media session", Text("unknown: the session list is not current (or partial)", style="dim")))
     return sections
-

@@ -15,8 +15,9 @@ from console.snapshot import media_label
 from . import format as fmt
 from .format import GONE, details_note, field_lines, legs_codecs, media_ports_text, session_text, stale_note
 from .media_sets import MediaSets
+from .listkeys import ListPane
 from .messages import DetailRequested
-from .rows import AGE_MARGIN, NARROW, Pane, RowCells, covers, shown_keys, view_rows
+from .rows import AGE_MARGIN, NARROW, RowCells, covers, shown_keys, view_rows
 from .safe import safe_text, show_text
 from .tablediff import SteadyTable, sync_table
 
@@ -28,8 +29,11 @@ SESSION_COLUMNS = (("callid", "Call-ID"), ("note", "Note"), ("age", "Age"), ("pr
 SESSION_AGE_COLUMN = [key for key, _ in SESSION_COLUMNS].index("age")
 
 
-class MediaPane(Pane):
+class MediaPane(ListPane):
     title = "Media"
+    COLUMNS = SESSION_COLUMNS
+    PRIORITY = ("callid", "note", "age", "packets", "errors", "codec", "protocols", "ports", "legs")
+    NOUN = "sessions"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -45,6 +49,7 @@ class MediaPane(Pane):
             ports.add_column(label, key=key)
         yield ports
         yield MediaSets(id="media-sets")  # RTPengine sets as OpenSIPS sees them (#16)
+        yield self.filter_box()
         sessions = SteadyTable(id="sessions", cursor_type="row", zebra_stripes=True)
         for key, label in SESSION_COLUMNS:
             sessions.add_column(label, key=key)
@@ -53,6 +58,9 @@ class MediaPane(Pane):
 
     def focus_main(self) -> None:
         self.query_one("#sessions", DataTable).focus()
+
+    def list_table(self) -> DataTable:
+        return self.query_one("#sessions", DataTable)
 
     def render_view(self, state: LiveView, now: float) -> None:
         media = state.media
@@ -71,9 +79,10 @@ class MediaPane(Pane):
         self.order = list(self.sessions)
         narrow = self.app.size.width < NARROW
         table = self.query_one("#sessions", DataTable)
-        self.aged = view_rows(table, AGE_MARGIN)
-        sync_table(table, self.cells.rows([(s.callid, s) for s in sessions], now, narrow, self.aged))
-        show_text(self.query_one("#media-totals", Static), totals_text(state))
+        self.aged = view_rows(table, AGE_MARGIN) if self.listing.natural else range(len(sessions))
+        shown = self.show_rows(table, self.cells.rows([(s.callid, s) for s in sessions], now, narrow, self.aged))
+        self.order = [key for key, _cells in shown]
+        show_text(self.query_one("#media-totals", Static), totals_text(state) + self._hint_line())
 
     def tick(self, state: LiveView, now: float) -> None:
         show_text(self.query_one("#media-status", Static),
@@ -93,6 +102,10 @@ class MediaPane(Pane):
                                               live=live_session(session.callid)))
 
 
+
+    def _hint_line(self) -> Text:
+        hint = self.list_hint()
+        return Text.assemble("\n", hint) if hint.plain else Text("")
 
 
 def live_session(callid: str):
@@ -133,11 +146,10 @@ def totals_text(state: LiveView) -> Text:
         ("sessions", f"{fmt.count(t.total_sessions)} total, {fmt.count(t.owned_sessions)} own, {fmt.count(t.foreign_sessions)} foreign"),
         ("rates", f"{fmt.count(t.packets_per_s_user)} pkt/s user, {fmt.count(t.packets_per_s_kernel)} pkt/s kernel, "
                   f"{fmt.count(t.errors_per_s)} err/s"),
-        ("since start", f"{fmt.count(t.managed_sessions)} managed, {fmt.count(t.rejected_sessions)} rejected, "
-                        f"{fmt.count(t.timeout_sessions)} timed out; relayed {fmt.count(t.relayed_packets_user)} pkts, "
+        # RTPengine counts a session as "managed" when it ends: not the ones up now
+        ("since start", f"{fmt.count(t.managed_sessions)} sessions ended ({fmt.count(t.rejected_sessions)} rejected, "
+                        f"{fmt.count(t.timeout_sessions)} timed out); relayed {fmt.count(t.relayed_packets_user)} pkts, "
                         f"{fmt.count(t.relayed_errors)} errors"),
         ("uptime", fmt.duration(t.uptime_s)),
     ]
     return field_lines(fields)
-
-
