@@ -2,9 +2,10 @@
 """Regenerate screenshots/<n>-<name>.svg: one per TUI screen, from the real app.
 
 Deterministic: a fake service answering with the lab captures
-(tests/fixtures/ui), a frozen clock, no background polling.
+(tests/fixtures/ui), a frozen clock, no background polling.  The Fleet screen (8-fleet) is shot on
+the demo's own nodes (`--demo --demo-nodes 6`, simulated RTPengines; its ports and ages vary).
 
-    .venv/bin/python scripts/screenshots.py [--size 120x40] [--out screenshots]
+    .venv/bin/python scripts/screenshots.py [--size 120x40] [--out screenshots] [--only 8-fleet]
 """
 
 from __future__ import annotations
@@ -27,6 +28,34 @@ async def shoot(name: str, keys: tuple[str, ...], size: tuple[int, int], out: Pa
         return Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
 
 
+FLEET_SHOT = "8-fleet"
+
+
+async def shoot_fleet(size: tuple[int, int], out: Path) -> Path:
+    """Screen 0 on six demo nodes, each polled once (checks included) before the shot.  The demo
+    runs on the real clock: its simulated media counts packets by elapsed time."""
+    from console.config import Config
+    from console.fleet import FleetSession
+    from console.ui.app import create_app
+    from opsconsole_demo.fleet import DemoFleet
+
+    async with DemoFleet(6, real_rtpengine=False, tick=None) as demo:
+        config = Config(timeout=2.0, audit_log="/dev/null", demo=True, demo_simulated_relay=True,
+                        targets=demo.targets())
+        fleet = FleetSession(demo.targets(), config, interval=3600)
+        try:
+            await fleet.poll_once()
+            for name in fleet.names:  # a second checks run: the SIP failure share needs two counter samples
+                fleet.session(name).request_checks()
+            await fleet.poll_once()
+            app = create_app(None, fleet=fleet, interval=3600)
+            async with app.run_test(size=size) as pilot:
+                await prepare(("0",))(pilot)
+                return Path(app.save_screenshot(filename=f"{FLEET_SHOT}.svg", path=str(out)))
+        finally:
+            await fleet.aclose()
+
+
 def parse_size(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
     try:
@@ -39,10 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=parse_size, default=(120, 40), help="terminal size, e.g. 120x40")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="output directory")
+    parser.add_argument("--only", metavar="NAME", action="append",
+                        help="only this screenshot (e.g. 8-fleet); repeat for several")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, keys in SCENES:
-        path = asyncio.run(shoot(name, keys, args.size, args.out))
+    shots = [(name, lambda name=name, keys=keys: shoot(name, keys, args.size, args.out)) for name, keys in SCENES]
+    shots.append((FLEET_SHOT, lambda: shoot_fleet(args.size, args.out)))
+    unknown = set(args.only or ()) - {name for name, _ in shots}
+    if unknown:
+        parser.error(f"no screenshot named {', '.join(sorted(unknown))}; names: {', '.join(n for n, _ in shots)}")
+    for name, take in shots:
+        if args.only and name not in args.only:
+            continue
+        path = asyncio.run(take())
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0
 

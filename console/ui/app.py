@@ -53,6 +53,7 @@ TICK_CHECK = 0.5  # s between "is a poll late?" checks (cheap when it is not)
 TICK_STEADY, TICK_LATE = 2.0, 0.5  # ages repaint when nothing did for min(interval, 2 s) + 0.5 s
 WATCHDOG_INTERVAL = 2.0  # seconds between "is our terminal still there?" checks
 HARD_EXIT_AFTER = 5.0  # seconds a terminal-loss exit may take before the process is ended outright
+FLEET_RENDER_EVERY = 1.0  # s between two renders of the Fleet screen for the other nodes' polls
 
 
 class OpsConsoleApp(App[None]):
@@ -82,6 +83,7 @@ class OpsConsoleApp(App[None]):
         self.session: LiveSession = self.fleet.session(self.node)
         self._background_due: dict[str, float] = {}  # node -> when its next cheap poll is due (monotonic)
         self._fleet_changed = False  # a node not on screen polled: the Fleet screen renders at the next tick
+        self._fleet_rendered_at = float("-inf")  # monotonic
         self.clock = clock
         self.allow_write = allow_write
         self.current = "overview"
@@ -346,8 +348,11 @@ class OpsConsoleApp(App[None]):
             self._fleet_changed = True  # the Fleet screen renders at the next tick (20 nodes: one render)
 
     def _render_fleet(self) -> None:
-        if self._fleet_changed and self.current == "fleet":
-            self._fleet_changed = False
+        """At most once a second (the ages there move by the second): 19 nodes polling every 5 s
+        would otherwise repaint the screen at every tick."""
+        now = time.monotonic()
+        if self._fleet_changed and self.current == "fleet" and now - self._fleet_rendered_at >= FLEET_RENDER_EVERY:
+            self._fleet_changed, self._fleet_rendered_at = False, now
             self.pane("fleet").refresh_view(self.session.current_view(), self.now())
 
     def on_focus_node(self, message: FocusNode) -> None:

@@ -23,6 +23,7 @@ from console.model import Status
 from . import format as fmt
 from .listkeys import ListPane, ListView, Row, plain
 from .safe import safe_text, show_text
+from .tablediff import SteadyTable
 
 FLEET_COLUMNS = (("name", "Node"), ("labels", "Labels"), ("version", "Version"), ("uptime", "Uptime"),
                  ("load", "Load"), ("shm", "Shm"), ("contacts", "Contacts"), ("dialogs", "Dialogs"),
@@ -130,9 +131,9 @@ class FleetListing(ListView):
 class FleetPane(ListPane):
     title = "Fleet"
     COLUMNS = FLEET_COLUMNS
-    # the least useful go first when the terminal is narrow (the detail is on screens 1–6)
+    # the least useful go first when the terminal is narrow (Enter: the node's Overview has them)
     PRIORITY = ("name", "status", "check", "load", "shm", "contacts", "dialogs", "media", "ports", "error", "age",
-                "uptime", "version", "labels")
+                "labels", "uptime", "version")
     NOUN = "nodes"
     DEFAULT_CSS = """
     #fleet-status { height: auto; padding: 0 1; }
@@ -149,7 +150,7 @@ class FleetPane(ListPane):
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-status")
         yield self.filter_box()
-        table = DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
+        table = SteadyTable(id="fleet-table", cursor_type="row", zebra_stripes=True)  # paints its rows itself
         for key, label in FLEET_COLUMNS:
             table.add_column(label, key=key)
         yield table

@@ -147,6 +147,8 @@ def check_hosts(ctx: CheckContext) -> CheckResult:
         return topology
     if not topology.opensips_local:
         return CheckResult(cid, Status.SKIP, "OpenSIPS is on another host: its engines are not this host's")
+    if ctx.config.demo:  # the demo's nodes run their engines in-process (--demo-nodes: all but node-01's)
+        return CheckResult(cid, Status.SKIP, "demo platform: its RTPengines are simulated in-process, no daemon to find")
     host = ctx.snapshot.host
     if not isinstance(host, HostState):
         return CheckResult(cid, Status.UNKNOWN, "this host's rtpengine daemons are unknown")
