@@ -254,6 +254,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
     "console": {"timeout": "timeout", "interval": "interval", "heavy_interval": "heavy_interval", "name": "name",
                 "audit_log": "audit_log"},
     "thresholds": {name: name for name in Thresholds.__dataclass_fields__},
+    "trace": {"enabled": "trace"},  # the console's `T` and `opsconsole trace` (same switch as [opensips] trace)
 }
 # Each warn level must stay below its fail level, or a check would skip WARN (or never FAIL).
 THRESHOLD_PAIRS = (("load_warn", "load_fail"), ("shm_warn", "shm_fail"), ("ports_warn", "ports_fail"),
@@ -354,7 +355,7 @@ def _from_toml(data: Mapping[str, Any], plugin_sections: Mapping[str, Any] | Non
     owned = {name: dict(body) for name, body in data.items() if name in plugin_sections}
     if owned:
         out["sections"] = owned
-    for section in ("opensips", "console"):
+    for section in ("opensips", "console", "trace"):
         for key, target in TOML_LAYOUT[section].items():
             if key in data.get(section, {}):
                 out[target] = data[section][key]

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console.live_state import LiveView
@@ -135,6 +136,7 @@ _NEVER = float("inf")
 
 class CallsPane(ListPane):
     title = "Calls"
+    BINDINGS = [Binding("T", "trace", "Trace")]  # SIP trace of the selected call's caller
     COLUMNS = CALL_COLUMNS
     PRIORITY = ("caller", "callee", "state", "quality", "duration", "packets", "codec", "bridge", "ports")
     NOUN = "calls"
@@ -202,6 +204,20 @@ class CallsPane(ListPane):
         status.append("  ")
         status.append_text(self.list_hint())
         show_text(self.query_one("#calls-status", Static), status)
+
+    def action_trace(self) -> None:
+        """T: trace the selected call's caller as caller or callee (console/trace_live.py: which filter, why)."""
+        from console.trace_live import target_for_call
+
+        from .trace_screen import TraceRequested, selected_row_key
+
+        call = self.calls.get(selected_row_key(self.query_one("#calls-table", DataTable)) or "")
+        try:
+            target = target_for_call(call) if call is not None else None
+        except ValueError as exc:
+            self.post_message(TraceRequested(None, str(exc)))
+            return
+        self.post_message(TraceRequested(target, "" if target is not None else "no call selected"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

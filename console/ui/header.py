@@ -40,6 +40,9 @@ class StatusHeader(Static):
             out.append("  PAUSED (p)", style="bold reverse")
         elif state.polling:
             out.append("  polling…", style="dim")
+        if facts.trace:  # a transient change to the platform: said in words, not only in colour
+            out.append("  ")
+            out.append(Text.assemble("TRACE ON ", safe_text(facts.trace, 30), style="bold reverse magenta"))
         mode = fmt.contacts_mode_word(state.contacts_mode)
         if mode.plain:  # never let a partial contact list pass for the whole one
             out.append("  ")

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .state import DemoState, SimContact, SimDialog, StateEvent
+from .state import CALL_KINDS, DemoState, SimContact, SimDialog, StateEvent
 
 PROXY = ("127.0.0.1", 5060)  # the demo's sockets say 5060 (text only: nothing is bound there)
 PROXY_WS = ("127.0.0.1", 8080)
@@ -140,10 +140,18 @@ class DemoTracer:
                 self._send("", [self._register(event.params)], now, initial=False, register=True)
 
     def _place_call(self) -> None:
-        caller = self.state._pick("udp")
-        callee = self.state._pick("udp", exclude=caller)
+        """One call the newest trace wants: its caller=/callee= user when online (busy or not: a
+        second call, like call waiting), else anyone free."""
+        wanted = list(self.traces.values())[-1].filters if self.traces else {}
+        caller = self._named(wanted.get("caller")) or self.state._pick("udp")
+        callee = self._named(wanted.get("callee"), exclude=caller) or self.state._pick("udp", exclude=caller)
         if caller is not None and callee is not None:
-            self.state._create_dialog(("udp", "udp"), caller, callee)
+            kind = (caller.transport, callee.transport)
+            self.state._create_dialog(kind if kind in CALL_KINDS else ("udp", "udp"), caller, callee)
+
+    def _named(self, user: str | None, exclude: SimContact | None = None) -> SimContact | None:
+        contact = self.state.find_contact(user) if user else None
+        return contact if contact is not None and contact is not exclude else None
 
     def _send(self, callid: str, messages: list[Message], now: float, *, initial: bool,
               register: bool = False) -> None:

@@ -38,6 +38,7 @@ from console.errors import OpsError, RemoteError
 from .hep import HEPError, HEPPacket, HEPStreamDecoder, decode
 from .ladder import CallFlow, Explanation, Ladder, LadderLine, TracedMessage, explain, explanation_text, line_text
 from .pcap import PcapWriter
+from .trace_join import join_lines
 
 ID_PREFIX = "opsconsole-"
 _ID = re.compile(r"^opsconsole-(\d+)-[0-9a-f]+$")
@@ -112,12 +113,17 @@ class TraceOptions:
     caller: str = ""
     callee: str = ""
     ip: str = ""
+    # "caller or callee": the tracer's filters all have to match (AND), so a user traced in both
+    # directions is two dynamic traces to the same listener, one `caller=USER`, one `callee=USER`
+    user: str = ""
     scope: str = "dialog"  # "dialog" (calls from their INVITE; no REGISTERs) or "message" (each message)
     listen_host: str = ""  # "": loopback for a local OpenSIPS, else the address that routes to it
     listen_port: int = 0  # 0: from the OS
 
     def validate(self) -> None:
-        for name in ("caller", "callee"):
+        if self.user and (self.caller or self.callee):
+            raise ValueError("a user traced as caller or callee takes no --caller/--callee besides")
+        for name in ("caller", "callee", "user"):
             value = getattr(self, name)
             if value and not _FILTER_VALUE.match(value):
                 raise ValueError(f"--{name} {value!r}: a SIP user, without spaces, ';', ',' or '='")
@@ -134,6 +140,19 @@ class TraceOptions:
     def filters(self) -> list[str]:
         return [f"{key}={value}" for key, value in (("caller", self.caller), ("callee", self.callee),
                                                      ("ip", self.ip)) if value]
+
+    def filter_sets(self) -> list[list[str]]:
+        """One filter list per dynamic trace: two for `user` (caller=USER, callee=USER), else one."""
+        if not self.user:
+            return [self.filters()]
+        return [[f"{side}={self.user}", *self.filters()] for side in ("caller", "callee")]
+
+    def describe(self) -> str:
+        """What is traced, in words: 'alice (caller or callee)', 'caller=alice, ip=…', 'everything'."""
+        if self.user:
+            extra = f", {', '.join(self.filters())}" if self.filters() else ""
+            return f"{self.user} (caller or callee{extra})"
+        return ", ".join(self.filters()) or "everything"
 
 
 def new_trace_id() -> str:
@@ -291,8 +310,10 @@ class TraceSession:
         self.listener: HEPListener | None = None
         self.readiness: Readiness | None = None
         self.removed_leftovers: list[str] = []
-        self.started = False  # trace_start was sent (stop() must send trace_stop)
-        self._confirmed = False  # ... and OpenSIPS said OK
+        self.trace_ids: list[str] = [self.trace_id]  # one per filter set (TraceOptions.filter_sets)
+        self._sent: list[str] = []  # ids trace_start was sent for (stop() must send trace_stop)
+        self._confirmed: set[str] = set()  # ... and OpenSIPS said OK
+        self._seen: dict[tuple, None] = {}  # recent messages: two traces of ours may both send one
         self.started_at = 0.0
         self.uri = ""
         self.stop_error = ""
@@ -344,20 +365,36 @@ class TraceSession:
             raise TraceNotReady(f"cannot listen for HEP on {self.listener.host}:{self.listener.port}: "
                                 f"{exc.strerror or exc}", hint="choose another --listen HOST:PORT") from None
         self.uri = self.listener.uri(ready.transport)
-        params = {"id": self.trace_id, "uri": self.uri, "filter": self.options.filters(),
-                  "scope": SCOPES[self.options.scope], "type": "sip"}
+        sets = self.options.filter_sets()
+        self.trace_ids = [self.trace_id] + [new_trace_id() for _ in sets[1:]]
+        for trace_id, filters in zip(self.trace_ids, sets):
+            await self._start_one(trace_id, filters)
+        self.started_at = time.time()
+
+    async def _start_one(self, trace_id: str, filters: list[str]) -> None:
+        params = {"id": trace_id, "uri": self.uri, "filter": filters, "scope": SCOPES[self.options.scope],
+                  "type": "sip"}
         # From here the trace may exist in OpenSIPS even if no answer comes back (a timeout, a
         # cancellation): stop() then still sends trace_stop, and "no such trace" is no error.
-        self.started, self._confirmed = True, False
+        self._sent.append(trace_id)
         with self._audited("trace_start", params) as entry:
             try:
                 await self.call("trace_start", params)
                 entry.succeeded()
             except RemoteError as exc:
-                self.started = False  # refused: nothing to stop
+                self._sent.remove(trace_id)  # refused: nothing to stop
                 raise TraceNotReady(f"OpenSIPS refused trace_start: {exc}", hint=Readiness.remedy()) from None
-        self._confirmed = True
-        self.started_at = time.time()
+        self._confirmed.add(trace_id)
+
+    @property
+    def started(self) -> bool:
+        """trace_start was sent for at least one of our traces and no trace_stop yet."""
+        return bool(self._sent)
+
+    @property
+    def active(self) -> bool:
+        """OpenSIPS confirmed a trace of ours and it was not stopped yet (the header's TRACE ON)."""
+        return bool(self._confirmed & set(self._sent))
 
     def _listen_host(self) -> str:
         if self.options.listen_host:
@@ -368,21 +405,24 @@ class TraceSession:
         return route_source(host)
 
     async def stop(self) -> None:
-        """trace_stop (once; a failure is kept in `stop_error`), then the listener closes."""
-        if self.started:
-            self.started = False
-            params = {"id": self.trace_id}
-            try:
-                with self._audited("trace_stop", params) as entry:
-                    await self.call("trace_stop", params)
-                    entry.succeeded()
-            except RemoteError as exc:
-                if self._confirmed or exc.code != NO_SUCH_TRACE:  # unconfirmed and unknown: it never began
-                    self.stop_error = str(exc)
-            except Exception as exc:  # the caller reports it: the trace may still be running
-                self.stop_error = str(exc) or type(exc).__name__
+        """trace_stop each of our traces (once; a failure is kept in `stop_error`), then the listener closes."""
+        sent, self._sent = self._sent, []
+        for trace_id in sent:
+            await self._stop_one(trace_id)
         if self.listener is not None:
             await self.listener.aclose()
+
+    async def _stop_one(self, trace_id: str) -> None:
+        params = {"id": trace_id}
+        try:
+            with self._audited("trace_stop", params) as entry:
+                await self.call("trace_stop", params)
+                entry.succeeded()
+        except RemoteError as exc:
+            if trace_id in self._confirmed or exc.code != NO_SUCH_TRACE:  # unconfirmed and unknown: never began
+                self.stop_error = str(exc)
+        except Exception as exc:  # the caller reports it: the trace may still be running
+            self.stop_error = str(exc) or type(exc).__name__
 
     async def remove_leftovers(self) -> list[str]:
         """trace_stop every `opsconsole-PID-…` trace of a PID that is gone and whose URI is on this host."""
@@ -411,12 +451,25 @@ class TraceSession:
         the attached pcap as it goes (flushed: a killed process leaves a readable file)."""
         async for packet in self.listener.packets():
             message = TracedMessage.from_hep(packet)
-            if message is None:
+            if message is None or self._again(packet):
                 continue
             if self._pcap is not None:
                 self._pcap.write(self._pcap_writer.record(packet))
                 self._pcap.flush()
             yield message
+
+    def _again(self, packet: HEPPacket) -> bool:
+        """True for a message a second trace of ours sent too (a call from the traced user to itself,
+        a REGISTER whose From and To are both the user): the same time, addresses and payload."""
+        if len(self.trace_ids) < 2:
+            return False
+        key = (packet.timestamp, packet.src, packet.src_port, packet.dst, packet.dst_port, packet.payload)
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > 256:  # both copies arrive together: a short memory is enough
+            self._seen.pop(next(iter(self._seen)))
+        return False
 
     def attach_pcap(self, file: BinaryIO) -> None:
         """Write every message from now on to `file` as a pcap (header first)."""
@@ -441,6 +494,14 @@ class TraceSession:
         """The lines to show under the ladder for `flow`; none when it is not news (Explanation.noteworthy)."""
         explanation, notes = await self.explain(flow)
         return explanation_text(explanation, *notes) if explanation.noteworthy else []
+
+    def state_lines(self, flow: CallFlow, view: Any = None, now: float | None = None, *,
+                    mos_poor: float = 3.5, silent_after_s: float = 10.0, notes: Iterable[str] = ()) -> list[str]:
+        """The flow explained as it stands (pure: no MI, the flow is not marked explained), joined with
+        what the console knows now (`view`: a LiveView; trace_join), then `notes` (explain()'s MI notes)."""
+        joined = join_lines(flow, view, time.time() if now is None else now, mos_poor=mos_poor,
+                            silent_after_s=silent_after_s)
+        return explanation_text(explain(flow), *joined, *notes)
 
     def listener_note(self) -> str:
         listener = self.listener
