@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from . import __version__
 from .cli_common import (  # noqa: F401  (re-exported: tests and scripts use console.cli.EXIT etc.)
     COMMAND_NAMES, EXIT, HEAVY_HOLD_LIMIT_S, TARGET_OPTIONS, ReadRefused, UsageError, _err, _load_config,
-    _overrides, _platform, _plugin_sections, _positive_int, _report_plugin_failures, _service,
+    _overrides, _platform, _plugin_sections, _positive_int, _report_plugin_failures, _service, start_prefetch,
 )
 from .cli_trace import _trace
 from .errors import ConfigError, OpsError, RemoteError, WriteRefused
@@ -406,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_combinations(args)
         if command is None:
             _check_terminal()
+        elif command in ("snapshot", "diagnose"):
+            start_prefetch(args)  # OpenSIPS builds its ul_dump reply while the plugins load (#18)
         code = asyncio.run(COMMANDS[command](args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, OpsError
@@ -159,3 +160,61 @@ def _err(message: str) -> None:
 def _report_plugin_failures(service) -> None:
     for failure in service.plugins.failures:
         _err(f"plugin {failure.name}: {failure.error}")
+
+
+# --------------------------------------------------------------------------- prefetch (#18)
+
+PREFETCH_GROUP = "opsconsole.prefetch"
+
+
+def start_prefetch(args: argparse.Namespace) -> None:
+    """Let plugins send their one slow request before the console loads (entry points of
+    PREFETCH_GROUP, called with `early_settings`): OpenSIPS builds a 10k-contact ul_dump (~0.4 s)
+    while the interpreter imports the plugins.  Best effort: nothing here can fail the command."""
+    early = early_settings(args)
+    if early is None:
+        return
+    from .entrypoints import entry_points
+
+    for entry in entry_points(PREFETCH_GROUP):
+        try:
+            entry.load()(early)
+        except Exception:  # a head start, never a failure: the command asks as usual
+            continue
+
+
+def early_settings(args: argparse.Namespace, env=None) -> dict[str, Any] | None:
+    """What the command line, the environment and the config file say before any plugin is loaded, for a
+    one-shot command that reads contacts; None when that is not known without the plugins (discovery,
+    a FIFO, a forced OpenSIPS version, a config file that does not read)."""
+    import os
+
+    env = os.environ if env is None else env
+    contacts = (args.command == "snapshot" and not args.no_contacts) or (args.command == "diagnose" and not args.list)
+    if not contacts or getattr(args, "demo", False) or getattr(args, "mi_fifo", None) or env.get("OPSCONSOLE_MI_FIFO"):
+        return None
+    mi_url = getattr(args, "mi_url", None) or env.get("OPSCONSOLE_MI_URL")
+    if not mi_url:
+        return None  # discovery's to find: after the plugins
+    from .config import CONFIG_PATHS, Config, read_toml
+
+    opensips: dict[str, Any] = {}
+    path = getattr(args, "config", None)
+    candidates = [path] if path else [str(p.expanduser()) for p in CONFIG_PATHS]
+    for candidate in candidates:
+        if os.path.isfile(os.path.expanduser(candidate)):
+            try:
+                opensips = dict(read_toml(Path(candidate).expanduser()).get("opensips") or {})
+            except (ConfigError, OSError, AttributeError, TypeError, ValueError):
+                return None
+            break
+    if "version" in opensips or "mi_fifo" in opensips:
+        return None
+    user = env.get("OPSCONSOLE_MI_USER") or opensips.get("user")
+    password = env.get("OPSCONSOLE_MI_PASSWORD") or opensips.get("password") or ""
+    full_sync_max = opensips.get("full_sync_max", Config.full_sync_max)
+    if (user is not None and not isinstance(user, str)) or not isinstance(password, str) \
+            or not isinstance(full_sync_max, int):
+        return None
+    return {"mi_url": mi_url, "mi_auth": (user, password) if user else None, "contacts": True,
+            "full_sync_max": full_sync_max, "force_full_sync": bool(getattr(args, "full_sync", False))}

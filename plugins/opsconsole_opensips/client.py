@@ -132,6 +132,14 @@ class MIClient:
         return decode_response(data, status=status, content_type=content_type, method=method, target=self.target,
                                max_bytes=limit, not_json_hint=transport.not_json_hint, typed=typed)
 
+    def adopt(self, method: str, reply: Reply, *, typed: Callable[[bytes], Any] | None = None) -> Any:
+        """The result of a reply that came another way (a prefetch, prefetch.py), decoded and checked
+        exactly as `call` does its own."""
+        status, content_type, data = reply
+        limit = _size_limit(method, self.max_bytes)
+        return decode_response(data, status=status, content_type=content_type, method=method, target=self.target,
+                               max_bytes=limit, not_json_hint=self.transport.not_json_hint, typed=typed)
+
     def _lost(self, method: str, exc: ConnectionLost) -> TransportError:
         if is_write_method(method):
             return TransportError(f"the connection to OpenSIPS MI closed before it answered {method!r}",

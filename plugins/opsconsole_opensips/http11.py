@@ -66,7 +66,7 @@ def build_request(host: str, port: int, path: str, tls: bool, body: bytes, heade
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-class _ReplyReader(asyncio.Protocol):
+class ReplyReader(asyncio.Protocol):
     """Sends the request, collects the reply; `done` resolves to (status, content type, body)."""
 
     def __init__(self, request: bytes, limit: int, target: str, done: asyncio.Future) -> None:
@@ -201,7 +201,7 @@ async def post(host: str, port: int, request: bytes, *, limit: int, target: str,
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
     try:
-        transport, _ = await loop.create_connection(lambda: _ReplyReader(request, limit, target, done), host, port,
+        transport, _ = await loop.create_connection(lambda: ReplyReader(request, limit, target, done), host, port,
                                                     ssl=ssl, server_hostname=server_hostname if ssl else None)
     except ConnectionRefusedError:
         raise ConnectionRefused(f"OpenSIPS MI not reachable at {target} (connection refused)",

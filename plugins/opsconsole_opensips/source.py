@@ -23,6 +23,7 @@ from console.model import Contact, Dialog, SignallingOverview, SignallingState, 
 from console.plugins import CollectOptions
 
 from .client import MIClient, make_client
+from .http11 import ConnectionDropped
 from .codec import METHOD_NOT_FOUND, MIError
 from .commands import CommandMap, detect_commands
 from .live import DUMP_TIMEOUT_CAP, LiveSync, dump_timeout, estimate_dump_seconds  # noqa: F401  (estimate_dump_seconds: public here too)
@@ -86,6 +87,7 @@ class OpenSIPSSource:
         self._contact_sockets: tuple[object, frozenset[str]] = ((), frozenset())  # (contacts, their sockets)
         self._last_live: SignallingState | None = None  # the last live collection, for polls during a dump
         self._sip_samples: list[SipCounters] = []  # live: the SIP counters of the last sip_window_s
+        self._prefetched: tuple[str, Any] | None = None  # (method, reply) of a dump sent at start (prefetch.py)
 
     @property
     def target(self) -> str:
@@ -152,6 +154,8 @@ class OpenSIPSSource:
         return commands
 
     async def _collect(self, options: CollectOptions) -> SignallingState:
+        if not options.live:
+            await self._read_prefetch(options)
         commands = self._commands or await self._detect()
         errors: list[str] = []
         self._failed_calls: list[OpsError] = []
@@ -358,12 +362,33 @@ class OpenSIPSSource:
                 return None, (f"{count} registered (statistics); full ul_dump skipped above {options.full_sync_max} "
                               f"— it would hold OpenSIPS MI for ~{seconds:.0f} s")
         wire = commands.name("ul_dump")
+        prefetched, self._prefetched = self._prefetched, None
         try:
-            raw = await self.client().call(wire, typed=decode_dump)
+            if prefetched is not None and prefetched[0] == wire:  # the same request, sent at start
+                raw = self.client().adopt(wire, prefetched[1], typed=decode_dump)
+            else:
+                raw = await self.client().call(wire, typed=decode_dump)
             return parse_contacts(raw, self.config.name or self.target), ""
         except (RemoteError, ProtocolError) as exc:
             errors.append(f"{wire}: {exc}")
             return None, f"{wire} failed: {exc}"
+
+    async def _read_prefetch(self, options: CollectOptions) -> None:
+        """A one-shot command may have sent its ul_dump before loading (prefetch.py): read that reply
+        first, so no other request of ours waits behind it in mi_http.  Any failure: ask as usual."""
+        from .prefetch import take
+
+        pending = take(self.config.mi_url)
+        if pending is None:
+            return
+        try:
+            if options.contacts:
+                reply = pending.reply(limit=self.client().max_bytes, target=self.target)
+                self._prefetched = (pending.method, await asyncio.wait_for(reply, self.client().heavy_timeout))
+        except (OpsError, OSError, asyncio.TimeoutError, ConnectionDropped):
+            self._prefetched = None
+        finally:
+            pending.close()
 
     async def _dialogs(self, commands: CommandMap, overview: SignallingOverview,
                        errors: list[str]) -> tuple[Dialog, ...] | None:
