@@ -138,6 +138,10 @@ class TraceLive:
                 done.append(flow.call_id)
         return done
 
+    def callids(self, limit: int = 20) -> frozenset[str]:
+        """The newest traced calls' Call-IDs: the console queries their media sessions (the join)."""
+        return frozenset([flow.call_id for flow in self.flows() if flow.kind == "INVITE"][-limit:])
+
     def flows(self, only: str = "") -> list[Any]:
         calls = self.session.ladder.calls if self.session is not None else {}
         return [flow for callid, flow in calls.items() if not only or callid == only]

@@ -161,9 +161,12 @@ class OpsConsoleApp(App[None]):
         """The Call-IDs the visible pane shows in detail (rows scrolled into view get theirs
         at the next poll; until then they keep their last details)."""
         try:
-            return self.pane().detail_keys()
+            keys = self.pane().detail_keys()
         except NoMatches:
             return None  # the pane is still being composed
+        if self.trace_live is not None and self.trace_live.active:  # the traced calls' media, for the join
+            keys = (keys or frozenset()) | self.trace_live.callids()
+        return keys
 
     # ------------------------------------------------------------------ layout
 

@@ -36,8 +36,9 @@ def join_lines(flow: CallFlow, view: Any, now: float, *, mos_poor: float = 3.5,
         return ()
     callee = first.to_user or _uri_user(first.request_uri)
     call = view.call(flow.call_id)
-    lines = (registration_line(view, callee, "callee"), dialog_line(view, call, now),
-             media_line(view, call, now, mos_poor=mos_poor, silent_after_s=silent_after_s))
+    began = flow.first_request.time
+    lines = (registration_line(view, callee, "callee"), dialog_line(view, call, now, began),
+             media_line(view, call, now, began, mos_poor=mos_poor, silent_after_s=silent_after_s))
     return tuple(line for line in lines if line)
 
 
@@ -60,8 +61,17 @@ def registration_line(view: Any, user: str, role: str) -> str:
             f"({len(found)} contact{'s' if len(found) != 1 else ''}: {shown})")
 
 
-def dialog_line(view: Any, call: Call | None, now: float) -> str:
+def listed_before(view: Any, name: str, began: float) -> bool:
+    """The view's list `name` ('dialogs', 'media') was fetched before the call began: its silence
+    about the call says nothing yet."""
+    at = getattr(view, f"{name}_at", None)
+    return at is not None and at < began
+
+
+def dialog_line(view: Any, call: Call | None, now: float, began: float = 0.0) -> str:
     dialog = call.dialog if call is not None else None
+    if dialog is None and listed_before(view, "dialogs", began):
+        return "dialog in OpenSIPS: not known yet (the dialog list is older than the call; next poll)"
     if dialog is not None:
         age = f", {int(max(0.0, now - dialog.start))} s old" if dialog.start else ""
         return f"dialog in OpenSIPS: {DIALOG_WORDS.get(dialog.state, f'state {dialog.state}')}{age}"
@@ -70,8 +80,11 @@ def dialog_line(view: Any, call: Call | None, now: float) -> str:
     return "dialog in OpenSIPS: none now (ended, or not created by the script)"
 
 
-def media_line(view: Any, call: Call | None, now: float, *, mos_poor: float, silent_after_s: float) -> str:
+def media_line(view: Any, call: Call | None, now: float, began: float = 0.0, *, mos_poor: float,
+               silent_after_s: float) -> str:
     media = call.media if call is not None else None
+    if media is None and listed_before(view, "media", began):
+        return "media in RTPengine: not known yet (the session list is older than the call; next poll)"
     if media is None:
         if getattr(view, "media", None) is None or (call is not None and not call.media_known):
             return "media in RTPengine: unknown (the session list is not current)"
