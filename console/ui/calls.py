@@ -10,18 +10,19 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console.live_state import LiveView
-from console.model import Call, DialogLeg
+from console.model import Call, CallQuality, DialogLeg
 
 from . import format as fmt
 from .format import (GONE, details_note, field_lines, legs_codecs, legs_packets, media_ports_text, session_text,
                      stale_note)
-from .listkeys import ListPane
+from .listkeys import ListPane, ListView
 from .messages import DetailRequested
+from .quality import quality_cell, quality_sort_key, quality_text
 from .rows import AGE_MARGIN, CALLS_NARROW, RowCells, covers, shown_keys, view_rows
 from .safe import safe_text, show_text
 from .tablediff import SteadyTable
 
-CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("state", "State"), ("bridge", "Bridge"),
+CALL_COLUMNS = (("caller", "Caller"), ("callee", "Callee"), ("state", "State"), ("quality", "Quality"), ("bridge", "Bridge"),
                 ("ports", "Media ports"), ("duration", "Age"), ("codec", "Codecs"),
                 ("packets", "Pkts A/B"))
 AGE_COLUMN = [key for key, _ in CALL_COLUMNS].index("duration")
@@ -93,7 +94,7 @@ def call_state(call: Call, now: float) -> tuple[Text, str]:
     return mark, (fmt.duration(now - created) if created else "-")
 
 
-def call_cells(call: Call, now: float, narrow: bool = False) -> tuple[Text, ...]:
+def call_cells(call: Call, now: float, narrow: bool = False, quality: CallQuality | None = None) -> tuple[Text, ...]:
     dialog = call.dialog
     a, b = call_legs(call)
     user = 10 if narrow else 14
@@ -109,6 +110,7 @@ def call_cells(call: Call, now: float, narrow: bool = False) -> tuple[Text, ...]
         caller,
         callee,
         state,
+        quality_cell(quality),  # the worst leg's MOS and the flag (ok / poor / one-way / silent / no RTCP / unknown)
         safe_text(bridge, 14 if narrow else 32),
         call_ports(call),
         Text(duration, justify="right"),
@@ -147,7 +149,11 @@ class CallsPane(ListPane):
         self.order: list[str] = []  # row keys in table order
         self.order_keys: dict[str, tuple[float, str]] = {}  # Call-ID -> its place (see _in_order)
         self.no_media = self.no_dialog = self.unknown = 0
-        self.cells = RowCells(call_cells, call_age, AGE_COLUMN)
+        self.listing = QualityListing(self.COLUMNS)  # the quality column sorts worst first
+        self.qualities: Any = {}  # Call-ID -> CallQuality of the view shown (the live session judged them)
+        # a row's cells follow its call object: its quality is a function of it (LiveState._judge)
+        self.cells = RowCells(lambda call, now, narrow: call_cells(call, now, narrow, self.qualities.get(call.callid)),
+                              call_age, AGE_COLUMN)
         self.aged = range(0)  # the rows whose ages moved at the last refresh
 
     def compose(self) -> ComposeResult:
@@ -160,6 +166,7 @@ class CallsPane(ListPane):
 
     def render_view(self, state: LiveView, now: float) -> None:
         calls = self._in_order(state.calls)
+        self.qualities = state.qualities
         self.calls = {c.key: c for c in calls}
         self.order = list(self.calls)
         narrow = self.app.size.width < CALLS_NARROW
@@ -223,7 +230,7 @@ class CallsPane(ListPane):
         event.stop()
         call = self.calls.get(event.row_key.value or "")
         if call is not None:
-            self.post_message(DetailRequested(f"Call {safe_text(call.callid, 80).plain}", call_sections(call, self.now),
+            self.post_message(DetailRequested(f"Call {safe_text(call.callid, 80).plain}", call_sections(call, self.now, self.qualities.get(call.callid)),
                                               live=live_call(call.callid)))
 
 
@@ -233,12 +240,12 @@ def live_call(callid: str):
         if state.dialogs is None and state.media is None:
             return None  # neither list known now: unknown, not gone
         call = state.call(callid)
-        return GONE if call is None else call_sections(call, now)
+        return GONE if call is None else call_sections(call, now, state.quality(callid))
     return sections
 
 
 
-def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
+def call_sections(call: Call, now: float, quality: CallQuality | None = None) -> list[tuple[str, Text]]:
     sections: list[tuple[str, Text]] = []
     summary: list[tuple[str, Text | str]] = [("Call-ID", safe_text(call.callid, None)),
                                               ("Bridge", safe_text(call.bridge or "-", None)),
@@ -256,6 +263,7 @@ def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
             ("Profiles", safe_text(", ".join(f"{p}={v}" for p, v in dialog.profiles), None)),
         ]
     sections.append(("Call", field_lines(summary)))
+    sections.append(("Quality", quality_text(quality, now)))  # per leg: MOS, jitter, loss, RTT, packets, progression
     if dialog is not None:
         sections.append(("SDP sent to the caller (by RTPengine)", safe_text(dialog.caller.sent_sdp or "(none)", None, multiline=True)))
         sections.append(("SDP sent to the callee (by RTPengine)", safe_text(dialog.callee.sent_sdp or "(none)", None, multiline=True)))
@@ -266,3 +274,19 @@ def call_sections(call: Call, now: float) -> list[tuple[str, Text]]:
     else:
         sections.append(("Media session", Text("unknown: the session list is not current (or partial)", style="dim")))
     return sections
+
+
+class QualityListing(ListView):
+    """The Calls list: sorted by the quality column, worst first (silent, one-way, poor by MOS, ok,
+    then no RTCP and unknown), not by the cell's text; `r` reverses it.  Other columns as any list."""
+
+    def select(self, rows):  # type: ignore[override]
+        if self.sort != "quality":
+            return super().select(rows)
+        reverse, self.sort, self.reverse = self.reverse, None, False
+        try:
+            rows = super().select(rows)  # the filter only
+        finally:
+            self.sort, self.reverse = "quality", reverse
+        column = self.keys.index("quality")
+        return sorted(rows, key=lambda row: quality_sort_key(row[1][column]), reverse=reverse)

@@ -14,15 +14,16 @@ from console.snapshot import media_label
 
 from . import format as fmt
 from .format import GONE, details_note, field_lines, legs_codecs, media_ports_text, session_text, stale_note
-from .media_sets import MediaSets
 from .listkeys import ListPane
+from .media_sets import MediaSets
 from .messages import DetailRequested
+from .quality import interface_cells, interface_quality_note
 from .rows import AGE_MARGIN, NARROW, RowCells, covers, shown_keys, view_rows
 from .safe import safe_text, show_text
 from .tablediff import SteadyTable, sync_table
 
 PORT_COLUMNS = (("name", "Interface"), ("address", "Address"), ("usage", "Ports used"), ("left", "Calls possible"),
-                ("range", "Range"))
+                ("range", "Range"), ("mos", "MOS"), ("loss", "Loss"), ("jitter", "Jitter"))
 SESSION_COLUMNS = (("callid", "Call-ID"), ("note", "Note"), ("age", "Age"), ("protocols", "Media"),
                    ("ports", "Ports"), ("codec", "Codecs"), ("packets", "Packets"), ("errors", "Errors"),
                    ("legs", "Legs"))
@@ -69,9 +70,12 @@ class MediaPane(ListPane):
         self.query_one(MediaSets).render_view(state)
         if media is None:
             return
+        # per interface: RTPengine's RTCP-derived averages (`list interfaces`, 12.4+) by name and address
+        quality = {(q.name, q.address): q for q in media.interface_quality or ()}
         port_rows = [(f"{i.name}\x00{i.address}", (safe_text(i.name, 20), safe_text(i.address, 40), fmt.bar(i.used, i.total, 20),
                                                   Text(fmt.count(i.calls_left), justify="right"),
-                                                  Text(f"{i.port_min}-{i.port_max}" if i.port_max else "-")))
+                                                  Text(f"{i.port_min}-{i.port_max}" if i.port_max else "-"))
+                      + interface_cells(quality.get((i.name, i.address))))
                      for i in media.ports.interfaces]
         sync_table(self.query_one("#ports", DataTable), port_rows)
         sessions = sorted(media.sessions, key=lambda s: (s.created, s.callid))
@@ -100,6 +104,7 @@ class MediaPane(ListPane):
             self.post_message(DetailRequested(f"Media session {safe_text(session.callid, 80).plain}",
                                               [("Media session", session_text(session, self.now))],
                                               live=live_session(session.callid)))
+
 
 
 
@@ -152,4 +157,7 @@ def totals_text(state: LiveView) -> Text:
                         f"{fmt.count(t.relayed_errors)} errors"),
         ("uptime", fmt.duration(t.uptime_s)),
     ]
+    note = interface_quality_note(media)  # call quality: per interface (12.4+) or only the global average
+    if note.plain:
+        fields.append(("quality", note))
     return field_lines(fields)

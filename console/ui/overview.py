@@ -14,7 +14,7 @@ from console.snapshot import relay_version
 
 from . import format as fmt
 from .format import field_lines, stale_note
-from .quality import scale_note, sparkline
+from .quality import quality_counts_text, scale_note, sip_health_text, sparkline
 from .rows import Pane
 from .safe import safe_text, show_text
 
@@ -30,6 +30,7 @@ class OverviewPane(Pane):
                 yield Static(id="overview-sip", classes="panel")
                 yield Static(id="overview-media", classes="panel")
             yield Static(id="overview-checks", classes="panel")
+            yield Static(id="overview-quality", classes="panel")  # calls by quality, SIP health (#15)
             plugins = Static(id="overview-plugins", classes="panel")
             plugins.display = False  # shown once a plugin offers an Overview block
             yield plugins
@@ -48,6 +49,7 @@ class OverviewPane(Pane):
         show_text(self.query_one("#overview-sip", Static), self._sip(state, now))
         show_text(self.query_one("#overview-media", Static), self._media(state, now))
         show_text(self.query_one("#overview-checks", Static), self._checks(state, now))
+        show_text(self.query_one("#overview-quality", Static), quality_panel(state))
         plugins = self.query_one("#overview-plugins", Static)
         plugins.display = bool(state.plugin_sections)  # a block only when a plugin offers one
         if state.plugin_sections:
@@ -155,4 +157,15 @@ def sources_text(state: LiveView, now: float) -> Text:
             out.append(f"  last good {fmt.age(None if last is None else now - last)}", style="bold")
             out.append("\n    ")
             out.append(safe_text(status.error or "failed", None))
+    return out
+
+
+def quality_panel(state: LiveView) -> Text:
+    """Calls by quality (as the snapshot judges them) and SIP health: reply classes per second and
+    the 4xx/5xx/6xx share per poll as sparklines, then the window opensips.sip_failures judges."""
+    out = quality_counts_text(state.quality_counts(), len(state.calls))
+    sig = state.signalling
+    out.append("\n")
+    out.append_text(sip_health_text(state.sip_health(), sig.sip_window if sig is not None else None,
+                                    state.thresholds.sip_window_s))
     return out
