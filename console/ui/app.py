@@ -48,7 +48,7 @@ from .registrations import aor_sections
 from .rows import Pane
 from .safe import safe_text
 from .screens import ConfirmScreen, DetailScreen, HelpScreen
-from .trace_screen import TraceRequested, TraceScreen
+from .trace_screen import TraceRequested, refresh_headers, start_trace
 
 TICK_CHECK = 0.5  # s between "is a poll late?" checks (cheap when it is not)
 TICK_STEADY, TICK_LATE = 2.0, 0.5  # ages repaint when nothing did for min(interval, 2 s) + 0.5 s
@@ -389,28 +389,12 @@ class OpsConsoleApp(App[None]):
     # ------------------------------------------------------------------ SIP trace (T on Calls / Registrations)
 
     def on_trace_requested(self, message: TraceRequested) -> None:
-        """A trace is a transient platform change: allowed read-only, audited, refused when turned off."""
-        if not getattr(getattr(self.service, "config", None), "trace", True):
-            self.notify("tracing is turned off (--no-trace, or [trace] enabled = false / [opensips] trace = false "
-                        "in the configuration): no trace started", severity="warning", markup=False)
-        elif message.target is None:
-            self.notify(f"nothing to trace: {message.error}", severity="warning", markup=False)
-        elif self.trace_live is not None and not self.trace_live.stopped:
-            self.notify("a trace is already running: leave its screen first (Esc)", markup=False)
-        else:
-            from console.trace_live import TraceLive
-
-            self.trace_live = TraceLive(self.service, message.target)
-            self.push_screen(TraceScreen(self.trace_live))
+        """T: a transient platform change (allowed read-only, audited; refused when turned off)."""
+        start_trace(self, message)
 
     def trace_changed(self) -> None:
         """The trace started or stopped: every header says so now, not at the next poll."""
-        if self.return_code is not None:
-            return
-        facts = self._header_facts()
-        for screen in self.screen_stack:
-            for header in screen.query(StatusHeader):
-                header.show(facts)
+        refresh_headers(self, self._header_facts())
 
     async def stop_trace(self) -> None:
         """Stop a trace still running (the CLI's finally: app exit or crash); idempotent."""

@@ -218,3 +218,26 @@ class TraceScreen(Screen[None]):
 
     def _show_header(self) -> None:
         self.query_one(StatusHeader).show(self.app.header_facts())
+
+
+def start_trace(app, message: TraceRequested) -> None:
+    """The app's answer to `T`: the Trace screen, or a notice saying why not (turned off, nothing
+    selected, a trace already running).  Read-only mode allows it: a trace is transient and audited."""
+    if not getattr(getattr(app.service, "config", None), "trace", True):
+        app.notify("tracing is turned off (--no-trace, or [trace] enabled = false / [opensips] trace = false "
+                   "in the configuration): no trace started", severity="warning", markup=False)
+    elif message.target is None:
+        app.notify(f"nothing to trace: {message.error}", severity="warning", markup=False)
+    elif app.trace_live is not None and not app.trace_live.stopped:
+        app.notify("a trace is already running: leave its screen first (Esc)", markup=False)
+    else:
+        app.trace_live = TraceLive(app.service, message.target)
+        app.push_screen(TraceScreen(app.trace_live))
+
+
+def refresh_headers(app, facts) -> None:
+    if app.return_code is not None:  # exiting: the widgets are going away
+        return
+    for screen in app.screen_stack:
+        for header in screen.query(StatusHeader):
+            header.show(facts)
