@@ -86,7 +86,7 @@ async def test_checks_screen_equals_diagnose_check_by_check(capsys):
                 app.poll_now()  # a poll made on the Checks screen: no contacts, no dialogs in it
                 await settle(app, pilot)
                 assert app.state.latest.signalling.dialogs is None
-                await pilot.press("r")
+                await pilot.press("R")  # re-run (r reverses the list, #14)
                 await settle(app, pilot)
                 tui = {result.id: result.status.value for result in app.state.checks}
                 tui_summaries = {result.id: result.summary for result in app.state.checks}

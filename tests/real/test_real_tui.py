@@ -262,12 +262,12 @@ def stale_rows(text: str) -> list[str]:
 
 
 async def checks_after_rerun(app, pilot, interval: float) -> tuple[dict[str, str], str, list[str]]:
-    """The Checks screen after r; r again (a poll later) while a check waits for a complete poll."""
+    """The Checks screen after R; R again (a poll later) while a check waits for a complete poll."""
     await pilot.press("5")
     await settle(app, pilot)
     waited: list[str] = []
     for _ in range(STALE_RERUNS):
-        await pilot.press("r")
+        await pilot.press("R")  # re-run (r reverses the list, #14)
         await settle(app, pilot)
         text = screen_text(app)
         stale = stale_rows(text)
