@@ -1,8 +1,8 @@
 """The live session, headless: what the interactive console does between two screens.
 
 It owns the cadence (cheap counters every poll; heavy lists for the screen that shows them, else
-on the slow `heavy_interval`; per-session media details within a query budget; the checks on
-their own interval), never overlaps two polls, merges each poll with the last good data
+on the slow `heavy_interval`; per-session media details for the rows on screen plus a rotating
+share that queries every call once per `heavy_interval`; the checks on their own interval), never overlaps two polls, merges each poll with the last good data
 (`LiveState`: stale marks and ages), joins dialogs with media sessions once, runs the checks on
 the merged state, prepares the contact index off the event loop, and applies the one memory
 policy (`console.heap`).  It publishes an immutable `LiveView` after every poll and takes from
