@@ -145,7 +145,7 @@ def check_ws(ctx: CheckContext) -> CheckResult:
     if stale_age is not None:
         return CheckResult(cid, Status.UNKNOWN,
                            f"{len(ws_contacts)} WS contacts in a list {stale_age:g} s old: not matched against "
-                           "the current WS connections", evidence, "wait for the next complete poll (r re-runs)")
+                           "the current WS connections", evidence, "wait for the next complete poll (R re-runs the checks)")
     if sig.connections is None:
         return CheckResult(cid, Status.UNKNOWN,
                            f"{len(ws_contacts)} WS contacts; TCP connection list unavailable, cannot verify them",

@@ -225,7 +225,7 @@ def check_sessions(ctx: CheckContext) -> CheckResult:
     if stale:
         ages = ", ".join(f"{part} list {age:g} s old" for part, age in sorted(stale.items()))
         return CheckResult(cid, Status.UNKNOWN, f"dialogs and media sessions are not from one moment ({ages}): "
-                           "not matched", {"stale": stale}, "wait for the next complete poll (r re-runs)")
+                           "not matched", {"stale": stale}, "wait for the next complete poll (R re-runs the checks)")
     dialogs, sessions = signalling.dialogs, media.sessions
     dialog_callids = {d.callid for d in dialogs}
     media_callids = {s.callid for s in sessions}
@@ -374,7 +374,7 @@ def _judged_calls(ctx: CheckContext, cid: str) -> list[tuple[Call, CallQuality]]
     stale = snapshot.stale.get("media")
     if stale is not None:
         return CheckResult(cid, Status.UNKNOWN, f"media sessions are {stale:g} s old: not judged",
-                           {"stale": stale}, "wait for the next complete poll (r re-runs)")
+                           {"stale": stale}, "wait for the next complete poll (R re-runs the checks)")
     return [(call, call_quality(call, ctx.now, mos_poor=th.mos_poor, silent_after_s=th.silent_after_s))
             for call in snapshot.calls if call.media is not None]
 

@@ -252,7 +252,7 @@ async def test_screens_agree_with_the_daemons_while_traffic_comes_and_goes(start
 
 # Checks whose verdict looks at every rtpengine on the host (kernel tables they want), not only the target's.
 HOST_WIDE = ("kernel.xt_rtpengine",)
-STALE_RERUNS = 5  # r again while a check says its data are not from one poll (its remedy: "r re-runs")
+STALE_RERUNS = 5  # R again while a check says its data are not from one poll (its remedy: "R re-runs the checks")
 
 
 def stale_rows(text: str) -> list[str]:
