@@ -113,6 +113,9 @@ class FakeMI:
     async def command_map(self):
         return self.commands
 
+    async def settled(self):
+        return None  # no collection of the node's own in progress
+
     def client(self):
         return self
 
@@ -382,3 +385,38 @@ def test_fleet_judges_sharing_tags_over_every_target():
     assert judged["n1"][1].elapsed_ms == 3.0
     # one view, or views without tags: nothing the node did not know already
     assert fleet_shtags({"n1": [skip]}, {"n1": views["n1"], "n2": None})["n1"] == [skip]
+
+
+async def test_topology_asks_mi_after_the_nodes_own_collection(mi_server):
+    """mi_http answers one request at a time: the topology source's calls come after the OpenSIPS source's
+    collection of the same poll, never interleaved with it."""
+    import asyncio
+
+    from opsconsole_opensips.source import OpenSIPSSource
+
+    config = Config(mi_url=mi_server.url, ng=None, cli=None, timeout=2.0)
+    opensips = OpenSIPSSource(config)
+    topology_source = TopologySource(config, opensips)
+    try:
+        state, topology = await asyncio.gather(opensips.collect(CollectOptions(contacts=False, dialogs=False)),
+                                               topology_source.collect(CollectOptions()))
+    finally:
+        await opensips.aclose()
+    methods = [method for method, _params in mi_server.requests]
+    first_topology = len(methods) - 1 - methods[::-1].index("rtpengine_show")  # its own, the last one
+    assert methods.count("version") == 1 and "rtpengine_show" in methods[:first_topology]  # one detection, shared
+    assert methods[first_topology:] == ["rtpengine_show"]  # nothing of the node's own after it
+    assert state.overview.version and topology.sets and topology.sets[0].engines[0].url == mi_server.relay_url
+
+
+async def test_topology_not_asked_when_the_nodes_collection_failed():
+    from console.errors import OpsError
+
+    class Failed(FakeMI):
+        async def settled(self):
+            return OpsError("connection refused")
+
+    mi = Failed({}, frozenset())
+    with pytest.raises(OpsError, match="not asked: the OpenSIPS collection failed"):
+        await TopologySource(Config(mi_url="http://127.0.0.1:1/mi"), mi).collect(CollectOptions())
+    assert mi.asked == []

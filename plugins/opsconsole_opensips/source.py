@@ -87,6 +87,9 @@ class OpenSIPSSource:
         self._contact_sockets: tuple[object, frozenset[str]] = ((), frozenset())  # (contacts, their sockets)
         self._last_live: SignallingState | None = None  # the last live collection, for polls during a dump
         self._sip_samples: list[SipCounters] = []  # live: the SIP counters of the last sip_window_s
+        # the collection in progress, resolved with its error (None: it succeeded) when it ends: the
+        # topology source asks MI after it, never beside it (mi_http answers one request at a time)
+        self._collecting: asyncio.Future | None = None
         self._prefetched: tuple[str, Any] | None = None  # (method, reply) of a dump sent at start (prefetch.py)
 
     @property
@@ -123,7 +126,23 @@ class OpenSIPSSource:
         return default + dump_timeout(options.full_sync_max, self.config.timeout)
 
     async def collect(self, options: CollectOptions | None = None) -> SignallingState:
-        options = options or CollectOptions()
+        self._collecting = done = asyncio.get_running_loop().create_future()
+        try:
+            state = await self._collect_once(options or CollectOptions())
+        except BaseException as exc:
+            done.set_result(exc)
+            raise
+        done.set_result(None)
+        return state
+
+    async def settled(self) -> BaseException | None:
+        """Wait for the collection in progress (if any) to end: its error, or None."""
+        collecting = self._collecting
+        if collecting is None or collecting.done():
+            return collecting.result() if collecting is not None else None
+        return await asyncio.shield(collecting)
+
+    async def _collect_once(self, options: CollectOptions) -> SignallingState:
         try:
             return await self._collect(options)
         except OpsError as exc:

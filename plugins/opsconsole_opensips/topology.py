@@ -19,7 +19,7 @@ from console.config import is_loopback
 from console.errors import OpsError, ProtocolError, RemoteError
 from console.model import replace
 from console.model.topology import ClusterState, EngineHealth, RtpEngineNode, RtpSet, Topology
-from console.plugins import CollectOptions
+from console.plugins import CollectOptions, collect_budget
 
 from opsconsole_rtpengine.probe import engine_address, probe_engine  # the ng client is that plugin's
 
@@ -47,7 +47,15 @@ class TopologySource:
         self._prober = prober or probe_engine
         self._last: Topology | None = None
 
+    def collect_budget(self, options: CollectOptions, default: float) -> float:
+        """It asks MI after the OpenSIPS source's collection of the same poll: that one's budget, then its own."""
+        return collect_budget(self._opensips, options, default) + default
+
     async def collect(self, options: CollectOptions) -> Topology:
+        failed = await self._opensips.settled()  # MI is asked after the node's own collection, never beside it
+        if failed is not None:
+            raise OpsError(f"not asked: the OpenSIPS collection failed ({_reason(failed)})",
+                           target=self._opensips.target)
         live = self._opensips.live
         if live is not None and live.dump_running and self._last is not None:
             # mi_http answers one request at a time and our own dump holds it: keep the last reading.
@@ -113,6 +121,12 @@ def _wire(commands: CommandMap, logical: str) -> str:
 def _offered(commands: CommandMap, logical: str) -> bool:
     """Listed by `which` (True when `which` gave nothing: then asking is the only way to know)."""
     return commands.has(logical)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return str(exc) or type(exc).__name__
 
 
 async def _none() -> None:
