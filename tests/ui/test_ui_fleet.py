@@ -132,6 +132,11 @@ async def test_enter_on_node_02_shows_its_disabled_engine_over_mi(demo_fleet):
         sets = await app.service.mi("rtpengine_show")
         assert [node["disabled"] for node in sets[0]["Nodes"]] == [0, 1]
         assert sets[0]["Nodes"][0]["url"] == "udp:%s:%d" % demo.platform("node-02").ng
+        # the Media screen shows node-02's set as its OpenSIPS sees it: the spare engine disabled
+        text = await open_screen(app, pilot, "4")
+        spare = sets[0]["Nodes"][1]["url"].removeprefix("udp:")
+        lines = [line for line in text.splitlines() if spare in line]
+        assert lines and "disabled" in lines[0], text
 
 
 async def test_one_target_still_has_a_fleet_screen_of_one_row(make_app):
