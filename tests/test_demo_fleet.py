@@ -124,3 +124,29 @@ def test_a_fleet_of_no_nodes_or_too_many_is_refused():
     for nodes in (0, 51):
         with pytest.raises(ConfigError, match="1 to 50 nodes"):
             DemoFleet(nodes)
+
+
+def test_the_demo_alone_prints_its_nodes_as_targets_a_config_file_accepts(tmp_path):
+    import subprocess
+    import sys
+
+    from console.config import load_config
+
+    demo = subprocess.Popen([sys.executable, "-m", "opsconsole_demo", "--nodes", "3", "--sim-media", "--size", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in demo.stdout:
+            if line.startswith("# save"):
+                break
+            lines.append(line)
+        (tmp_path / "fleet.toml").write_text("".join(lines))
+        config = load_config({}, config_file=str(tmp_path / "fleet.toml"), discover=False)
+    finally:
+        demo.terminate()
+        demo.wait(timeout=10)
+    assert [t.name for t in config.targets] == ["node-01", "node-02", "node-03"]
+    assert all(t.mi_url.startswith("http://127.0.0.1:") and len(t.ng) == 1 for t in config.targets)
+    assert config.targets[1].labels == {"site": "lab-b", "role": "backup"}
+    refused = subprocess.run([sys.executable, "-m", "opsconsole_demo", "--nodes", "0"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "1 to 50" in refused.stderr
