@@ -264,13 +264,16 @@ def _carried(haystack: SearchFields, contacts: tuple[Contact, ...], fresh: list[
 
 
 def _search(needle: str, order: Sequence[int], contacts: tuple[Contact, ...], haystack: SearchFields) -> list[int]:
-    """Positions of `order` whose AoR, contact or UA (lower-cased) contains `needle`."""
+    """Positions of `order` whose AoR, contact or UA (lower-cased) contains `needle`, or whose
+    socket, received address or transport does (what the Registrations screen shows: OpenSIPS
+    writes those in lower case, so they are searched as they are, with no lowered copy)."""
     a, u, g = haystack  # None: the contacts' own values are lower case already
     c = contacts
     return [i for i in order
             if needle in (a[i] if a is not None else c[i].aor)
             or needle in (u[i] if u is not None else c[i].contact)
-            or needle in (g[i] if g is not None else c[i].user_agent)]
+            or needle in (g[i] if g is not None else c[i].user_agent)
+            or needle in c[i].socket or needle in c[i].received or needle in c[i].transport]
 
 
 class _Lowered:

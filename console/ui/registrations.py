@@ -94,7 +94,7 @@ class RegistrationsPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(id="contacts-note")
-        yield Input(placeholder="filter: AoR, contact or user agent (Enter keeps, Esc clears)",
+        yield Input(placeholder="filter: AoR, contact, user agent, socket, received, transport (Enter keeps, Esc clears)",
                     id="contact-filter", classes="hidden")
         yield Static(id="contacts-status")
         table = ContactTable(id="contacts", cursor_type="row", zebra_stripes=True)

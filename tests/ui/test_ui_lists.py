@@ -266,3 +266,12 @@ async def test_after_a_full_sync_the_first_row_shown_is_the_first_of_the_list(ma
         lines = screen_text(app).splitlines()
         header = next(n for n, line in enumerate(lines) if line.split()[:1] == ["AoR"])
         assert lines[header + 1].split()[0] == "1000"  # the first row shown: the list's first
+
+
+async def test_the_registrations_filter_reaches_every_column_shown(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await press(app, pilot, "2", "slash")
+        await type_into(app, pilot, "tcp:127.0.0.1:5060")  # the Socket column of the TCP contacts
+        assert app.query_one(ContactTable).row_count == 10
