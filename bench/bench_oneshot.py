@@ -24,7 +24,6 @@ opensips-cli and <= 1.2x urllib + json.load; snapshot at 70 contacts <= 0.2 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket

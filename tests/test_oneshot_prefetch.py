@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from console.cli import build_parser, main
-from console.cli_common import early_settings, start_prefetch
+from console.cli_common import early_settings
 from console.config import load_config
 from console.plugins import CollectOptions
 from opsconsole_opensips import prefetch

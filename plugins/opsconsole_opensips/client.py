@@ -28,7 +28,7 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable, Protocol
 
-from console.errors import ConfigError, ConnectionRefused, OpsError, ProtocolError, Timeout, TransportError
+from console.errors import ConfigError, ConnectionRefused, ProtocolError, Timeout, TransportError
 from console.redact import without_userinfo
 
 from .codec import CHEAP_MAX_BYTES, DEFAULT_MAX_BYTES, check_size, decode_response, encode_request
