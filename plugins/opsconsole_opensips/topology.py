@@ -54,7 +54,7 @@ class TopologySource:
     async def collect(self, options: CollectOptions) -> Topology:
         failed = await self._opensips.settled()  # MI is asked after the node's own collection, never beside it
         if failed is not None:
-            raise OpsError(f"not asked: the OpenSIPS collection failed ({_reason(failed)})",
+            raise OpsError(f"not asked: the OpenSIPS collection failed ({_reason(failed)}; see opensips.mi)",
                            target=self._opensips.target)
         live = self._opensips.live
         if live is not None and live.dump_running and self._last is not None:
