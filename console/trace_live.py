@@ -10,9 +10,12 @@ the core imports no plugin.
 Which filter catches a user both ways: OpenSIPS's tracer ANDs the filters of one trace
 (`caller=` the From user, `callee=` the requested user), so "alice as caller *or* callee" is two
 dynamic traces to the same listener (TraceOptions.user).  Calls: the selected call's caller, traced
-that way, scope dialog (whole calls from their INVITE: a call already up is not traced by OpenSIPS,
-so its Call-ID is focused if messages of it come, e.g. with the next attempt); Registrations: the
-AoR's user, scope message (a REGISTER is no dialog: scope dialog would never show it).
+that way, scope dialog (whole calls from their INVITE, ACK and BYE included: a call already up is not
+traced by OpenSIPS, so the next calls show); Registrations: the AoR's user, scope transaction (a
+REGISTER is no dialog, so scope dialog never shows it; scope message shows only the matching request
+itself, tried on 3.4 and 4.0: a lone INVITE; scope transaction shows the REGISTERs and each call's
+INVITE transaction on both legs with its replies, but not the ACK/BYE transactions the filters miss).
+`c` on the screen narrows the ladder to one Call-ID after the fact.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ STATE_DIR = "~/.local/state/opsconsole"  # where `w` writes the pcap (next to th
 @dataclass(frozen=True)
 class TraceTarget:
     user: str  # traced as caller or callee
-    scope: str  # "dialog" or "message"
-    callid: str = ""  # the selected call (focused when messages of it come)
+    scope: str  # "dialog" or "transaction" (TraceOptions.scope)
+    callid: str = ""  # the selected call
     origin: str = ""  # what was selected, in words
 
     def options(self) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def target_for_contact(contact: Contact) -> TraceTarget:
     user = sip_user(contact.aor)
     if not user:
         raise ValueError("this AoR has no user part to trace")
-    return TraceTarget(user, "message", "", f"AoR {contact.aor}")
+    return TraceTarget(user, "transaction", "", f"AoR {contact.aor}")
 
 
 @dataclass(frozen=True)

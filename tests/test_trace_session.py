@@ -367,3 +367,42 @@ async def test_dialog_note_joins_the_call_with_opensips_dialog():
     assert await dialog_note(confirmed, "c1@h") == (
         "dialog in OpenSIPS: state 4, confirmed (answered and ACKed) since 2026-11-26 05:28:16")
     assert "none now" in await dialog_note(gone, "c1@h")
+
+
+class HeadOnlyMI(FakeMI):
+    """OpenSIPS 3.4/4.0 as tried: the newest dynamic trace first in `trace`, and trace_stop answers OK for
+    any of them but removes only the first of the list."""
+
+    async def __call__(self, method: str, params=None):
+        if method == "trace_start":
+            result = await super().__call__(method, params)
+            self.traces = {params["id"]: self.traces.pop(params["id"]), **self.traces}  # newest first
+            return result
+        if method == "trace_stop" and params["id"] in self.traces and next(iter(self.traces)) != params["id"]:
+            self.calls.append((method, params))
+            return "OK"  # not the head: OpenSIPS leaves it in place
+        return await super().__call__(method, params)
+
+
+async def test_a_user_is_traced_both_ways_and_both_traces_are_stopped_despite_opensips(tmp_path):
+    mi = HeadOnlyMI()
+    session = TraceSession(mi, TraceOptions(user="alice", scope="transaction"), audit=audit_of(tmp_path))
+    async with session:
+        assert len(session.trace_ids) == 2 and set(mi.traces) == set(session.trace_ids)
+        starts = [params for method, params in mi.calls if method == "trace_start"]
+        assert [s["filter"] for s in starts] == [["caller=alice"], ["callee=alice"]]
+        assert {s["scope"] for s in starts} == {"t"}
+        assert session.active
+    assert mi.traces == {} and session.stop_error == ""
+    assert not session.active
+    stops = [params["id"] for method, params in mi.calls if method == "trace_stop"]
+    assert len(stops) == 3  # the first one OpenSIPS ignored was sent again
+
+
+def test_a_user_filter_takes_no_caller_or_callee_besides():
+    with pytest.raises(ValueError, match="no --caller/--callee"):
+        TraceOptions(user="alice", caller="bob").validate()
+    with pytest.raises(ValueError, match="--user"):
+        TraceOptions(user="al ice").validate()
+    assert TraceOptions(user="alice", ip="10.0.0.1").filter_sets() == [["caller=alice", "ip=10.0.0.1"],
+                                                                     ["callee=alice", "ip=10.0.0.1"]]

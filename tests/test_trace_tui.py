@@ -212,7 +212,7 @@ async def test_a_hostile_message_is_shown_literally_and_app_exit_stops_the_trace
                 await pilot.press("T")
                 await calm(app, pilot)
                 screen = app.screen
-                assert isinstance(screen, TraceScreen) and screen.live.target.scope == "message"
+                assert isinstance(screen, TraceScreen) and screen.live.target.scope == "transaction"
                 for _ in range(50):
                     if screen.live.active:
                         break

@@ -93,11 +93,10 @@ class TraceScreen(Screen[None]):
             self._set_status(f"cannot trace: {exc}{hint}")
             self.app.trace_changed()
             return
-        self._set_status("tracing: calls that start from now on are drawn as they come"
-                         if self.live.target.scope == "dialog" else "tracing: every message of the user")
+        self._set_status("tracing: calls that start from now on are drawn whole, as they come"
+                         if self.live.target.scope == "dialog" else
+                         "tracing: the user's REGISTERs and each call's INVITE transaction, as they come")
         self.app.trace_changed()
-        if self.live.target.callid:  # the selected call: focused as soon as messages of it come
-            self.only = ""
         async for row in self.live.lines():
             self._add(row)
 

@@ -99,7 +99,8 @@ class DemoTracer:
             ipaddress.ip_address(host)
         except ValueError:
             raise TraceError(400, "Bad parameter value", "the demo needs an IP address in the HEP URI") from None
-        self.traces[id] = DemoTrace(id, host, int(match.group(2)), filters, "m" if scope == "m" else "d")
+        # scope t (a transaction) is approximated by m: each matching message, REGISTERs included
+        self.traces[id] = DemoTrace(id, host, int(match.group(2)), filters, "m" if scope in ("m", "t") else "d")
         self._call_wanted = True
         return "OK"
 

@@ -39,11 +39,12 @@ from .hep import HEPError, HEPPacket, HEPStreamDecoder, decode
 from .ladder import CallFlow, Explanation, Ladder, LadderLine, TracedMessage, explain, explanation_text, line_text
 from .pcap import PcapWriter
 from .trace_join import join_lines
+from .trace_notes import DIALOG_STATES, dialog_note, location_note  # noqa: F401  (callers import them here)
 
 ID_PREFIX = "opsconsole-"
 _ID = re.compile(r"^opsconsole-(\d+)-[0-9a-f]+$")
 _FILTER_VALUE = re.compile(r"^[^\s;,=]+$")
-SCOPES = {"dialog": "d", "message": "m"}
+SCOPES = {"dialog": "d", "message": "m", "transaction": "t"}  # the tracer takes one of m, t, d
 NO_SUCH_TRACE = 400  # trace_stop of an unknown id: {"code": 400, "message": "Bad parameter value"} (3.4 and 4.0)
 CONFIG_LINES = ('loadmodule "proto_hep.so"', 'loadmodule "tracer.so"', "socket=hep_udp:127.0.0.1:9060")
 QUEUE_LIMIT = 10_000  # packets waiting for the reader; beyond, newer ones are dropped (and counted)
@@ -133,7 +134,7 @@ class TraceOptions:
             except ValueError:
                 raise ValueError(f"--ip {self.ip!r} is not an IP address") from None
         if self.scope not in SCOPES:
-            raise ValueError(f"--scope must be dialog or message, not {self.scope!r}")
+            raise ValueError(f"--scope must be dialog, transaction or message, not {self.scope!r}")
         if not 0 <= self.listen_port <= 65535:
             raise ValueError(f"listen port {self.listen_port} is out of range")
 
@@ -409,8 +410,29 @@ class TraceSession:
         sent, self._sent = self._sent, []
         for trace_id in sent:
             await self._stop_one(trace_id)
+        if len(sent) > 1:
+            await self._stop_again(sent)
         if self.listener is not None:
             await self.listener.aclose()
+
+    async def _stop_again(self, ids: list[str]) -> None:
+        """OpenSIPS 3.4/4.0 answer OK to trace_stop but remove only the first dynamic trace of their list
+        (tried: of three, stopping the last first removes none): what is still listed is stopped again,
+        in the list's order, until none of ours is left (or nothing moves)."""
+        for attempt in range(len(ids) + 1):
+            try:
+                left = [name for name in (row.get("name") for row in destinations(await self.call("trace", None)))
+                        if name in ids]
+            except OpsError:
+                return  # unknown: the first trace_stop's answers stand
+            if not left or attempt == len(ids):
+                break
+            for trace_id in left:
+                await self._stop_one(trace_id)
+        if not left:
+            return
+        self.stop_error = self.stop_error or (f"OpenSIPS still lists {', '.join(left)} after trace_stop (it removes "
+                                              "only the first dynamic trace of its list)")
 
     async def _stop_one(self, trace_id: str) -> None:
         params = {"id": trace_id}
@@ -544,50 +566,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# --------------------------------------------------------------------------- explanations with the state
-
-async def location_note(call: MICall, aor: str, domain: str = "") -> str:
-    """What the location table says about `aor` right now (the 404/408/480 question), in one line."""
-    for key in (aor, f"{aor}@{domain}" if domain and "@" not in aor else ""):
-        if not key:
-            continue
-        try:
-            result = await call("ul_show_contact", {"table_name": "location", "aor": key})
-        except RemoteError as exc:
-            if exc.code == 404:
-                return (f"location table: {key} has no contact registered right now — the callee's device is "
-                        "not registered (or its registration expired)")
-            if exc.code == 400 and domain:
-                continue  # OpenSIPS 4.0: the AoR needs its domain
-            return f"location table: not asked ({exc})"
-        except OpsError as exc:
-            return f"location table: not asked ({exc})"
-        contacts = result.get("Contacts") if isinstance(result, dict) else None
-        uris = [c.get("Contact", "?") for c in contacts if isinstance(c, dict)] if isinstance(contacts, list) else []
-        return (f"location table: {key} is registered now with {len(uris)} contact(s) ({', '.join(uris[:3])}): "
-                "the device was found but did not answer, or is not reachable at that contact")
-    return ""
-
-
-DIALOG_STATES = {1: "unconfirmed (no reply yet)", 2: "early (ringing)", 3: "answered, not yet ACKed",
-                 4: "confirmed (answered and ACKed)", 5: "ended"}
-
-
-async def dialog_note(call: MICall, callid: str) -> str:
-    """What OpenSIPS's dialog module holds for `callid` right now (`dlg_list callid=`: one dialog, cheap)."""
-    try:
-        result = await call("dlg_list", {"callid": callid})
-    except RemoteError as exc:
-        if exc.code == 404:
-            return "dialog in OpenSIPS: none now (ended, or never created by the script)"
-        return f"dialog in OpenSIPS: not asked ({exc})"
-    except OpsError as exc:
-        return f"dialog in OpenSIPS: not asked ({exc})"
-    dialog = result.get("Dialog") if isinstance(result, dict) else None
-    if not isinstance(dialog, dict):
-        return ""
-    state = dialog.get("state")
-    since = f" since {dialog['datestart']}" if isinstance(dialog.get("datestart"), str) else ""
-    return f"dialog in OpenSIPS: state {state}, {DIALOG_STATES.get(state, 'unknown')}{since}"
