@@ -30,6 +30,9 @@ _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?%?$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS = (86400, 3600, 60, 1)
 CELL_PADDING = 2  # DataTable's cell_padding (1) on either side
+# A hidden column comes back (at the same width) only with this many cells to spare: re-laying the
+# columns re-adds every row (~0.35 ms each), so a column must not flap as an age grows a digit.
+SLACK = 4
 
 
 def plain(cell: object) -> str:
@@ -78,6 +81,7 @@ class ListView:
     total: int = 0
     _projected: dict[str, tuple[Sequence[Any], tuple[str, ...], tuple]] = field(default_factory=dict)
     _widths: dict[str, tuple[Sequence[Any], tuple[int, ...]]] = field(default_factory=dict)
+    _room: int = 0  # the width the columns were last fitted to
 
     def __post_init__(self) -> None:
         self.shown = tuple(key for key, _ in self.columns)
@@ -134,10 +138,19 @@ class ListView:
         for index, (key, label) in enumerate(self.columns):
             content = widest[index] if index < len(widest) else 0
             widths[key] = max(content, len(label) + (2 if key == self.sort else 0))
-        shown = fit_columns(self.columns, widths, room, priority) if room > 0 else self.shown
+        if room <= 0:
+            return False
+        shown = fit_columns(self.columns, widths, room, priority)
+        if shown != self.shown and room == self._room and self._fits(self.shown, widths, room) \
+                and set(self.shown) <= set(shown) and fit_columns(self.columns, widths, room - SLACK, priority) != shown:
+            shown = self.shown  # a column would come back by a cell or two: no flapping as values grow and shrink
         changed = shown != self.shown
-        self.shown = shown
+        self.shown, self._room = shown, room
         return changed
+
+    @staticmethod
+    def _fits(shown: Sequence[str], widths: dict[str, int], room: int) -> bool:
+        return sum(widths[key] + CELL_PADDING for key in shown) <= room
 
     def project(self, rows: Sequence[Row]) -> list[Row]:
         """Each row's cells of the shown columns; an unchanged row keeps its projected tuple

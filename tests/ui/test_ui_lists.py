@@ -275,3 +275,16 @@ async def test_the_registrations_filter_reaches_every_column_shown(make_app):
         await press(app, pilot, "2", "slash")
         await type_into(app, pilot, "tcp:127.0.0.1:5060")  # the Socket column of the TCP contacts
         assert app.query_one(ContactTable).row_count == 10
+
+
+def test_a_hidden_column_does_not_flap_back_for_a_cell_or_two():
+    columns = (("a", "A"), ("b", "B"), ("c", "C"))
+    listing = ListView(columns)
+    wide = [("k", ("x" * 10, "y" * 10, "z" * 10))]
+    assert listing.fit(wide, 30, ("a", "b", "c"))  # a and b fit (12 + 12), c (12) does not
+    assert listing.shown == ("a", "b")
+    narrower = [("k", ("x" * 10, "y" * 10, "z" * 4))]  # c now needs 6: exactly 30, no slack
+    assert not listing.fit(narrower, 30, ("a", "b", "c")) and listing.shown == ("a", "b")
+    much_narrower = [("k", ("x" * 5, "y" * 5, "z" * 4))]  # plenty of room: it comes back
+    assert listing.fit(much_narrower, 30, ("a", "b", "c")) and listing.shown == ("a", "b", "c")
+    assert listing.fit(wide, 30, ("a", "b", "c")) and listing.shown == ("a", "b")  # no longer fits: goes
