@@ -28,6 +28,10 @@ LINK_REMEDY = ("check the other node and the path to its clusterer url (proto_bi
                "`opsconsole mi clusterer_list` shows the link state")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _topology(ctx: CheckContext, cid: str) -> Topology | CheckResult:
     part = ctx.snapshot.parts.get("topology")
     if isinstance(part, Topology):
@@ -66,7 +70,7 @@ def check_sets(ctx: CheckContext) -> CheckResult:
         names = ", ".join(f"set {s.set_id}" for s in empty)
         return CheckResult(cid, Status.FAIL, f"{names}: no enabled RTPengine — calls using it get no media relay",
                            evidence, SETS_REMEDY)
-    return CheckResult(cid, Status.OK, f"every RTPengine set has an enabled engine ({len(topology.sets)} sets)",
+    return CheckResult(cid, Status.OK, f"every RTPengine set has an enabled engine ({_count(len(topology.sets), 'set')})",
                        evidence)
 
 
@@ -112,7 +116,7 @@ def check_down(ctx: CheckContext) -> CheckResult:
                            + ", ".join(e.url for e in dead), evidence, DEAD_REMEDY)
     if unprobed:
         return CheckResult(cid, Status.UNKNOWN, f"{len(unprobed)} enabled engines could not be probed", evidence)
-    return CheckResult(cid, Status.OK, f"all {len(probed)} enabled engines answer ng", evidence)
+    return CheckResult(cid, Status.OK, f"every enabled engine answers ng ({_count(len(probed), 'engine')})", evidence)
 
 
 def check_stale(ctx: CheckContext) -> CheckResult:
@@ -209,7 +213,7 @@ def check_links(ctx: CheckContext) -> CheckResult:
     if down:
         names = ", ".join(f"node {n.node_id} ({n.url}) in cluster {n.cluster_id}" for n in down)
         return CheckResult(cid, Status.WARN, f"cluster link Down to {names}", evidence, LINK_REMEDY)
-    return CheckResult(cid, Status.OK, f"links Up to all {len(nodes)} other cluster nodes" if nodes
+    return CheckResult(cid, Status.OK, f"link Up to every other cluster node ({_count(len(nodes), 'node')})" if nodes
                        else "no other cluster node", evidence)
 
 
