@@ -406,3 +406,4 @@ def test_a_user_filter_takes_no_caller_or_callee_besides():
         TraceOptions(user="al ice").validate()
     assert TraceOptions(user="alice", ip="10.0.0.1").filter_sets() == [["caller=alice", "ip=10.0.0.1"],
                                                                      ["callee=alice", "ip=10.0.0.1"]]
+

@@ -416,23 +416,27 @@ class TraceSession:
             await self.listener.aclose()
 
     async def _stop_again(self, ids: list[str]) -> None:
+        left = await self._stop_listed(ids)
+        if left:
+            self.stop_error = self.stop_error or (f"OpenSIPS still lists {', '.join(left)} after trace_stop "
+                                                  "(it removes only the first dynamic trace of its list)")
+
+    async def _stop_listed(self, ids: list[str]) -> list[str]:
         """OpenSIPS 3.4/4.0 answer OK to trace_stop but remove only the first dynamic trace of their list
         (tried: of three, stopping the last first removes none): what is still listed is stopped again,
-        in the list's order, until none of ours is left (or nothing moves)."""
+        in the list's order, until none of `ids` is left (or nothing moves).  Returns those left."""
+        left: list[str] = []
         for attempt in range(len(ids) + 1):
             try:
-                left = [name for name in (row.get("name") for row in destinations(await self.call("trace", None)))
-                        if name in ids]
+                listing = destinations(await self.call("trace", None))
             except OpsError:
-                return  # unknown: the first trace_stop's answers stand
+                return []  # unknown: the first trace_stop's answers stand
+            left = [name for name in (row.get("name") for row in listing) if name in ids]
             if not left or attempt == len(ids):
                 break
             for trace_id in left:
                 await self._stop_one(trace_id)
-        if not left:
-            return
-        self.stop_error = self.stop_error or (f"OpenSIPS still lists {', '.join(left)} after trace_stop (it removes "
-                                              "only the first dynamic trace of its list)")
+        return left
 
     async def _stop_one(self, trace_id: str) -> None:
         params = {"id": trace_id}
