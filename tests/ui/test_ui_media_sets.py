@@ -87,3 +87,33 @@ async def test_enable_confirmed_with_allow_write(make_app):
         await settle(app, pilot)
         assert service.mi_calls == [("rtpengine_enable", {"url": URL_A, "enable": "1"}, True)]
         assert "enabled in OpenSIPS" in screen_text(app)
+
+
+async def test_enable_through_the_real_service_is_sent_and_audited(mi_server, tmp_path):
+    """Real plugins, the fake OpenSIPS MI (captured rtpengine_show; its engine on a dead port): `e` on the
+    engine, confirmed, reaches OpenSIPS as rtpengine_enable and is written to the audit log first."""
+    import json as json_module
+
+    from console.config import Config
+    from console.service import ConsoleService
+    from console.ui.app import create_app
+
+    audit = tmp_path / "audit.log"
+    mi_server.set_response("rtpengine_enable", "OK")
+    service = ConsoleService(Config(mi_url=mi_server.url, ng=None, cli=None, timeout=0.3, allow_write=True,
+                                    audit_log=str(audit)))
+    app = create_app(service, interval=3600, allow_write=True)
+    try:
+        async with app.run_test(size=(180, 50)) as pilot:
+            await _on_sets(app, pilot)
+            assert _rows(app)[mi_server.relay_url][3:5] == ["enabled", "NO ANSWER"]
+            await pilot.press("e")
+            await pilot.pause()
+            await pilot.press("y")
+            await settle(app, pilot)
+    finally:
+        await service.aclose()
+    assert ("rtpengine_enable", {"url": mi_server.relay_url, "enable": "0"}) in mi_server.requests
+    entry = json_module.loads(audit.read_text().splitlines()[-1])
+    assert entry["method"] == "rtpengine_enable" and entry["outcome"] == "ok"
+    assert entry["params"] == {"url": mi_server.relay_url, "enable": "0"}
