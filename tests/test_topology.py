@@ -269,6 +269,13 @@ def test_hosts_own_engine_in_no_set_warns():
     assert result.status is Status.WARN and "4100" in result.summary and "no set" in result.summary
 
 
+def test_hosts_every_engine_of_the_target_in_no_set_warns():
+    config = Config(ng=("127.0.0.1", 4000), cli=None, relays_ng=(("127.0.0.1", 4000), ("127.0.0.1", 4200)))
+    result = tc.check_hosts(_ctx(_sets(_engine("udp:127.0.0.1:4000")), host=_host("127.0.0.1:4000", "127.0.0.1:4200"),
+                                 config=config))
+    assert result.status is Status.WARN and "4200" in result.summary and "4000" not in result.summary
+
+
 def test_hosts_unknown_or_remote():
     assert tc.check_hosts(_ctx(_sets(_engine()))).status is Status.UNKNOWN  # host facts unknown
     assert tc.check_hosts(_ctx(_sets(_engine(), local=False), host=_host())).status is Status.SKIP

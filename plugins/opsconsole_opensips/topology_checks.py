@@ -169,10 +169,13 @@ def check_hosts(ctx: CheckContext) -> CheckResult:
         else:
             evidence[engine.url] = "named in rtpengine_sock; no rtpengine of this host listens there"
             problems.append(f"rtpengine_sock names {engine.url}, which this host does not run")
-    own = _key(f"{ctx.config.ng[0]}:{ctx.config.ng[1]}") if ctx.config.ng else None
-    if own is not None and own in running and own not in named:
-        evidence[f"{own[0]}:{own[1]}"] = f"this console's rtpengine (pid {running[own]}), in no set"
-        problems.append(f"the rtpengine this host runs at {own[0]}:{own[1]} (pid {running[own]}) is in no set")
+    # the console's own engines (--ng, or a target's ng list), configured or discovered from the daemon here
+    addresses = [address for address in (ctx.config.ng, *ctx.config.relays_ng) if address]
+    own = dict.fromkeys(_key(f"{host}:{port}") for host, port in addresses)
+    for key in own:
+        if key is not None and key in running and key not in named:
+            evidence[f"{key[0]}:{key[1]}"] = f"this console's rtpengine (pid {running[key]}), in no set"
+            problems.append(f"the rtpengine this host runs at {key[0]}:{key[1]} (pid {running[key]}) is in no set")
     if problems:
         return CheckResult(cid, Status.WARN, "; ".join(problems), evidence, HOST_REMEDY)
     return CheckResult(cid, Status.OK, "the sets and this host's rtpengine daemons agree", evidence)
