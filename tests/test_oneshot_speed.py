@@ -86,16 +86,17 @@ def test_an_opensips_config_is_read_once_per_instance_not_once_per_process(tmp_p
     assert by_pid[300].settings["ppid"] == 1 and by_pid[100].settings is not by_pid[300].settings
 
 
-def test_a_one_shot_snapshot_imports_no_http_library_no_tui_and_no_simulator():
-    """httpx (~70 ms of imports), importlib.metadata (email, zipfile...), Textual and the demo's simulator
-    are not what a snapshot needs: none of them is imported."""
+@pytest.mark.parametrize("command", ["snapshot", "diagnose"])
+def test_a_one_shot_json_command_imports_no_http_library_no_tui_no_rich_and_no_simulator(command):
+    """httpx (~70 ms of imports), importlib.metadata (email, zipfile...), Textual, Rich (~40 ms; text output
+    only) and the demo's simulator are not what `snapshot --json` or `diagnose --json` need: none is imported."""
     dead = [f"--mi-url=http://127.0.0.1:{free_port(socket.SOCK_STREAM)}/mi",
             f"--ng=127.0.0.1:{free_port()}", f"--cli=127.0.0.1:{free_port(socket.SOCK_STREAM)}", "--timeout=0.3"]
     code = textwrap.dedent(f"""
         import sys
         from console.cli import main
-        main(["snapshot", "--json", "--no-contacts", *{dead!r}])
-        heavy = ("httpx", "httpcore", "anyio", "h11", "textual", "importlib.metadata", "email")
+        main([{command!r}, "--json", *{dead!r}])
+        heavy = ("httpx", "httpcore", "anyio", "h11", "textual", "importlib.metadata", "email", "rich")
         demo = [m for m in sys.modules if m.startswith("opsconsole_demo.") and m != "opsconsole_demo.plugin"]
         print("LOADED", sorted(demo + [m for m in sys.modules if m in heavy or m.split(".")[0] in heavy]))
     """)

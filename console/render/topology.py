@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
-from rich.text import Text
-
 from ..model import Snapshot
 from ..model.topology import EngineHealth, RtpEngineNode, Topology
-from .safe import safe_text
 
 
 def snapshot_topology(snap: Snapshot) -> Topology | None:
@@ -75,6 +71,11 @@ def _plain_tuple(items) -> list[dict[str, Any]] | None:
 
 def render_topology(snap: Snapshot) -> list:
     """Rich renderables for `snapshot` text: a sets table and the cluster lines ([] when not collected)."""
+    from rich.table import Table  # text output only: `snapshot --json` never loads Rich (~40 ms, #18)
+    from rich.text import Text
+
+    from .safe import safe_text
+
     topology = snapshot_topology(snap)
     if topology is None:
         return []

@@ -17,7 +17,6 @@ Everything it reads has a root that tests replace: `home` (~/.opensips-cli.cfg),
 
 from __future__ import annotations
 
-import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -308,6 +307,8 @@ def _from_opensips(proc: Any, found: _Found) -> None:
 
 def _from_opensips_cli(home: str | Path | None, etc_paths: Iterable[str | Path] | None, found: _Found) -> None:
     """opensips-cli reads the first of ~/.opensips-cli.cfg, /etc/opensips-cli.cfg, /etc/opensips/opensips-cli.cfg."""
+    import configparser  # only when discovery runs (#18)
+
     home_dir = Path(home) if home is not None else Path.home()
     etc = etc_paths if etc_paths is not None else OPENSIPS_CLI_ETC
     for path in [home_dir / ".opensips-cli.cfg", *(Path(p) for p in etc)]:

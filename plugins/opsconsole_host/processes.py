@@ -10,7 +10,6 @@ executable) and carries none of the daemon's options is reported with
 
 from __future__ import annotations
 
-import configparser
 import mmap
 import os
 import re
@@ -147,6 +146,8 @@ def _normalize(settings: dict[str, Any]) -> dict[str, Any]:
 
 def read_rtpengine_config(path: str | os.PathLike, section: str = RTPENGINE_DEFAULT_SECTION) -> dict[str, Any]:
     """Settings of one section of an rtpengine config file (GKeyFile/INI); ConfigError if unusable."""
+    import configparser  # only for an rtpengine started with --config-file (not at every import, #18)
+
     parser = configparser.ConfigParser(interpolation=None, strict=False, comment_prefixes=("#",),
                                        inline_comment_prefixes=None, empty_lines_in_values=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]

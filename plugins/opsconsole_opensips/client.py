@@ -25,7 +25,6 @@ import os
 import select
 import stat
 import time
-import uuid
 from typing import Any, Awaitable, Callable, Protocol
 
 from console.errors import ConfigError, ConnectionRefused, ProtocolError, Timeout, TransportError
@@ -234,7 +233,7 @@ class FIFOTransport:
         if b"\n" in body:
             raise ProtocolError("MI request for the FIFO must be a single line")
         self._check_fifo()
-        name = f"opsconsole_reply_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        name = f"opsconsole_reply_{os.getpid()}_{os.urandom(6).hex()}"  # 48 random bits, as uuid4().hex[:12] gave
         reply_path = os.path.join(self.reply_dir, name)
         try:
             os.mkfifo(reply_path, 0o600)
