@@ -102,9 +102,11 @@ def test_snapshot_all_is_one_document_per_target_and_exits_with_the_worst(server
 
 @pytest.mark.parametrize("nodes, worst", [(("up", "up"), "ok"), (("up", "down"), "fail")])
 def test_diagnose_all_exits_with_the_worst_node(nodes, worst, servers, tmp_path, capsys):
-    three, _four = servers
-    urls = {"up": three.url, "down": dead_mi()}
-    config = config_file(tmp_path, *((f"node-{n}", urls[state]) for n, state in enumerate(nodes)))
+    # Each node its own MI server: the fake (like mi_http) serves one request at a time, and two nodes
+    # sharing one made the "up" node time out now and then on a loaded machine.
+    live = iter(server.url for server in servers)
+    urls = [next(live) if state == "up" else dead_mi() for state in nodes]
+    config = config_file(tmp_path, *((f"node-{n}", url) for n, url in enumerate(urls)))
     code = main(["diagnose", "--all", "--json", "--only", "opensips.mi", "--config", config])
     document = json.loads(capsys.readouterr().out)["targets"]
     statuses = {name: node["status"] for name, node in document.items()}
