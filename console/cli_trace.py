@@ -110,7 +110,8 @@ async def _run_trace(service, options: dict, pcap, duration: float | None) -> in
 
     _report_plugin_failures(service)
     if not service.config.trace:
-        _err("tracing is turned off on this host ([opensips] trace = false in the configuration); nothing was started")
+        _err("tracing is turned off on this host ([trace] enabled = false or [opensips] trace = false in the "
+             "configuration); nothing was started")
         return EXIT["partial"]["trace"]
     stop = _Stop()
     stop.install()
@@ -134,11 +135,11 @@ async def _run_trace(service, options: dict, pcap, duration: float | None) -> in
             if pcap is not None:
                 session.attach_pcap(pcap)
             _trace_banner(session, duration)
-            await _trace_loop(session, stop, duration)
+            await _trace_loop(session, stop, duration, lambda flow: _explained(session, service, flow))
         finally:
             await session.stop()
         for flow in session.ladder.unexplained():  # calls still open when the trace ended
-            _print_lines(await session.explain_text(flow))
+            _print_lines(await _explained(session, service, flow))
         _err(f"trace {session.trace_id} stopped: {session.ladder.count} messages, {len(session.ladder.calls)} "
              f"Call-ID(s){session.listener_note()}")
         if session.stop_error:
@@ -172,7 +173,39 @@ def _print_lines(lines) -> None:
 TRACE_SETTLE_S = 1.0  # a call is explained once it ended and was quiet this long (its ACK had time)
 
 
-async def _trace_loop(session, stop: _Stop, duration: float | None) -> None:
+async def _explained(session, service, flow) -> list[str]:
+    """A call in plain words, with OpenSIPS's notes (MI) and joined with what the console knows: one
+    collection as `snapshot` makes (the contact list within full_sync_max, the dialogs, this call's
+    media session), so the lines say whether the callee is registered and over what, the dialog, and
+    RTPengine's packets and quality.  Other requests: their explanation only, when it is news."""
+    explanation, notes = await session.explain(flow)
+    if not explanation.noteworthy:
+        return []
+    view = await _console_view(service, flow.call_id) if flow.kind == "INVITE" else None
+    if view is not None:  # the join says what the dialog is; OpenSIPS's own note would say it twice
+        notes = tuple(note for note in notes if not note.startswith("dialog in OpenSIPS"))
+    thresholds = service.config.thresholds
+    return session.state_lines(flow, view, notes=notes, mos_poor=thresholds.mos_poor,
+                               silent_after_s=thresholds.silent_after_s)
+
+
+async def _console_view(service, callid: str):
+    """What the console knows now (a LiveView of one collection), or None when it cannot collect."""
+    from .live_state import LiveState
+    from .plugins import CollectOptions
+
+    options = CollectOptions(media_detail_callids=frozenset({callid}), host_facts=False,
+                             full_sync_max=service.config.full_sync_max)
+    try:
+        snapshot = await service.snapshot(options)
+    except OpsError:
+        return None
+    state = LiveState(thresholds=service.config.thresholds)
+    state.apply(snapshot, options)
+    return state.view()
+
+
+async def _trace_loop(session, stop: _Stop, duration: float | None, explained=None) -> None:
     """Print each message as it arrives, and each call's explanation once it ended, until stopped."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration if duration else None
@@ -194,7 +227,7 @@ async def _trace_loop(session, stop: _Stop, duration: float | None) -> None:
                 _print_lines([session.line_text(line)])
                 next_line = asyncio.ensure_future(anext(lines))
             for flow in session.ladder.due(loop.time(), TRACE_SETTLE_S):
-                _print_lines(await session.explain_text(flow))
+                _print_lines(await (explained or session.explain_text)(flow))
     finally:
         for task in (next_line, stopped):
             task.cancel()

@@ -42,6 +42,10 @@ def test_trace_demo_prints_a_ladder_writes_the_pcap_and_audits(tmp_path, capsys)
     labels = [re.split(r"\s{2,}", line.strip())[-2].split()[0] for line in call]
     assert labels[:8] == ["INVITE", "100", "INVITE", "180", "180", "200", "200", "ACK"], out
     assert f"127.0.0.1:5060 → {caller}" in call[1]  # 100 goes back to the caller
+    # joined with what the console knows (one collection): the callee's registration, dialog, media
+    assert re.search(r"callee \S+: registered now over UDP \(1 contact", out), out
+    assert "dialog in OpenSIPS: confirmed" in out
+    assert re.search(r"media in RTPengine: caller sent \d+ packets, callee sent \d+", out), out
     assert "tracing as opsconsole-" in err and "stopped:" in err
     assert [(r["method"], r["outcome"]) for r in audit_records(tmp_path)] == [("trace_start", "ok"),
                                                                                ("trace_stop", "ok")]
