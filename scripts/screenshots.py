@@ -56,6 +56,46 @@ async def shoot_fleet(size: tuple[int, int], out: Path) -> Path:
             await fleet.aclose()
 
 
+TRACE_SHOT = "9-trace"
+
+
+async def shoot_trace(size: tuple[int, int], out: Path) -> Path:
+    """Calls, the first call selected, T: the demo's tracer sends HEP for the call it places for the
+    traced user (stepped by hand until its ACK), one poll for the join, then the shot."""
+    from textual.widgets import DataTable
+
+    from console.config import Config
+    from console.service import ConsoleService
+    from console.ui.app import create_app
+    from opsconsole_demo import DemoPlatform
+
+    async with DemoPlatform(size=20, real_rtpengine=False, tick=None) as demo:
+        service = ConsoleService(Config(mi_url=demo.mi_url, ng=demo.ng, cli=demo.cli, audit_log="/dev/null"))
+        app = create_app(service, interval=3600)
+        try:
+            async with app.run_test(size=size) as pilot:
+                await prepare(("3",))(pilot)
+                table = app.query_one("#calls-table", DataTable)
+                table.focus()
+                await pilot.press("T")
+                for _ in range(12):  # demo steps until the call's ACK (only stops a hang)
+                    await demo.step()
+                    await asyncio.sleep(0.3)
+                    if any(row.message.label == "ACK" for row in app.screen.live.rows):
+                        break
+                app.poll_now()
+                while app.session.polling or app.session.polls < 2:
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(1.2)  # the screen joins once a second
+                await pilot.pause()
+                path = Path(app.save_screenshot(filename=f"{TRACE_SHOT}.svg", path=str(out)))
+                await pilot.press("escape")  # the trace is stopped before the demo goes
+                await pilot.pause()
+                return path
+        finally:
+            await service.aclose()
+
+
 def parse_size(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
     try:
@@ -74,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     shots = [(name, lambda name=name, keys=keys: shoot(name, keys, args.size, args.out)) for name, keys in SCENES]
     shots.append((FLEET_SHOT, lambda: shoot_fleet(args.size, args.out)))
+    shots.append((TRACE_SHOT, lambda: shoot_trace(args.size, args.out)))
     unknown = set(args.only or ()) - {name for name, _ in shots}
     if unknown:
         parser.error(f"no screenshot named {', '.join(sorted(unknown))}; names: {', '.join(n for n, _ in shots)}")
