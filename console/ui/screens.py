@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, Awaitable, Callable
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -150,15 +152,19 @@ HELP_KEYS = [
 ]
 
 
-def help_text() -> Text:
-    out = Text(end="")
+def help_text() -> Group:
+    """The keys by group; a meaning wraps under itself, not under its key (readable at 80 columns)."""
+    parts: list = []
     for group, keys in HELP_KEYS:
-        out.append(f"{group}\n", style="bold underline")
+        parts.append(Text(group, style="bold underline"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(width=15, no_wrap=True)
+        grid.add_column(ratio=1)
         for key, meaning in keys:
-            out.append(f"  {key:<14}", style="bold")
-            out.append(f"{meaning}\n")
-    out.append("\nStatus words OK / WARN / FAIL / STALE carry the meaning; colour only helps.", style="dim")
-    return out
+            grid.add_row(Text(f"  {key}", style="bold"), Text(meaning))
+        parts.append(grid)
+    parts.append(Text("\nStatus words OK / WARN / FAIL / STALE carry the meaning; colour only helps.", style="dim"))
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
