@@ -281,3 +281,28 @@ def test_no_trace_and_the_trace_section_turn_tracing_off(tmp_path):
     wrong.write_text('[trace]\nenabled = "no"\n')
     with pytest.raises(ConfigError, match="true or false"):
         load_config(config_file=str(wrong), discover=False, env={})
+
+
+async def test_a_screen_key_leaves_the_trace_screen_and_stops_the_trace(tmp_path):
+    async with DemoPlatform(size=20, real_rtpengine=False, tick=None) as demo:
+        service = ConsoleService(demo_config(demo, tmp_path))
+        app = create_app(service, interval=3600)
+        try:
+            async with app.run_test(size=(200, 60)) as pilot:
+                await calm(app, pilot)
+                await select_first_call(app, pilot)
+                await pilot.press("T")
+                screen = app.screen
+                assert isinstance(screen, TraceScreen)
+                for _ in range(100):
+                    if screen.live.active:
+                        break
+                    await calm(app, pilot, 2)
+                assert len(await traces_listed(service)) == 2
+                await pilot.press("1")
+                await calm(app, pilot)
+                assert not isinstance(app.screen, TraceScreen) and app.current == "overview"
+                assert await traces_listed(service) == []
+                assert "TRACE ON" not in screen_text(app)
+        finally:
+            await service.aclose()

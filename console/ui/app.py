@@ -48,7 +48,7 @@ from .registrations import aor_sections
 from .rows import Pane
 from .safe import safe_text
 from .screens import ConfirmScreen, DetailScreen, HelpScreen
-from .trace_screen import TraceRequested, refresh_headers, start_trace
+from .trace_screen import TraceRequested, TraceScreen, refresh_headers, start_trace
 
 TICK_CHECK = 0.5  # s between "is a poll late?" checks (cheap when it is not)
 TICK_STEADY, TICK_LATE = 2.0, 0.5  # ages repaint when nothing did for min(interval, 2 s) + 0.5 s
@@ -273,8 +273,8 @@ class OpsConsoleApp(App[None]):
         return True
 
     def action_show(self, name: str) -> None:
-        while isinstance(self.screen, (DetailScreen, HelpScreen)):
-            self.pop_screen()  # a screen key from a detail pane goes to that screen
+        while isinstance(self.screen, (DetailScreen, HelpScreen, TraceScreen)):
+            self.pop_screen()  # a screen key from a detail pane goes to that screen (leaving a trace stops it)
         if name == self.current and self.main_screen.query_one(ContentSwitcher).current == name:
             return
         previous = self.current
