@@ -14,7 +14,7 @@ from console.snapshot import media_label
 
 from . import format as fmt
 from .format import GONE, details_note, field_lines, legs_codecs, media_ports_text, session_text, stale_note
-from .listkeys import ListPane
+from .listkeys import ListPane, ListView, set_columns
 from .media_sets import MediaSets
 from .messages import DetailRequested
 from .quality import interface_cells, interface_quality_note
@@ -42,6 +42,7 @@ class MediaPane(ListPane):
         self.order: list[str] = []  # row keys in table order
         self.cells = RowCells(session_cells, session_age, SESSION_AGE_COLUMN)
         self.aged = range(0)  # the rows whose ages moved at the last refresh
+        self.ports_fit = ListView(PORT_COLUMNS)  # the interfaces' columns that fit the screen
 
     def compose(self) -> ComposeResult:
         yield Static(id="media-status")
@@ -77,7 +78,11 @@ class MediaPane(ListPane):
                                                   Text(f"{i.port_min}-{i.port_max}" if i.port_max else "-"))
                       + interface_cells(quality.get((i.name, i.address))))
                      for i in media.ports.interfaces]
-        sync_table(self.query_one("#ports", DataTable), port_rows)
+        ports = self.query_one("#ports", DataTable)
+        room = ports.scrollable_content_region.width or (self.app.size.width - 2)
+        if self.ports_fit.fit(port_rows, room, ()) or len(ports.columns) != len(self.ports_fit.shown):
+            set_columns(ports, self.ports_fit)  # whole columns, the last ones dropped first
+        sync_table(ports, self.ports_fit.project(port_rows))
         sessions = sorted(media.sessions, key=lambda s: (s.created, s.callid))
         self.sessions = {s.callid: s for s in sessions}
         self.order = list(self.sessions)
@@ -110,6 +115,9 @@ class MediaPane(ListPane):
 
     def _hint_line(self) -> Text:
         hint = self.list_hint()
+        hidden = self.ports_fit.hidden()
+        if hidden:
+            hint.append(f"  interfaces: +{len(hidden)} cols → ({', '.join(hidden)}: a wider terminal)", style="dim")
         return Text.assemble("\n", hint) if hint.plain else Text("")
 
 

@@ -288,3 +288,15 @@ def test_a_hidden_column_does_not_flap_back_for_a_cell_or_two():
     much_narrower = [("k", ("x" * 5, "y" * 5, "z" * 4))]  # plenty of room: it comes back
     assert listing.fit(much_narrower, 30, ("a", "b", "c")) and listing.shown == ("a", "b", "c")
     assert listing.fit(wide, 30, ("a", "b", "c")) and listing.shown == ("a", "b")  # no longer fits: goes
+
+
+async def test_at_80_columns_the_interfaces_table_drops_whole_columns_and_says_so(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await press(app, pilot, "4")
+        ports = app.query_one("#ports", DataTable)
+        labels = [str(c.label) for c in ports.columns.values()]
+        assert labels[:3] == ["Interface", "Address", "Ports used"] and "Range" not in labels
+        assert sum(c.get_render_width(ports) for c in ports.columns.values()) <= 80
+        assert "interfaces: +" in screen_text(app) and "Range" in screen_text(app)
