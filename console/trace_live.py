@@ -104,7 +104,10 @@ class TraceLive:
     stopped: bool = False
 
     async def start(self) -> None:
-        self.session = self.service.trace_session(self.target.options())
+        factory = getattr(self.service, "trace_session", None)
+        if factory is None:
+            raise OpsError("this console's service offers no SIP trace (is the opensips plugin installed?)")
+        self.session = factory(self.target.options())
         try:
             await self.session.start()
         except ValueError as exc:

@@ -306,3 +306,20 @@ async def test_a_screen_key_leaves_the_trace_screen_and_stops_the_trace(tmp_path
                 assert "TRACE ON" not in screen_text(app)
         finally:
             await service.aclose()
+
+
+async def test_cannot_trace_is_said_on_the_screen_and_nothing_crashes(tmp_path):
+    from ui.data import FakeService  # the lab captures, no MI behind: no trace_session either
+
+    app = create_app(FakeService(), interval=3600)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await settle(app, pilot)
+        await select_first_call(app, pilot)
+        await pilot.press("T")
+        await calm(app, pilot)
+        assert isinstance(app.screen, TraceScreen)
+        assert "cannot trace: this console's service offers no SIP trace" in screen_text(app)
+        assert "TRACE ON" not in screen_text(app)
+        await pilot.press("escape")
+        await calm(app, pilot)
+        assert not isinstance(app.screen, TraceScreen) and app.return_code is None

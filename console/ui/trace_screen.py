@@ -89,9 +89,12 @@ class TraceScreen(Screen[None]):
         try:
             await self.live.start()
         except OpsError as exc:
-            hint = f" — {exc.hint}" if getattr(exc, "hint", "") else ""
-            self._set_status(f"cannot trace: {exc}{hint}")
+            self._set_status(f"cannot trace: {exc}")  # with its hint: the config lines to add
             self.app.trace_changed()
+            return
+        except Exception as exc:  # never the console's end: said, and the trace (if any) stopped
+            self._set_status(f"cannot trace: {type(exc).__name__}: {exc}")
+            await self._stop()
             return
         self._set_status("tracing: calls that start from now on are drawn whole, as they come"
                          if self.live.target.scope == "dialog" else
