@@ -88,9 +88,20 @@ def candidate_aors(query: str, contacts: Sequence[Contact] | None) -> list[str]:
 
 async def ask_opensips(service: Any, candidates: Sequence[str]) -> tuple[str, tuple[Contact, ...]]:
     """The first candidate AoR OpenSIPS has contacts for, with them; (first candidate, ()) when
-    none is registered.  MI errors other than "not found" are raised (the caller shows them)."""
+    none is registered.  A candidate OpenSIPS refuses (a bare user where usrloc uses domains:
+    "Domain missing in AOR") is skipped; when every candidate was refused the first refusal is
+    raised (the caller shows it)."""
+    refused: Exception | None = None
+    answered = False
     for aor in candidates:
-        contacts = tuple(await service.show_contacts(aor))
+        try:
+            contacts = tuple(await service.show_contacts(aor))
+        except Exception as exc:  # the MI error of this candidate: the next may be the right form
+            refused = refused or exc
+            continue
+        answered = True
         if contacts:
             return aor, contacts
+    if not answered and refused is not None:
+        raise refused
     return (candidates[0] if candidates else ""), ()

@@ -78,7 +78,11 @@ async def user_sections(service: Any, candidates: list[str]) -> list[tuple[str, 
         aor, contacts = await ask_opensips(service, candidates)
     except Exception as exc:  # shown, never raised: the console keeps running
         reason = str(exc) if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
-        return [("Contacts", Text.assemble(("FAIL ", "bold red"), "ul_show_contact: ", safe_text(reason, None)))]
+        out = Text.assemble(("FAIL ", "bold red"), "ul_show_contact: ", safe_text(reason, None))
+        if "domain" in reason.lower() and not any("@" in name for name in candidates):
+            out.append("\nOpenSIPS keeps AoRs as user@domain here (use_domain): type the whole AoR, e.g. "
+                       f"{candidates[0]}@example.com", style="bold")
+        return [("Contacts", out)]
     if not contacts:
         asked = ", ".join(candidates)
         return [("Contacts", Text.assemble(("NOT REGISTERED", "bold"), ": OpenSIPS has no contact for ",
