@@ -145,9 +145,10 @@ async def test_no_color_cursor_row_is_reverse_video(make_app, monkeypatch):
         assert any(segment.style is not None and segment.style.reverse for segment in cursor_line)
         other_line = table.render_line(table.header_height + 1)
         assert not any(segment.style is not None and segment.style.reverse for segment in other_line)
-        await press(app, pilot, "5")
-        checks = app.query_one("#checks-table", DataTable)
-        assert any(s.style is not None and s.style.reverse for s in checks.render_line(checks.header_height))
+        for screen, table_id in (("3", "#calls-table"), ("5", "#checks-table")):  # Calls paints its own rows
+            await press(app, pilot, screen)
+            table = app.query_one(table_id, DataTable)
+            assert any(s.style is not None and s.style.reverse for s in table.render_line(table.header_height))
 
 
 # --------------------------------------------------------------------------- item 15: sparklines
