@@ -36,6 +36,7 @@ SETTLE_S = 1.0  # an ended call gets OpenSIPS's notes (location, dialog) once qu
 COLUMN = 23  # characters per endpoint column of the ladder ("255.255.255.255:65535" + margins)
 MAX_COLUMNS = 6  # more endpoints than this: one "src → dst" line per message instead of columns
 STATE_DIR = "~/.local/state/opsconsole"  # where `w` writes the pcap (next to the audit log)
+ROWS_MAX = 5_000  # messages the screen keeps (a long trace of a busy user: the oldest half goes)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class LadderRow:
 
     message: Any  # ladder.TracedMessage (plugin type: used by attributes)
     delta: float | None  # seconds since the previous message of its call; None: the first
+    seq: int = 0  # its number in the trace (the screen's row key; stays when older rows are dropped)
 
     @property
     def call_id(self) -> str:
@@ -102,6 +104,7 @@ class TraceLive:
     notes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Call-ID -> OpenSIPS's notes once ended
     session: Any = None
     stopped: bool = False
+    dropped: int = 0  # rows dropped from the front (ROWS_MAX)
 
     async def start(self) -> None:
         factory = getattr(self.service, "trace_session", None)
@@ -127,9 +130,17 @@ class TraceLive:
 
     async def lines(self) -> AsyncIterator[LadderRow]:
         async for line in self.session.lines():
-            row = LadderRow(line.message, line.delta)
+            row = LadderRow(line.message, line.delta, self.dropped + len(self.rows))
             self.rows.append(row)
+            if len(self.rows) > ROWS_MAX:
+                half = len(self.rows) // 2
+                del self.rows[:half]
+                self.dropped += half
             yield row
+
+    def row(self, seq: int) -> LadderRow | None:
+        index = seq - self.dropped
+        return self.rows[index] if 0 <= index < len(self.rows) else None
 
     async def explain_due(self) -> list[str]:
         """OpenSIPS's notes (location table, dialog: MI) for calls that ended and went quiet; the

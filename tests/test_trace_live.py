@@ -99,3 +99,21 @@ def test_the_join_names_the_callees_registration_the_dialog_and_the_media():
     early = join_lines(flow, view_with(contacts=(bob,), at=float(T0 - 5)), T0)
     assert "not known yet" in early[1] and "not known yet" in early[2]
     assert join_lines(flow, None, T0) == ()
+
+
+async def test_a_long_trace_keeps_the_newest_rows_and_finds_them_by_number(monkeypatch):
+    import console.trace_live as trace_live
+    from console.trace_live import TraceLive, TraceTarget
+
+    class Session:
+        async def lines(self):
+            for n in range(25):
+                yield type("Line", (), {"message": message(CALLER, PROXY, "INVITE sip:bob@h SIP/2.0",
+                                                           callid=f"c{n}@h"), "delta": None})()
+
+    monkeypatch.setattr(trace_live, "ROWS_MAX", 10)
+    live = TraceLive(service=None, target=TraceTarget("alice", "dialog"), session=Session())
+    seen = [row.seq async for row in live.lines()]
+    assert seen == list(range(25))
+    assert len(live.rows) <= 10 and live.rows[-1].seq == 24 and live.dropped == 25 - len(live.rows)
+    assert live.row(24).call_id == "c24@h" and live.row(live.dropped - 1) is None

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console.errors import OpsError
-from console.trace_live import (LadderRow, TraceLive, TraceTarget, arrow_text, clock_text, delta_text, endpoints,
-                                header_text, message_fields, message_text)
+from console.trace_live import (MAX_COLUMNS, LadderRow, TraceLive, TraceTarget, arrow_text, clock_text, delta_text,
+                                endpoints, header_text, message_fields, message_text)
 
 from .format import field_lines
 from .header import StatusHeader
@@ -66,7 +67,6 @@ class TraceScreen(Screen[None]):
         self.only = ""  # a Call-ID: only its messages (the after-the-fact filter)
         self.status = "starting the trace…"
         self.columns: list[str] = []
-        self.shown = 0  # rows of live.rows in the table
         self._explained: tuple = ()
 
     def compose(self) -> ComposeResult:
@@ -104,13 +104,20 @@ class TraceScreen(Screen[None]):
             self._add(row)
 
     def _add(self, row: LadderRow) -> None:
-        columns = endpoints(self.live.rows, self.live.flows())
-        if columns != self.columns:
-            self._rebuild(columns)
-            return
-        if not self.only or row.call_id == self.only:
-            self._add_row(row, len(self.live.rows) - 1)
-        self._show_explanations()
+        """One message: a row; all rows again when it brings a new endpoint (a new column) or older
+        rows were dropped.  The explanations follow on the next tick (not per message: a busy trace)."""
+        message = row.message
+        table = self.query_one(DataTable)
+        if message.src not in self.columns or message.dst not in self.columns:
+            columns = endpoints(self.live.rows, self.live.flows())
+            if columns != self.columns and (len(columns) <= MAX_COLUMNS or len(self.columns) <= MAX_COLUMNS):
+                self._rebuild(columns)
+                return
+            self.columns = columns  # beyond MAX_COLUMNS the rows are text: nothing to redraw
+        if table.row_count and self.live.row(int(self._first_key(table))) is None:
+            self._rebuild()  # the oldest half was dropped (ROWS_MAX)
+        elif not self.only or row.call_id == self.only:
+            self._add_row(row)
 
     def _rebuild(self, columns: list[str] | None = None) -> None:
         """All rows again: a new endpoint is a new column (or the Call-ID filter changed)."""
@@ -121,16 +128,20 @@ class TraceScreen(Screen[None]):
         table.add_column("Δ", key="delta")
         table.add_column(Text(header_text(self.columns), no_wrap=True), key="ladder")
         table.add_column("Call-ID", key="callid")
-        for index, row in enumerate(self.live.rows):
+        for row in self.live.rows:
             if not self.only or row.call_id == self.only:
-                self._add_row(row, index)
+                self._add_row(row)
         self._show_explanations()
 
-    def _add_row(self, row: LadderRow, index: int) -> None:
+    @staticmethod
+    def _first_key(table: DataTable) -> str:
+        return table.coordinate_to_cell_key(Coordinate(0, 0)).row_key.value or "0"
+
+    def _add_row(self, row: LadderRow) -> None:
         message = row.message
         self.query_one(DataTable).add_row(
             clock_text(message.time), Text(delta_text(row.delta), justify="right"),
-            safe_text(arrow_text(message, self.columns), None), safe_text(message.call_id, 28), key=str(index))
+            safe_text(arrow_text(message, self.columns), None), safe_text(message.call_id, 28), key=str(row.seq))
 
     async def _explain_tick(self) -> None:
         if await self.live.explain_due():
@@ -151,10 +162,10 @@ class TraceScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        index = int(event.row_key.value or -1)
-        if not 0 <= index < len(self.live.rows):
+        row = self.live.row(int(event.row_key.value or -1))
+        if row is None:
             return
-        message = self.live.rows[index].message
+        message = row.message
         fields = [(name, safe_text(value, None)) for name, value in message_fields(message)]
         sections = [("Envelope (from OpenSIPS's HEP)", field_lines(fields)),
                     ("SIP message, whole (escaped)", safe_text(message_text(message), None, multiline=True))]
@@ -169,7 +180,8 @@ class TraceScreen(Screen[None]):
             if key is None:
                 self.app.notify("no message yet to take a Call-ID from", markup=False)
                 return
-            self.only = self.live.rows[int(key)].call_id
+            row = self.live.row(int(key))
+            self.only = row.call_id if row is not None else ""
         self._rebuild()
         self._show_title()
 

@@ -49,7 +49,7 @@ def registration_line(view: Any, user: str, role: str) -> str:
     contacts = getattr(view, "contacts", None)
     if contacts is None:
         return f"{role} {user}: registration unknown (the contact list is not loaded; open Registrations)"
-    found = [c for c in contacts if aor_user(c.aor) == user]
+    found = contacts_by_user(contacts).get(user, [])
     complete = getattr(view, "contacts_mode", "") in COMPLETE_CONTACT_MODES
     if not found:
         if not complete:
@@ -66,6 +66,19 @@ def listed_before(view: Any, name: str, began: float) -> bool:
     about the call says nothing yet."""
     at = getattr(view, f"{name}_at", None)
     return at is not None and at < began
+
+
+_BY_USER: list = [None, {}]  # the last contact list seen and its index: the screen re-joins every second
+
+
+def contacts_by_user(contacts: tuple[Contact, ...]) -> dict[str, list[Contact]]:
+    """user -> contacts, built once per contact list (100k contacts: one pass, not one per call per tick)."""
+    if _BY_USER[0] is not contacts:
+        index: dict[str, list[Contact]] = {}
+        for contact in contacts:
+            index.setdefault(aor_user(contact.aor), []).append(contact)
+        _BY_USER[:] = [contacts, index]
+    return _BY_USER[1]
 
 
 def dialog_line(view: Any, call: Call | None, now: float, began: float = 0.0) -> str:
