@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -22,6 +23,10 @@ from .cli_common import (  # noqa: F401  (re-exported: tests and scripts use con
 )
 from .cli_trace import _trace
 from .errors import ConfigError, OpsError, RemoteError, WriteRefused
+from .heap import one_shot
+
+# Commands that run once and exit: no cyclic GC while they run (console/heap.py one_shot, #18)
+ONE_SHOT = ("snapshot", "diagnose", "mi")
 
 def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     """Target options accepted before or after the subcommand."""
@@ -408,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_terminal()
         elif command in ("snapshot", "diagnose"):
             start_prefetch(args)  # OpenSIPS builds its ul_dump reply while the plugins load (#18)
-        code = asyncio.run(COMMANDS[command](args))
+        with one_shot() if command in ONE_SHOT else contextlib.nullcontext():
+            code = asyncio.run(COMMANDS[command](args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code
     except BrokenPipeError:
