@@ -10,7 +10,6 @@ the worst exit code of all.  console/cli.py imports this module only inside the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from typing import Any
@@ -46,6 +45,8 @@ def check_target_options(args: argparse.Namespace) -> None:
 
 async def every_target(args: argparse.Namespace, work) -> list[tuple[str, Any]]:
     """`await work(service)` for every target, concurrently: [(name, result)] in the config's order.  Each node's service is closed whatever happens."""
+    import asyncio  # here: console/cli.py builds its parser from this module for every command (#18)
+
     from .fleet_targets import config_for, targets_from
     from .service import ConsoleService
 

@@ -5,13 +5,12 @@ client.ONE_SHOT_HEADERS), so no pool, no keep-alive, no redirects, no proxies, n
 needed.  httpx did the same job at an import cost of ~70 ms (httpx, httpcore, anyio, h11, idna,
 email...) per one-shot command, more than a whole 70-contact snapshot's I/O (bench/bench_oneshot.py).
 
-The reply is collected as raw chunks by an asyncio.Protocol and joined once: the body reaches the
+The reply is collected as raw chunks by an asyncio protocol and joined once: the body reaches the
 decoder as the bytes that came off the socket.  A TLS context is built only for https:// URLs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -66,12 +65,15 @@ def build_request(host: str, port: int, path: str, tls: bool, body: bytes, heade
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-class ReplyReader(asyncio.Protocol):
-    """Sends the request, collects the reply; `done` resolves to (status, content type, body)."""
+class ReplyReader:
+    """Sends the request, collects the reply; `done` resolves to (status, content type, body).
 
-    def __init__(self, request: bytes, limit: int, target: str, done: asyncio.Future) -> None:
+    An asyncio protocol by its methods (not a subclass: this module loads before asyncio does when a
+    one-shot command prefetches its dump, prefetch.py)."""
+
+    def __init__(self, request: bytes, limit: int, target: str, done) -> None:
         self.request, self.limit, self.target, self.done = request, limit, target, done
-        self.transport: asyncio.Transport | None = None
+        self.transport = None
         self.head = bytearray()
         self.status = 0
         self.content_type = ""
@@ -142,6 +144,15 @@ class ReplyReader(asyncio.Protocol):
         elif self.length is not None and self.size >= self.length:
             self._finish((self.status, self.content_type, b"".join(self.chunks)[:self.length]))
 
+    def eof_received(self) -> None:
+        return None  # let the transport close: connection_lost tells a complete reply from a cut one
+
+    def pause_writing(self) -> None:  # the request is a few hundred bytes: nothing to pause
+        return None
+
+    def resume_writing(self) -> None:
+        return None
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.done.done():
             return
@@ -198,6 +209,8 @@ async def post(host: str, port: int, request: bytes, *, limit: int, target: str,
     """Connect, send `request`, return (status, content type, body).  Raises ConnectionRefused,
     TransportError (cannot connect), ConnectionDropped (closed before a complete reply) or the
     OpsError a reply check raised."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
     try:

@@ -15,7 +15,6 @@ dropped: the source asks as it always did.  Blocking and stdlib only: it runs be
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -37,6 +36,8 @@ class Prefetched:
 
     async def reply(self, *, limit: int, target: str) -> tuple[int, str, bytes]:
         """The reply, read on the running loop (the request went out already)."""
+        import asyncio  # not at import: the dump is sent before the console has loaded asyncio
+
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
         transport, _ = await loop.create_connection(lambda: ReplyReader(b"", limit, target, done), sock=self.sock)
