@@ -48,6 +48,7 @@ SCOPES = {"dialog": "d", "message": "m", "transaction": "t"}  # the tracer takes
 NO_SUCH_TRACE = 400  # trace_stop of an unknown id: {"code": 400, "message": "Bad parameter value"} (3.4 and 4.0)
 CONFIG_LINES = ('loadmodule "proto_hep.so"', 'loadmodule "tracer.so"', "socket=hep_udp:127.0.0.1:9060")
 QUEUE_LIMIT = 10_000  # packets waiting for the reader; beyond, newer ones are dropped (and counted)
+UDP_BUFFER = 4 << 20  # bytes asked for the HEP socket's receive buffer (the kernel caps it at rmem_max)
 
 MICall = Callable[[str, Any], Awaitable[Any]]
 Audit = Callable[[str, Any], ContextManager]
@@ -232,6 +233,8 @@ class HEPListener:
         attempts = 20 if self.port == 0 else 1
         for attempt in range(attempts):
             udp, _ = await loop.create_datagram_endpoint(lambda: _UDPReceiver(self), local_addr=(self.host, self.port))
+            with contextlib.suppress(OSError):  # a burst of HEP (a busy trace) waits in the kernel, not dropped
+                udp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
             port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(self._serve, self.host, port)
