@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--caller", metavar="USER", help="only calls from this user (tracer filter caller=)")
     trace.add_argument("--callee", metavar="USER", help="only calls to this user (tracer filter callee=)")
     trace.add_argument("--ip", metavar="IP", help="only requests from this source IP (tracer filter ip=)")
-    trace.add_argument("--scope", choices=("dialog", "message"), default="dialog",
-                       help="dialog: calls from their INVITE (default; no REGISTERs); message: every message")
+    trace.add_argument("--scope", choices=("dialog", "transaction", "message"), default="dialog",
+                       help="dialog: calls from their INVITE (default; no REGISTERs); transaction: each matching "
+                            "request with its replies (REGISTERs too); message: only the matching requests")
     trace.add_argument("--pcap", metavar="FILE", help="also write the messages to this pcap file (Wireshark, sngrep)")
     trace.add_argument("--duration", metavar="S", type=float, help="stop after S seconds (default: until Ctrl-C)")
     trace.add_argument("--listen", metavar="IP[:PORT]",
