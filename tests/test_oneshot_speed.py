@@ -10,6 +10,7 @@ observable (no timing here: bench/bench_oneshot.py measures).
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import subprocess
@@ -287,3 +288,34 @@ def test_one_shot_commands_run_without_the_cyclic_gc_and_give_it_back(monkeypatc
         assert cli.main([*argv, "--mi-url", "http://127.0.0.1:1/mi"]) == 0
         assert gc.isenabled()
     assert seen == {"snapshot": False, "diagnose": False, "mi": False}
+
+
+HOSTILE_TEXTS = ["plain", 'q"uote \\ back', "new\nline\ttab\b\f\r", "\x1b[31mred\x1b[0m", "\x00\x1f", "\x7f",
+                 "é", "\u2028", "😀", "\ud800", "[bold]x[/]", ""]
+
+
+def _contact(n: int, ua: str) -> dict:
+    return {"aor": f"b{n:06d}", "contact": f"sip:b{n:06d}@127.0.0.1:5060;transport=udp", "contact_id": str(n * 7919),
+            "socket": "udp:127.0.0.1:5060", "transport": "udp", "ws": n % 2 == 0, "user_agent": ua,
+            "expires": n if n % 3 else "permanent", "flags": n % 5, "cflags": ["WS", "NAT"][: n % 3],
+            "received": None if n % 4 else "sip:10.0.0.1:5060", "path": "", "callid": f"c-{n}@x", "cseq": n,
+            "q": "", "state": "CS_NEW"}
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_the_snapshot_json_text_is_byte_for_byte_json_dumps(text):
+    """render/fastjson: the registrations encoded by msgspec give exactly json.dumps's text, or json.dumps
+    does it (any byte it escapes and msgspec does not: DEL, non-ASCII, lone surrogates)."""
+    from console.render import fastjson
+    from console.render.jsonout import dumps
+
+    document = {"collected_at": 1796537088.996549, "registrations": [_contact(n, text if n == 1234 else "sipp")
+                                                                      for n in range(1500)],
+                "dialogs": [{"callid": text, "mos": 4.41}], "plugins": {"x": {"registrations": []}}}
+    expected = json.dumps(document, ensure_ascii=True, default=str)
+    assert dumps(document, pretty=False) == expected
+    assert dumps(document, pretty=True) == json.dumps(document, indent=2, ensure_ascii=True, default=str)
+    plain = text.isascii() and "\x7f" not in text
+    assert (fastjson.dumps_list(document["registrations"]) is not None) == plain
+    if plain:  # the fast path was taken, and it is the same text
+        assert fastjson.dumps_spliced(document, "registrations", json.dumps) == json.dumps(document)

@@ -248,4 +248,13 @@ def diagnose_dict(results: list[CheckResult], *, elapsed_ms: float, host: str, v
 def dumps(data: Any, *, pretty: bool) -> str:
     # ensure_ascii: C1 controls and BiDi overrides must not reach a terminal raw;
     # the decoded JSON still holds the exact original strings.
-    return json.dumps(data, indent=2 if pretty else None, ensure_ascii=True, default=str)
+    def encode(value: Any) -> str:
+        return json.dumps(value, indent=2 if pretty else None, ensure_ascii=True, default=str)
+
+    if not pretty:  # the same text, the contact list encoded ~4x faster (render/fastjson.py, #18)
+        from .fastjson import dumps_spliced
+
+        fast = dumps_spliced(data, "registrations", encode)
+        if fast is not None:
+            return fast
+    return encode(data)
