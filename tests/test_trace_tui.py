@@ -159,6 +159,15 @@ async def test_T_on_a_call_draws_the_ladder_enter_w_esc(tmp_path):
                 await calm(app, pilot)
                 assert app.screen is screen
 
+                # c: only the Call-ID under the cursor (the after-the-fact filter), again: all
+                await pilot.press("c")
+                await calm(app, pilot)
+                assert "only Call-ID" in screen_text(app) and screen.only == callid
+                assert table.row_count == len(labels_of(screen, callid))
+                await pilot.press("c")
+                await calm(app, pilot)
+                assert "only Call-ID" not in screen_text(app) and table.row_count == len(screen.live.rows)
+
                 # w: the pcap, read back
                 await pilot.press("w")
                 await calm(app, pilot)
