@@ -3,7 +3,8 @@
 
 Deterministic: a fake service answering with the lab captures
 (tests/fixtures/ui), a frozen clock, no background polling.  The Fleet screen (8-fleet) is shot on
-the demo's own nodes (`--demo --demo-nodes 6`, simulated RTPengines; its ports and ages vary).
+the demo's own nodes (`--demo --demo-nodes 6`, simulated RTPengines; its ports and ages vary); the Trace
+screen (9-trace) on the demo's tracer (`T` on a call: the call it places for the traced user, to its ACK).
 
     .venv/bin/python scripts/screenshots.py [--size 120x40] [--out screenshots] [--only 8-fleet]
 """
