@@ -23,7 +23,7 @@ from console.config import Config, load_config  # noqa: E402
 from console.errors import ConfigError  # noqa: E402
 from console.service import ConsoleService  # noqa: E402
 from console.ui.app import create_app  # noqa: E402
-from console.ui.panes import CallsPane, ContactTable, RegistrationsPane  # noqa: E402
+from console.ui.panes import CallsPane, ContactTable  # noqa: E402
 from console.ui.screens import DetailScreen  # noqa: E402
 from console.ui.trace_screen import TraceScreen  # noqa: E402
 from opsconsole_demo import DemoPlatform  # noqa: E402

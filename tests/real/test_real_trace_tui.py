@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("textual")
 
-from textual.widgets import DataTable  # noqa: E402
 
 from console.config import Config  # noqa: E402
 from console.service import ConsoleService  # noqa: E402
