@@ -53,15 +53,36 @@ class StatusHeader(Static):
         sources = state.sources
         if not sources:
             out.append("waiting for the first poll…", style="dim")
-        parts = [source_text(status, state.last_ok.get(status.name), now) for status in sources.values()]
         room = (self.size.width - 2) if self.size.width > 2 else 78
-        one_line = Text(" · ", end="").join(parts)
-        out.append_text(one_line if one_line.cell_len <= room else Text("\n", end="").join(parts))
+        out.append_text(source_lines(sources.values(), state.last_ok, now, room))
         show_text(self, out)
+
+
+def source_lines(statuses, last_ok: dict, now: float, room: int) -> Text:
+    """All sources on one line when that fits; else the short ones (OK, not asked) share the first
+    line and each failure gets a line of its own, so no source ever drops off the header's bottom."""
+    statuses = list(statuses)
+    parts = [source_text(status, last_ok.get(status.name), now) for status in statuses]
+    sep = Text(" · ", end="")
+    one_line = sep.join(parts)
+    if one_line.cell_len <= room:
+        return one_line
+    short = [part for status, part in zip(statuses, parts) if status.ok or _not_asked(status)]
+    long = [part for status, part in zip(statuses, parts) if not (status.ok or _not_asked(status))]
+    lines = ([sep.join(short)] if short else []) + long
+    return Text("\n", end="").join(lines)
+
+
+def _not_asked(status: SourceStatus) -> bool:
+    """A source that depends on another one that failed: not a failure of its own."""
+    return not status.ok and (status.error or "").startswith("not asked")
 
 
 def source_text(status: SourceStatus, last_ok: float | None, now: float) -> Text:
     out = Text(f"{status.name} ", end="")
+    if _not_asked(status):
+        out.append("NOT ASKED", style="bold")
+        return out
     if status.ok:
         out.append("OK", style="bold green")
         return out

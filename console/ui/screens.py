@@ -18,7 +18,7 @@ from .format import LiveSections, Section, _Gone, mask_keys
 from .header import HeaderFacts, StatusHeader
 
 SectionLoader = Callable[[], Awaitable[list[Section]]]
-KEYS_HINT = "   Esc back · ↑↓ PgUp PgDn scroll · 1-6 screens · q quit"
+KEYS_HINT = "   Esc back · ↑↓ PgUp PgDn scroll · 0-6 screens · q quit"
 KEYS_SHOWN = "   SDES KEYS SHOWN (k hides)"
 
 
@@ -131,6 +131,7 @@ class DetailScreen(Screen[None]):
 
 HELP_KEYS = [
     ("Everywhere", [("1 … 6", "Overview, Registrations, Calls, Media, Checks, MI"),
+                    ("0", "Fleet: one row per node; Enter shows that node on 1 … 6"),
                     ("p", "pause / resume polling"),
                     ("S", "full contact sync now (one ul_dump; fixes a PARTIAL list)"),
                     (":", "palette: jump to a user, an AoR or a Call-ID (asks OpenSIPS when the list is partial)"),
@@ -144,6 +145,11 @@ HELP_KEYS = [
     ("Registrations", [("t", "transport filter: all → ws → udp → tcp → tls"),
                        ("Ctrl+Home/End", "first / last contact of the whole list"),
                        ("click header", "sort by that column")]),
+    ("Registrations and Calls", [("T", "SIP trace of the selected user / call's caller (a transient "
+                                        "OpenSIPS trace, audited; off with --no-trace)")]),
+    ("Trace", [("Enter", "the whole message (shown as text)"), ("c", "only this call / all calls"),
+               ("w", "write the pcap (path shown)"), ("Esc", "stop the trace and leave")]),
+    ("Media", [("e", "enable / disable the selected RTPengine in OpenSIPS (needs --allow-write, asks first)")]),
     ("Details", [("k", "show / hide SDES media keys (a=crypto inline:…, masked by default)")]),
     ("Checks", [("R", "re-run the diagnose checks"), ("Enter", "the remedy and the evidence")]),
     ("MI", [("Tab / →", "accept the completion"), ("Enter", "run (write methods need --allow-write "
