@@ -43,7 +43,8 @@ async def test_registrations_screen_and_detail_show_hostile_sip_values_escaped(t
                 await settle(app, pilot)
                 text = screen_text(app)
                 assert_clean(text)
-                assert "tui1" in text and "u[bold red]x[/]\\x1b[2J\\u202e" in text
+                # the list cuts the User agent (its whole value is in the detail below), escaped either way
+                assert "tui1" in text and "u[bold red]x[/]\\x1b[2J" in text
 
                 pane = app.query_one(RegistrationsPane)
                 table = app.query_one(ContactTable)

@@ -145,16 +145,15 @@ HELP_KEYS = [
     ("Registrations", [("t", "transport filter: all → ws → udp → tcp → tls"),
                        ("Ctrl+Home/End", "first / last contact of the whole list"),
                        ("click header", "sort by that column")]),
-    ("Registrations and Calls", [("T", "SIP trace of the selected user / call's caller (a transient "
-                                        "OpenSIPS trace, audited; off with --no-trace)")]),
-    ("Trace", [("Enter", "the whole message (shown as text)"), ("c", "only this call / all calls"),
-               ("w", "write the pcap (path shown)"), ("Esc", "stop the trace and leave")]),
-    ("Media", [("e", "enable / disable the selected RTPengine in OpenSIPS (needs --allow-write, asks first)")]),
     ("Details", [("k", "show / hide SDES media keys (a=crypto inline:…, masked by default)")]),
     ("Checks", [("R", "re-run the diagnose checks"), ("Enter", "the remedy and the evidence")]),
     ("MI", [("Tab / →", "accept the completion"), ("Enter", "run (write methods need --allow-write "
                                                                   "and a confirmation)"),
             ("Esc", "from the command line to the answer (/ s r there)")]),
+    ("Trace (from Registrations or Calls)", [
+        ("T", "trace the selected user / call (transient, audited; off: --no-trace)"),
+        ("Enter c w Esc", "whole message · only this call · write the pcap · stop and leave")]),
+    ("Media", [("e", "enable / disable the selected RTPengine in OpenSIPS (--allow-write, asks first)")]),
 ]
 
 
