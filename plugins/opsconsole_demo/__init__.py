@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from console.errors import ConfigError
+from console.lifecycle import StartStop
 
 # The simulator's modules are imported when a demo starts, not with the package: the `demo` plugin's
 # entry point lives in this package, so every command (snapshot, diagnose...) imports it (~30 ms, #18).
@@ -41,7 +42,7 @@ def __getattr__(name: str):
 log = logging.getLogger(__name__)
 
 
-class DemoPlatform:
+class DemoPlatform(StartStop):
     def __init__(self, size: int = 70, version: str = "3.4", real_rtpengine: bool | None = None, seed: int = 1,
                  tick: float | None = 1.0, time_scale: float = 1.0, *, clock: Callable[[], float] = time.time,
                  buffer_size: int | None = None, calls: int | None = None, sip: bool = False,
@@ -97,18 +98,7 @@ class DemoPlatform:
         """Settings for console.config.load_config(cli_overrides=...)."""
         return {"mi_url": self.mi_url, "ng": self.ng, "cli": self.cli}
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> "DemoPlatform":
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.stop()
+    # ------------------------------------------------------------------ lifecycle (async with: console.lifecycle)
 
     async def start(self) -> None:
         from .events import EventHub

@@ -25,6 +25,7 @@ import time
 from typing import Callable
 
 from console.errors import ConfigError
+from console.lifecycle import StartStop
 from console.targets import TargetSpec
 from . import DemoPlatform
 from .fleet_mi import MI_DISABLED_TICKS, Cluster, Engine, NodeProfile, Peer
@@ -67,7 +68,7 @@ class GoodCalls(Profiles):
         return OK
 
 
-class DemoFleet:
+class DemoFleet(StartStop):
     def __init__(self, nodes: int, size: int = 70, version: str = "3.4", *, real_rtpengine: bool | None = None,
                  rtp: bool = False, seed: int = 1, tick: float | None = 1.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -104,18 +105,7 @@ class DemoFleet:
     def platform(self, name: str) -> DemoPlatform:
         return self.platforms[[p.name for p in self.profiles].index(name)]
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> "DemoFleet":
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.stop()
+    # ------------------------------------------------------------------ lifecycle (async with: console.lifecycle)
 
     async def start(self) -> None:
         self.spare = SimulatedMedia(self.clock, port_max=SPARE_PORT_MAX)

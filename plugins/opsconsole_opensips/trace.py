@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable, ContextManager, Iterable
 
 from console.errors import OpsError, RemoteError
+from console.lifecycle import StartStop
 
 from .hep import HEPError, HEPPacket, HEPStreamDecoder, decode
 from .ladder import CallFlow, Explanation, Ladder, LadderLine, TracedMessage, explain, explanation_text, line_text
@@ -297,7 +298,7 @@ class HEPListener:
 # --------------------------------------------------------------------------- the session
 
 @dataclass
-class TraceSession:
+class TraceSession(StartStop):
     """One dynamic trace.  `call(method, params)` is the MI session's (3.x names, mapped for 4.0);
     `mi_host` is the MI target's host ("" for a FIFO: OpenSIPS runs here)."""
 
@@ -324,18 +325,7 @@ class TraceSession:
         self._pcap: BinaryIO | None = None
         self._pcap_writer = PcapWriter()
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> "TraceSession":
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.stop()
+    # ------------------------------------------------------------------ lifecycle (async with: console.lifecycle)
 
     async def check(self) -> Readiness:
         """The prerequisites, from `which` (via the session's command map) and `ps`."""
