@@ -22,34 +22,26 @@ ProtocolError (the collector records it and keeps the rest).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+from console.model.signalling import RelayNode
 from console.model.topology import ClusterCapability, ClusterNode, RtpEngineNode, RtpSet, SharingTag
 
-from .parse import _dict, _guard, _int, _list, _str
+from .parse import _dict, _guard, _int, _list, _str, parse_relays
 
 def parse_rtp_sets(result: Any) -> tuple[RtpSet, ...]:
-    def build() -> tuple[RtpSet, ...]:
-        sets = []
-        for entry in _list(result, "rtpengine_show result"):
-            entry = _dict(entry, "Set entry")
-            set_id = _int(entry.get("Set"), "Set")
-            engines = tuple(_engine(_dict(node, "Nodes[]"), set_id) for node in _list(entry.get("Nodes", []), "Nodes"))
-            sets.append(RtpSet(set_id, engines))
-        return tuple(sets)
-
-    return _guard("rtpengine_show", build)
+    """rtpengine_show, parsed once by opensips_opensips.parse.parse_relays, grouped into sets."""
+    return sets_from_relays(parse_relays(result))
 
 
-def _engine(node: dict, set_id: int) -> RtpEngineNode:
-    return RtpEngineNode(
-        url=_str(node["url"], "url"),
-        set_id=set_id,
-        index=_int(node.get("index"), "index"),
-        disabled=bool(_int(node.get("disabled"), "disabled")),
-        weight=_int(node.get("weight"), "weight", 1),
-        recheck_ticks=_int(node.get("recheck_ticks"), "recheck_ticks"),
-    )
+def sets_from_relays(relays: Iterable[RelayNode]) -> tuple[RtpSet, ...]:
+    """The engines OpenSIPS lists, by set, in its order (the set ids as they first appear)."""
+    by_set: dict[int, list[RtpEngineNode]] = {}
+    for relay in relays:
+        by_set.setdefault(relay.set_id, []).append(RtpEngineNode(
+            url=relay.url, set_id=relay.set_id, index=relay.index, disabled=relay.disabled,
+            weight=relay.weight, recheck_ticks=relay.recheck_ticks))
+    return tuple(RtpSet(set_id, tuple(engines)) for set_id, engines in by_set.items())
 
 
 def parse_cluster_nodes(result: Any) -> tuple[ClusterNode, ...]:

@@ -143,6 +143,7 @@ class OpenSIPSSource:
         return await asyncio.shield(collecting)
 
     async def _collect_once(self, options: CollectOptions) -> SignallingState:
+        self.polled_relays = None  # until this poll's rtpengine_show is in
         try:
             return await self._collect(options)
         except OpsError as exc:
@@ -209,7 +210,10 @@ class OpenSIPSSource:
             contacts, note = await self._contacts(commands, overview, options, errors)
             mode = "full" if contacts is not None else "none"
             dialogs = await self._dialogs(commands, overview, errors) if options.dialogs else None
-        relay_nodes = self._parse_optional(parse_relays, relays, "rtpengine_show", errors, ())
+        relay_nodes = self._parse_optional(parse_relays, relays, "rtpengine_show", errors, None)
+        # This poll's sets, for the topology source of the same node (one rtpengine_show a poll, parsed once).
+        self.polled_relays, self.polled_relays_at = relay_nodes, time.monotonic()
+        relay_nodes = relay_nodes or ()
         if fetch_conns:
             connections = self._parse_optional(parse_connections, conns, "list_tcp_conns", errors, None)
             if live is not None:

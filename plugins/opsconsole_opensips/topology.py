@@ -12,6 +12,7 @@ engine).  A loopback engine address of an OpenSIPS on another host is that host'
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -23,7 +24,7 @@ from console.plugins import CollectOptions, collect_budget
 
 from opsconsole_rtpengine.probe import engine_address, probe_engine  # the ng client is that plugin's
 
-from .cluster import parse_capabilities, parse_cluster_nodes, parse_rtp_sets, parse_sharing_tags
+from .cluster import parse_capabilities, parse_cluster_nodes, parse_rtp_sets, parse_sharing_tags, sets_from_relays
 from .commands import CommandMap
 
 PROBE_TIMEOUT_CAP_S = 0.5  # an engine that takes longer to pong is as good as down for OpenSIPS
@@ -73,7 +74,13 @@ class TopologySource:
         errors: list[str] = []
         rtpengine_loaded = _offered(commands, "rtpengine_show")
         clusterer_loaded = _offered(commands, "clusterer_list")
-        calls = [self._ask(commands, "rtpengine_show", parse_rtp_sets, errors) if rtpengine_loaded else _none()]
+        polled = self._polled_relays()
+        if not rtpengine_loaded:
+            calls = [_none()]
+        elif polled is not None:
+            calls = [_value(sets_from_relays(polled))]
+        else:
+            calls = [self._ask(commands, "rtpengine_show", parse_rtp_sets, errors)]
         if clusterer_loaded:
             calls += [self._ask(commands, name, parser, errors) for name, parser in (
                 ("clusterer_list", parse_cluster_nodes), ("clusterer_list_shtags", parse_sharing_tags),
@@ -85,6 +92,15 @@ class TopologySource:
         return Topology(target=self.config.name or self._opensips.target, rtpengine_loaded=rtpengine_loaded,
                         sets=sets, clusterer_loaded=clusterer_loaded, cluster=cluster_state, errors=tuple(errors),
                         opensips_local=opensips_is_local(self.config))
+
+    def _polled_relays(self) -> Any:
+        """The sets the node's own collection of this poll read (one rtpengine_show a poll), or None: not
+        asked, failed, or from an earlier poll (then the topology asks for itself)."""
+        relays = getattr(self._opensips, "polled_relays", None)
+        at = getattr(self._opensips, "polled_relays_at", None)
+        if relays is None or at is None or time.monotonic() - at > max(1.0, self.config.timeout):
+            return None
+        return relays
 
     async def _ask(self, commands: CommandMap, logical: str, parser: Callable[[Any], Any], errors: list[str]) -> Any:
         """One cheap call, parsed; an MI error or a bad shape is recorded (None), a dead MI raises."""
@@ -131,3 +147,7 @@ def _reason(exc: BaseException) -> str:
 
 async def _none() -> None:
     return None
+
+
+async def _value(value: Any) -> Any:
+    return value

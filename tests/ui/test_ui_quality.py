@@ -95,7 +95,9 @@ async def test_the_calls_screen_shows_quality_sorts_worst_first_and_filters(tmp_
         assert "Quality" in screen_text(app) and screen_text(app).count("silent") >= 1
         await pilot.press("r")  # reversed: the unknown / no-RTCP calls first, the worst last
         await settle(app, pilot)
-        assert [quality_sort_key(cell) for cell in quality_cells(app)] == sorted(ranked, reverse=True)
+        # the demo is live (a poll may move a call's figures between two readings): judge the order shown now
+        reversed_ranks = [quality_sort_key(cell) for cell in quality_cells(app)]
+        assert reversed_ranks == sorted(reversed_ranks, reverse=True) and reversed_ranks[-1][0] == 0
         await pilot.press("slash")
         await type_into(app, pilot, "one-way")
         await settle(app, pilot)
