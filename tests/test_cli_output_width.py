@@ -57,3 +57,27 @@ def test_only_a_terminal_keeps_a_terminal_width(monkeypatch):
     monkeypatch.setattr("sys.stdout", Terminal())
     monkeypatch.setenv("COLUMNS", "80")
     assert make_console().width == 80  # a terminal's console is sized by Rich, as before
+
+
+@pytest.mark.parametrize("command", ["snapshot", "diagnose"])
+def test_piped_lines_carry_no_padding(command, mi_server, capsys):
+    """A wide row (a long identifier, a remedy) must not pad every other line of a pipe or file with spaces."""
+    long_identifiers(mi_server)
+    main([command, *targets(mi_server.url, None, None)])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) > 10 and max(map(len, lines)) > 120  # some content really is wide
+    assert [line for line in lines if line != line.rstrip(" ")] == []
+
+
+def test_a_partial_line_is_written_whole_on_flush():
+    import io
+
+    from console.render.text import _TrailingSpaceStripper
+
+    sink = io.StringIO()
+    stripper = _TrailingSpaceStripper(sink)
+    stripper.write("a   \nb  ")
+    assert sink.getvalue() == "a\n"   # the partial line waits for its end
+    stripper.flush()
+    assert sink.getvalue() == "a\nb  "  # a flush writes it as it is (more of the line may follow)

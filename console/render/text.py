@@ -272,7 +272,36 @@ def make_console(stderr: bool = False) -> Console:
         # A pipe or a file has no width: Rich's 80 would wrap and fold identifiers, and
         # `grep` for a full Call-ID would find nothing.  Lines are as long as their content.
         console.width = UNWRAPPED_WIDTH
+        console.file = _TrailingSpaceStripper(console.file)
     return console
+
+
+class _TrailingSpaceStripper:
+    """A pipe or a file gets lines without the padding a wide table adds to every row (a 300-column
+    remedy made every diagnose line 300 characters long).  Complete lines only: a partial one waits
+    for its end, and a flush writes it as it is."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        if lines:
+            self.stream.write("\n".join(line.rstrip(" ") for line in lines) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending)
+            self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 UNWRAPPED_WIDTH = 100_000
