@@ -330,3 +330,43 @@ async def test_rtpengine_sock_unprobeable_nodes_fail_with_the_reason():
     assert result.status is Status.FAIL
     assert "cannot test a tcp node" in result.summary and "unparsable node address" in result.summary
     assert "no rtpengine ng listener answers" in result.summary
+
+
+def _daemon(pid: int, ng: str, table: int = -1) -> ProcessInfo:
+    return ProcessInfo(pid=pid, name="rtpengine", settings={"listen-ng": ng, "table": table})
+
+
+def test_the_process_checks_judge_the_daemon_that_owns_the_target_ng_not_the_first_found():
+    """Two rtpengines here: the first (kernel table 0) is another one; the target's owner forwards in userspace."""
+    other, target = _daemon(100, "127.0.0.1:40001", table=0), _daemon(200, "127.0.0.1:40002", table=-1)
+    host = HostState(rtpengine=(other, target),
+                     facts={"targets": {"ng": {"target": "127.0.0.1:40002", "local": True, "listening": True,
+                                               "owners": [{"pid": 201, "name": "rtpengine", "daemon_pid": 200}]}}})
+    result = checks.check_kernel_forwarding(ctx(Config(ng=("127.0.0.1", 40002)), host=host))
+    assert result.status is Status.SKIP and "table -1" in result.summary
+    # the owner unknown (another machine's ng, or no socket facts): no other daemon is judged in its place
+    unknown = HostState(rtpengine=(other, target), facts={"targets": {"ng": {"local": False}}})
+    result = checks.check_kernel_forwarding(ctx(Config(ng=("192.0.2.9", 2223)), host=unknown))
+    assert result.status is Status.SKIP and "unknown" in result.summary
+
+
+async def test_a_dead_ng_with_several_local_daemons_names_them_and_pings_none():
+    listeners = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        for sock in listeners:
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+        ports = [sock.getsockname()[1] for sock in listeners]
+        host = HostState(rtpengine=tuple(_daemon(300 + i, f"127.0.0.1:{port}") for i, port in enumerate(ports)))
+        config = Config(ng=("127.0.0.1", dead_port()), cli=None, timeout=0.3)
+        context = ctx(config, host=host,
+                      signalling=SignallingState(relays=(RelayNode(url=f"udp:127.0.0.1:{config.ng[1]}"),)))
+        result = await checks.check_rtpengine_sock(context)
+        assert result.status is Status.FAIL
+        assert "2 rtpengine daemons run here" in result.summary and all(str(p) in result.summary for p in ports)
+        for sock in listeners:  # guessing one would have pinged a stranger
+            with pytest.raises(BlockingIOError):
+                sock.recv(100)
+    finally:
+        for sock in listeners:
+            sock.close()

@@ -155,13 +155,18 @@ async def check_ports(ctx: CheckContext) -> CheckResult:
 
 
 def _rtpengine_process(ctx: CheckContext) -> ProcessInfo | None:
+    """The rtpengine the console targets.  With an ng address given, the daemon that owns that socket
+    (the host source's socket owners), never another one that happens to run here (a second engine, a
+    test's); none when it is not known.  With none given, the first found (the one discovery picked)."""
     host = ctx.snapshot.host
     if host is None:
         return None
-    for proc in host.rtpengine:
-        if proc.settings and not getattr(proc, "suspect", False):
-            return proc
-    return None
+    candidates = [p for p in host.rtpengine if p.settings and not getattr(p, "suspect", False)]
+    if ctx.config.ng is None:
+        return candidates[0] if candidates else None
+    ng = (host.facts.get("targets") or {}).get("ng") or {}
+    owners = {owner.get("daemon_pid") or owner.get("pid") for owner in ng.get("owners") or ()}
+    return next((p for p in candidates if p.pid in owners), None)
 
 
 def check_kernel_forwarding(ctx: CheckContext) -> CheckResult:
@@ -272,8 +277,27 @@ def _sessions_ok_summary(matched: int, unmatched: list, dialogs: tuple, max_age:
 # --------------------------------------------------------------------------- opensips.rtpengine_sock
 
 
-def _discovered_ng(ctx: CheckContext) -> tuple[str, int] | None:
+def _ng_hint_process(ctx: CheckContext) -> ProcessInfo | None:
+    """The daemon whose ng address the remedy may name: the target's own; when nothing owns the
+    configured ng (a wrong address), the local daemon discovery would pick."""
     proc = _rtpengine_process(ctx)
+    host = ctx.snapshot.host
+    if proc is not None or host is None or ctx.config.ng is None:
+        return proc
+    if ((host.facts.get("targets") or {}).get("ng") or {}).get("owners"):
+        return None  # the configured ng has an owner we could not match: name no other daemon
+    candidates = _local_daemons(ctx)
+    # Several daemons here and none is the target: guessing one would name (and ping) a stranger.
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _local_daemons(ctx: CheckContext) -> list[ProcessInfo]:
+    host = ctx.snapshot.host
+    return [p for p in (host.rtpengine if host else ()) if p.settings and not getattr(p, "suspect", False)]
+
+
+def _discovered_ng(ctx: CheckContext) -> tuple[str, int] | None:
+    proc = _ng_hint_process(ctx)
     value = proc.settings.get("listen-ng") if proc else None
     if not value:
         return None
@@ -298,6 +322,15 @@ def _node_address(url: str) -> tuple[str, int] | str:
         return "unparsable node address"
 
 
+def _no_listener(ctx: CheckContext) -> str:
+    daemons = _local_daemons(ctx)
+    if len(daemons) > 1 and _rtpengine_process(ctx) is None:
+        listed = ", ".join(f"pid {p.pid} ng {p.settings.get('listen-ng', '?')}" for p in daemons)
+        return (f"no rtpengine ng listener answers at the console's ng; {len(daemons)} rtpengine daemons run "
+                f"here ({listed}): pass the one OpenSIPS should use with --ng")
+    return "no rtpengine ng listener answers"
+
+
 async def check_rtpengine_sock(ctx: CheckContext) -> CheckResult:
     signalling = ctx.snapshot.signalling
     if signalling is None:
@@ -311,7 +344,7 @@ async def check_rtpengine_sock(ctx: CheckContext) -> CheckResult:
     probed = dict(zip(addresses, await asyncio.gather(*(_ng_ping(a, _budget(ctx)) for a in addresses))))
     # The ng address that really answers: config.ng, else the running daemon's --listen-ng.
     actual = next((tuple(a) for a in candidates if probed.get(tuple(a)) is None), None)
-    listens = f"rtpengine listens ng on {_fmt(actual)}" if actual else "no rtpengine ng listener answers"
+    listens = f"rtpengine listens ng on {_fmt(actual)}" if actual else _no_listener(ctx)
     evidence: dict[str, Any] = {"rtpengine ng": _fmt(actual) if actual else "not found"}
     failures: list[str] = []
     for node in signalling.relays:

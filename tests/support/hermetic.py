@@ -16,6 +16,7 @@ import ipaddress
 import os
 import socket
 import threading
+import traceback
 
 import pytest
 
@@ -58,8 +59,12 @@ def forbidden(sock_type: int, address: object, udp_ports: frozenset[int]) -> str
 def _refuse(sock: socket.socket, address: object) -> None:
     where = forbidden(sock.type, address, _guarded_udp())
     if where:
+        # where from: the innermost frames outside this module and the stdlib's socket/asyncio
+        frames = [f for f in traceback.extract_stack()[:-2]
+                  if "/asyncio/" not in f.filename and not f.filename.endswith(("socket.py", "selectors.py"))]
+        origin = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames[-7:]))
         with _lock:
-            _violations.append(where)
+            _violations.append(f"{where} (from {origin})")
         raise ConnectionRefusedError(f"hermetic tests: {where} is a well-known port no test owns")
 
 
