@@ -195,6 +195,15 @@ def _width(cell: object) -> int:
     return cell.cell_len if isinstance(cell, Text) else len(plain(cell))
 
 
+# The keys every list answers (a ListPane, and the MI answer's tree): the same words on every screen.
+LIST_KEYS = [
+    Binding("slash", "open_filter", "Filter"),
+    Binding("s", "cycle_sort", "Sort"),
+    Binding("r", "reverse_sort", "Reverse"),
+    Binding("escape", "close_innermost", "Close", show=False),
+]
+
+
 class ListPane(Pane):
     """A screen whose main list has the shared keys.  Subclasses set COLUMNS and PRIORITY and
     name their table (`list_table`); they call `present` and show `list_hint`."""
@@ -202,12 +211,7 @@ class ListPane(Pane):
     COLUMNS: Sequence[Column] = ()
     PRIORITY: Sequence[str] = ()  # most useful first: the last ones go first at narrow widths
     NOUN = "rows"
-    BINDINGS = [
-        Binding("slash", "open_filter", "Filter"),
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("r", "reverse_sort", "Reverse"),
-        Binding("escape", "close_innermost", "Close", show=False),
-    ]
+    BINDINGS = LIST_KEYS
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

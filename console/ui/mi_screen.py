@@ -11,7 +11,6 @@ from typing import Any, Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
@@ -19,6 +18,7 @@ from textual.widgets.tree import TreeNode
 from console.mi_params import EXAMPLES
 from console.live_state import LiveView
 
+from .listkeys import LIST_KEYS
 from .messages import MiSubmitted
 from .rows import Pane
 from .safe import safe_text, show_text
@@ -33,12 +33,7 @@ SUMMARY_FIELDS = 3
 
 class MiPane(Pane):
     title = "MI"
-    BINDINGS = [
-        Binding("slash", "open_filter", "Filter"),
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("r", "reverse_sort", "Reverse"),
-        Binding("escape", "close_innermost", "Close", show=False),
-    ]
+    BINDINGS = LIST_KEYS  # the answer is a tree, but it filters, sorts and reverses like every list
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
