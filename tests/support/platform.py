@@ -220,14 +220,40 @@ def _listening(transport: str, port: int) -> bool:
     return False
 
 
+BIND_ATTEMPTS = 3  # a port from the OS is free when asked, and may be taken before sipp binds it
+
+
+def _lost_the_port(platform: RealPlatform, role: str) -> bool:
+    """sipp said its port was taken meanwhile (errno 98): worth another port, not a failed test."""
+    logs = [platform.workdir / f"sipp_{role}_err.log", platform.workdir / f"sipp_{role}.out"]
+    return any("errno = 98" in p.read_text(errors="replace") for p in logs if p.exists())
+
+
+def _start_uas(platform: RealPlatform, transport: str, flag: str) -> None:
+    role = f"uas_{transport}"
+    for attempt in range(BIND_ATTEMPTS):
+        port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
+        process = _spawn_sipp(platform, role, _sipp(platform, role, "uas.xml", flag, [
+            "-p", str(port), "-mi", "127.0.0.1", "-mp", str(free_port()), "-rtp_echo"]))
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while process.poll() is None and not _listening(transport, port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)  # a port taken by someone else also looks "listening": sipp must still be alive
+        if process.poll() is None and _listening(transport, port):
+            platform.uas_ports[transport] = port
+            return
+        if process.poll() is not None and attempt + 1 < BIND_ATTEMPTS and _lost_the_port(platform, role):
+            platform.processes.remove(process)
+            (platform.workdir / f"sipp_{role}_err.log").unlink(missing_ok=True)  # the next try's words only
+            continue
+        raise RuntimeError(f"{process.args[:3]} exited ({process.returncode}) while waiting for sipp UAS on "
+                           f"{transport} {port}: {_sipp_errors(platform)}" if process.poll() is not None
+                           else f"timed out waiting for sipp UAS on {transport} {port}: {_sipp_errors(platform)}")
+
+
 def start_uas(platform: RealPlatform) -> None:
     for transport, flag in (("udp", "u1"), ("tcp", "t1")):
-        port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
-        platform.uas_ports[transport] = port
-        _spawn_sipp(platform, f"uas_{transport}", _sipp(platform, f"uas_{transport}", "uas.xml", flag, [
-            "-p", str(port), "-mi", "127.0.0.1", "-mp", str(free_port()), "-rtp_echo"]))
-    for transport, port in platform.uas_ports.items():
-        _wait(platform, f"sipp UAS on {transport} {port}", lambda t=transport, p=port: _listening(t, p))
+        _start_uas(platform, transport, flag)
 
 
 def register_users(platform: RealPlatform) -> None:
