@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.opensips_daemon import TEMPLATES, OpenSIPSDaemon, _wait_ready, opensips_root, render_config
+from support.opensips_daemon import TEMPLATES, OpenSIPSDaemon, _wait_ready, launch, opensips_root, render_config
 from support.rtpengine_daemon import free_port
 
 CLUSTER_ID = 1
@@ -89,14 +88,7 @@ def start_node(version: str, *, node_id: int, peer_id: int, bin_port: int, peer_
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    config_path = workdir / "opensips.cfg"
-    config_path.write_text(config)
-    log_path = workdir / "opensips.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(root / "sbin" / "opensips"), "-F", "-f", str(config_path), "-P", str(workdir / "opensips.pid"),
-             "-m", "64", "-M", "16"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, start_new_session=True)
+    config_path, log_path, process = launch(root, workdir, config)
     daemon = OpenSIPSDaemon(version=version, sip_port=sip_port, ws_port=ws_port, http_port=http_port, fifo=fifo,
                             workdir=workdir, log_path=log_path, config_path=config_path, process=process,
                             rtpengine_sock=rtpengine_sock, events=False)

@@ -191,6 +191,19 @@ def _trace_modules(port: int, transports: tuple[str, ...]) -> str:
     return TRACE_MODULES + "".join(f"socket=hep_{transport}:{HOST}:{port}\n" for transport in transports)
 
 
+def launch(root: Path, workdir: Path, config: str, *, shm_mb: int = 64, pkg_mb: int = 16):
+    """Write the config into workdir and start OpenSIPS in the foreground, its output in opensips.log:
+    (config_path, log_path, process)."""
+    config_path = workdir / "opensips.cfg"
+    config_path.write_text(config)
+    log_path = workdir / "opensips.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(root / "sbin" / "opensips"), "-F", "-f", str(config_path), "-P", str(workdir / "opensips.pid"),
+             "-m", str(shm_mb), "-M", str(pkg_mb)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, start_new_session=True)
+    return config_path, log_path, process
+
 def start_opensips(version: str, *, rtpengine_sock: str, events: bool = True, root: Path | None = None,
                    shm_mb: int = 64, pkg_mb: int = 16, trace: bool = False,
                    hep_transports: tuple[str, ...] = ("udp", "tcp")) -> OpenSIPSDaemon:
@@ -209,14 +222,7 @@ def start_opensips(version: str, *, rtpengine_sock: str, events: bool = True, ro
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    config_path = workdir / "opensips.cfg"
-    config_path.write_text(config)
-    log_path = workdir / "opensips.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(root / "sbin" / "opensips"), "-F", "-f", str(config_path), "-P", str(workdir / "opensips.pid"),
-             "-m", str(shm_mb), "-M", str(pkg_mb)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, start_new_session=True)
+    config_path, log_path, process = launch(root, workdir, config, shm_mb=shm_mb, pkg_mb=pkg_mb)
     daemon = OpenSIPSDaemon(version=version, sip_port=sip_port, ws_port=ws_port, http_port=http_port, fifo=fifo,
                             workdir=workdir, log_path=log_path, config_path=config_path, process=process,
                             rtpengine_sock=rtpengine_sock, events=events, hep_port=hep_port)
