@@ -191,8 +191,12 @@ def test_a_traced_call_its_ladder_pcap_and_sigterm(traced, tmp_path):
     caller, callee = f"127.0.0.1:{caller_port}", f"127.0.0.1:{traced.uas_ports['udp']}"
     lines = [(src, dst, label) for src, dst, label, cid in ladder(out) if cid == callid]
     caller_leg = [(caller, proxy, "INVITE"), (proxy, caller, "100"), (proxy, caller, "180"), (proxy, caller, "200"),
-                  (caller, proxy, "ACK"), (caller, proxy, "BYE"), (proxy, caller, "200")]
+                  (caller, proxy, "BYE"), (proxy, caller, "200")]
     assert in_order(caller_leg, lines), f"{caller_leg}\nnot in order in\n{out}"
+    # the caller's ACK: after the callee's 200 and before the BYE; OpenSIPS 4.0 now and then reports it before its
+    # own relayed 200 to the caller (stamped within 1 ms; seen once in six CI runs), so not ordered against that one
+    ack_leg = [(callee, proxy, "200"), (caller, proxy, "ACK"), (caller, proxy, "BYE")]
+    assert in_order(ack_leg, lines), f"{ack_leg}\nnot in order in\n{out}"
     callee_leg = [(callee, proxy, "180"), (callee, proxy, "200"), (proxy, callee, "ACK")]
     assert in_order(callee_leg, lines), f"{callee_leg}\nnot in order in\n{out}"
     # the relayed BYE and the callee's 200 for it: OpenSIPS reports them in either order (seen both on
