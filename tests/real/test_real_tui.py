@@ -30,7 +30,8 @@ from real import fault_setups
 from real.conftest import checks_by_id, lab_config
 from real.tui_truth import (TruthSampler, calls_screen, checks_screen, host_rtpengines, overview_screen,
                             registrations_screen)
-from support.platform import TCP_USERS, UDP_USERS, WS_USERS, _csv, _run_sipp, _sipp, _spawn_sipp, stop_process
+from support.platform import (BIND_ATTEMPTS, TCP_USERS, UDP_USERS, WS_USERS, _csv, _lost_the_port, _run_sipp, _sipp,
+                              _spawn_sipp, stop_process)
 from support.rtpengine_daemon import free_port
 from ui.helpers import screen_text, settle
 
@@ -83,10 +84,19 @@ class Churn:
         """A call that hangs up by itself (BYE) after hold_s."""
         csv = _csv(self.platform, f"churn_{name}.csv", [f"{caller};{callee}"])
         flag = "u1" if transport == "udp" else "t1"
-        self.calls.append(_spawn_sipp(self.platform, f"churn_{name}", _sipp(
-            self.platform, f"churn_{name}", "uac_call.xml", flag, [
+        role = f"churn_{name}"
+        for attempt in range(BIND_ATTEMPTS):  # a port from the OS may be taken before sipp binds it (errno 98)
+            process = _spawn_sipp(self.platform, role, _sipp(self.platform, role, "uac_call.xml", flag, [
                 self.sip, "-inf", str(csv), "-m", "1", "-r", "1", "-p", str(free_port()), "-mi", "127.0.0.1",
-                "-mp", str(free_port()), "-d", str(int(hold_s * 1000)), "-cid_str", f"churn-{name}-%u-%p@%s"])))
+                "-mp", str(free_port()), "-d", str(int(hold_s * 1000)), "-cid_str", f"churn-{name}-%u-%p@%s"]))
+            deadline = time.monotonic() + 0.3  # sipp binds at once: a lost port shows within this
+            while process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if process.poll() is None or attempt + 1 == BIND_ATTEMPTS or not _lost_the_port(self.platform, role):
+                break
+            self.platform.processes.remove(process)
+            (self.platform.workdir / f"sipp_{role}_err.log").unlink(missing_ok=True)
+        self.calls.append(process)
         self.done.append(f"{name}: {transport} call {caller}->{callee} for {hold_s} s")
 
     def run(self, scale: float) -> None:
